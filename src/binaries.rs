@@ -1,0 +1,196 @@
+//! Finding the python executable and libpython that the core's process ran, checking that the
+//! local files are the same builds (build-id), and resolving symbols to run-time addresses.
+
+use std::path::{Path, PathBuf};
+
+use crate::binary::{self, ElfImage};
+use crate::core::{CoreFile, FileMapping};
+use crate::error::{Error, Result};
+use crate::memory::AddressSpace;
+use crate::python::{version, PythonVersion, SymbolSource};
+
+/// `AT_PHDR`: address of the executable's program headers (include/uapi/linux/auxvec.h).
+const AT_PHDR: u64 = 3;
+const AT_ENTRY: u64 = 9;
+
+/// One ELF image of the process, with where it was loaded.
+pub struct LoadedImage {
+    pub image: ElfImage,
+    /// The path the core's NT_FILE recorded.
+    pub core_path: String,
+    /// Run-time address minus link-time address.
+    pub bias: u64,
+    /// Build-id the core kept in the image's first page, if it kept one.
+    pub core_build_id: Option<Vec<u8>>,
+}
+
+/// The images that may hold the interpreter: libpython first (if mapped), then the executable.
+pub struct PythonBinaries {
+    pub executable: Option<LoadedImage>,
+    pub libpython: Option<LoadedImage>,
+    pub warnings: Vec<String>,
+}
+
+impl PythonBinaries {
+    /// Locate, open and verify the binaries, and register them to back `memory`'s missing pages.
+    pub fn locate(memory: &mut AddressSpace<'_>, python: Option<&Path>) -> Result<PythonBinaries> {
+        let core = memory.core();
+        let mut warnings = Vec::new();
+        let executable_path = executable_mapping_path(core);
+        let libpython_path = core
+            .files
+            .iter()
+            .map(|f| f.path.as_str())
+            .find(|p| is_libpython(binary::display_name(p)))
+            .map(str::to_string);
+
+        let executable = match (&executable_path, python) {
+            (Some(core_path), Some(local)) => Some(load(memory, core_path, local)?),
+            (Some(core_path), None) => match load(memory, core_path, Path::new(core_path)) {
+                Ok(image) => Some(image),
+                // Without libpython the executable is where the interpreter is: it must be here.
+                Err(Error::Open { .. }) if libpython_path.is_none() => {
+                    return Err(Error::BinaryMissing(format!(
+                        "the core's executable {core_path} is not on this machine; pass --python PATH to the same build"
+                    )))
+                }
+                Err(Error::Open { .. }) => {
+                    warnings.push(format!("executable {core_path} not found; using libpython only"));
+                    None
+                }
+                Err(e) => return Err(e),
+            },
+            (None, Some(_)) => {
+                return Err(Error::NotACore {
+                    path: core.path.clone(),
+                    reason: "it records no mapped executable (no NT_FILE or auxv), so --python cannot be matched".into(),
+                })
+            }
+            (None, None) => None,
+        };
+        let libpython = match &libpython_path {
+            Some(core_path) => match load(memory, core_path, Path::new(core_path)) {
+                Ok(image) => Some(image),
+                Err(Error::Open { .. }) => {
+                    return Err(Error::BinaryMissing(format!(
+                        "the core's {core_path} is not on this machine; install the same Python build at that path"
+                    )))
+                }
+                Err(e) => return Err(e),
+            },
+            None => None,
+        };
+        for image in executable.iter().chain(libpython.iter()) {
+            if image.core_build_id.is_none() {
+                warnings.push(format!(
+                    "the core keeps no build-id for {}; cannot check that {} is the same build",
+                    image.core_path,
+                    image.image.path.display()
+                ));
+            }
+        }
+        Ok(PythonBinaries {
+            executable,
+            libpython,
+            warnings,
+        })
+    }
+
+    fn images(&self) -> impl Iterator<Item = &LoadedImage> {
+        self.libpython.iter().chain(self.executable.iter())
+    }
+}
+
+impl SymbolSource for PythonBinaries {
+    fn symbol(&self, name: &str) -> Option<u64> {
+        self.images()
+            .find_map(|loaded| Some(loaded.image.symbol(name)?.wrapping_add(loaded.bias)))
+    }
+
+    fn version_hint(&self) -> Option<PythonVersion> {
+        self.images().find_map(|loaded| {
+            version::version_from_file_name(binary::display_name(&loaded.core_path))
+        })
+    }
+}
+
+fn is_libpython(name: &str) -> bool {
+    name.starts_with("libpython") && name.contains(".so")
+}
+
+/// The executable's path as NT_FILE recorded it: the mapping that holds `AT_PHDR`.
+fn executable_mapping_path(core: &CoreFile) -> Option<String> {
+    let phdr = core
+        .auxv_value(AT_PHDR)
+        .or_else(|| core.auxv_value(AT_ENTRY));
+    if let Some(address) = phdr {
+        if let Some(mapping) = core
+            .files
+            .iter()
+            .find(|f| f.start <= address && address < f.end)
+        {
+            return Some(mapping.path.clone());
+        }
+    }
+    // No auxv: the first mapping named like a Python executable.
+    core.files
+        .iter()
+        .map(|f| f.path.as_str())
+        .find(|p| binary::display_name(p).starts_with("python"))
+        .map(str::to_string)
+}
+
+/// Open `local` as the file the core mapped at `core_path`, check its build-id, and register it.
+fn load(memory: &mut AddressSpace<'_>, core_path: &str, local: &Path) -> Result<LoadedImage> {
+    let core = memory.core();
+    let header_mapping: &FileMapping = core
+        .files
+        .iter()
+        .filter(|f| f.path == core_path && f.file_offset == 0)
+        .min_by_key(|f| f.start)
+        .ok_or_else(|| Error::NotACore {
+            path: core.path.clone(),
+            reason: format!("NT_FILE has no mapping of the start of {core_path}"),
+        })?;
+    let image = ElfImage::open(local)?;
+    let core_build_id = {
+        let core_only = CoreOnly(memory);
+        binary::build_id_in_memory(&core_only, header_mapping.start)
+    };
+    if let (Some(in_core), Some(in_file)) = (&core_build_id, &image.build_id) {
+        if in_core != in_file {
+            return Err(Error::BuildIdMismatch {
+                path: local.to_path_buf(),
+                mapped: core_path.to_string(),
+                core_id: crate::bytes::hex(in_core),
+                file_id: crate::bytes::hex(in_file),
+            });
+        }
+    }
+    let bias = header_mapping.start.wrapping_sub(image.base_vaddr & !0xfff);
+    memory.add_backing_file(core_path, image.mapped());
+    Ok(LoadedImage {
+        image,
+        core_path: core_path.to_string(),
+        bias,
+        core_build_id,
+    })
+}
+
+/// Reads served by the core file alone: what the process really had, not what disk says.
+struct CoreOnly<'a, 'c>(&'a AddressSpace<'c>);
+
+impl crate::memory::Memory for CoreOnly<'_, '_> {
+    fn read(
+        &self,
+        addr: u64,
+        buf: &mut [u8],
+    ) -> std::result::Result<(), crate::memory::Unreadable> {
+        self.0.read_core_only(addr, buf)
+    }
+}
+
+/// Paths of the binaries, for the report.
+pub fn image_path(image: &Option<LoadedImage>) -> Option<PathBuf> {
+    image.as_ref().map(|i| i.image.path.clone())
+}

@@ -1,0 +1,290 @@
+//! ELF images on disk (the python executable, libpython): symbols, build-id, load bias.
+//!
+//! Symbols are looked up through `.gnu.hash` over `.dynsym` (present even in stripped builds),
+//! falling back to a scan of `.symtab` when the build keeps one. The file is mapped, never read
+//! whole, and never executed.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use goblin::elf::program_header::{PT_LOAD, PT_NOTE};
+use goblin::elf::section_header::{SHT_DYNSYM, SHT_GNU_HASH, SHT_SYMTAB};
+use goblin::elf::Elf;
+
+use crate::bytes::{c_string_at, slice, u32_at, u64_at};
+use crate::error::{Error, Result};
+use crate::input::{self, MappedFile};
+use crate::memory::Memory;
+
+const NT_GNU_BUILD_ID: u32 = 3;
+const SYM_SIZE: usize = 24;
+
+/// A symbol table: the section offsets of its entries and of its string table.
+#[derive(Debug, Clone, Copy)]
+struct SymbolTable {
+    offset: usize,
+    count: usize,
+    strings: usize,
+    strings_len: usize,
+}
+
+/// An ELF shared object or executable, mapped from disk.
+pub struct ElfImage {
+    pub path: PathBuf,
+    file: Arc<MappedFile>,
+    pub build_id: Option<Vec<u8>>,
+    /// Virtual address of the PT_LOAD at file offset 0 (0 for shared objects and PIE).
+    pub base_vaddr: u64,
+    dynsym: Option<SymbolTable>,
+    gnu_hash: Option<usize>,
+    symtab: Option<SymbolTable>,
+    sections: Vec<Section>,
+}
+
+/// One section header, kept for look-ups by name and by address.
+#[derive(Debug, Clone)]
+struct Section {
+    name: String,
+    vaddr: u64,
+    size: u64,
+    /// File offset of the contents; `None` for SHT_NOBITS (`.bss`).
+    offset: Option<u64>,
+}
+
+impl ElfImage {
+    pub fn open(path: &Path) -> Result<ElfImage> {
+        let file = Arc::new(input::open(path)?);
+        let bad = |reason: String| {
+            Error::BinaryMissing(format!(
+                "{} is not a usable ELF file: {reason}",
+                path.display()
+            ))
+        };
+        let bytes = file.bytes();
+        let elf = Elf::parse(bytes).map_err(|e| bad(e.to_string()))?;
+        if !elf.is_64 || !elf.little_endian {
+            return Err(bad(
+                "only 64-bit little-endian binaries are supported".into()
+            ));
+        }
+        let base_vaddr = elf
+            .program_headers
+            .iter()
+            .find(|ph| ph.p_type == PT_LOAD && ph.p_offset == 0)
+            .map(|ph| ph.p_vaddr)
+            .unwrap_or(0);
+        let build_id = elf
+            .program_headers
+            .iter()
+            .filter(|ph| ph.p_type == PT_NOTE)
+            .find_map(|ph| {
+                let notes = slice(bytes, ph.p_offset as usize, ph.p_filesz as usize)?;
+                build_id_in_notes(notes)
+            });
+        let table = |index: usize| -> Option<SymbolTable> {
+            let section = elf.section_headers.get(index)?;
+            let strings = elf.section_headers.get(section.sh_link as usize)?;
+            Some(SymbolTable {
+                offset: section.sh_offset as usize,
+                count: (section.sh_size as usize) / SYM_SIZE,
+                strings: strings.sh_offset as usize,
+                strings_len: strings.sh_size as usize,
+            })
+        };
+        let find = |kind: u32| elf.section_headers.iter().position(|s| s.sh_type == kind);
+        let dynsym = find(SHT_DYNSYM).and_then(table);
+        let symtab = find(SHT_SYMTAB).and_then(table);
+        let gnu_hash = elf
+            .section_headers
+            .iter()
+            .find(|s| s.sh_type == SHT_GNU_HASH)
+            .map(|s| s.sh_offset as usize);
+        let sections = elf
+            .section_headers
+            .iter()
+            .map(|s| Section {
+                name: elf.shdr_strtab.get_at(s.sh_name).unwrap_or("").to_string(),
+                vaddr: s.sh_addr,
+                size: s.sh_size,
+                offset: (s.sh_type != goblin::elf::section_header::SHT_NOBITS)
+                    .then_some(s.sh_offset),
+            })
+            .collect();
+        Ok(ElfImage {
+            path: path.to_path_buf(),
+            build_id,
+            base_vaddr,
+            dynsym,
+            gnu_hash,
+            symtab,
+            sections,
+            file,
+        })
+    }
+
+    /// The mapped file, to back the core's missing pages.
+    pub fn mapped(&self) -> Arc<MappedFile> {
+        Arc::clone(&self.file)
+    }
+
+    /// Link-time address (`st_value`) of a defined symbol; add the load bias for the runtime one.
+    pub fn symbol(&self, name: &str) -> Option<u64> {
+        self.dynsym
+            .and_then(|table| self.gnu_hash_lookup(table, name))
+            .or_else(|| self.dynsym.and_then(|t| self.scan(t, name)))
+            .or_else(|| self.symtab.and_then(|t| self.scan(t, name)))
+    }
+
+    /// `(vaddr, size)` of the section called `name`.
+    pub fn section(&self, name: &str) -> Option<(u64, u64)> {
+        self.sections
+            .iter()
+            .find(|s| s.name == name)
+            .map(|s| (s.vaddr, s.size))
+    }
+
+    /// The whole file.
+    pub fn bytes(&self) -> &[u8] {
+        self.file.bytes()
+    }
+
+    /// Value of symbol `index` if its name is `name` and it is defined.
+    fn symbol_named(&self, table: SymbolTable, index: usize, name: &str) -> Option<u64> {
+        let bytes = self.file.bytes();
+        let entry = table.offset.checked_add(index.checked_mul(SYM_SIZE)?)?;
+        let name_offset = u32_at(bytes, entry)? as usize;
+        let shndx = crate::bytes::u16_at(bytes, entry + 6)?;
+        if shndx == 0 || name_offset >= table.strings_len {
+            return None;
+        }
+        let strings = slice(bytes, table.strings, table.strings_len)?;
+        let candidate = strings.get(name_offset..)?;
+        let matches = candidate.starts_with(name.as_bytes())
+            && candidate.get(name.len()).is_some_and(|&b| b == 0);
+        if matches {
+            u64_at(bytes, entry + 8)
+        } else {
+            None
+        }
+    }
+
+    /// The GNU hash table look-up (as ld.so does it: bucket, then the chain until its end bit).
+    fn gnu_hash_lookup(&self, table: SymbolTable, name: &str) -> Option<u64> {
+        let bytes = self.file.bytes();
+        let at = self.gnu_hash?;
+        let nbuckets = u32_at(bytes, at)? as usize;
+        let symoffset = u32_at(bytes, at + 4)? as usize;
+        let bloom_size = u32_at(bytes, at + 8)? as usize;
+        if nbuckets == 0 {
+            return None;
+        }
+        let buckets = at
+            .checked_add(16)?
+            .checked_add(bloom_size.checked_mul(8)?)?;
+        let chains = buckets.checked_add(nbuckets.checked_mul(4)?)?;
+        let hash = gnu_hash(name.as_bytes());
+        let first = u32_at(bytes, buckets + (hash as usize % nbuckets) * 4)? as usize;
+        if first < symoffset {
+            return None;
+        }
+        // A chain can't be longer than the symbol table; the bound guards against a loop.
+        for index in first..first.saturating_add(table.count) {
+            let chain_hash = u32_at(bytes, chains.checked_add((index - symoffset) * 4)?)?;
+            if (chain_hash | 1) == (hash | 1) {
+                if let Some(value) = self.symbol_named(table, index, name) {
+                    return Some(value);
+                }
+            }
+            if chain_hash & 1 == 1 {
+                return None;
+            }
+        }
+        None
+    }
+
+    fn scan(&self, table: SymbolTable, name: &str) -> Option<u64> {
+        (0..table.count).find_map(|index| self.symbol_named(table, index, name))
+    }
+}
+
+fn gnu_hash(name: &[u8]) -> u32 {
+    name.iter().fold(5381u32, |h, &c| {
+        h.wrapping_mul(33).wrapping_add(u32::from(c))
+    })
+}
+
+/// The NT_GNU_BUILD_ID descriptor in a run of ELF notes.
+pub fn build_id_in_notes(notes: &[u8]) -> Option<Vec<u8>> {
+    crate::core::notes::iter_notes(notes)
+        .find(|n| n.name == b"GNU" && n.kind == NT_GNU_BUILD_ID)
+        .map(|n| n.desc.to_vec())
+}
+
+/// The build-id of the ELF image whose header is mapped at `start` in `memory` (cores keep each
+/// image's first page under the default `coredump_filter`).
+pub fn build_id_in_memory(memory: &impl Memory, start: u64) -> Option<Vec<u8>> {
+    let mut header = [0u8; 64];
+    memory.read(start, &mut header).ok()?;
+    if &header[..4] != b"\x7fELF" {
+        return None;
+    }
+    let phoff = u64_at(&header, 32)?;
+    let phentsize = crate::bytes::u16_at(&header, 54)? as u64;
+    let phnum = crate::bytes::u16_at(&header, 56)? as u64;
+    if phentsize != 56 || phnum > 512 {
+        return None;
+    }
+    let table = memory
+        .read_vec(start + phoff, (phnum * phentsize) as usize)
+        .ok()?;
+    let headers: Vec<&[u8]> = table.chunks_exact(56).collect();
+    // Load bias: where the segment at file offset 0 landed, minus its link-time address.
+    let base = headers
+        .iter()
+        .find(|ph| u32_at(ph, 0) == Some(PT_LOAD) && u64_at(ph, 8) == Some(0))
+        .and_then(|ph| u64_at(ph, 16))?;
+    let bias = start.wrapping_sub(base);
+    headers
+        .iter()
+        .filter(|ph| u32_at(ph, 0) == Some(PT_NOTE))
+        .find_map(|ph| {
+            let vaddr = u64_at(ph, 16)?;
+            let size = u64_at(ph, 32)?.min(4096) as usize;
+            let notes = memory.read_vec(bias.wrapping_add(vaddr), size).ok()?;
+            build_id_in_notes(&notes)
+        })
+}
+
+/// The file's own name as the core recorded it, for messages.
+pub fn display_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+/// A NUL-terminated string at a link-time address inside the image's file-backed sections.
+pub fn string_at_vaddr(image: &ElfImage, vaddr: u64) -> Option<String> {
+    let offset = image.file_offset_of(vaddr)?;
+    c_string_at(image.bytes(), offset)
+}
+
+impl ElfImage {
+    /// File offset of a link-time address, through the section that contains it.
+    pub fn file_offset_of(&self, vaddr: u64) -> Option<usize> {
+        self.sections
+            .iter()
+            .filter(|s| s.vaddr != 0 && vaddr >= s.vaddr && vaddr - s.vaddr < s.size)
+            .find_map(|s| usize::try_from(s.offset? + (vaddr - s.vaddr)).ok())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gnu_hash_matches_known_values() {
+        // Values from the GNU hash specification examples.
+        assert_eq!(gnu_hash(b""), 0x0000_1505);
+        assert_eq!(gnu_hash(b"printf"), 0x156b_2bb8);
+        assert_eq!(gnu_hash(b"exit"), 0x7c96_7e3f);
+    }
+}

@@ -1,0 +1,50 @@
+//! Bounds-checked little-endian field access on byte slices. Every read of file or memory
+//! contents goes through these, so a short or hostile input yields `None`, never a panic.
+
+pub fn slice(data: &[u8], offset: usize, len: usize) -> Option<&[u8]> {
+    data.get(offset..offset.checked_add(len)?)
+}
+
+pub fn u16_at(data: &[u8], offset: usize) -> Option<u16> {
+    Some(u16::from_le_bytes(slice(data, offset, 2)?.try_into().ok()?))
+}
+
+pub fn u32_at(data: &[u8], offset: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(slice(data, offset, 4)?.try_into().ok()?))
+}
+
+pub fn i32_at(data: &[u8], offset: usize) -> Option<i32> {
+    Some(i32::from_le_bytes(slice(data, offset, 4)?.try_into().ok()?))
+}
+
+pub fn u64_at(data: &[u8], offset: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(slice(data, offset, 8)?.try_into().ok()?))
+}
+
+/// A NUL-terminated string starting at `offset` within `data` (lossy UTF-8).
+pub fn c_string_at(data: &[u8], offset: usize) -> Option<String> {
+    let rest = data.get(offset..)?;
+    let end = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
+    Some(String::from_utf8_lossy(&rest[..end]).into_owned())
+}
+
+/// Hex rendering of a build-id or other byte string.
+pub fn hex(data: &[u8]) -> String {
+    data.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_are_bounds_checked() {
+        let data = [1u8, 0, 0, 0, 2];
+        assert_eq!(u32_at(&data, 0), Some(1));
+        assert_eq!(u32_at(&data, 2), None);
+        assert_eq!(u64_at(&data, usize::MAX - 2), None);
+        assert_eq!(c_string_at(b"ab\0cd", 0).as_deref(), Some("ab"));
+        assert_eq!(c_string_at(b"cd", 0).as_deref(), Some("cd"));
+        assert_eq!(c_string_at(b"cd", 9), None);
+    }
+}

@@ -1,0 +1,196 @@
+//! The ELF core file: its PT_LOAD segments and the notes that describe the process.
+//!
+//! Nothing is copied: segments are ranges of the mapped file and are served by
+//! [`crate::memory`]. Only 64-bit little-endian x86_64 and aarch64 cores are accepted.
+
+pub mod notes;
+
+use std::path::{Path, PathBuf};
+
+use goblin::container::{Container, Ctx, Endian};
+use goblin::elf::header::{self, Header};
+use goblin::elf::program_header::{ProgramHeader, PT_LOAD, PT_NOTE};
+
+use crate::error::{Error, Result};
+use crate::input::MappedFile;
+pub use notes::{Arch, FileMapping, ProcessInfo, Registers, SignalInfo, ThreadStatus};
+
+/// One PT_LOAD segment. `[vaddr, vaddr + file_size)` is backed by core bytes at `offset`;
+/// `[vaddr + file_size, vaddr + mem_size)` was not dumped (clean file-backed pages, or cut off).
+#[derive(Debug, Clone, Copy)]
+pub struct Segment {
+    pub vaddr: u64,
+    pub mem_size: u64,
+    pub offset: u64,
+    /// Bytes present in the core file (already clamped to the file's real length).
+    pub file_size: u64,
+}
+
+impl Segment {
+    pub fn end(&self) -> u64 {
+        self.vaddr.saturating_add(self.mem_size)
+    }
+}
+
+/// A parsed core: the mapped bytes plus what its headers and notes say.
+pub struct CoreFile {
+    pub path: PathBuf,
+    data: MappedFile,
+    pub arch: Arch,
+    /// Sorted by `vaddr`.
+    pub segments: Vec<Segment>,
+    pub threads: Vec<ThreadStatus>,
+    pub process: Option<ProcessInfo>,
+    pub signal: Option<SignalInfo>,
+    pub auxv: Vec<(u64, u64)>,
+    /// Sorted by `start`.
+    pub files: Vec<FileMapping>,
+    /// Bytes of segments that the headers promise but the file does not hold (a cut core).
+    pub truncated_bytes: u64,
+}
+
+impl CoreFile {
+    pub fn parse(path: &Path, data: MappedFile) -> Result<CoreFile> {
+        let not_core = |reason: &str| Error::NotACore {
+            path: path.to_path_buf(),
+            reason: reason.to_string(),
+        };
+        let bytes = data.bytes();
+        if bytes.len() < 64 || &bytes[..4] != b"\x7fELF" {
+            return Err(not_core("no ELF magic at its start"));
+        }
+        let header = goblin::elf::Elf::parse_header(bytes)
+            .map_err(|e| not_core(&format!("bad ELF header ({e})")))?;
+        if header.e_ident[header::EI_CLASS] != header::ELFCLASS64
+            || header.e_ident[header::EI_DATA] != header::ELFDATA2LSB
+        {
+            return Err(not_core("only 64-bit little-endian cores are supported"));
+        }
+        if header.e_type != header::ET_CORE {
+            return Err(not_core(&format!(
+                "it is an ELF {} file, not a core (e_type {})",
+                header::et_to_str(header.e_type),
+                header.e_type
+            )));
+        }
+        let arch = match header.e_machine {
+            header::EM_X86_64 => Arch::X86_64,
+            header::EM_AARCH64 => Arch::Aarch64,
+            other => {
+                return Err(not_core(&format!(
+                    "its machine type {} ({other}) is not supported (x86_64, aarch64 are)",
+                    header::machine_to_str(other)
+                )))
+            }
+        };
+        let program_headers = parse_program_headers(bytes, &header)
+            .ok_or_else(|| not_core("its program headers are cut off or malformed"))?;
+
+        let mut core = CoreFile {
+            path: path.to_path_buf(),
+            data: MappedFile::empty(),
+            arch,
+            segments: Vec::new(),
+            threads: Vec::new(),
+            process: None,
+            signal: None,
+            auxv: Vec::new(),
+            files: Vec::new(),
+            truncated_bytes: 0,
+        };
+        let file_len = bytes.len() as u64;
+        for ph in &program_headers {
+            match ph.p_type {
+                PT_LOAD => {
+                    let available = file_len.saturating_sub(ph.p_offset);
+                    let file_size = ph.p_filesz.min(available).min(ph.p_memsz);
+                    core.truncated_bytes += ph.p_filesz.min(ph.p_memsz) - file_size;
+                    core.segments.push(Segment {
+                        vaddr: ph.p_vaddr,
+                        mem_size: ph.p_memsz,
+                        offset: ph.p_offset,
+                        file_size,
+                    });
+                }
+                PT_NOTE => {
+                    let start = ph.p_offset.min(file_len) as usize;
+                    let end = ph.p_offset.saturating_add(ph.p_filesz).min(file_len) as usize;
+                    core.read_notes(&bytes[start..end]);
+                }
+                _ => {}
+            }
+        }
+        if core.threads.is_empty() {
+            return Err(not_core("it has no NT_PRSTATUS thread notes"));
+        }
+        core.segments.sort_by_key(|s| s.vaddr);
+        core.files.sort_by_key(|f| f.start);
+        core.data = data;
+        Ok(core)
+    }
+
+    fn read_notes(&mut self, segment: &[u8]) {
+        for note in notes::iter_notes(segment) {
+            match (note.name, note.kind) {
+                (b"CORE", notes::NT_PRSTATUS) => {
+                    if let Some(thread) = notes::parse_prstatus(note.desc, self.arch) {
+                        self.threads.push(thread);
+                    }
+                }
+                (b"CORE", notes::NT_PRPSINFO) => self.process = notes::parse_prpsinfo(note.desc),
+                (b"CORE", notes::NT_AUXV) => self.auxv = notes::parse_auxv(note.desc),
+                (b"CORE", notes::NT_SIGINFO) => self.signal = notes::parse_siginfo(note.desc),
+                (b"CORE", notes::NT_FILE) => self.files = notes::parse_file_note(note.desc),
+                // The TLS register note follows the NT_PRSTATUS of the thread it belongs to.
+                (b"LINUX", notes::NT_ARM_TLS) => {
+                    if let (Some(thread), Some(tp)) =
+                        (self.threads.last_mut(), crate::bytes::u64_at(note.desc, 0))
+                    {
+                        thread.registers.thread_pointer = Some(tp);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The whole core file's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        self.data.bytes()
+    }
+
+    /// The dumped bytes of `segment`.
+    pub fn segment_bytes(&self, segment: &Segment) -> &[u8] {
+        crate::bytes::slice(
+            self.bytes(),
+            segment.offset as usize,
+            segment.file_size as usize,
+        )
+        .unwrap_or(&[])
+    }
+
+    /// Value of an auxiliary vector entry (`AT_*`).
+    pub fn auxv_value(&self, kind: u64) -> Option<u64> {
+        self.auxv.iter().find(|(k, _)| *k == kind).map(|&(_, v)| v)
+    }
+}
+
+/// Program headers, honouring extended numbering (`e_phnum == PN_XNUM`: the real count is in
+/// section header 0's `sh_info`), as cores of processes with many mappings use.
+fn parse_program_headers(bytes: &[u8], header: &Header) -> Option<Vec<ProgramHeader>> {
+    const PN_XNUM: u16 = 0xffff;
+    let mut count = header.e_phnum as usize;
+    if header.e_phnum == PN_XNUM {
+        // Elf64_Shdr.sh_info is at byte 44 of the first section header.
+        count = crate::bytes::u32_at(bytes, header.e_shoff as usize + 44)? as usize;
+    }
+    let table_len = count.checked_mul(header.e_phentsize as usize)?;
+    if header.e_phentsize as usize
+        != std::mem::size_of::<goblin::elf64::program_header::ProgramHeader>()
+        || (header.e_phoff as usize).checked_add(table_len)? > bytes.len()
+    {
+        return None;
+    }
+    let ctx = Ctx::new(Container::Big, Endian::Little);
+    ProgramHeader::parse(bytes, header.e_phoff as usize, count, ctx).ok()
+}

@@ -1,0 +1,298 @@
+//! Walking one thread's Python frames, innermost first.
+//!
+//! Two frame families, chosen by which fields the layout has (no version `match` here):
+//! - `PyFrameObject` chains through `f_back` from `tstate->frame` (≤3.10,
+//!   Include/cpython/frameobject.h);
+//! - `_PyInterpreterFrame` chains through `previous` from `tstate->cframe->current_frame`
+//!   (3.11, 3.12) or `tstate->current_frame` (3.13+) (Include/internal/pycore_frame.h).
+//!
+//! Chains from a crashed process can be corrupt: every walk stops on a cycle, on a depth bound,
+//! and on unreadable memory, and says why in a warning.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use super::linetable;
+use super::objects::{ObjectError, ObjectResult, Objects};
+use crate::memory::Memory;
+
+/// No real stack is deeper (CPython's recursion limit is 1000 by default).
+pub const MAX_DEPTH: usize = 100_000;
+
+/// `_PyInterpreterFrame.owner` values from this one up are C-stack shims, not Python code
+/// (`FRAME_OWNED_BY_CSTACK` = 3 in 3.12+, Include/internal/pycore_frame.h).
+const FRAME_OWNED_BY_CSTACK: u8 = 3;
+
+/// One Python frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    pub function: String,
+    pub qualname: Option<String>,
+    pub file: String,
+    pub line: Option<u32>,
+    pub first_line: u32,
+}
+
+/// What a code object contributes to every frame that runs it.
+#[derive(Debug)]
+pub struct CodeInfo {
+    name: String,
+    qualname: Option<String>,
+    file: String,
+    first_line: u32,
+    line_table: Vec<u8>,
+}
+
+/// A walk's result: the frames read, and why it stopped early, if it did.
+#[derive(Debug, Default)]
+pub struct Stack {
+    pub frames: Vec<Frame>,
+    pub warnings: Vec<String>,
+}
+
+/// Frame walker with a cache of decoded code objects shared by all threads of a core.
+pub struct FrameWalker<'a, M: Memory> {
+    objects: &'a Objects<'a, M>,
+    codes: HashMap<u64, Arc<CodeInfo>>,
+    code_type: Option<u64>,
+}
+
+impl<'a, M: Memory> FrameWalker<'a, M> {
+    pub fn new(objects: &'a Objects<'a, M>) -> Self {
+        FrameWalker {
+            objects,
+            codes: HashMap::new(),
+            code_type: None,
+        }
+    }
+
+    /// The frames of the thread whose `PyThreadState` is at `tstate`.
+    pub fn stack(&mut self, tstate: u64) -> Stack {
+        let layout = self.objects.layout;
+        let mut stack = Stack::default();
+        let result = if let Some(frame_field) = layout.tstate_frame {
+            self.objects
+                .pointer(tstate + u64::from(frame_field))
+                .and_then(|first| self.walk_frame_objects(first, &mut stack))
+        } else {
+            self.first_interpreter_frame(tstate)
+                .and_then(|first| self.walk_interpreter_frames(first, &mut stack))
+        };
+        if let Err(error) = result {
+            stack.warnings.push(format!(
+                "stack cut short after {} frames: {error}",
+                stack.frames.len()
+            ));
+        }
+        stack
+    }
+
+    fn first_interpreter_frame(&self, tstate: u64) -> ObjectResult<u64> {
+        let layout = self.objects.layout;
+        match (
+            layout.tstate_current_frame,
+            layout.tstate_cframe,
+            layout.cframe_current_frame,
+        ) {
+            (Some(current), _, _) => self.objects.pointer(tstate + u64::from(current)),
+            (None, Some(cframe), Some(current)) => {
+                let cframe = self.objects.pointer(tstate + u64::from(cframe))?;
+                if cframe == 0 {
+                    return Ok(0);
+                }
+                self.objects.pointer(cframe + u64::from(current))
+            }
+            _ => Err(ObjectError::Invalid(
+                "layout names no way to the current frame".into(),
+            )),
+        }
+    }
+
+    /// ≤3.10: `PyFrameObject` via `f_back`.
+    fn walk_frame_objects(&mut self, first: u64, stack: &mut Stack) -> ObjectResult<()> {
+        let layout = self.objects.layout;
+        let (Some(back), Some(code), Some(lasti)) = (
+            layout.frame_f_back,
+            layout.frame_f_code,
+            layout.frame_f_lasti,
+        ) else {
+            return Err(ObjectError::Invalid(
+                "layout lacks PyFrameObject fields".into(),
+            ));
+        };
+        let mut seen = HashSet::new();
+        let mut frame = first;
+        while frame != 0 {
+            if !self.enter(frame, &mut seen, stack) {
+                break;
+            }
+            let code_addr = self.objects.pointer(frame + u64::from(code))?;
+            let lasti = self.objects.memory.read_i32(frame + u64::from(lasti))?;
+            let code = self.code(code_addr)?;
+            stack
+                .frames
+                .push(self.frame_at(&code, FramePosition::Lasti(lasti)));
+            frame = self.objects.pointer(frame + u64::from(back))?;
+        }
+        Ok(())
+    }
+
+    /// 3.11+: `_PyInterpreterFrame` via `previous`, skipping C-stack shim frames.
+    fn walk_interpreter_frames(&mut self, first: u64, stack: &mut Stack) -> ObjectResult<()> {
+        let layout = self.objects.layout;
+        let (Some(code), Some(previous), Some(instr), Some(owner), Some(adaptive)) = (
+            layout.iframe_code,
+            layout.iframe_previous,
+            layout.iframe_instr_ptr,
+            layout.iframe_owner,
+            layout.code_co_code_adaptive,
+        ) else {
+            return Err(ObjectError::Invalid(
+                "layout lacks _PyInterpreterFrame fields".into(),
+            ));
+        };
+        let mut seen = HashSet::new();
+        let mut frame = first;
+        while frame != 0 {
+            if !self.enter(frame, &mut seen, stack) {
+                break;
+            }
+            let owner_value = self.objects.memory.read_u8(frame + u64::from(owner))?;
+            // 3.14+ tags the low bits of `f_executable` (a `_PyStackRef`); pointers are
+            // 8-aligned, so masking is harmless before 3.14.
+            let code_addr = self.objects.pointer(frame + u64::from(code))? & !0x7;
+            if owner_value < FRAME_OWNED_BY_CSTACK && self.is_code(code_addr)? {
+                let instr_ptr = self.objects.pointer(frame + u64::from(instr))?;
+                let code_info = self.code(code_addr)?;
+                let start = code_addr + u64::from(adaptive);
+                let position = if instr_ptr < start {
+                    FramePosition::NotStarted
+                } else {
+                    FramePosition::CodeUnit((instr_ptr - start) / 2)
+                };
+                stack.frames.push(self.frame_at(&code_info, position));
+            }
+            frame = self.objects.pointer(frame + u64::from(previous))?;
+        }
+        Ok(())
+    }
+
+    /// Record a visit; false (with a warning) on a cycle or past the depth bound.
+    fn enter(&self, frame: u64, seen: &mut HashSet<u64>, stack: &mut Stack) -> bool {
+        if !seen.insert(frame) {
+            stack.warnings.push(format!(
+                "frame chain loops back to {frame:#x}; stopped there"
+            ));
+            return false;
+        }
+        if seen.len() > MAX_DEPTH {
+            stack
+                .warnings
+                .push(format!("stack deeper than {MAX_DEPTH} frames; cut there"));
+            return false;
+        }
+        true
+    }
+
+    /// Whether `object` is a code object (3.13+ frames may run other executables).
+    fn is_code(&mut self, object: u64) -> ObjectResult<bool> {
+        if self.codes.contains_key(&object) {
+            return Ok(true);
+        }
+        let type_object = self
+            .objects
+            .pointer(object + u64::from(self.objects.layout.object_ob_type))?;
+        if Some(type_object) == self.code_type {
+            return Ok(true);
+        }
+        if self.objects.type_name(object)? == "code" {
+            self.code_type = Some(type_object);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    fn code(&mut self, code: u64) -> ObjectResult<Arc<CodeInfo>> {
+        if let Some(info) = self.codes.get(&code) {
+            return Ok(Arc::clone(info));
+        }
+        let info = Arc::new(self.read_code(code)?);
+        self.codes.insert(code, Arc::clone(&info));
+        Ok(info)
+    }
+
+    fn read_code(&self, code: u64) -> ObjectResult<CodeInfo> {
+        let objects = self.objects;
+        let layout = objects.layout;
+        let field = |offset: u32| objects.pointer(code + u64::from(offset));
+        let name = objects.unicode(field(layout.code_co_name)?)?;
+        let file = objects.unicode(field(layout.code_co_filename)?)?;
+        let qualname = match layout.code_co_qualname {
+            Some(offset) => Some(objects.unicode(field(offset)?)?),
+            None => None,
+        };
+        let first_line = objects
+            .memory
+            .read_i32(code + u64::from(layout.code_co_firstlineno))?
+            .max(0) as u32;
+        let table_field = layout.code_co_linetable.or(layout.code_co_lnotab);
+        let line_table = match table_field {
+            Some(offset) => objects.bytes(field(offset)?)?,
+            None => Vec::new(),
+        };
+        Ok(CodeInfo {
+            name,
+            qualname,
+            file,
+            first_line,
+            line_table,
+        })
+    }
+
+    fn frame_at(&self, code: &CodeInfo, position: FramePosition) -> Frame {
+        let layout = self.objects.layout;
+        let line = match position {
+            FramePosition::NotStarted => Some(code.first_line),
+            FramePosition::Lasti(lasti) if lasti < 0 => Some(code.first_line),
+            FramePosition::Lasti(lasti) => {
+                if layout.code_co_linetable.is_some() {
+                    // 3.10: f_lasti counts code units; the table counts bytes.
+                    linetable::linetable_310_line(
+                        &code.line_table,
+                        code.first_line,
+                        lasti as u64 * 2,
+                    )
+                } else {
+                    let signed = (layout.major, layout.minor) >= (3, 6);
+                    Some(linetable::lnotab_line(
+                        &code.line_table,
+                        code.first_line,
+                        lasti as u64,
+                        signed,
+                    ))
+                }
+            }
+            FramePosition::CodeUnit(index) => {
+                linetable::location_table_line(&code.line_table, code.first_line, index)
+            }
+        };
+        Frame {
+            function: code.name.clone(),
+            qualname: code.qualname.clone(),
+            file: code.file.clone(),
+            line,
+            first_line: code.first_line,
+        }
+    }
+}
+
+/// Where in its code a frame is.
+#[derive(Debug, Clone, Copy)]
+enum FramePosition {
+    /// ≤3.10 `f_lasti` (bytes ≤3.9, code units 3.10; -1 before the first instruction).
+    Lasti(i32),
+    /// 3.11+: index of the current code unit.
+    CodeUnit(u64),
+    /// 3.11+: the frame has not executed its first instruction.
+    NotStarted,
+}

@@ -1,0 +1,180 @@
+//! Readers for the CPython objects a stack needs: type names, str (every PEP 393 kind), bytes,
+//! small ints, dicts and modules. Every size read from memory is bounded before it is used.
+
+use crate::memory::{Memory, Unreadable};
+use crate::python::layout::Layout;
+
+/// Names, file paths and dict sizes beyond these are treated as corrupt.
+const MAX_STR_CHARS: u64 = 1 << 16;
+const MAX_BYTES: u64 = 8 << 20;
+const MAX_TYPE_NAME: usize = 256;
+pub const MAX_DICT_ENTRIES: u64 = 1 << 20;
+
+/// Why an object could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ObjectError {
+    #[error(transparent)]
+    Unreadable(#[from] Unreadable),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+pub type ObjectResult<T> = Result<T, ObjectError>;
+
+fn invalid<T>(message: String) -> ObjectResult<T> {
+    Err(ObjectError::Invalid(message))
+}
+
+/// Object readers over one memory and one layout.
+pub struct Objects<'a, M: Memory> {
+    pub memory: &'a M,
+    pub layout: &'a Layout,
+}
+
+impl<M: Memory> Objects<'_, M> {
+    pub fn pointer(&self, addr: u64) -> ObjectResult<u64> {
+        Ok(self.memory.read_u64(addr)?)
+    }
+
+    /// A NUL-terminated C string of at most `limit` bytes.
+    pub fn c_string(&self, addr: u64, limit: usize) -> ObjectResult<String> {
+        let mut out = Vec::new();
+        let mut chunk = [0u8; 64];
+        while out.len() < limit {
+            // Read byte-wise near the end of what is readable.
+            let at = addr + out.len() as u64;
+            let read = if self.memory.read(at, &mut chunk).is_ok() {
+                &chunk[..]
+            } else {
+                self.memory.read(at, &mut chunk[..1])?;
+                &chunk[..1]
+            };
+            match read.iter().position(|&b| b == 0) {
+                Some(end) => {
+                    out.extend_from_slice(&read[..end]);
+                    return Ok(String::from_utf8_lossy(&out).into_owned());
+                }
+                None => out.extend_from_slice(read),
+            }
+        }
+        invalid(format!("string at {addr:#x} is longer than {limit} bytes"))
+    }
+
+    /// The `tp_name` of an object's type.
+    pub fn type_name(&self, object: u64) -> ObjectResult<String> {
+        let type_object = self.pointer(object + u64::from(self.layout.object_ob_type))?;
+        let name = self.pointer(type_object + u64::from(self.layout.type_tp_name))?;
+        self.c_string(name, MAX_TYPE_NAME)
+    }
+
+    pub fn ob_size(&self, object: u64) -> ObjectResult<i64> {
+        Ok(self
+            .memory
+            .read_u64(object + u64::from(self.layout.var_object_ob_size))? as i64)
+    }
+
+    /// A `str` object's text. Handles compact ASCII, compact latin-1/UCS-2/UCS-4 and legacy
+    /// (non-compact) strings; code points that are not valid Unicode become U+FFFD.
+    pub fn unicode(&self, object: u64) -> ObjectResult<String> {
+        let layout = self.layout;
+        let length = self
+            .memory
+            .read_u64(object + u64::from(layout.unicode_length))?;
+        if length > MAX_STR_CHARS {
+            return invalid(format!("str at {object:#x} claims {length} characters"));
+        }
+        // PyASCIIObject.state: interned:2, kind:3, compact:1, ascii:1 (Include/cpython/unicodeobject.h).
+        let state = self
+            .memory
+            .read_u32(object + u64::from(layout.unicode_state))?;
+        let kind = (state >> 2) & 0x7;
+        let compact = (state >> 5) & 1 == 1;
+        let ascii = (state >> 6) & 1 == 1;
+        let data = match (compact, ascii) {
+            (true, true) => object + u64::from(layout.unicode_ascii_size),
+            (true, false) => object + u64::from(layout.unicode_compact_size),
+            (false, _) => self.pointer(object + u64::from(layout.unicode_legacy_data))?,
+        };
+        let raw = match kind {
+            1 | 2 | 4 => self
+                .memory
+                .read_vec(data, (length * u64::from(kind)) as usize)?,
+            other => return invalid(format!("str at {object:#x} has kind {other}")),
+        };
+        Ok(decode_pep393(&raw, kind))
+    }
+
+    /// A `bytes` object's contents.
+    pub fn bytes(&self, object: u64) -> ObjectResult<Vec<u8>> {
+        let size = self.ob_size(object)?;
+        if !(0..=MAX_BYTES as i64).contains(&size) {
+            return invalid(format!("bytes at {object:#x} claims {size} bytes"));
+        }
+        Ok(self
+            .memory
+            .read_vec(object + u64::from(self.layout.bytes_ob_sval), size as usize)?)
+    }
+
+    /// An `int` that fits in 64 bits (CPython stores 30-bit digits).
+    pub fn int(&self, object: u64) -> ObjectResult<i64> {
+        let (digits, negative) = match self.layout.long_lv_tag {
+            // 3.12+: lv_tag = ndigits << 3 | sign (0 positive, 1 zero, 2 negative).
+            Some(tag_offset) => {
+                let tag = self.memory.read_u64(object + u64::from(tag_offset))?;
+                (tag >> 3, tag & 3 == 2)
+            }
+            None => {
+                let size = self.ob_size(object)?;
+                (size.unsigned_abs(), size < 0)
+            }
+        };
+        if digits > 3 {
+            return invalid(format!("int at {object:#x} does not fit in 64 bits"));
+        }
+        let base = object + u64::from(self.layout.long_digits);
+        let mut value: i128 = 0;
+        for index in (0..digits).rev() {
+            let digit = self.memory.read_u32(base + index * 4)? & 0x3fff_ffff;
+            value = (value << 30) | i128::from(digit);
+        }
+        let value = if negative { -value } else { value };
+        i64::try_from(value).or_else(|_| invalid(format!("int at {object:#x} is too large")))
+    }
+}
+
+/// Decode PEP 393 storage of the given kind (1 = latin-1, 2 = UCS-2, 4 = UCS-4).
+pub fn decode_pep393(raw: &[u8], kind: u32) -> String {
+    match kind {
+        1 => raw.iter().map(|&b| char::from(b)).collect(),
+        2 => raw
+            .chunks_exact(2)
+            .map(|c| u32::from(u16::from_le_bytes([c[0], c[1]])))
+            .map(|c| char::from_u32(c).unwrap_or('\u{fffd}'))
+            .collect(),
+        _ => raw
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .map(|c| char::from_u32(c).unwrap_or('\u{fffd}'))
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pep393_kinds() {
+        assert_eq!(decode_pep393(b"na\xefve", 1), "naïve");
+        let ucs2: Vec<u8> = "λx".encode_utf16().flat_map(|u| u.to_le_bytes()).collect();
+        assert_eq!(decode_pep393(&ucs2, 2), "λx");
+        let ucs4: Vec<u8> = "𠀀a"
+            .chars()
+            .flat_map(|c| (c as u32).to_le_bytes())
+            .collect();
+        assert_eq!(decode_pep393(&ucs4, 4), "𠀀a");
+        // Lone surrogates and out-of-range code points never panic.
+        assert_eq!(decode_pep393(&[0x00, 0xd8], 2), "\u{fffd}");
+        assert_eq!(decode_pep393(&[0xff, 0xff, 0xff, 0xff], 4), "\u{fffd}");
+    }
+}

@@ -1,0 +1,160 @@
+//! Interpreters and thread states: `_PyRuntime.interpreters.head` → `PyInterpreterState.next`,
+//! each with its `tstate_head` (`threads.head` from 3.12) → `PyThreadState.next`
+//! (Include/internal/pycore_runtime.h, pycore_interp.h, Include/cpython/pystate.h).
+
+use std::collections::HashSet;
+
+use super::objects::{ObjectError, ObjectResult, Objects};
+use crate::memory::Memory;
+
+/// More interpreters or threads than this means the list is corrupt.
+const MAX_INTERPRETERS: usize = 4096;
+const MAX_THREADS: usize = 1 << 16;
+
+/// One `PyThreadState`, before its frames are read.
+#[derive(Debug, Clone)]
+pub struct ThreadState {
+    pub address: u64,
+    pub interpreter: u64,
+    /// `thread_id`: the thread's `pthread_t`.
+    pub thread_id: u64,
+    /// `native_thread_id` (3.8+): the kernel TID.
+    pub native_thread_id: Option<u64>,
+}
+
+/// Every thread state of every interpreter reachable from `first_interpreter`, and a warning
+/// for each list that had to be cut.
+pub fn thread_states<M: Memory>(
+    objects: &Objects<'_, M>,
+    first_interpreter: u64,
+) -> (Vec<ThreadState>, Vec<String>) {
+    let layout = objects.layout;
+    let mut states = Vec::new();
+    let mut warnings = Vec::new();
+    let interpreters = walk_list(
+        objects,
+        first_interpreter,
+        layout.interp_next,
+        MAX_INTERPRETERS,
+    );
+    if let Some(problem) = interpreters.problem {
+        warnings.push(format!("interpreter list: {problem}"));
+    }
+    for interpreter in interpreters.items {
+        let head = match objects.pointer(interpreter + u64::from(layout.interp_tstate_head)) {
+            Ok(head) => head,
+            Err(e) => {
+                warnings.push(format!("interpreter at {interpreter:#x}: {e}"));
+                continue;
+            }
+        };
+        let threads = walk_list(objects, head, layout.tstate_next, MAX_THREADS);
+        if let Some(problem) = threads.problem {
+            warnings.push(format!(
+                "thread list of interpreter {interpreter:#x}: {problem}"
+            ));
+        }
+        for address in threads.items {
+            match read_thread_state(objects, address, interpreter) {
+                Ok(state) => states.push(state),
+                Err(e) => warnings.push(format!("thread state at {address:#x}: {e}")),
+            }
+        }
+    }
+    (states, warnings)
+}
+
+fn read_thread_state<M: Memory>(
+    objects: &Objects<'_, M>,
+    address: u64,
+    interpreter: u64,
+) -> ObjectResult<ThreadState> {
+    let layout = objects.layout;
+    let thread_id = objects.pointer(address + u64::from(layout.tstate_thread_id))?;
+    let native_thread_id = match layout.tstate_native_thread_id {
+        Some(offset) => Some(objects.pointer(address + u64::from(offset))?),
+        None => None,
+    };
+    Ok(ThreadState {
+        address,
+        interpreter,
+        thread_id,
+        native_thread_id,
+    })
+}
+
+struct Walked {
+    items: Vec<u64>,
+    problem: Option<String>,
+}
+
+/// Follow a NULL-terminated singly linked list through the pointer at `next_offset`.
+fn walk_list<M: Memory>(
+    objects: &Objects<'_, M>,
+    head: u64,
+    next_offset: u32,
+    limit: usize,
+) -> Walked {
+    let mut items = Vec::new();
+    let mut seen = HashSet::new();
+    let mut node = head;
+    while node != 0 {
+        if !seen.insert(node) {
+            return Walked {
+                items,
+                problem: Some(format!("loops back to {node:#x}")),
+            };
+        }
+        if items.len() == limit {
+            return Walked {
+                items,
+                problem: Some(format!("longer than {limit} entries")),
+            };
+        }
+        items.push(node);
+        match objects.pointer(node + u64::from(next_offset)) {
+            Ok(next) => node = next,
+            Err(e) => {
+                return Walked {
+                    items,
+                    problem: Some(e.to_string()),
+                }
+            }
+        }
+    }
+    Walked {
+        items,
+        problem: None,
+    }
+}
+
+/// The thread state that holds the GIL, if any can be told.
+///
+/// 3.7–3.11: `_PyRuntime.gilstate.tstate_current` (NULL while no thread holds it).
+/// 3.12+: `interp->ceval.gil` points to `struct _gil_runtime_state`; its `last_holder` holds it
+/// while `locked` is set (Include/internal/pycore_gil.h).
+pub fn gil_holder<M: Memory>(
+    objects: &Objects<'_, M>,
+    runtime: u64,
+    interpreter: u64,
+) -> ObjectResult<Option<u64>> {
+    let layout = objects.layout;
+    if let Some(offset) = layout.runtime_gilstate_tstate_current {
+        let holder = objects.pointer(runtime + u64::from(offset))?;
+        return Ok((holder != 0).then_some(holder));
+    }
+    let (Some(gil_field), Some(locked), Some(last_holder)) = (
+        layout.interp_ceval_gil,
+        layout.gil_locked,
+        layout.gil_last_holder,
+    ) else {
+        return Err(ObjectError::Invalid("layout has no GIL fields".into()));
+    };
+    let gil = objects.pointer(interpreter + u64::from(gil_field))?;
+    if gil == 0 {
+        return Ok(None);
+    }
+    let is_locked = objects.memory.read_i32(gil + u64::from(locked))? != 0;
+    let holder = objects.pointer(gil + u64::from(last_holder))?;
+    Ok((is_locked && holder != 0).then_some(holder))
+}

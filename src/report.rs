@@ -1,0 +1,206 @@
+//! The report: plain data describing the process, serialised as the `--json` output.
+//! Its schema is documented in docs/json-schema.md; bump `SCHEMA_VERSION` on any breaking change.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::binaries::{LoadedImage, PythonBinaries};
+use crate::core::{CoreFile, Registers};
+use crate::python::{Frame, PythonProcess};
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub schema_version: u32,
+    pub core: CoreSummary,
+    pub python: PythonSummary,
+    /// Every thread of the core, in the core's order (the kernel lists the thread that took the
+    /// fatal signal first), then Python thread states that match no thread of the core.
+    pub threads: Vec<ThreadReport>,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CoreSummary {
+    pub path: PathBuf,
+    pub pid: Option<i32>,
+    pub command: Option<String>,
+    pub arch: crate::core::Arch,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PythonSummary {
+    /// `3.12.1`, or `3.9` when only the file name told.
+    pub version: String,
+    pub shape: crate::python::Shape,
+    pub executable: Option<BinarySummary>,
+    pub libpython: Option<BinarySummary>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BinarySummary {
+    /// The path recorded in the core.
+    pub path: String,
+    /// The local file read.
+    pub local_path: PathBuf,
+    pub build_id: Option<String>,
+    pub load_address: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ThreadReport {
+    /// Kernel thread id; `null` for a Python thread state with no thread in the core.
+    pub tid: Option<i32>,
+    /// Python thread name (from `threading`), if the thread is registered there.
+    pub name: Option<String>,
+    /// Whether a Python thread state belongs to this thread.
+    pub python: bool,
+    pub holds_gil: Option<bool>,
+    /// The signal the thread was stopped by, 0 if none.
+    pub signal: i32,
+    /// `0x…` hex strings: the instruction and stack pointers.
+    pub pc: Option<String>,
+    pub sp: Option<String>,
+    /// Innermost first.
+    pub frames: Vec<FrameReport>,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FrameReport {
+    pub function: String,
+    pub qualname: Option<String>,
+    pub file: String,
+    pub line: Option<u32>,
+    pub first_line: u32,
+}
+
+impl From<&Frame> for FrameReport {
+    fn from(frame: &Frame) -> Self {
+        FrameReport {
+            function: frame.function.clone(),
+            qualname: frame.qualname.clone(),
+            file: frame.file.clone(),
+            line: frame.line,
+            first_line: frame.first_line,
+        }
+    }
+}
+
+impl Report {
+    /// Join the core's threads with the Python thread states read from it.
+    pub fn build(
+        core: &CoreFile,
+        binaries: &PythonBinaries,
+        process: PythonProcess,
+        mut warnings: Vec<String>,
+    ) -> Report {
+        // Kernel TID of each thread: `native_thread_id` (3.8+), else the thread whose thread
+        // pointer equals the `pthread_t` (x86_64 glibc: `fs_base`).
+        let by_thread_pointer: HashMap<u64, i32> = core
+            .threads
+            .iter()
+            .filter_map(|t| Some((t.registers.thread_pointer?, t.tid)))
+            .collect();
+        let mut python_by_tid: HashMap<i32, crate::python::PythonThread> = HashMap::new();
+        let mut orphans = Vec::new();
+        for thread in process.threads {
+            let tid = thread
+                .native_thread_id
+                .and_then(|id| i32::try_from(id).ok())
+                .filter(|id| core.threads.iter().any(|t| t.tid == *id))
+                .or_else(|| by_thread_pointer.get(&thread.thread_id).copied());
+            match tid {
+                Some(tid) if !python_by_tid.contains_key(&tid) => {
+                    python_by_tid.insert(tid, thread);
+                }
+                _ => orphans.push(thread),
+            }
+        }
+        let mut threads: Vec<ThreadReport> = core
+            .threads
+            .iter()
+            .map(|status| {
+                let python = python_by_tid.remove(&status.tid);
+                thread_report(
+                    Some(status.tid),
+                    status.signal,
+                    Some(status.registers),
+                    python,
+                )
+            })
+            .collect();
+        for orphan in orphans {
+            warnings.push(format!(
+                "a Python thread state (thread id {:#x}) matches no thread in the core",
+                orphan.thread_id
+            ));
+            threads.push(thread_report(None, 0, None, Some(orphan)));
+        }
+        warnings.extend(process.warnings);
+        Report {
+            schema_version: SCHEMA_VERSION,
+            core: CoreSummary {
+                path: core.path.clone(),
+                pid: core
+                    .process
+                    .as_ref()
+                    .map(|p| p.pid)
+                    .or_else(|| core.threads.first().map(|t| t.tid)),
+                command: core
+                    .process
+                    .as_ref()
+                    .map(|p| p.args.clone())
+                    .filter(|a| !a.is_empty()),
+                arch: core.arch,
+            },
+            python: PythonSummary {
+                version: process.version.to_string(),
+                shape: process.shape,
+                executable: binaries.executable.as_ref().map(binary_summary),
+                libpython: binaries.libpython.as_ref().map(binary_summary),
+            },
+            threads,
+            warnings,
+        }
+    }
+}
+
+fn thread_report(
+    tid: Option<i32>,
+    signal: i32,
+    registers: Option<Registers>,
+    python: Option<crate::python::PythonThread>,
+) -> ThreadReport {
+    let hex = |v: u64| format!("{v:#x}");
+    ThreadReport {
+        tid,
+        name: python.as_ref().and_then(|p| p.name.clone()),
+        python: python.is_some(),
+        holds_gil: python.as_ref().and_then(|p| p.holds_gil),
+        signal,
+        pc: registers.map(|r| hex(r.pc)),
+        sp: registers.map(|r| hex(r.sp)),
+        frames: python
+            .as_ref()
+            .map(|p| p.frames.iter().map(FrameReport::from).collect())
+            .unwrap_or_default(),
+        warnings: python.map(|p| p.warnings).unwrap_or_default(),
+    }
+}
+
+fn binary_summary(loaded: &LoadedImage) -> BinarySummary {
+    BinarySummary {
+        path: loaded.core_path.clone(),
+        local_path: loaded.image.path.clone(),
+        build_id: loaded
+            .core_build_id
+            .as_deref()
+            .or(loaded.image.build_id.as_deref())
+            .map(crate::bytes::hex),
+        load_address: format!("{:#x}", loaded.bias.wrapping_add(loaded.image.base_vaddr)),
+    }
+}
