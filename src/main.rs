@@ -21,7 +21,7 @@ enum Command {
     /// Exit codes: 0 analysed; 1 analysed with warnings (partial data); 2 usage error;
     /// 3 not an ELF core or unreadable; 4 not a Python process; 5 python binary missing or
     /// different from the one the process ran; 6 unsupported Python version;
-    /// 7 the interpreter state could not be read.
+    /// 7 the interpreter state could not be read; 70 internal error (a bug in pycore).
     Analyze {
         /// The core file (kernel core, gcore output; zstd-compressed is fine).
         core: PathBuf,
@@ -43,7 +43,20 @@ enum Format {
     Json,
 }
 
+/// Exit code for a bug in pycore itself (a panic): distinct from every documented outcome.
+const EXIT_INTERNAL_ERROR: u8 = 70;
+
 fn main() -> ExitCode {
+    // A panic is our bug, not the user's: one line naming it, never a backtrace, whatever
+    // RUST_BACKTRACE says (that variable is for our own debugging sessions).
+    std::panic::set_hook(Box::new(|info| {
+        let location = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!("pycore: internal error{location}; please report it with the core if you can");
+        std::process::exit(i32::from(EXIT_INTERNAL_ERROR));
+    }));
     let cli = Cli::parse();
     match cli.command {
         Command::Analyze {

@@ -113,6 +113,7 @@ pub fn inspect(memory: &impl Memory, symbols: &impl SymbolSource) -> Result<Pyth
             "no interpreter: the process had not initialised Python yet or had finalised it".into(),
         ));
     }
+    let version = with_micro_from_sys(&objects, head, version);
     let (states, list_warnings) = threads::thread_states(&objects, head);
     warnings.extend(list_warnings);
 
@@ -154,6 +155,36 @@ pub fn inspect(memory: &impl Memory, symbols: &impl SymbolSource) -> Result<Pyth
     })
 }
 
+/// Complete a version known only as `X.Y` from `sys.version` ("3.9.18 (main, ...) [GCC ...]").
+fn with_micro_from_sys<M: Memory>(
+    objects: &Objects<'_, M>,
+    interpreter: u64,
+    version: PythonVersion,
+) -> PythonVersion {
+    if version.micro.is_some() {
+        return version;
+    }
+    let text = names::module_attribute(objects, interpreter, "sys", "version")
+        .ok()
+        .flatten()
+        .and_then(|string| objects.unicode(string).ok());
+    let parsed = text.as_deref().and_then(|text| {
+        let number = text.split_whitespace().next()?;
+        let mut parts = number.split('.');
+        let (major, minor) = (parts.next()?.parse().ok()?, parts.next()?.parse().ok()?);
+        let micro: String = parts
+            .next()?
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        ((major, minor) == (version.major, version.minor)).then_some(micro.parse().ok()?)
+    });
+    PythonVersion {
+        micro: parsed,
+        ..version
+    }
+}
+
 /// Debug builds export reference-count debugging helpers that release builds lack.
 fn detect_shape(symbols: &impl SymbolSource) -> Shape {
     if symbols.symbol("_Py_NegativeRefcount").is_some() || symbols.symbol("_Py_RefTotal").is_some()
@@ -190,3 +221,6 @@ fn table_for(version: PythonVersion, shape: Shape) -> Result<&'static Layout> {
         }
     })
 }
+
+#[cfg(test)]
+mod tests;

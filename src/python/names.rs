@@ -1,6 +1,6 @@
-//! Python thread names, from `threading`'s registry of live threads:
-//! `sys.modules['threading']._active` maps each thread's ident (its `pthread_t`) to its `Thread`,
-//! whose `_name` attribute is the name users gave it (Lib/threading.py).
+//! Names looked up through `sys.modules`: Python thread names from `threading`'s registry of
+//! live threads (`threading._active` maps each thread's ident, its `pthread_t`, to its `Thread`,
+//! whose `_name` is the name users gave it; Lib/threading.py), and `sys.version`.
 
 use std::collections::HashMap;
 
@@ -8,22 +8,32 @@ use super::dicts::{dict_get_str, dict_items, instance_attribute};
 use super::objects::{ObjectResult, Objects};
 use crate::memory::Memory;
 
+/// `sys.modules[module].attribute` of an interpreter, if the module is loaded and has it.
+pub fn module_attribute<M: Memory>(
+    objects: &Objects<'_, M>,
+    interpreter: u64,
+    module: &str,
+    attribute: &str,
+) -> ObjectResult<Option<u64>> {
+    let layout = objects.layout;
+    let modules = objects.pointer(interpreter + u64::from(layout.interp_modules))?;
+    if modules == 0 {
+        return Ok(None);
+    }
+    let Some(module) = dict_get_str(objects, modules, module)? else {
+        return Ok(None);
+    };
+    let module_dict = objects.pointer(module + u64::from(layout.module_md_dict))?;
+    dict_get_str(objects, module_dict, attribute)
+}
+
 /// `pthread_t` → thread name, for one interpreter. Empty when `threading` was never imported.
 pub fn thread_names<M: Memory>(
     objects: &Objects<'_, M>,
     interpreter: u64,
 ) -> ObjectResult<HashMap<u64, String>> {
-    let layout = objects.layout;
     let mut names = HashMap::new();
-    let modules = objects.pointer(interpreter + u64::from(layout.interp_modules))?;
-    if modules == 0 {
-        return Ok(names);
-    }
-    let Some(threading) = dict_get_str(objects, modules, "threading")? else {
-        return Ok(names);
-    };
-    let module_dict = objects.pointer(threading + u64::from(layout.module_md_dict))?;
-    let Some(active) = dict_get_str(objects, module_dict, "_active")? else {
+    let Some(active) = module_attribute(objects, interpreter, "threading", "_active")? else {
         return Ok(names);
     };
     for (ident, thread) in dict_items(objects, active)? {
