@@ -99,6 +99,9 @@ impl CoreFile {
             truncated_bytes: 0,
         };
         let file_len = bytes.len() as u64;
+        let notes_cut = program_headers
+            .iter()
+            .any(|ph| ph.p_type == PT_NOTE && ph.p_offset.saturating_add(ph.p_filesz) > file_len);
         for ph in &program_headers {
             match ph.p_type {
                 PT_LOAD => {
@@ -121,7 +124,11 @@ impl CoreFile {
             }
         }
         if core.threads.is_empty() {
-            return Err(not_core("it has no NT_PRSTATUS thread notes"));
+            return Err(not_core(if notes_cut {
+                "the file is truncated: its notes (threads, mapped files) are cut off"
+            } else {
+                "it has no NT_PRSTATUS thread notes"
+            }));
         }
         core.segments.sort_by_key(|s| s.vaddr);
         core.files.sort_by_key(|f| f.start);
