@@ -1,0 +1,108 @@
+"""Scenario for the gcore matrix test: threads parked at known places.
+
+Usage: python parked_threads.py RECORD.json
+
+Starts one thread per way of blocking that pycore must unwind, parks the main
+thread too, and lets a recorder thread write every thread's kernel TID, name
+and stack to RECORD.json (see recording.py). The recorder thread then exits,
+and the harness takes the core with gcore once only the recorded threads are
+left.
+
+Every blocking call is on a line marked `# PARK`, which is how recording.py
+knows a thread has arrived. Runs on CPython 3.6+.
+"""
+import os
+import sys
+import threading
+import time
+
+import recording
+import données
+
+RECURSION_DEPTH = 30
+
+HELD_LOCK = threading.Lock()
+NEVER_SET = threading.Event()
+
+
+def sleeper():
+    recording.announce()
+    time.sleep(recording.PARK_SECONDS)  # PARK
+
+
+def wait_for_lock():
+    recording.announce()
+    HELD_LOCK.acquire()  # PARK
+
+
+def wait_for_event():
+    recording.announce()
+    NEVER_SET.wait()  # PARK: Python-level frames of threading.py are inside
+
+
+def recurse(depth):
+    if depth == 0:
+        recording.announce()
+        time.sleep(recording.PARK_SECONDS)  # PARK
+    else:
+        recurse(depth - 1)
+
+
+def slow_numbers():
+    yield 1
+    time.sleep(recording.PARK_SECONDS)  # PARK: parked inside a running generator
+    yield 2
+
+
+def consume_generator():
+    recording.announce()
+    for _ in slow_numbers():
+        pass
+
+
+class Worker(object):
+    def run_forever(self):
+        # A method (qualname "Worker.run_forever") calling a closure
+        # (qualname "Worker.run_forever.<locals>.parked").
+        def parked():
+            recording.announce()
+            time.sleep(recording.PARK_SECONDS)  # PARK
+
+        parked()
+
+
+# (thread name, target, args). Non-ASCII names use each str storage kind:
+# latin-1 ("é"), UCS-2 ("λ", "线") and UCS-4 (U+20000).
+WORKERS = [
+    ("sleeper", sleeper, ()),
+    ("lock-waiter", wait_for_lock, ()),
+    ("event-waiter", wait_for_event, ()),
+    ("recurser", recurse, (RECURSION_DEPTH,)),
+    ("generator", consume_generator, ()),
+    ("méthode-é", Worker().run_forever, ()),
+    ("线程-λ-\U00020000", données.café, ()),
+]
+
+
+def start_thread(name, target, args=()):
+    thread = threading.Thread(name=name, target=target, args=args)
+    thread.daemon = True
+    thread.start()
+    return thread
+
+
+def main():
+    record_path = sys.argv[1]
+    HELD_LOCK.acquire()  # so that lock-waiter blocks
+    for name, target, args in WORKERS:
+        start_thread(name, target, args)
+    # Everything started by this process except the recorder, which is not
+    # recorded: the workers and the main thread.
+    start_thread("recorder", recording.record_parked_threads, (record_path, len(WORKERS) + 1))
+    recording.announce()
+    time.sleep(recording.PARK_SECONDS)  # PARK
+    os._exit(0)  # the harness is gone; don't linger in thread shutdown
+
+
+if __name__ == "__main__":
+    main()

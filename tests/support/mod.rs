@@ -1,0 +1,12 @@
+//! Helpers shared by the integration tests: finding Python interpreters,
+//! running the scenario programs of tests/scenarios/, taking cores, running
+//! pycore and comparing its report with what the scenario recorded.
+//!
+//! Each test binary uses a different subset of these helpers.
+#![allow(dead_code)]
+
+pub mod interpreters;
+pub mod matrix;
+pub mod process;
+pub mod scenario;
+pub mod stacks;
