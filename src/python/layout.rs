@@ -19,6 +19,16 @@ pub enum Shape {
     FreeThreaded,
 }
 
+impl std::fmt::Display for Shape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Shape::Release => "release",
+            Shape::Debug => "debug",
+            Shape::FreeThreaded => "free-threaded",
+        })
+    }
+}
+
 /// Offsets and sizes for one CPython minor version and build shape.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layout {

@@ -16,15 +16,14 @@ pub fn write(report: &Report, out: &mut impl Write) -> io::Result<()> {
     }
     writeln!(out)?;
     let python = &report.python;
-    let binary = python
-        .libpython
-        .as_ref()
-        .or(python.executable.as_ref())
-        .map(|b| b.path.as_str())
-        .unwrap_or("?");
+    let linkage = match (&python.libpython, &python.executable) {
+        (Some(lib), _) => format!("shared {}", lib.path),
+        (None, Some(exe)) => format!("static {}", exe.path),
+        (None, None) => "binary unknown".to_string(),
+    };
     writeln!(
         out,
-        "Python {} ({:?} build, {binary})",
+        "Python {}, {} build ({linkage})",
         python.version, python.shape
     )?;
     let with_frames = report

@@ -102,11 +102,17 @@ pub struct Analysis {
 /// interpreter from the core's file mappings. The core must be analysable
 /// (exit code 0, or 1 for partial results with warnings).
 pub fn analyze(core: &Path, dir: &Path) -> Result<Analysis, String> {
-    let args = [
+    analyze_with(core, dir, &[])
+}
+
+/// Like [`analyze`], with more arguments for pycore (such as `--python BIN`).
+pub fn analyze_with(core: &Path, dir: &Path, extra: &[&OsStr]) -> Result<Analysis, String> {
+    let mut args = vec![
         OsStr::new("analyze"),
         core.as_os_str(),
         OsStr::new("--json"),
     ];
+    args.extend_from_slice(extra);
     let finished = run_pycore(&args, dir, "pycore")?;
     let exit_code = match finished.code() {
         Some(code @ (0 | 1)) => code,

@@ -1,0 +1,74 @@
+//! The committed example (testdata/example, made by tools/make_example.sh): a zstd-compressed
+//! gcore core of tests/scenarios/parked_threads.py under Debian's static, stripped python3.11,
+//! with that binary and the stacks the process recorded about itself before it was dumped.
+//! This is the README's first command; it must work on a machine without that Python.
+
+mod support;
+
+use std::ffi::OsStr;
+use std::path::PathBuf;
+
+use support::process::{run_pycore, TestDir};
+use support::scenario::{analyze_with, judge};
+use support::stacks::Recording;
+
+fn example(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata/example")
+        .join(name)
+}
+
+#[test]
+fn example_core_matches_what_its_process_recorded() {
+    let dir = TestDir::new("example");
+    let recording = Recording::load(&example("recorded.json")).expect("recorded.json");
+    let python = example("python3.11.zst");
+    let analysis = analyze_with(
+        &example("core.zst"),
+        dir.path(),
+        &[OsStr::new("--python"), python.as_os_str()],
+    )
+    .expect("pycore analyses the example");
+    let verdict = judge(&recording, &analysis);
+    for note in &verdict.notes {
+        println!("note: {note}");
+    }
+    assert!(
+        verdict.passed(),
+        "the example's stacks differ from the recording:\n{}",
+        verdict.problems.join("\n")
+    );
+    dir.remove();
+}
+
+#[test]
+fn example_text_output_names_every_thread() {
+    let dir = TestDir::new("example-text");
+    let recording = Recording::load(&example("recorded.json")).expect("recorded.json");
+    let python = example("python3.11.zst");
+    let core = example("core.zst");
+    let args = [
+        OsStr::new("analyze"),
+        core.as_os_str(),
+        OsStr::new("--python"),
+        python.as_os_str(),
+    ];
+    let finished = run_pycore(&args, dir.path(), "pycore").expect("pycore runs");
+    assert_eq!(finished.code(), Some(0), "stderr: {}", finished.stderr);
+    let text = finished.stdout_text();
+    assert!(text.contains("most recent call first"), "{text}");
+    for thread in &recording.threads {
+        let header = format!("Thread {}", thread.tid);
+        assert!(text.contains(&header), "no {header:?} in:\n{text}");
+        let name = format!("\"{}\"", thread.name);
+        assert!(text.contains(&name), "no name {name} in:\n{text}");
+        for frame in &thread.frames {
+            let line = match frame.line {
+                Some(line) => format!("File \"{}\", line {line}", frame.file),
+                None => format!("File \"{}\"", frame.file),
+            };
+            assert!(text.contains(&line), "no {line:?} in:\n{text}");
+        }
+    }
+    dir.remove();
+}
