@@ -107,6 +107,14 @@ impl SymbolSource for PythonBinaries {
             .find_map(|loaded| Some(loaded.image.symbol(name)?.wrapping_add(loaded.bias)))
     }
 
+    fn abi_flags(&self) -> String {
+        self.images()
+            .find_map(|loaded| {
+                version::abi_flags_from_file_name(binary::display_name(&loaded.core_path))
+            })
+            .unwrap_or_default()
+    }
+
     fn version_hint(&self) -> Option<PythonVersion> {
         self.images().find_map(|loaded| {
             version::version_from_file_name(binary::display_name(&loaded.core_path))

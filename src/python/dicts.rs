@@ -17,10 +17,47 @@ const TPFLAGS_INLINE_VALUES: u64 = 1 << 2;
 /// The `(key, value)` object pointers of a dict, in insertion order, skipping deleted slots.
 pub fn dict_items<M: Memory>(objects: &Objects<'_, M>, dict: u64) -> ObjectResult<Vec<(u64, u64)>> {
     let layout = objects.layout;
-    let keys = objects.pointer(dict + u64::from(layout.dict_ma_keys))?;
-    let values = objects.pointer(dict + u64::from(layout.dict_ma_values))?;
+    if let (Some(mask), Some(table)) = (layout.dict_ma_mask, layout.dict_ma_table) {
+        return open_addressing_items(objects, dict, mask, table);
+    }
+    let (Some(keys_field), Some(values_field)) = (layout.dict_ma_keys, layout.dict_ma_values)
+    else {
+        return Err(ObjectError::Invalid("layout lacks dict fields".into()));
+    };
+    let keys = objects.pointer(dict + u64::from(keys_field))?;
+    let values = objects.pointer(dict + u64::from(values_field))?;
     let values = (values != 0).then_some(values);
     keys_items(objects, keys, values)
+}
+
+/// 2.7's dict: `ma_table` holds `ma_mask + 1` (hash, key, value) slots; empty and deleted
+/// slots have no value (Objects/dictobject.c).
+fn open_addressing_items<M: Memory>(
+    objects: &Objects<'_, M>,
+    dict: u64,
+    mask_field: u32,
+    table_field: u32,
+) -> ObjectResult<Vec<(u64, u64)>> {
+    let layout = objects.layout;
+    let mask = objects.memory.read_u64(dict + u64::from(mask_field))?;
+    if mask >= MAX_DICT_ENTRIES || !(mask + 1).is_power_of_two() {
+        return Err(ObjectError::Invalid(format!(
+            "dict at {dict:#x} has mask {mask:#x}"
+        )));
+    }
+    let table = objects.pointer(dict + u64::from(table_field))?;
+    let entry_size = u64::from(layout.dict_entry_size);
+    let raw = objects
+        .memory
+        .read_vec(table, ((mask + 1) * entry_size) as usize)?;
+    Ok(raw
+        .chunks_exact(entry_size as usize)
+        .filter_map(|entry| {
+            let key = crate::bytes::u64_at(entry, 8)?;
+            let value = crate::bytes::u64_at(entry, 16)?;
+            (key != 0 && value != 0).then_some((key, value))
+        })
+        .collect())
 }
 
 /// Entries of a `PyDictKeysObject`; values come from `values` (a split table) when given.
@@ -31,13 +68,18 @@ fn keys_items<M: Memory>(
 ) -> ObjectResult<Vec<(u64, u64)>> {
     let layout = objects.layout;
     let memory = objects.memory;
-    let nentries = memory.read_u64(keys + u64::from(layout.dictkeys_dk_nentries))?;
+    let (Some(nentries_field), Some(indices_field)) =
+        (layout.dictkeys_dk_nentries, layout.dictkeys_dk_indices)
+    else {
+        return Err(ObjectError::Invalid("layout lacks dict key fields".into()));
+    };
+    let nentries = memory.read_u64(keys + u64::from(nentries_field))?;
     if nentries > MAX_DICT_ENTRIES {
         return Err(ObjectError::Invalid(format!(
             "dict keys at {keys:#x} claim {nentries} entries"
         )));
     }
-    let indices = keys + u64::from(layout.dictkeys_dk_indices);
+    let indices = keys + u64::from(indices_field);
     let (index_bytes, entry_size) = match (
         layout.dictkeys_dk_size,
         layout.dictkeys_dk_log2_index_bytes,
@@ -128,8 +170,10 @@ pub fn instance_attribute<M: Memory>(
     let flags = objects.pointer(type_object + u64::from(layout.type_tp_flags))?;
     let is_311_plus = (layout.major, layout.minor) >= (3, 11);
     if is_311_plus && flags & TPFLAGS_MANAGED_DICT != 0 {
-        let cached_keys =
-            || objects.pointer(type_object + u64::from(layout.heaptype_ht_cached_keys));
+        let cached_keys = || match layout.heaptype_ht_cached_keys {
+            Some(field) => objects.pointer(type_object + u64::from(field)),
+            None => Err(ObjectError::Invalid("layout lacks ht_cached_keys".into())),
+        };
         // 3.13+: values inline after the object while `valid` (byte 3 of PyDictValues).
         if layout.minor >= 13 && flags & TPFLAGS_INLINE_VALUES != 0 {
             let basicsize = objects.pointer(type_object + u64::from(layout.type_tp_basicsize))?;

@@ -50,7 +50,7 @@ pub struct Layout {
     /// `offsetof(PyTypeObject, tp_basicsize)` (3.13+ inline values start at `obj + tp_basicsize`)
     pub type_tp_basicsize: u32,
     /// `offsetof(PyHeapTypeObject, ht_cached_keys)`: the shared keys of split instance dicts
-    pub heaptype_ht_cached_keys: u32,
+    pub heaptype_ht_cached_keys: Option<u32>,
 
     // --- _PyRuntimeState (Include/internal/pycore_runtime.h), 3.7+
     /// `offsetof(_PyRuntimeState, interpreters.head)`
@@ -75,6 +75,9 @@ pub struct Layout {
     pub gil_locked: Option<u32>,
     /// `offsetof(struct _gil_runtime_state, last_holder)`
     pub gil_last_holder: Option<u32>,
+    /// `offsetof(struct _gil_runtime_state, enabled)` (free-threaded builds: whether the GIL was
+    /// re-enabled at run time)
+    pub gil_enabled: Option<u32>,
 
     // --- PyThreadState (Include/cpython/pystate.h)
     pub tstate_next: u32,
@@ -124,18 +127,22 @@ pub struct Layout {
     pub code_co_code_adaptive: Option<u32>,
 
     // --- PyBytesObject / PyUnicodeObject (Include/cpython/bytesobject.h, unicodeobject.h)
-    /// `offsetof(PyBytesObject, ob_sval)`
+    /// `offsetof(PyBytesObject, ob_sval)`; on 2.7 `PyStringObject.ob_sval` (`str` is bytes there)
     pub bytes_ob_sval: u32,
     /// `offsetof(PyASCIIObject, length)`
-    pub unicode_length: u32,
+    pub unicode_length: Option<u32>,
     /// `offsetof(PyASCIIObject, state)`: the bitfield word (interned:2, kind:3, compact:1, ascii:1, ...)
-    pub unicode_state: u32,
+    pub unicode_state: Option<u32>,
     /// `sizeof(PyASCIIObject)`: where compact ASCII data starts
-    pub unicode_ascii_size: u32,
+    pub unicode_ascii_size: Option<u32>,
     /// `sizeof(PyCompactUnicodeObject)`: where compact non-ASCII data starts
-    pub unicode_compact_size: u32,
+    pub unicode_compact_size: Option<u32>,
     /// `offsetof(PyUnicodeObject, data)`: the data pointer of legacy (non-compact) strings
-    pub unicode_legacy_data: u32,
+    pub unicode_legacy_data: Option<u32>,
+
+    // --- PyIntObject (2.7 only, Include/intobject.h)
+    /// `offsetof(PyIntObject, ob_ival)`
+    pub int_ob_ival: Option<u32>,
 
     // --- PyLongObject (Include/cpython/longintrepr.h)
     /// `offsetof(PyLongObject, ob_digit)` (≤3.11) or `long_value.ob_digit` (3.12+)
@@ -145,8 +152,12 @@ pub struct Layout {
 
     // --- PyDictObject / PyDictKeysObject (Objects/dict-common.h, Include/internal/pycore_dict.h)
     pub dict_ma_used: u32,
-    pub dict_ma_keys: u32,
-    pub dict_ma_values: u32,
+    /// `ma_mask` (2.7's open-addressing dict, Include/dictobject.h)
+    pub dict_ma_mask: Option<u32>,
+    /// `ma_table` (2.7): pointer to `PyDictEntry[ma_mask + 1]`
+    pub dict_ma_table: Option<u32>,
+    pub dict_ma_keys: Option<u32>,
+    pub dict_ma_values: Option<u32>,
     /// `dk_size` (≤3.10, Py_ssize_t) — None from 3.11 (see `dictkeys_dk_log2_size`)
     pub dictkeys_dk_size: Option<u32>,
     /// `dk_log2_size` (3.11+, uint8)
@@ -155,9 +166,9 @@ pub struct Layout {
     pub dictkeys_dk_log2_index_bytes: Option<u32>,
     /// `dk_kind` (3.11+, uint8): general or unicode entries
     pub dictkeys_dk_kind: Option<u32>,
-    pub dictkeys_dk_nentries: u32,
+    pub dictkeys_dk_nentries: Option<u32>,
     /// `offsetof(PyDictKeysObject, dk_indices)`
-    pub dictkeys_dk_indices: u32,
+    pub dictkeys_dk_indices: Option<u32>,
     /// `sizeof(PyDictKeyEntry)` (hash, key, value)
     pub dict_entry_size: u32,
     /// `sizeof(PyDictUnicodeEntry)` (key, value), 3.11+
@@ -165,6 +176,58 @@ pub struct Layout {
     /// `offsetof(PyDictValues, values)` (3.13+: values are inline in the object); 0 before
     pub dict_values_values: Option<u32>,
 
+    // --- _Py_DebugOffsets (3.13+): where each offset sits inside the struct itself
+    pub debug_offsets: Option<DebugOffsetsLayout>,
+
     // --- PyModuleObject (Objects/moduleobject.c / Include/internal/pycore_moduleobject.h)
     pub module_md_dict: u32,
+}
+
+/// Byte positions of members inside `_Py_DebugOffsets` (Include/internal/pycore_runtime.h in
+/// 3.13, pycore_debug_offsets.h from 3.14), i.e. `offsetof(_Py_DebugOffsets, thread_state.next)`.
+/// The struct changes between minor versions, so it is generated per version like the rest.
+/// `None` where that version's struct lacks the member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DebugOffsetsLayout {
+    /// `sizeof(_Py_DebugOffsets)`
+    pub size: u32,
+    pub version: u32,
+    pub free_threaded: Option<u32>,
+    pub runtime_state_interpreters_head: Option<u32>,
+    pub interpreter_state_id: Option<u32>,
+    pub interpreter_state_next: Option<u32>,
+    pub interpreter_state_threads_head: Option<u32>,
+    pub interpreter_state_imports_modules: Option<u32>,
+    pub interpreter_state_ceval_gil: Option<u32>,
+    pub interpreter_state_gil_runtime_state: Option<u32>,
+    pub interpreter_state_gil_runtime_state_enabled: Option<u32>,
+    pub interpreter_state_gil_runtime_state_locked: Option<u32>,
+    pub interpreter_state_gil_runtime_state_holder: Option<u32>,
+    pub thread_state_next: Option<u32>,
+    pub thread_state_interp: Option<u32>,
+    pub thread_state_current_frame: Option<u32>,
+    pub thread_state_thread_id: Option<u32>,
+    pub thread_state_native_thread_id: Option<u32>,
+    pub interpreter_frame_previous: Option<u32>,
+    pub interpreter_frame_executable: Option<u32>,
+    pub interpreter_frame_instr_ptr: Option<u32>,
+    pub interpreter_frame_owner: Option<u32>,
+    pub code_object_filename: Option<u32>,
+    pub code_object_name: Option<u32>,
+    pub code_object_qualname: Option<u32>,
+    pub code_object_linetable: Option<u32>,
+    pub code_object_firstlineno: Option<u32>,
+    pub code_object_co_code_adaptive: Option<u32>,
+    pub pyobject_ob_type: Option<u32>,
+    pub type_object_tp_name: Option<u32>,
+    pub type_object_tp_flags: Option<u32>,
+    pub dict_object_ma_keys: Option<u32>,
+    pub dict_object_ma_values: Option<u32>,
+    pub long_object_lv_tag: Option<u32>,
+    pub long_object_ob_digit: Option<u32>,
+    pub bytes_object_ob_size: Option<u32>,
+    pub bytes_object_ob_sval: Option<u32>,
+    pub unicode_object_state: Option<u32>,
+    pub unicode_object_length: Option<u32>,
+    pub unicode_object_asciiobject_size: Option<u32>,
 }

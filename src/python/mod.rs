@@ -32,6 +32,10 @@ pub trait SymbolSource {
     fn symbol(&self, name: &str) -> Option<u64>;
     /// The version that file names suggest (`libpython3.9.so`), when memory says nothing.
     fn version_hint(&self) -> Option<PythonVersion>;
+    /// ABI flags in the binaries' file names (`t` of `libpython3.13t.so`, `d`, `m`), if any.
+    fn abi_flags(&self) -> String {
+        String::new()
+    }
 }
 
 /// One Python thread state and what was read from it.
@@ -55,92 +59,91 @@ pub struct PythonThread {
 pub struct PythonProcess {
     pub version: PythonVersion,
     pub shape: Shape,
-    /// Address of `_PyRuntime`.
-    pub runtime: u64,
+    /// Address of `_PyRuntime` (3.7+).
+    pub runtime: Option<u64>,
     pub threads: Vec<PythonThread>,
     pub warnings: Vec<String>,
 }
 
+/// Where the interpreter state hangs from, which changed in 3.7.
+#[derive(Debug, Clone, Copy)]
+enum Roots {
+    /// 3.7+: the `_PyRuntime` global (`_PyRuntimeState`).
+    Runtime(u64),
+    /// 2.7, 3.6: the globals `interp_head` and `_PyThreadState_Current` (Python/pystate.c).
+    /// `interp_head` is static, so stripped builds lack it; then the interpreter is found
+    /// through the thread that held the GIL.
+    Globals {
+        interp_head: Option<u64>,
+        tstate_current: Option<u64>,
+    },
+}
+
+fn find_roots(symbols: &impl SymbolSource) -> Result<Roots> {
+    if let Some(runtime) = symbols.symbol("_PyRuntime") {
+        return Ok(Roots::Runtime(runtime));
+    }
+    let interp_head = symbols.symbol("interp_head");
+    let tstate_current = symbols.symbol("_PyThreadState_Current");
+    if interp_head.is_some() || tstate_current.is_some() {
+        return Ok(Roots::Globals {
+            interp_head,
+            tstate_current,
+        });
+    }
+    Err(Error::NotPython(
+        "neither the executable nor a mapped libpython defines _PyRuntime or interp_head".into(),
+    ))
+}
+
 /// Read every thread's Python stack.
 pub fn inspect(memory: &impl Memory, symbols: &impl SymbolSource) -> Result<PythonProcess> {
-    let runtime = symbols.symbol("_PyRuntime");
-    if runtime.is_none() && symbols.symbol("interp_head").is_some() {
-        let version = symbols
-            .version_hint()
-            .map_or("2.7 or 3.6".to_string(), |v| v.to_string());
-        return Err(Error::UnsupportedVersion(format!(
-            "CPython {version} (no _PyRuntime) is not supported yet by this pycore; 3.8 to 3.13 are"
-        )));
-    }
-    let Some(runtime) = runtime else {
-        return Err(Error::NotPython(
-            "neither the executable nor a mapped libpython defines _PyRuntime".into(),
-        ));
+    let roots = find_roots(symbols)?;
+    let runtime = match roots {
+        Roots::Runtime(runtime) => Some(runtime),
+        Roots::Globals { .. } => None,
     };
-    let version = version::version_from_memory(memory, Some(runtime), symbols.symbol("Py_Version"))
+    let version = version::version_from_memory(memory, runtime, symbols.symbol("Py_Version"))
         .or_else(|| symbols.version_hint())
         .ok_or_else(|| {
             Error::UnsupportedVersion(
-                "cannot tell the CPython version: no _Py_DebugOffsets, Py_Version or versioned file name".into(),
+                "cannot tell the CPython version: no _Py_DebugOffsets, no Py_Version, and no version in the binaries' file names".into(),
             )
         })?;
     let mut warnings = Vec::new();
-    let mut shape = detect_shape(symbols);
-    let mut layout = table_for(version, shape)?.clone();
-    if let Some(debug) = debug_offsets::apply(memory, runtime, &mut layout) {
-        if debug.free_threaded {
-            shape = Shape::FreeThreaded;
-            layout = table_for(version, shape)?.clone();
-        }
-        for disagreement in debug.disagreements {
-            warnings.push(format!(
-                "_Py_DebugOffsets disagrees with pycore's table for {version}: {disagreement} (using the process's value)"
-            ));
-        }
-    }
+    let (layout, shape) = select_layout(memory, symbols, runtime, version, &mut warnings)?;
     let objects = Objects {
         memory,
         layout: &layout,
     };
-    let head_field = layout
-        .runtime_interpreters_head
-        .ok_or_else(|| Error::PythonState(format!("no interpreters-list offset for {version}")))?;
-    let head = objects
-        .pointer(runtime + u64::from(head_field))
-        .map_err(|e| Error::PythonState(format!("_PyRuntime.interpreters.head: {e}")))?;
-    if head == 0 {
-        return Err(Error::PythonState(
-            "no interpreter: the process had not initialised Python yet or had finalised it".into(),
-        ));
-    }
+    let head = first_interpreter(&objects, roots, version)?;
     let version = with_micro_from_sys(&objects, head, version);
     let (states, list_warnings) = threads::thread_states(&objects, head);
     warnings.extend(list_warnings);
 
-    let mut interpreter_info: HashMap<u64, (HashMap<u64, String>, Option<u64>)> = HashMap::new();
+    let mut interpreter_info: HashMap<u64, (HashMap<u64, String>, threads::Gil)> = HashMap::new();
     let mut walker = frames::FrameWalker::new(&objects);
     let mut threads = Vec::with_capacity(states.len());
     for state in states {
-        let (names, gil_holder) = interpreter_info
+        let (names, gil) = interpreter_info
             .entry(state.interpreter)
             .or_insert_with(|| {
                 let names = names::thread_names(&objects, state.interpreter).unwrap_or_else(|e| {
                     warnings.push(format!("thread names unavailable: {e}"));
                     HashMap::new()
                 });
-                let holder = threads::gil_holder(&objects, runtime, state.interpreter)
-                    .unwrap_or_else(|e| {
-                        warnings.push(format!("GIL holder unknown: {e}"));
-                        None
-                    });
-                (names, holder)
+                let gil = gil_state(&objects, roots, state.interpreter).unwrap_or_else(|e| {
+                    warnings.push(format!("GIL holder unknown: {e}"));
+                    threads::Gil::Unknown
+                });
+                (names, gil)
             });
         let stack = walker.stack(state.address);
         threads.push(PythonThread {
             thread_id: state.thread_id,
             native_thread_id: state.native_thread_id,
             name: names.get(&state.thread_id).cloned(),
-            holds_gil: Some(*gil_holder == Some(state.address)),
+            holds_gil: gil.held_by(state.address),
             interpreter: state.interpreter,
             frames: stack.frames,
             warnings: stack.warnings,
@@ -153,6 +156,110 @@ pub fn inspect(memory: &impl Memory, symbols: &impl SymbolSource) -> Result<Pyth
         threads,
         warnings,
     })
+}
+
+/// The table for this build, corrected by the process's own `_Py_DebugOffsets` (3.13+), which
+/// also says whether the build is free-threaded.
+fn select_layout(
+    memory: &impl Memory,
+    symbols: &impl SymbolSource,
+    runtime: Option<u64>,
+    version: PythonVersion,
+    warnings: &mut Vec<String>,
+) -> Result<(Layout, Shape)> {
+    let mut shape = detect_shape(symbols);
+    let mut layout = table_for(version, shape)?.clone();
+    let Some(runtime) = runtime else {
+        return Ok((layout, shape));
+    };
+    let Some(reader) = debug_offsets::Reader::read(memory, runtime, &layout) else {
+        if layout.debug_offsets.is_some() {
+            warnings.push(format!(
+                "cannot read _Py_DebugOffsets of {version}; relying on pycore's own table"
+            ));
+        }
+        return Ok((layout, shape));
+    };
+    if let Some(positions) = &layout.debug_offsets {
+        if reader.free_threaded(positions) && shape != Shape::FreeThreaded {
+            shape = Shape::FreeThreaded;
+            layout = table_for(version, shape)?.clone();
+        }
+    }
+    for disagreement in reader.apply(&mut layout).disagreements {
+        warnings.push(format!(
+            "_Py_DebugOffsets disagrees with pycore's {version} {shape} table on {disagreement}; using the process's value"
+        ));
+    }
+    Ok((layout, shape))
+}
+
+fn first_interpreter<M: Memory>(
+    objects: &Objects<'_, M>,
+    roots: Roots,
+    version: PythonVersion,
+) -> Result<u64> {
+    let head = match roots {
+        Roots::Runtime(runtime) => {
+            let field = objects.layout.runtime_interpreters_head.ok_or_else(|| {
+                Error::PythonState(format!(
+                    "pycore's {version} table has no _PyRuntime.interpreters.head"
+                ))
+            })?;
+            objects
+                .pointer(runtime + u64::from(field))
+                .map_err(|e| Error::PythonState(format!("_PyRuntime.interpreters.head: {e}")))?
+        }
+        Roots::Globals {
+            interp_head: Some(interp_head),
+            ..
+        } => objects
+            .pointer(interp_head)
+            .map_err(|e| Error::PythonState(format!("interp_head: {e}")))?,
+        Roots::Globals {
+            interp_head: None,
+            tstate_current: Some(current),
+        } => {
+            let unreadable = |e| Error::PythonState(format!("_PyThreadState_Current: {e}"));
+            let tstate = objects.pointer(current).map_err(unreadable)?;
+            if tstate == 0 {
+                return Err(Error::PythonState(
+                    "this stripped build has no interp_head symbol and no thread held the GIL, so the interpreter cannot be found".into(),
+                ));
+            }
+            objects
+                .pointer(tstate + u64::from(objects.layout.tstate_interp))
+                .map_err(unreadable)?
+        }
+        Roots::Globals {
+            interp_head: None,
+            tstate_current: None,
+        } => 0,
+    };
+    if head == 0 {
+        return Err(Error::PythonState(
+            "no interpreter: the process had not initialised Python yet or had finalised it".into(),
+        ));
+    }
+    Ok(head)
+}
+
+fn gil_state<M: Memory>(
+    objects: &Objects<'_, M>,
+    roots: Roots,
+    interpreter: u64,
+) -> objects::ObjectResult<threads::Gil> {
+    match roots {
+        Roots::Runtime(runtime) => threads::gil_state(objects, runtime, interpreter),
+        Roots::Globals {
+            tstate_current: Some(current),
+            ..
+        } => threads::Gil::from_holder(objects.pointer(current)?),
+        Roots::Globals {
+            tstate_current: None,
+            ..
+        } => Ok(threads::Gil::Unknown),
+    }
 }
 
 /// Complete a version known only as `X.Y` from `sys.version` ("3.9.18 (main, ...) [GCC ...]").
@@ -185,9 +292,13 @@ fn with_micro_from_sys<M: Memory>(
     }
 }
 
-/// Debug builds export reference-count debugging helpers that release builds lack.
+/// Debug builds export reference-count debugging helpers that release builds lack;
+/// free-threaded builds carry a `t` in their ABI name (`libpython3.13t.so`, `python3.13t`).
 fn detect_shape(symbols: &impl SymbolSource) -> Shape {
-    if symbols.symbol("_Py_NegativeRefcount").is_some() || symbols.symbol("_Py_RefTotal").is_some()
+    if symbols.abi_flags().contains('t') {
+        Shape::FreeThreaded
+    } else if symbols.symbol("_Py_NegativeRefcount").is_some()
+        || symbols.symbol("_Py_RefTotal").is_some()
     {
         Shape::Debug
     } else {

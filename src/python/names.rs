@@ -40,7 +40,12 @@ pub fn thread_names<M: Memory>(
         let Ok(ident) = objects.int(ident) else {
             continue;
         };
-        if let Some(name) = instance_attribute(objects, thread, "_name")? {
+        // 2.7's Thread keeps its name in the private `__name`, mangled to `_Thread__name`.
+        let name = match instance_attribute(objects, thread, "_name")? {
+            Some(name) => Some(name),
+            None => instance_attribute(objects, thread, "_Thread__name")?,
+        };
+        if let Some(name) = name {
             if let Ok(name) = objects.unicode(name) {
                 names.insert(ident as u64, name);
             }

@@ -74,26 +74,39 @@ impl<M: Memory> Objects<'_, M> {
     }
 
     /// A `str` object's text. Handles compact ASCII, compact latin-1/UCS-2/UCS-4 and legacy
-    /// (non-compact) strings; code points that are not valid Unicode become U+FFFD.
+    /// (non-compact) strings; code points that are not valid Unicode become U+FFFD. On 2.7, where
+    /// `str` is a byte string, the bytes are decoded as UTF-8 (lossy).
     pub fn unicode(&self, object: u64) -> ObjectResult<String> {
         let layout = self.layout;
-        let length = self
-            .memory
-            .read_u64(object + u64::from(layout.unicode_length))?;
+        let (
+            Some(length_field),
+            Some(state_field),
+            Some(ascii_size),
+            Some(compact_size),
+            Some(legacy),
+        ) = (
+            layout.unicode_length,
+            layout.unicode_state,
+            layout.unicode_ascii_size,
+            layout.unicode_compact_size,
+            layout.unicode_legacy_data,
+        )
+        else {
+            return Ok(String::from_utf8_lossy(&self.bytes(object)?).into_owned());
+        };
+        let length = self.memory.read_u64(object + u64::from(length_field))?;
         if length > MAX_STR_CHARS {
             return invalid(format!("str at {object:#x} claims {length} characters"));
         }
         // PyASCIIObject.state: interned:2, kind:3, compact:1, ascii:1 (Include/cpython/unicodeobject.h).
-        let state = self
-            .memory
-            .read_u32(object + u64::from(layout.unicode_state))?;
+        let state = self.memory.read_u32(object + u64::from(state_field))?;
         let kind = (state >> 2) & 0x7;
         let compact = (state >> 5) & 1 == 1;
         let ascii = (state >> 6) & 1 == 1;
         let data = match (compact, ascii) {
-            (true, true) => object + u64::from(layout.unicode_ascii_size),
-            (true, false) => object + u64::from(layout.unicode_compact_size),
-            (false, _) => self.pointer(object + u64::from(layout.unicode_legacy_data))?,
+            (true, true) => object + u64::from(ascii_size),
+            (true, false) => object + u64::from(compact_size),
+            (false, _) => self.pointer(object + u64::from(legacy))?,
         };
         let raw = match kind {
             1 | 2 | 4 => self
@@ -115,8 +128,13 @@ impl<M: Memory> Objects<'_, M> {
             .read_vec(object + u64::from(self.layout.bytes_ob_sval), size as usize)?)
     }
 
-    /// An `int` that fits in 64 bits (CPython stores 30-bit digits).
+    /// An `int` that fits in 64 bits (CPython stores 30-bit digits). On 2.7 also a `PyIntObject`.
     pub fn int(&self, object: u64) -> ObjectResult<i64> {
+        if let Some(ival) = self.layout.int_ob_ival {
+            if self.type_name(object)? == "int" {
+                return Ok(self.memory.read_u64(object + u64::from(ival))? as i64);
+            }
+        }
         let (digits, negative) = match self.layout.long_lv_tag {
             // 3.12+: lv_tag = ndigits << 3 | sign (0 positive, 1 zero, 2 negative).
             Some(tag_offset) => {

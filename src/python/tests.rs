@@ -62,15 +62,15 @@ fn unicode(layout: &Layout, text: &str) -> Vec<u8> {
             .collect(),
     };
     let header = if ascii {
-        layout.unicode_ascii_size
+        layout.unicode_ascii_size.unwrap()
     } else {
-        layout.unicode_compact_size
+        layout.unicode_compact_size.unwrap()
     };
     let mut block = Block::new(header as usize + data.len() + 4);
     let state = (kind << 2) | (1 << 5) | (u32::from(ascii) << 6);
     block
-        .u64(layout.unicode_length, text.chars().count() as u64)
-        .u32(layout.unicode_state, state)
+        .u64(layout.unicode_length.unwrap(), text.chars().count() as u64)
+        .u32(layout.unicode_state.unwrap(), state)
         .bytes(header, &data);
     block.0
 }

@@ -128,20 +128,52 @@ fn walk_list<M: Memory>(
     }
 }
 
-/// The thread state that holds the GIL, if any can be told.
+/// What can be told about the GIL of one interpreter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gil {
+    /// The thread state at this address holds it.
+    HeldBy(u64),
+    /// Nobody holds it.
+    Free,
+    /// A free-threaded build running without a GIL.
+    Disabled,
+    Unknown,
+}
+
+impl Gil {
+    pub fn from_holder(holder: u64) -> ObjectResult<Gil> {
+        Ok(if holder == 0 {
+            Gil::Free
+        } else {
+            Gil::HeldBy(holder)
+        })
+    }
+
+    /// Whether the thread state at `tstate` holds the GIL; `None` when there is no GIL or it
+    /// cannot be told.
+    pub fn held_by(&self, tstate: u64) -> Option<bool> {
+        match self {
+            Gil::HeldBy(holder) => Some(*holder == tstate),
+            Gil::Free => Some(false),
+            Gil::Disabled | Gil::Unknown => None,
+        }
+    }
+}
+
+/// The GIL of `interpreter`.
 ///
 /// 3.7–3.11: `_PyRuntime.gilstate.tstate_current` (NULL while no thread holds it).
 /// 3.12+: `interp->ceval.gil` points to `struct _gil_runtime_state`; its `last_holder` holds it
-/// while `locked` is set (Include/internal/pycore_gil.h).
-pub fn gil_holder<M: Memory>(
+/// while `locked` is set; free-threaded builds run without it unless `enabled`
+/// (Include/internal/pycore_gil.h).
+pub fn gil_state<M: Memory>(
     objects: &Objects<'_, M>,
     runtime: u64,
     interpreter: u64,
-) -> ObjectResult<Option<u64>> {
+) -> ObjectResult<Gil> {
     let layout = objects.layout;
     if let Some(offset) = layout.runtime_gilstate_tstate_current {
-        let holder = objects.pointer(runtime + u64::from(offset))?;
-        return Ok((holder != 0).then_some(holder));
+        return Gil::from_holder(objects.pointer(runtime + u64::from(offset))?);
     }
     let (Some(gil_field), Some(locked), Some(last_holder)) = (
         layout.interp_ceval_gil,
@@ -152,9 +184,15 @@ pub fn gil_holder<M: Memory>(
     };
     let gil = objects.pointer(interpreter + u64::from(gil_field))?;
     if gil == 0 {
-        return Ok(None);
+        return Ok(Gil::Unknown);
     }
-    let is_locked = objects.memory.read_i32(gil + u64::from(locked))? != 0;
-    let holder = objects.pointer(gil + u64::from(last_holder))?;
-    Ok((is_locked && holder != 0).then_some(holder))
+    if let Some(enabled) = layout.gil_enabled {
+        if objects.memory.read_i32(gil + u64::from(enabled))? == 0 {
+            return Ok(Gil::Disabled);
+        }
+    }
+    if objects.memory.read_i32(gil + u64::from(locked))? == 0 {
+        return Ok(Gil::Free);
+    }
+    Gil::from_holder(objects.pointer(gil + u64::from(last_holder))?)
 }

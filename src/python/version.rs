@@ -81,6 +81,22 @@ pub fn version_from_file_name(name: &str) -> Option<PythonVersion> {
     version.is_plausible().then_some(version)
 }
 
+/// The ABI flags after `X.Y` in a file name: `t` in `libpython3.13t.so.1.0`, `d` in
+/// `python3.14d`, `m` in `libpython3.7m.so`.
+pub fn abi_flags_from_file_name(name: &str) -> Option<String> {
+    version_from_file_name(name)?;
+    let rest = name
+        .strip_prefix("libpython")
+        .or_else(|| name.strip_prefix("python"))?;
+    let after_major = rest.split_once('.')?.1;
+    let flags: String = after_major
+        .trim_start_matches(|c: char| c.is_ascii_digit())
+        .chars()
+        .take_while(char::is_ascii_alphabetic)
+        .collect();
+    Some(flags)
+}
+
 /// The version recorded in the process's own memory, if this build records one.
 pub fn version_from_memory(
     memory: &impl Memory,
@@ -129,5 +145,17 @@ mod tests {
         );
         assert_eq!(version_from_file_name("python3"), None);
         assert_eq!(version_from_file_name("libc.so.6"), None);
+        assert_eq!(
+            abi_flags_from_file_name("libpython3.13t.so.1.0").as_deref(),
+            Some("t")
+        );
+        assert_eq!(
+            abi_flags_from_file_name("python3.14d").as_deref(),
+            Some("d")
+        );
+        assert_eq!(
+            abi_flags_from_file_name("libpython3.12.so").as_deref(),
+            Some("")
+        );
     }
 }

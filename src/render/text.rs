@@ -21,9 +21,14 @@ pub fn write(report: &Report, out: &mut impl Write) -> io::Result<()> {
         (None, Some(exe)) => format!("static {}", exe.path),
         (None, None) => "binary unknown".to_string(),
     };
+    let gil = if python.shape == crate::python::Shape::FreeThreaded {
+        ", runs without a GIL unless one was re-enabled"
+    } else {
+        ""
+    };
     writeln!(
         out,
-        "Python {}, {} build ({linkage})",
+        "Python {}, {} build ({linkage}){gil}",
         python.version, python.shape
     )?;
     let with_frames = report

@@ -25,7 +25,7 @@ pub const RELEASE: Layout = Layout {
     // offsetof(PyTypeObject, tp_basicsize)
     type_tp_basicsize: 32,
     // offsetof(PyHeapTypeObject, ht_cached_keys)
-    heaptype_ht_cached_keys: 872,
+    heaptype_ht_cached_keys: Some(872),
     // offsetof(_PyRuntimeState, interpreters.head)
     runtime_interpreters_head: Some(40),
     // offsetof(_PyRuntimeState, interpreters.main)
@@ -45,6 +45,7 @@ pub const RELEASE: Layout = Layout {
     gil_locked: None,
     // None: offsetof(struct _gil_runtime_state, last_holder) exists, but interp_ceval_gil is None
     gil_last_holder: None,
+    gil_enabled: None,
     // offsetof(PyThreadState, next)
     tstate_next: 8,
     // offsetof(PyThreadState, interp)
@@ -89,24 +90,27 @@ pub const RELEASE: Layout = Layout {
     // offsetof(PyBytesObject, ob_sval)
     bytes_ob_sval: 32,
     // offsetof(PyASCIIObject, length)
-    unicode_length: 16,
+    unicode_length: Some(16),
     // offsetof(PyASCIIObject, state)
-    unicode_state: 32,
+    unicode_state: Some(32),
     // sizeof(PyASCIIObject)
-    unicode_ascii_size: 48,
+    unicode_ascii_size: Some(48),
     // sizeof(PyCompactUnicodeObject)
-    unicode_compact_size: 72,
+    unicode_compact_size: Some(72),
     // offsetof(PyUnicodeObject, data)
-    unicode_legacy_data: 72,
+    unicode_legacy_data: Some(72),
+    int_ob_ival: None,
     // offsetof(PyLongObject, ob_digit)
     long_digits: 24,
     long_lv_tag: None,
     // offsetof(PyDictObject, ma_used)
     dict_ma_used: 16,
+    dict_ma_mask: None,
+    dict_ma_table: None,
     // offsetof(PyDictObject, ma_keys)
-    dict_ma_keys: 32,
+    dict_ma_keys: Some(32),
     // offsetof(PyDictObject, ma_values)
-    dict_ma_values: 40,
+    dict_ma_values: Some(40),
     dictkeys_dk_size: None,
     // offsetof(PyDictKeysObject, dk_log2_size)
     dictkeys_dk_log2_size: Some(8),
@@ -115,15 +119,16 @@ pub const RELEASE: Layout = Layout {
     // offsetof(PyDictKeysObject, dk_kind)
     dictkeys_dk_kind: Some(10),
     // offsetof(PyDictKeysObject, dk_nentries)
-    dictkeys_dk_nentries: 24,
+    dictkeys_dk_nentries: Some(24),
     // offsetof(PyDictKeysObject, dk_indices)
-    dictkeys_dk_indices: 32,
+    dictkeys_dk_indices: Some(32),
     // sizeof(PyDictKeyEntry)
     dict_entry_size: 24,
     // sizeof(PyDictUnicodeEntry)
     dict_unicode_entry_size: Some(16),
     // offsetof(PyDictValues, values)
     dict_values_values: Some(0),
+    debug_offsets: None,
     // offsetof(PyModuleObject, md_dict)
     module_md_dict: 16,
 };

@@ -23,7 +23,7 @@ pub const RELEASE: Layout = Layout {
     // offsetof(PyTypeObject, tp_basicsize)
     type_tp_basicsize: 32,
     // offsetof(PyHeapTypeObject, ht_cached_keys)
-    heaptype_ht_cached_keys: 880,
+    heaptype_ht_cached_keys: Some(880),
     // offsetof(_PyRuntimeState, interpreters.head)
     runtime_interpreters_head: Some(40),
     // offsetof(_PyRuntimeState, interpreters.main)
@@ -43,6 +43,7 @@ pub const RELEASE: Layout = Layout {
     gil_locked: Some(16),
     // offsetof(struct _gil_runtime_state, last_holder)
     gil_last_holder: Some(8),
+    gil_enabled: None,
     // offsetof(PyThreadState, next)
     tstate_next: 8,
     // offsetof(PyThreadState, interp)
@@ -87,25 +88,28 @@ pub const RELEASE: Layout = Layout {
     // offsetof(PyBytesObject, ob_sval)
     bytes_ob_sval: 32,
     // offsetof(PyASCIIObject, length)
-    unicode_length: 16,
+    unicode_length: Some(16),
     // offsetof(PyASCIIObject, state)
-    unicode_state: 32,
+    unicode_state: Some(32),
     // sizeof(PyASCIIObject)
-    unicode_ascii_size: 40,
+    unicode_ascii_size: Some(40),
     // sizeof(PyCompactUnicodeObject)
-    unicode_compact_size: 56,
+    unicode_compact_size: Some(56),
     // offsetof(PyUnicodeObject, data)
-    unicode_legacy_data: 56,
+    unicode_legacy_data: Some(56),
+    int_ob_ival: None,
     // offsetof(PyLongObject, long_value.ob_digit)
     long_digits: 24,
     // offsetof(PyLongObject, long_value.lv_tag)
     long_lv_tag: Some(16),
     // offsetof(PyDictObject, ma_used)
     dict_ma_used: 16,
+    dict_ma_mask: None,
+    dict_ma_table: None,
     // offsetof(PyDictObject, ma_keys)
-    dict_ma_keys: 32,
+    dict_ma_keys: Some(32),
     // offsetof(PyDictObject, ma_values)
-    dict_ma_values: 40,
+    dict_ma_values: Some(40),
     dictkeys_dk_size: None,
     // offsetof(PyDictKeysObject, dk_log2_size)
     dictkeys_dk_log2_size: Some(8),
@@ -114,15 +118,16 @@ pub const RELEASE: Layout = Layout {
     // offsetof(PyDictKeysObject, dk_kind)
     dictkeys_dk_kind: Some(10),
     // offsetof(PyDictKeysObject, dk_nentries)
-    dictkeys_dk_nentries: 24,
+    dictkeys_dk_nentries: Some(24),
     // offsetof(PyDictKeysObject, dk_indices)
-    dictkeys_dk_indices: 32,
+    dictkeys_dk_indices: Some(32),
     // sizeof(PyDictKeyEntry)
     dict_entry_size: 24,
     // sizeof(PyDictUnicodeEntry)
     dict_unicode_entry_size: Some(16),
     // offsetof(PyDictValues, values)
     dict_values_values: Some(0),
+    debug_offsets: None,
     // offsetof(PyModuleObject, md_dict)
     module_md_dict: 16,
 };
