@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::binaries::{LoadedImage, PythonBinaries};
-use crate::core::{CoreFile, Registers};
+use crate::core::signal::{self, SignalDescription};
+use crate::core::{CoreFile, Dumper, Registers};
 use crate::python::{Frame, PythonProcess};
 
 pub const SCHEMA_VERSION: u32 = 1;
@@ -16,6 +17,8 @@ pub const SCHEMA_VERSION: u32 = 1;
 pub struct Report {
     pub schema_version: u32,
     pub core: CoreSummary,
+    /// Why the core exists: the fatal signal, or a snapshot of a live process.
+    pub crash: CrashSummary,
     pub python: PythonSummary,
     /// Every thread of the core, in the core's order (the kernel lists the thread that took the
     /// fatal signal first), then Python thread states that match no thread of the core.
@@ -27,8 +30,33 @@ pub struct Report {
 pub struct CoreSummary {
     pub path: PathBuf,
     pub pid: Option<i32>,
+    pub ppid: Option<i32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    /// The command line as NT_PRPSINFO kept it (the kernel keeps 80 bytes).
     pub command: Option<String>,
+    /// The executable's path as the core recorded it.
+    pub executable: Option<String>,
     pub arch: crate::core::Arch,
+    pub dumper: Dumper,
+}
+
+/// `crashed`: killed by a signal; `snapshot`: taken from a live process (gcore); `unknown`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CoreKind {
+    Crashed,
+    Snapshot,
+    Unknown,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CrashSummary {
+    pub kind: CoreKind,
+    /// The signal that made the kernel dump the core (for snapshots: whatever stopped it).
+    pub signal: Option<SignalDescription>,
+    /// Kernel TID of the thread that received the signal.
+    pub thread: Option<i32>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -58,6 +86,10 @@ pub struct ThreadReport {
     pub name: Option<String>,
     /// Whether a Python thread state belongs to this thread.
     pub python: bool,
+    /// The process's first thread (its TID is the PID).
+    pub is_main: bool,
+    /// The thread that received the fatal signal.
+    pub crashed: bool,
     pub holds_gil: Option<bool>,
     /// The signal the thread was stopped by, 0 if none.
     pub signal: i32,
@@ -120,17 +152,26 @@ impl Report {
                 _ => orphans.push(thread),
             }
         }
+        let pid = core
+            .process
+            .as_ref()
+            .map(|p| p.pid)
+            .or_else(|| core.threads.first().map(|t| t.tid));
+        let crash = crash_summary(core);
         let mut threads: Vec<ThreadReport> = core
             .threads
             .iter()
             .map(|status| {
                 let python = python_by_tid.remove(&status.tid);
-                thread_report(
+                let mut report = thread_report(
                     Some(status.tid),
                     status.signal,
                     Some(status.registers),
                     python,
-                )
+                );
+                report.is_main = Some(status.tid) == pid;
+                report.crashed = Some(status.tid) == crash.thread;
+                report
             })
             .collect();
         for orphan in orphans {
@@ -145,18 +186,20 @@ impl Report {
             schema_version: SCHEMA_VERSION,
             core: CoreSummary {
                 path: core.path.clone(),
-                pid: core
-                    .process
-                    .as_ref()
-                    .map(|p| p.pid)
-                    .or_else(|| core.threads.first().map(|t| t.tid)),
+                pid,
+                ppid: core.process.as_ref().map(|p| p.ppid),
+                uid: core.process.as_ref().map(|p| p.uid),
+                gid: core.process.as_ref().map(|p| p.gid),
                 command: core
                     .process
                     .as_ref()
                     .map(|p| p.args.clone())
                     .filter(|a| !a.is_empty()),
+                executable: binaries.executable.as_ref().map(|e| e.core_path.clone()),
                 arch: core.arch,
+                dumper: core.dumper,
             },
+            crash,
             python: PythonSummary {
                 version: process.version.to_string(),
                 shape: process.shape,
@@ -180,6 +223,8 @@ fn thread_report(
         tid,
         name: python.as_ref().and_then(|p| p.name.clone()),
         python: python.is_some(),
+        is_main: false,
+        crashed: false,
         holds_gil: python.as_ref().and_then(|p| p.holds_gil),
         signal,
         pc: registers.map(|r| hex(r.pc)),
@@ -189,6 +234,31 @@ fn thread_report(
             .map(|p| p.frames.iter().map(FrameReport::from).collect())
             .unwrap_or_default(),
         warnings: python.map(|p| p.warnings).unwrap_or_default(),
+    }
+}
+
+/// The fatal signal and the thread that took it. The kernel writes the NT_PRSTATUS of the
+/// dumping thread first, with `pr_cursig` set to the signal (fs/binfmt_elf.c, fill_note_info).
+fn crash_summary(core: &CoreFile) -> CrashSummary {
+    let signal = core.signal.as_ref().map(signal::describe);
+    let kind = match core.dumper {
+        Dumper::Gdb => CoreKind::Snapshot,
+        Dumper::Kernel => CoreKind::Crashed,
+        Dumper::Unknown => CoreKind::Unknown,
+    };
+    let thread = match (kind, &signal) {
+        (CoreKind::Snapshot, _) => None,
+        (_, Some(signal)) => core
+            .threads
+            .iter()
+            .find(|t| t.signal == signal.number)
+            .map(|t| t.tid),
+        (_, None) => None,
+    };
+    CrashSummary {
+        kind,
+        signal: signal.filter(|s| s.number != 0),
+        thread,
     }
 }
 

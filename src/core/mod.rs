@@ -4,6 +4,7 @@
 //! [`crate::memory`]. Only 64-bit little-endian x86_64 and aarch64 cores are accepted.
 
 pub mod notes;
+pub mod signal;
 
 use std::path::{Path, PathBuf};
 
@@ -47,6 +48,19 @@ pub struct CoreFile {
     pub files: Vec<FileMapping>,
     /// Bytes of segments that the headers promise but the file does not hold (a cut core).
     pub truncated_bytes: u64,
+    /// Who wrote the core.
+    pub dumper: Dumper,
+}
+
+/// What wrote a core, as far as its notes tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Dumper {
+    /// gdb's `gcore` (it adds a "GDB" target-description note): a snapshot of a live process.
+    Gdb,
+    /// The kernel (directly or through systemd-coredump/apport), on a fatal signal.
+    Kernel,
+    Unknown,
 }
 
 impl CoreFile {
@@ -97,6 +111,7 @@ impl CoreFile {
             auxv: Vec::new(),
             files: Vec::new(),
             truncated_bytes: 0,
+            dumper: Dumper::Unknown,
         };
         let file_len = bytes.len() as u64;
         let notes_cut = program_headers
@@ -130,6 +145,9 @@ impl CoreFile {
                 "it has no NT_PRSTATUS thread notes"
             }));
         }
+        if core.dumper != Dumper::Gdb && header.e_shnum <= 1 && core.signal.is_some() {
+            core.dumper = Dumper::Kernel;
+        }
         core.segments.sort_by_key(|s| s.vaddr);
         core.files.sort_by_key(|f| f.start);
         core.data = data;
@@ -148,6 +166,7 @@ impl CoreFile {
                 (b"CORE", notes::NT_AUXV) => self.auxv = notes::parse_auxv(note.desc),
                 (b"CORE", notes::NT_SIGINFO) => self.signal = notes::parse_siginfo(note.desc),
                 (b"CORE", notes::NT_FILE) => self.files = notes::parse_file_note(note.desc),
+                (b"GDB", _) => self.dumper = Dumper::Gdb,
                 // The TLS register note follows the NT_PRSTATUS of the thread it belongs to.
                 (b"LINUX", notes::NT_ARM_TLS) => {
                     if let (Some(thread), Some(tp)) =

@@ -6,32 +6,55 @@
 
 use super::layout::{Layout, Shape};
 
+mod v2_7;
 mod v3_10;
 mod v3_11;
 mod v3_12;
 mod v3_13;
+mod v3_14;
+mod v3_15;
+mod v3_6;
+mod v3_7;
 mod v3_8;
 mod v3_9;
 
 /// Every generated layout, ordered by (major, minor, shape).
 pub const ALL: &[&Layout] = &[
+    &v2_7::RELEASE,
+    &v3_6::RELEASE,
+    &v3_7::RELEASE,
     &v3_8::RELEASE,
     &v3_9::RELEASE,
     &v3_10::RELEASE,
     &v3_11::RELEASE,
+    &v3_11::DEBUG,
     &v3_12::RELEASE,
     &v3_13::RELEASE,
+    &v3_13::FREE_THREADED,
+    &v3_14::RELEASE,
+    &v3_14::DEBUG,
+    &v3_15::RELEASE,
+    &v3_15::DEBUG,
 ];
 
 /// The layout of CPython `major.minor` built as `shape`, if one was generated.
 pub fn lookup(major: u8, minor: u8, shape: Shape) -> Option<&'static Layout> {
     match (major, minor, shape) {
+        (2, 7, Shape::Release) => Some(&v2_7::RELEASE),
+        (3, 6, Shape::Release) => Some(&v3_6::RELEASE),
+        (3, 7, Shape::Release) => Some(&v3_7::RELEASE),
         (3, 8, Shape::Release) => Some(&v3_8::RELEASE),
         (3, 9, Shape::Release) => Some(&v3_9::RELEASE),
         (3, 10, Shape::Release) => Some(&v3_10::RELEASE),
         (3, 11, Shape::Release) => Some(&v3_11::RELEASE),
+        (3, 11, Shape::Debug) => Some(&v3_11::DEBUG),
         (3, 12, Shape::Release) => Some(&v3_12::RELEASE),
         (3, 13, Shape::Release) => Some(&v3_13::RELEASE),
+        (3, 13, Shape::FreeThreaded) => Some(&v3_13::FREE_THREADED),
+        (3, 14, Shape::Release) => Some(&v3_14::RELEASE),
+        (3, 14, Shape::Debug) => Some(&v3_14::DEBUG),
+        (3, 15, Shape::Release) => Some(&v3_15::RELEASE),
+        (3, 15, Shape::Debug) => Some(&v3_15::DEBUG),
         _ => None,
     }
 }
