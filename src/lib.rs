@@ -14,6 +14,7 @@ pub mod memory;
 pub mod python;
 pub mod render;
 pub mod report;
+pub mod source;
 
 use std::path::PathBuf;
 
@@ -27,6 +28,10 @@ pub struct Options {
     pub core: PathBuf,
     /// The python executable the process ran, when it is not at the path the core recorded.
     pub python: Option<PathBuf>,
+    /// Path prefixes to rewrite when reading source files (`--source-root OLD=NEW`).
+    pub source_roots: Vec<source::SourceRoot>,
+    /// Read source files to show each frame's line.
+    pub show_source: bool,
 }
 
 /// Read the core and every thread's Python stack.
@@ -43,5 +48,9 @@ pub fn analyze(options: &Options) -> Result<Report> {
         ));
     }
     let process = python::inspect(&memory, &binaries)?;
-    Ok(Report::build(&core, &binaries, process, warnings))
+    let mut report = Report::build(&core, &binaries, process, warnings);
+    if options.show_source {
+        source::annotate(&mut report, &options.source_roots);
+    }
+    Ok(report)
 }

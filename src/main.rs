@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use pycore::source::SourceRoot;
 
 /// Print every thread's Python stack from a Linux core dump, offline.
 #[derive(Parser)]
@@ -16,31 +17,56 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Show the Python stack of every thread in a core dump.
+    /// Show why the process died and every thread's Python stack.
     ///
     /// Exit codes: 0 analysed; 1 analysed with warnings (partial data); 2 usage error;
     /// 3 not an ELF core or unreadable; 4 not a Python process; 5 python binary missing or
     /// different from the one the process ran; 6 unsupported Python version;
     /// 7 the interpreter state could not be read; 70 internal error (a bug in pycore).
-    Analyze {
-        /// The core file (kernel core, gcore output; zstd-compressed is fine).
-        core: PathBuf,
-        /// The python executable the process ran, if not at the path recorded in the core.
-        #[arg(long, value_name = "BIN")]
-        python: Option<PathBuf>,
-        /// Output format.
-        #[arg(long, value_enum, default_value_t = Format::Text)]
-        format: Format,
-        /// Shorthand for --format json.
-        #[arg(long)]
-        json: bool,
-    },
+    Analyze(AnalyzeArgs),
+}
+
+#[derive(clap::Args)]
+struct AnalyzeArgs {
+    /// The core file (kernel core, gcore output; zstd-compressed is fine).
+    core: PathBuf,
+    /// The python executable the process ran, if not at the path recorded in the core.
+    #[arg(long, value_name = "BIN")]
+    python: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+    /// Shorthand for --format json.
+    #[arg(long, conflicts_with = "format")]
+    json: bool,
+    /// Rewrite source paths from the machine that made the core: OLD=NEW (repeatable).
+    #[arg(long, value_name = "OLD=NEW")]
+    source_root: Vec<SourceRoot>,
+    /// Do not read source files to show each frame's line.
+    #[arg(long)]
+    no_source: bool,
+    /// When to colour the text output (NO_COLOR is honoured in `auto`).
+    #[arg(long, value_enum, default_value_t = ColorWhen::Auto)]
+    color: ColorWhen,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
 enum Format {
+    /// Faulthandler-style tracebacks, crashed thread first.
     Text,
+    /// One JSON document (schema: docs/json-schema.md).
     Json,
+    /// A one-screen summary, one row per thread.
+    Table,
+    /// Markdown for a bug report.
+    Markdown,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ColorWhen {
+    Auto,
+    Always,
+    Never,
 }
 
 /// Exit code for a bug in pycore itself (a panic): distinct from every documented outcome.
@@ -59,36 +85,44 @@ fn main() -> ExitCode {
     }));
     let cli = Cli::parse();
     match cli.command {
-        Command::Analyze {
-            core,
-            python,
-            format,
-            json,
-        } => {
-            let options = pycore::Options { core, python };
-            match pycore::analyze(&options) {
-                Ok(report) => {
-                    let format = if json { Format::Json } else { format };
-                    let mut out = io::stdout().lock();
-                    let written = match format {
-                        Format::Text => pycore::render::text::write(&report, &mut out),
-                        Format::Json => pycore::render::json::write(&report, &mut out),
-                    };
-                    if let Err(e) = written.and_then(|()| out.flush()) {
-                        if e.kind() != io::ErrorKind::BrokenPipe {
-                            eprintln!("pycore: cannot write the report: {e}");
-                            return ExitCode::from(1);
-                        }
-                    }
-                    let partial = !report.warnings.is_empty()
-                        || report.threads.iter().any(|t| !t.warnings.is_empty());
-                    ExitCode::from(if partial { 1 } else { 0 })
-                }
-                Err(error) => {
-                    eprintln!("pycore: {error}");
-                    ExitCode::from(error.exit_code() as u8)
-                }
-            }
+        Command::Analyze(args) => analyze(args),
+    }
+}
+
+fn analyze(args: AnalyzeArgs) -> ExitCode {
+    let options = pycore::Options {
+        core: args.core,
+        python: args.python,
+        source_roots: args.source_root,
+        show_source: !args.no_source,
+    };
+    let report = match pycore::analyze(&options) {
+        Ok(report) => report,
+        Err(error) => {
+            eprintln!("pycore: {error}");
+            return ExitCode::from(error.exit_code() as u8);
+        }
+    };
+    let format = if args.json { Format::Json } else { args.format };
+    let choice = match args.color {
+        ColorWhen::Auto => anstream::ColorChoice::Auto,
+        ColorWhen::Always => anstream::ColorChoice::Always,
+        ColorWhen::Never => anstream::ColorChoice::Never,
+    };
+    let mut out = anstream::AutoStream::new(io::stdout().lock(), choice);
+    let written = match format {
+        Format::Text => pycore::render::text::write(&report, &mut out),
+        Format::Json => pycore::render::json::write(&report, &mut out),
+        Format::Table => pycore::render::table::write(&report, &mut out),
+        Format::Markdown => pycore::render::markdown::write(&report, &mut out),
+    };
+    if let Err(e) = written.and_then(|()| out.flush()) {
+        if e.kind() != io::ErrorKind::BrokenPipe {
+            eprintln!("pycore: cannot write the report: {e}");
+            return ExitCode::from(1);
         }
     }
+    let partial =
+        !report.warnings.is_empty() || report.threads.iter().any(|t| !t.warnings.is_empty());
+    ExitCode::from(if partial { 1 } else { 0 })
 }

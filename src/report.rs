@@ -108,6 +108,8 @@ pub struct FrameReport {
     pub file: String,
     pub line: Option<u32>,
     pub first_line: u32,
+    /// The source line, when the file could be read (see `--source-root`).
+    pub source: Option<String>,
 }
 
 impl From<&Frame> for FrameReport {
@@ -118,6 +120,7 @@ impl From<&Frame> for FrameReport {
             file: frame.file.clone(),
             line: frame.line,
             first_line: frame.first_line,
+            source: None,
         }
     }
 }

@@ -1,5 +1,58 @@
-//! Output formats. Each takes the finished [`Report`](crate::report::Report) and writes it; none
-//! reads the core.
+//! Output formats. Each takes the finished [`Report`] and writes it; none reads the core.
 
 pub mod json;
+pub mod markdown;
+pub mod table;
 pub mod text;
+
+use crate::report::{CoreKind, FrameReport, Report, ThreadReport};
+
+/// Threads with the crashed one first, then in the core's order.
+pub fn crashed_first(report: &Report) -> impl Iterator<Item = &ThreadReport> {
+    let crashed = report.threads.iter().filter(|t| t.crashed);
+    crashed.chain(report.threads.iter().filter(|t| !t.crashed))
+}
+
+/// One line saying why the core exists.
+pub fn headline(report: &Report) -> String {
+    let crash = &report.crash;
+    match (crash.kind, &crash.signal) {
+        (CoreKind::Snapshot, _) => {
+            "taken from a live process (gdb's gcore): nothing crashed".to_string()
+        }
+        (_, Some(signal)) => {
+            let mut line = format!("crashed: {}", signal.name);
+            match &signal.code_name {
+                Some(code) => line.push_str(&format!(" ({code}: {})", signal.description)),
+                None => line.push_str(&format!(" ({})", signal.description)),
+            }
+            if let Some(address) = &signal.fault_address {
+                line.push_str(&format!(" at address {address}"));
+            }
+            if let Some(tid) = crash.thread {
+                line.push_str(&format!(", in thread {tid}"));
+            }
+            line
+        }
+        (_, None) => "no signal recorded: the core does not say why it was written".to_string(),
+    }
+}
+
+/// `File "x.py", line 3, in f`, as Python tracebacks print it.
+pub fn frame_line(frame: &FrameReport) -> String {
+    let function = frame.qualname.as_deref().unwrap_or(&frame.function);
+    match frame.line {
+        Some(line) => format!("  File \"{}\", line {line}, in {function}", frame.file),
+        None => format!("  File \"{}\", in {function}", frame.file),
+    }
+}
+
+/// `f (x.py:3)`: a frame in a few words.
+pub fn frame_summary(frame: &FrameReport) -> String {
+    let function = frame.qualname.as_deref().unwrap_or(&frame.function);
+    let file = frame.file.rsplit('/').next().unwrap_or(&frame.file);
+    match frame.line {
+        Some(line) => format!("{function} ({file}:{line})"),
+        None => format!("{function} ({file})"),
+    }
+}

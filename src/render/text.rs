@@ -1,24 +1,31 @@
 //! The default, human-readable output, in the spirit of faulthandler's tracebacks so Python
 //! users recognise it: what happened first, then one block per thread (the crashed thread
-//! first), most recent call first.
+//! first), most recent call first. It writes ANSI styles; the caller's stream strips them when
+//! colour is off (not a terminal, `NO_COLOR`, `--color never`).
 
 use std::io::{self, Write};
+
+use anstyle::{AnsiColor, Style};
 
 use crate::python::Shape;
 use crate::report::{CoreKind, Report, ThreadReport};
 
+const BOLD: Style = Style::new().bold();
+const CRASH: Style = AnsiColor::Red.on_default().bold();
+const DIM: Style = Style::new().dimmed();
+const WARNING: Style = AnsiColor::Yellow.on_default();
+const FUNCTION: Style = AnsiColor::Cyan.on_default();
+
 pub fn write(report: &Report, out: &mut impl Write) -> io::Result<()> {
     write_header(report, out)?;
-    let crashed = report.threads.iter().filter(|t| t.crashed);
-    let others = report.threads.iter().filter(|t| !t.crashed);
-    for thread in crashed.chain(others) {
+    for thread in super::crashed_first(report) {
         writeln!(out)?;
         write_thread(report, thread, out)?;
     }
     if !report.warnings.is_empty() {
         writeln!(out)?;
         for warning in &report.warnings {
-            writeln!(out, "warning: {warning}")?;
+            writeln!(out, "{WARNING}warning:{WARNING:#} {warning}")?;
         }
     }
     Ok(())
@@ -26,7 +33,7 @@ pub fn write(report: &Report, out: &mut impl Write) -> io::Result<()> {
 
 fn write_header(report: &Report, out: &mut impl Write) -> io::Result<()> {
     let core = &report.core;
-    write!(out, "Core {}", core.path.display())?;
+    write!(out, "{BOLD}Core {}{BOLD:#}", core.path.display())?;
     if let Some(pid) = core.pid {
         write!(out, " of process {pid}")?;
     }
@@ -34,28 +41,17 @@ fn write_header(report: &Report, out: &mut impl Write) -> io::Result<()> {
         write!(out, ": {command}")?;
     }
     writeln!(out)?;
-    let crash = &report.crash;
-    match (crash.kind, &crash.signal) {
-        (CoreKind::Snapshot, _) => writeln!(
-            out,
-            "Taken from a live process (gdb's gcore): nothing crashed; this is where every thread was"
-        )?,
-        (_, Some(signal)) => {
-            write!(out, "Crashed: {}", signal.name)?;
-            match &signal.code_name {
-                Some(code) => write!(out, " ({code}: {})", signal.description)?,
-                None => write!(out, " ({})", signal.description)?,
-            }
-            if let Some(address) = &signal.fault_address {
-                write!(out, " at address {address}")?;
-            }
-            if let Some(tid) = crash.thread {
-                write!(out, ", in thread {tid}")?;
-            }
-            writeln!(out)?;
-        }
-        (_, None) => writeln!(out, "No signal recorded: the core does not say why it was written")?,
-    }
+    let headline = super::headline(report);
+    let style = match (report.crash.kind, &report.crash.signal) {
+        (CoreKind::Snapshot, _) | (_, None) => Style::new(),
+        _ => CRASH,
+    };
+    let mut chars = headline.chars();
+    let first: String = chars
+        .next()
+        .map(|c| c.to_uppercase().collect())
+        .unwrap_or_default();
+    writeln!(out, "{style}{first}{}{style:#}", chars.as_str())?;
     let python = &report.python;
     let linkage = match (&python.libpython, &python.executable) {
         (Some(lib), _) => format!("shared {}", lib.path),
@@ -85,12 +81,13 @@ fn write_header(report: &Report, out: &mut impl Write) -> io::Result<()> {
 }
 
 fn write_thread(report: &Report, thread: &ThreadReport, out: &mut impl Write) -> io::Result<()> {
+    let style = if thread.crashed { CRASH } else { BOLD };
     match thread.tid {
-        Some(tid) => write!(out, "Thread {tid}")?,
-        None => write!(out, "Thread (not in the core)")?,
+        Some(tid) => write!(out, "{style}Thread {tid}{style:#}")?,
+        None => write!(out, "{style}Thread (not in the core){style:#}")?,
     }
     if let Some(name) = &thread.name {
-        write!(out, " \"{name}\"")?;
+        write!(out, " {style}\"{name}\"{style:#}")?;
     }
     let mut notes = Vec::new();
     if thread.crashed {
@@ -111,21 +108,32 @@ fn write_thread(report: &Report, thread: &ThreadReport, out: &mut impl Write) ->
         write!(out, " ({})", notes.join(", "))?;
     }
     if !thread.python {
-        writeln!(out, ": no Python thread state")?;
+        writeln!(out, ": {DIM}no Python thread state{DIM:#}")?;
     } else if thread.frames.is_empty() {
-        writeln!(out, ": no Python frames")?;
+        writeln!(out, ": {DIM}no Python frames{DIM:#}")?;
     } else {
         writeln!(out, ", most recent call first:")?;
     }
     for frame in &thread.frames {
         let function = frame.qualname.as_deref().unwrap_or(&frame.function);
         match frame.line {
-            Some(line) => writeln!(out, "  File \"{}\", line {line}, in {function}", frame.file)?,
-            None => writeln!(out, "  File \"{}\", in {function}", frame.file)?,
+            Some(line) => writeln!(
+                out,
+                "  File \"{}\", line {line}, in {FUNCTION}{function}{FUNCTION:#}",
+                frame.file
+            )?,
+            None => writeln!(
+                out,
+                "  File \"{}\", in {FUNCTION}{function}{FUNCTION:#}",
+                frame.file
+            )?,
+        }
+        if let Some(source) = &frame.source {
+            writeln!(out, "    {DIM}{source}{DIM:#}")?;
         }
     }
     for warning in &thread.warnings {
-        writeln!(out, "  warning: {warning}")?;
+        writeln!(out, "  {WARNING}warning:{WARNING:#} {warning}")?;
     }
     Ok(())
 }

@@ -1,0 +1,101 @@
+//! `--format markdown`: a report to paste into a bug tracker.
+
+use std::io::{self, Write};
+
+use crate::report::Report;
+
+pub fn write(report: &Report, out: &mut impl Write) -> io::Result<()> {
+    writeln!(out, "### pycore: {}", escape(&super::headline(report)))?;
+    writeln!(out)?;
+    let python = &report.python;
+    writeln!(
+        out,
+        "- **Python**: {} ({} build)",
+        python.version, python.shape
+    )?;
+    if let Some(command) = &report.core.command {
+        writeln!(out, "- **Command**: `{}`", command.replace('`', "'"))?;
+    }
+    if let Some(pid) = report.core.pid {
+        writeln!(out, "- **PID**: {pid}")?;
+    }
+    writeln!(out)?;
+    writeln!(
+        out,
+        "| TID | name | crashed | GIL | depth | innermost frame |"
+    )?;
+    writeln!(out, "|---:|---|---|---|---:|---|")?;
+    for thread in super::crashed_first(report) {
+        writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} |",
+            thread.tid.map_or("-".to_string(), |t| t.to_string()),
+            escape(thread.name.as_deref().unwrap_or("")),
+            if thread.crashed { "**yes**" } else { "" },
+            if thread.holds_gil == Some(true) {
+                "held"
+            } else {
+                ""
+            },
+            thread.frames.len(),
+            escape(
+                &thread
+                    .frames
+                    .first()
+                    .map(super::frame_summary)
+                    .unwrap_or_default()
+            ),
+        )?;
+    }
+    for thread in super::crashed_first(report) {
+        if thread.frames.is_empty() {
+            continue;
+        }
+        writeln!(out)?;
+        let name = thread
+            .name
+            .as_deref()
+            .map(|n| format!(" \"{}\"", escape(n)))
+            .unwrap_or_default();
+        let tid = thread.tid.map_or("?".to_string(), |t| t.to_string());
+        writeln!(
+            out,
+            "<details{}><summary>Thread {tid}{name} (most recent call first)</summary>",
+            if thread.crashed { " open" } else { "" }
+        )?;
+        writeln!(out)?;
+        writeln!(out, "```")?;
+        for frame in &thread.frames {
+            writeln!(out, "{}", super::frame_line(frame))?;
+            if let Some(source) = &frame.source {
+                writeln!(out, "    {source}")?;
+            }
+        }
+        writeln!(out, "```")?;
+        writeln!(out)?;
+        writeln!(out, "</details>")?;
+    }
+    if !report.warnings.is_empty() {
+        writeln!(out)?;
+        for warning in &report.warnings {
+            writeln!(out, "> warning: {}", escape(warning))?;
+        }
+    }
+    Ok(())
+}
+
+/// Keep table cells and inline text from being read as markdown or HTML.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '|' | '*' | '_' | '`' | '<' | '>' | '[' | ']' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '\n' => out.push(' '),
+            _ => out.push(c),
+        }
+    }
+    out
+}

@@ -1,0 +1,69 @@
+//! `--format table`: a one-screen summary, one row per thread.
+
+use std::io::{self, Write};
+
+use comfy_table::presets::UTF8_FULL_CONDENSED;
+use comfy_table::{ContentArrangement, Table};
+
+use crate::report::{Report, ThreadReport};
+
+pub fn write(report: &Report, out: &mut impl Write) -> io::Result<()> {
+    let mut table = Table::new();
+    table
+        .load_preset(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_header(["TID", "name", "state", "GIL", "depth", "innermost frame"]);
+    for thread in super::crashed_first(report) {
+        table.add_row([
+            thread.tid.map_or("-".to_string(), |tid| tid.to_string()),
+            thread.name.clone().unwrap_or_default(),
+            state(report, thread),
+            gil(thread).to_string(),
+            thread.frames.len().to_string(),
+            thread
+                .frames
+                .first()
+                .map(super::frame_summary)
+                .unwrap_or_default(),
+        ]);
+    }
+    writeln!(out, "{}", super::headline(report))?;
+    writeln!(out, "{table}")?;
+    for warning in &report.warnings {
+        writeln!(out, "warning: {warning}")?;
+    }
+    Ok(())
+}
+
+fn state(report: &Report, thread: &ThreadReport) -> String {
+    let mut words = Vec::new();
+    if thread.crashed {
+        let signal = report
+            .crash
+            .signal
+            .as_ref()
+            .map_or("signal", |s| s.name.as_str());
+        words.push(format!("crashed ({signal})"));
+    }
+    if thread.is_main {
+        words.push("main".to_string());
+    }
+    words.push(
+        match (thread.python, thread.frames.is_empty()) {
+            (false, _) => "no Python",
+            (true, true) => "idle",
+            (true, false) => "Python",
+        }
+        .to_string(),
+    );
+    words.join(", ")
+}
+
+fn gil(thread: &ThreadReport) -> &'static str {
+    match thread.holds_gil {
+        Some(true) => "held",
+        Some(false) => "",
+        None if thread.python => "?",
+        None => "",
+    }
+}

@@ -1,0 +1,112 @@
+//! Source lines for frames, read from the files the frames name, when they can be read.
+//!
+//! A core often comes from another machine: `--source-root OLD=NEW` maps path prefixes. A missing,
+//! unreadable, huge or binary file simply leaves the frame without a line; it never fails the
+//! analysis.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use crate::report::Report;
+
+/// Files larger than this are not read for a single line.
+const MAX_SOURCE_BYTES: u64 = 16 << 20;
+/// At most this many distinct files are opened per report.
+const MAX_FILES: usize = 4096;
+
+/// A `--source-root OLD=NEW` mapping.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceRoot {
+    pub old: PathBuf,
+    pub new: PathBuf,
+}
+
+impl std::str::FromStr for SourceRoot {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let (old, new) = text
+            .split_once('=')
+            .ok_or_else(|| format!("expected OLD=NEW, got {text:?}"))?;
+        if old.is_empty() || new.is_empty() {
+            return Err(format!(
+                "expected OLD=NEW with both paths non-empty, got {text:?}"
+            ));
+        }
+        Ok(SourceRoot {
+            old: PathBuf::from(old),
+            new: PathBuf::from(new),
+        })
+    }
+}
+
+/// Fill `source` of every frame whose file and line can be read.
+pub fn annotate(report: &mut Report, roots: &[SourceRoot]) {
+    let mut files: HashMap<String, Option<Vec<String>>> = HashMap::new();
+    for thread in &mut report.threads {
+        for frame in &mut thread.frames {
+            let Some(line) = frame.line else { continue };
+            if !files.contains_key(&frame.file) {
+                if files.len() >= MAX_FILES {
+                    continue;
+                }
+                files.insert(frame.file.clone(), read_lines(&frame.file, roots));
+            }
+            frame.source = files
+                .get(&frame.file)
+                .and_then(Option::as_ref)
+                .and_then(|lines| lines.get((line as usize).checked_sub(1)?))
+                .map(|text| text.trim().to_string())
+                .filter(|text| !text.is_empty());
+        }
+    }
+}
+
+fn read_lines(file: &str, roots: &[SourceRoot]) -> Option<Vec<String>> {
+    // Frames of frozen or generated code have names like "<frozen importlib._bootstrap>".
+    if file.starts_with('<') {
+        return None;
+    }
+    let path = map_path(Path::new(file), roots);
+    if std::fs::metadata(&path).ok()?.len() > MAX_SOURCE_BYTES {
+        return None;
+    }
+    let bytes = std::fs::read(&path).ok()?;
+    if bytes.contains(&0) {
+        return None;
+    }
+    Some(
+        String::from_utf8_lossy(&bytes)
+            .lines()
+            .map(str::to_string)
+            .collect(),
+    )
+}
+
+/// The first root whose `old` prefixes `path` rewrites it; otherwise the path itself.
+fn map_path(path: &Path, roots: &[SourceRoot]) -> PathBuf {
+    roots
+        .iter()
+        .find_map(|root| Some(root.new.join(path.strip_prefix(&root.old).ok()?)))
+        .unwrap_or_else(|| path.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roots_rewrite_prefixes_only() {
+        let roots: Vec<SourceRoot> = vec!["/build/app=/home/me/app".parse().unwrap()];
+        assert_eq!(
+            map_path(Path::new("/build/app/x/y.py"), &roots),
+            PathBuf::from("/home/me/app/x/y.py")
+        );
+        assert_eq!(
+            map_path(Path::new("/other/y.py"), &roots),
+            PathBuf::from("/other/y.py")
+        );
+        assert!("nonsense".parse::<SourceRoot>().is_err());
+        assert!("=x".parse::<SourceRoot>().is_err());
+    }
+}
