@@ -215,8 +215,11 @@ impl Reader {
             &mut l.unicode_ascii_size,
             p.unicode_object_asciiobject_size,
         );
-        // The GIL's member offsets are given relative to the interpreter; the table keeps them
-        // relative to the GIL struct that `ceval.gil` points to.
+        // `locked` and `last_holder` are given relative to the interpreter
+        // (`offsetof(PyInterpreterState, _gil.locked)`); the table keeps them relative to the GIL
+        // struct that `ceval.gil` points to. `enabled` is already relative to the GIL struct, and
+        // only free-threaded builds have it (elsewhere the word is 0, meaning "absent").
+        let mut relative_to_gil = Vec::new();
         if let Some(gil) = self.word(p.interpreter_state_gil_runtime_state) {
             for (name, field, position) in [
                 (
@@ -229,26 +232,26 @@ impl Reader {
                     &mut l.gil_last_holder,
                     p.interpreter_state_gil_runtime_state_holder,
                 ),
-                (
-                    "gil.enabled",
-                    &mut l.gil_enabled,
-                    p.interpreter_state_gil_runtime_state_enabled,
-                ),
             ] {
-                // 0 means "not in this build" (`enabled` exists only in free-threaded builds).
-                let relative = self
+                let value = self
                     .word(position)
-                    .filter(|&absolute| absolute != 0)
                     .map(|absolute| absolute.wrapping_sub(gil));
-                let Some(value) = relative.and_then(|v| u32::try_from(v).ok()) else {
-                    continue;
-                };
-                if *field != Some(value) {
-                    result
-                        .disagreements
-                        .push(format!("{name}: table {field:?}, process {value}"));
-                    *field = Some(value);
-                }
+                relative_to_gil.push((name, field, value));
+            }
+        }
+        if self.free_threaded(&p) {
+            let value = self.word(p.interpreter_state_gil_runtime_state_enabled);
+            relative_to_gil.push(("gil.enabled", &mut l.gil_enabled, value));
+        }
+        for (name, field, value) in relative_to_gil {
+            let Some(value) = value.and_then(|v| u32::try_from(v).ok()) else {
+                continue;
+            };
+            if *field != Some(value) {
+                result
+                    .disagreements
+                    .push(format!("{name}: table {field:?}, process {value}"));
+                *field = Some(value);
             }
         }
         result
