@@ -2,12 +2,18 @@
 //! stacks from inside (tests/scenarios/recording.py), a core of it is taken,
 //! and `pycore analyze --json` must report exactly those stacks.
 //!
-//! - the gcore matrix: parked_threads.py on every interpreter on the machine,
-//!   core taken by gdb's gcore while the process is alive;
+//! - the gcore matrix: parked_threads.py on every wanted interpreter row
+//!   (support::interpreters::WANTED: 2.7 to 3.15, release, debug and
+//!   free-threaded builds, shared and static libpython) and on any other
+//!   interpreter found, core taken by gdb's gcore while the process is alive;
 //! - kernel cores: crash_abort.py / crash_segv.py crash after recording
-//!   themselves, and the kernel writes the core.
+//!   themselves on a few of those rows ([`KERNEL_CORE_ROWS`]), and the kernel
+//!   writes the core.
 //!
-//! Cores are deleted after a passing check and kept (path printed) otherwise.
+//! A wanted row that is not on the machine is skipped with the reason, or
+//! fails with PYCORE_REQUIRE_ALL_PYTHONS=1 (as in CI, after
+//! tools/fetch-test-pythons.sh). Cores are deleted after a passing check and
+//! kept (path printed) otherwise.
 
 mod support;
 
@@ -16,16 +22,32 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::interpreters::{self, Found, Interpreter, Shape};
-use support::matrix::{assert_all_passed, assert_some_passed, print_matrix, run_matrix, Outcome};
+use support::interpreters::{self, Build, Interpreter, Linkage, Wanted};
+use support::matrix::{
+    assert_all_passed, assert_some_passed, print_matrix, run_matrix, Outcome, Progress,
+};
 use support::process::{run_with_timeout, TestDir};
 use support::scenario::{analyze, gcore_of_parked_threads, judge, python_command};
 use support::stacks::{compare, Recording, Report, Verdict};
 
 const SIGABRT: i32 = 6;
 const SIGSEGV: i32 = 11;
-/// Start-up, parking, recording and the kernel writing a ~25 MB core.
+/// Start-up, parking, recording and the kernel writing a ~25 MB core (~400 MB
+/// for a free-threaded build).
 const CRASH_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The rows the crash scenarios run on (label and linkage of rows of
+/// interpreters::WANTED): crash cores are slower to check than gcore ones and
+/// test the same reader, so one of each kind suffices: the newest pyenv
+/// shared-libpython build, Debian's static /usr/bin/python3.11, Python 2, a
+/// static stripped 3.14 and the free-threaded 3.13.
+const KERNEL_CORE_ROWS: &[(&str, Linkage)] = &[
+    ("2.7", Linkage::Shared),
+    ("3.11", Linkage::Static),
+    ("3.13", Linkage::Shared),
+    ("3.13t", Linkage::Shared),
+    ("3.14", Linkage::Static),
+];
 /// Exit code of the shell wrapper when it cannot lift RLIMIT_CORE.
 const CANNOT_ENABLE_CORES: i32 = 97;
 
@@ -38,21 +60,26 @@ fn gcore_matrix_matches_recorded_stacks() {
         "no Python interpreter found in {}",
         interpreters::search_locations()
     );
+    let candidates = interpreters::rows_for(&found, interpreters::WANTED, true);
     let start = Instant::now();
-    let rows = run_matrix(title, &found, check_gcore_core);
+    let rows = run_matrix(title, &candidates, check_gcore_core);
     print_matrix(title, &rows, start.elapsed());
     assert_all_passed(title, &rows);
     assert_some_passed(title, &rows);
 }
 
-fn check_gcore_core(python: &Interpreter) -> Outcome {
-    let dir = TestDir::new(&format!("gcore-{}", python.version));
-    let result = gcore_and_judge(python, &dir);
+fn check_gcore_core(python: &Interpreter, progress: &mut Progress) -> Outcome {
+    let dir = TestDir::new(&format!("gcore-{}-{}", python.label(), python.linkage));
+    let result = gcore_and_judge(python, &dir, progress);
     outcome(result, dir)
 }
 
-fn gcore_and_judge(python: &Interpreter, dir: &TestDir) -> Result<Verdict, String> {
-    let (recording, core) = gcore_of_parked_threads(&python.path, dir)?;
+fn gcore_and_judge(
+    python: &Interpreter,
+    dir: &TestDir,
+    progress: &mut Progress,
+) -> Result<Verdict, String> {
+    let (recording, core) = gcore_of_parked_threads(python, dir, progress)?;
     let analysis = analyze(&core, dir.path())?;
     Ok(judge(&recording, &analysis))
 }
@@ -67,48 +94,41 @@ fn kernel_core_of_segv_in_worker_thread() {
     kernel_core_matrix("crash_segv.py", SIGSEGV);
 }
 
-/// Runs `scenario` until it crashes with `signal` on a couple of interpreters
+/// Runs `scenario` until it crashes with `signal` on the KERNEL_CORE_ROWS
 /// and compares the kernel's core with what the scenario recorded.
 fn kernel_core_matrix(scenario: &str, signal: i32) {
     let title = format!("kernel cores of tests/scenarios/{scenario}");
     if let Err(reason) = check_core_pattern() {
+        assert!(
+            !interpreters::require_all(),
+            "{title}: cannot run ({}=1): {reason}",
+            interpreters::REQUIRE_ALL_ENV
+        );
         println!("{title}: skipped: {reason}");
         return;
     }
-    let found = kernel_core_interpreters(interpreters::discover());
-    assert!(
-        !found.is_empty(),
-        "no supported Python interpreter found in {}",
-        interpreters::search_locations()
-    );
+    let found = interpreters::discover();
+    let candidates = interpreters::rows_for(&found, &kernel_core_rows(), false);
     let start = Instant::now();
-    let rows = run_matrix(&title, &found, |python| {
-        check_kernel_core(python, scenario, signal)
+    let rows = run_matrix(&title, &candidates, |python, progress| {
+        check_kernel_core(python, scenario, signal, progress)
     });
     print_matrix(&title, &rows, start.elapsed());
     assert_all_passed(&title, &rows);
+    assert_some_passed(&title, &rows);
 }
 
-/// Crash cores are slower to check than gcore ones and test the same reader,
-/// so two interpreters suffice: the newest supported one of each shape
-/// (a pyenv shared-libpython build and Debian's static /usr/bin/python3.X).
-fn kernel_core_interpreters(found: Vec<Found>) -> Vec<Found> {
-    let supported: Vec<Interpreter> = found
-        .into_iter()
-        .filter_map(Result::ok)
-        .filter(Interpreter::is_supported)
-        .collect();
-    let newest = |shape: Shape| {
-        supported
-            .iter()
-            .filter(|i| i.shape == shape)
-            .max_by_key(|i| i.version)
-            .cloned()
-    };
-    [newest(Shape::Shared), newest(Shape::Static)]
-        .into_iter()
-        .flatten()
-        .map(Ok)
+fn kernel_core_rows() -> Vec<Wanted> {
+    KERNEL_CORE_ROWS
+        .iter()
+        .map(|(label, linkage)| {
+            *interpreters::WANTED
+                .iter()
+                .find(|w| w.label() == *label && w.linkage == *linkage)
+                .unwrap_or_else(|| {
+                    panic!("KERNEL_CORE_ROWS: {label} {linkage} is not a wanted row")
+                })
+        })
         .collect()
 }
 
@@ -131,9 +151,19 @@ fn check_core_pattern() -> Result<(), String> {
     Ok(())
 }
 
-fn check_kernel_core(python: &Interpreter, scenario: &str, signal: i32) -> Outcome {
-    let dir = TestDir::new(&format!("kernel-{}-{}", python.version, scenario));
-    match crash_and_find_core(python, scenario, signal, &dir) {
+fn check_kernel_core(
+    python: &Interpreter,
+    scenario: &str,
+    signal: i32,
+    progress: &mut Progress,
+) -> Outcome {
+    let dir = TestDir::new(&format!(
+        "kernel-{}-{}-{}",
+        python.label(),
+        python.linkage,
+        scenario
+    ));
+    match crash_and_find_core(python, scenario, signal, &dir, progress) {
         Ok(Some((recording, core))) => {
             let result = analyze(&core, dir.path()).map(|analysis| judge(&recording, &analysis));
             outcome(result, dir)
@@ -155,16 +185,19 @@ fn crash_and_find_core(
     scenario: &str,
     signal: i32,
     dir: &TestDir,
+    progress: &mut Progress,
 ) -> Result<Option<(Recording, PathBuf)>, String> {
     let cwd = dir.join("cwd");
     std::fs::create_dir(&cwd).map_err(|e| format!("creating {}: {e}", cwd.display()))?;
     let record = dir.join("record.json");
-    let mut command = with_unlimited_core_size(&python_command(&python.path, scenario, &record));
+    let mut command = with_unlimited_core_size(&python_command(python, scenario, &record));
     command.current_dir(&cwd);
     let finished = run_with_timeout(&mut command, CRASH_TIMEOUT, dir.path(), "scenario")?;
     if finished.code() == Some(CANNOT_ENABLE_CORES) {
         return Ok(None);
     }
+    // The scenario writes its recording just before it crashes.
+    progress.recorded = record.exists();
     if finished.status.signal() != Some(signal) || !finished.status.core_dumped() {
         return Err(format!(
             "expected death by signal {signal} with a core dump, got {}; stderr:\n{}",
@@ -172,7 +205,9 @@ fn crash_and_find_core(
         ));
     }
     let recording = Recording::load(&record)?;
-    Ok(Some((recording, only_file_in(&cwd)?)))
+    let core = only_file_in(&cwd)?;
+    progress.cored = true;
+    Ok(Some((recording, core)))
 }
 
 /// `bash -c 'ulimit -c unlimited; exec COMMAND'`: std has no setrlimit, and
@@ -336,4 +371,151 @@ fn comparison_checks_qualname_only_where_recorded() {
     assert!(problems("null", "null").is_empty());
     assert_eq!(problems(r#""Cls.meth""#, "null").len(), 1);
     assert_eq!(problems(r#""Cls.meth""#, r#""Other.meth""#).len(), 1);
+}
+
+/// The GIL and build-shape checks: with a GIL the holder must be told
+/// exactly; without one (free-threaded) false or null are right, true is not.
+#[test]
+fn comparison_checks_gil_holder_and_shape() {
+    let recording = |shape: &str, gil_enabled: bool, holder: &str| {
+        let thread = |tid: u64| {
+            format!(
+                r#"{{"tid": {tid}, "name": "t{tid}", "frames": [{{"function": "f", "qualname": null, "file": "/s/a.py", "line": 3}}]}}"#
+            )
+        };
+        let text = format!(
+            r#"{{"python_version": "3.13.5", "shape": "{shape}", "gil_enabled": {gil_enabled}, "gil_holder": {holder}, "threads": [{}, {}]}}"#,
+            thread(1),
+            thread(2)
+        );
+        Recording::parse(&text).unwrap()
+    };
+    let report = |shape: &str, holds: [&str; 2]| {
+        let thread = |tid: u64, holds: &str| {
+            format!(
+                r#"{{"tid": {tid}, "name": "t{tid}", "python": true, "holds_gil": {holds}, "frames": [{{"function": "f", "qualname": null, "file": "/s/a.py", "line": 3}}]}}"#
+            )
+        };
+        let text = format!(
+            r#"{{"schema_version": 1, "python": {{"version": "3.13.5", "shape": "{shape}"}}, "threads": [{}, {}]}}"#,
+            thread(1, holds[0]),
+            thread(2, holds[1])
+        );
+        Report::parse(text.as_bytes()).unwrap()
+    };
+    let problems = |recording: &Recording, report: &Report| compare(recording, report).problems;
+
+    // A GIL, held by thread 1.
+    let held = recording("release", true, "1");
+    assert!(problems(&held, &report("release", ["true", "false"])).is_empty());
+    assert_eq!(
+        problems(&held, &report("release", ["false", "false"])).len(),
+        1
+    );
+    assert_eq!(
+        problems(&held, &report("release", ["true", "null"])).len(),
+        1
+    );
+    assert_eq!(
+        problems(&held, &report("debug", ["true", "false"])).len(),
+        1
+    );
+    // A GIL nobody holds.
+    let free = recording("debug", true, "null");
+    assert!(problems(&free, &report("debug", ["false", "false"])).is_empty());
+    assert_eq!(
+        problems(&free, &report("debug", ["true", "false"])).len(),
+        1
+    );
+    // No GIL at all.
+    let none = recording("free-threaded", false, "null");
+    assert!(problems(&none, &report("free-threaded", ["null", "false"])).is_empty());
+    assert_eq!(
+        problems(&none, &report("free-threaded", ["null", "true"])).len(),
+        1
+    );
+    assert_eq!(
+        problems(&none, &report("release", ["null", "null"])).len(),
+        1
+    );
+}
+
+/// Wanted rows are filled by version, build shape and linkage; what is left
+/// is missing, and other interpreters become extra rows only when asked.
+#[test]
+fn wanted_rows_are_matched_by_version_shape_and_linkage() {
+    let interpreter = |version: &str, build: Build, linkage: Linkage| Interpreter {
+        path: format!("/x/python{version}{}", build.suffix()).into(),
+        version: interpreters::Version::parse(version).unwrap(),
+        build,
+        linkage,
+    };
+    let found = vec![
+        Ok(interpreter("3.13.0", Build::Release, Linkage::Shared)),
+        Ok(interpreter("3.13.5", Build::FreeThreaded, Linkage::Shared)),
+        Ok(interpreter("3.14.1", Build::Release, Linkage::Shared)), // wanted static
+        Err((PathBuf::from("/x/python3.9"), "does not start".to_string())),
+    ];
+    let wanted: Vec<Wanted> = interpreters::WANTED
+        .iter()
+        .filter(|w| ["3.13", "3.13t", "3.14"].contains(&w.label().as_str()))
+        .copied()
+        .collect();
+    let describe = |extras: bool| -> Vec<String> {
+        interpreters::rows_for(&found, &wanted, extras)
+            .iter()
+            .map(|c| match c {
+                interpreters::Candidate::Found {
+                    interpreter,
+                    wanted,
+                } => format!("{} {} {wanted}", interpreter.label(), interpreter.linkage),
+                interpreters::Candidate::Missing(w) => {
+                    format!("{} {} missing", w.label(), w.linkage)
+                }
+                interpreters::Candidate::Broken { path, .. } => {
+                    format!("broken {}", path.display())
+                }
+            })
+            .collect()
+    };
+    assert_eq!(
+        describe(false),
+        [
+            "3.13 shared true",
+            "3.13t shared true",
+            "3.14 static missing"
+        ]
+    );
+    assert_eq!(
+        describe(true),
+        [
+            "3.13 shared true",
+            "3.13t shared true",
+            "3.14 shared false",
+            "3.14 static missing",
+            "broken /x/python3.9"
+        ]
+    );
+}
+
+#[test]
+fn versioned_python_names() {
+    for name in [
+        "python2.7",
+        "python3.13",
+        "python3.14d",
+        "python3.13t",
+        "python3.13td",
+    ] {
+        assert!(interpreters::is_versioned_python_name(name), "{name}");
+    }
+    for name in [
+        "python3",
+        "python3.6m",
+        "python3.11-config",
+        "python3.14-dbg",
+        "python",
+    ] {
+        assert!(!interpreters::is_versioned_python_name(name), "{name}");
+    }
 }

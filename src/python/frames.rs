@@ -161,6 +161,15 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
             // 3.14+ tags the low bits of `f_executable` (a `_PyStackRef`); pointers are
             // 8-aligned, so masking is harmless before 3.14.
             let code_addr = self.objects.pointer(frame + u64::from(code))? & !0x7;
+            if code_addr == 0 {
+                // No live frame lacks an executable: this is zeroed memory, as when gdb's gcore
+                // fails to read a thread's C stack (glibc 2.41+ guard regions), where entry frames
+                // live. The older frames are lost with it.
+                stack.warnings.push(format!(
+                    "the frame at {frame:#x} reads as zeros (memory the core lost; gcore cannot read thread stacks with glibc guard regions): older frames of this thread are missing"
+                ));
+                break;
+            }
             if owner_value < FRAME_OWNED_BY_CSTACK && self.is_code(code_addr)? {
                 let instr_ptr = self.objects.pointer(frame + u64::from(instr))?;
                 let code_info = self.code(code_addr)?;

@@ -4,7 +4,8 @@ Usage: python crash_abort.py RECORD.json   (run with core dumps enabled)
 
 Two workers park as in parked_threads.py; the main thread records every
 thread, itself included, and calls os.abort() on the same source line, so the
-core the kernel writes shows exactly the recorded stacks. Runs on CPython 3.6+.
+core the kernel writes shows exactly the recorded stacks. os.abort() keeps
+the GIL, so the main thread holds it in the core. Runs on CPython 2.7 and 3.6+.
 """
 import os
 import sys
@@ -19,7 +20,7 @@ def main():
     start_thread("event-waiter", wait_for_event)
     recording.announce()
     # One line on purpose: the recorded line of this frame is the abort's line.
-    recording.record_parked_threads_and_caller(record_path, 2); os.abort()  # noqa: E702
+    recording.record_parked_threads_and_caller(record_path, 2, True); os.abort()  # noqa: E702
 
 
 if __name__ == "__main__":

@@ -8,8 +8,9 @@ line, so the core the kernel writes shows exactly the recorded stacks.
 
 ctypes.memset is a foreign function object, so the crash happens without an
 extra Python frame; ctypes.string_at(0) would crash inside the Python-level
-wrapper ctypes.string_at, one frame deeper than what was recorded.
-Runs on CPython 3.6+.
+wrapper ctypes.string_at, one frame deeper than what was recorded. A
+foreign call releases the GIL, so no thread holds it in the core.
+Runs on CPython 2.7 and 3.6+.
 """
 import ctypes
 import os
@@ -23,7 +24,7 @@ from parked_threads import sleeper, start_thread
 def crash_after_recording(record_path):
     recording.announce()
     # One line on purpose: the recorded line of this frame is the crash's line.
-    recording.record_parked_threads_and_caller(record_path, 2); ctypes.memset(0, 0, 1)  # noqa: E702
+    recording.record_parked_threads_and_caller(record_path, 2, False); ctypes.memset(0, 0, 1)  # noqa: E702
 
 
 def main():

@@ -7,6 +7,7 @@ uses a different one (and the file name "données.py" is a latin-1 one):
   naïve_λ  -> 2 bytes per char (U+03BB)
   𠀀_ucs4  -> 4 bytes per char (U+20000)
 All survive the NFKC normalisation that Python applies to identifiers.
+Python 3 only; Python 2 runs données_py2.py instead.
 """
 import time
 
@@ -24,3 +25,6 @@ def naïve_λ():
 def 𠀀_ucs4():
     recording.announce()
     time.sleep(recording.PARK_SECONDS)  # PARK
+
+
+entry = café  # what parked_threads.py runs, in either variant

@@ -1,3 +1,4 @@
+# -*- coding: utf-8 -*-
 """Scenario for the gcore matrix test: threads parked at known places.
 
 Usage: python parked_threads.py RECORD.json
@@ -9,7 +10,7 @@ and the harness takes the core with gcore once only the recorded threads are
 left.
 
 Every blocking call is on a line marked `# PARK`, which is how recording.py
-knows a thread has arrived. Runs on CPython 3.6+.
+knows a thread has arrived. Runs on CPython 2.7 and 3.6+ (see STRINGS).
 """
 import os
 import sys
@@ -17,7 +18,22 @@ import threading
 import time
 
 import recording
-import données
+
+PY2 = sys.version_info[0] == 2
+
+if PY2:
+    # Python 2 identifiers are ASCII: its variant of données.py keeps the non-ASCII
+    # file name only, and cannot be imported by name.
+    import imp
+
+    STRINGS = imp.load_source(
+        "donnees_py2", os.path.join(recording.SCENARIO_DIR, "données_py2.py")
+    )
+else:
+    import importlib
+
+    # Non-ASCII identifiers: a SyntaxError for Python 2, so not a plain import.
+    STRINGS = importlib.import_module("données")
 
 RECURSION_DEPTH = 30
 
@@ -71,6 +87,11 @@ class Worker(object):
         parked()
 
 
+def thread_name(text):
+    """A str thread name: Python 2's is the UTF-8 byte string."""
+    return text.encode("utf-8") if PY2 else text
+
+
 # (thread name, target, args). Non-ASCII names use each str storage kind:
 # latin-1 ("é"), UCS-2 ("λ", "线") and UCS-4 (U+20000).
 WORKERS = [
@@ -79,8 +100,8 @@ WORKERS = [
     ("event-waiter", wait_for_event, ()),
     ("recurser", recurse, (RECURSION_DEPTH,)),
     ("generator", consume_generator, ()),
-    ("méthode-é", Worker().run_forever, ()),
-    ("线程-λ-\U00020000", données.café, ()),
+    (thread_name(u"méthode-é"), Worker().run_forever, ()),
+    (thread_name(u"线程-λ-\U00020000"), STRINGS.entry, ()),
 ]
 
 

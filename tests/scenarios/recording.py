@@ -12,7 +12,13 @@ The caller of the recording functions is never in the recording unless it
 asks for it (record_parked_threads_and_caller), because a thread sampling
 itself would record the sampling code.
 
-Runs on CPython 3.6+.
+Besides the stacks, the recording says what kind of build ran it ("shape":
+release, debug or free-threaded, from the build itself) and which recorded
+thread holds the GIL when the core is taken ("gil_holder", a TID or null;
+"gil_enabled" is false when there is no GIL at all).
+
+Runs on CPython 2.7 and 3.6+: on Python 2, thread names and file names are
+byte strings and are written out decoded as UTF-8, as pycore decodes them.
 """
 import ctypes
 import json
@@ -40,10 +46,14 @@ _announced_lock = threading.Lock()
 _scenario_file_cache = {}
 
 
+# threading.get_ident is Python 3.3+; Python 2 has the same function under a private name.
+get_ident = getattr(threading, "get_ident", None) or getattr(threading, "_get_ident")
+
+
 def announce():
     """Registers the calling thread's kernel TID and name. Call it in the thread."""
     with _announced_lock:
-        _announced[threading.get_ident()] = (native_tid(), threading.current_thread().name)
+        _announced[get_ident()] = (native_tid(), threading.current_thread().name)
 
 
 def native_tid():
@@ -65,26 +75,30 @@ def record_parked_threads(path, count):
     """Waits until `count` other threads are parked and writes their stacks to `path`.
 
     Meant as the target of a dedicated recorder thread, which then exits so that
-    the core holds only the recorded threads.
+    the core holds only the recorded threads. Every parked thread waits with the
+    GIL released, so no recorded thread holds it.
     """
-    _write(path, wait_until_parked(count))
+    _write(path, wait_until_parked(count), None)
 
 
-def record_parked_threads_and_caller(path, others):
+def record_parked_threads_and_caller(path, others, caller_keeps_gil):
     """Like record_parked_threads, and also records the calling thread's own stack.
 
     The caller's innermost frame is recorded at the line of this call, so a
     crash placed on the same line (`record...(); os.abort()`) leaves the stack
     exactly as recorded. The caller must have called announce().
+    `caller_keeps_gil`: whether the caller still holds the GIL when the core is
+    written (os.abort() does; a ctypes foreign call releases it).
     """
     stacks = wait_until_parked(others)
-    stacks[threading.get_ident()] = _stack(sys._getframe(1))
-    _write(path, stacks)
+    me = get_ident()
+    stacks[me] = _stack(sys._getframe(1))
+    _write(path, stacks, me if caller_keeps_gil else None)
 
 
 def wait_until_parked(count):
     """Returns {ident: stack} once exactly `count` threads besides the caller are parked."""
-    me = threading.get_ident()
+    me = get_ident()
     deadline = time.time() + PARK_TIMEOUT
     previous, streak = None, 0
     while time.time() < deadline:
@@ -135,7 +149,22 @@ def _stack(frame):
     return frames
 
 
-def _write(path, stacks):
+def build_shape():
+    """The build shape as pycore names it ("release", "debug", "free-threaded"), from the build."""
+    if "t" in getattr(sys, "abiflags", ""):  # Py_GIL_DISABLED builds: "t" or "td"
+        return "free-threaded"
+    if hasattr(sys, "gettotalrefcount"):  # Py_DEBUG implies Py_REF_DEBUG
+        return "debug"
+    return "release"
+
+
+def gil_enabled():
+    """False on a free-threaded build running without the GIL (3.13+)."""
+    is_gil_enabled = getattr(sys, "_is_gil_enabled", None)
+    return True if is_gil_enabled is None else bool(is_gil_enabled())
+
+
+def _write(path, stacks, gil_holder_ident):
     threads = []
     for ident, frames in stacks.items():
         tid, name = _announced[ident]
@@ -144,13 +173,18 @@ def _write(path, stacks):
     document = {
         "python_version": platform.python_version(),
         "pid": os.getpid(),
+        "shape": build_shape(),
+        "gil_enabled": gil_enabled(),
+        "gil_holder": None if gil_holder_ident is None else _announced[gil_holder_ident][0],
         "threads": threads,
     }
-    # Written whole, then renamed: the harness polls for the file and must never
-    # read a partial document.
+    # ASCII JSON (\u escapes) reads the same on Python 2 and 3; Python 2's byte
+    # strings are decoded as UTF-8 by json.dumps. Written whole, then renamed:
+    # the harness polls for the file and must never read a partial document.
+    text = json.dumps(document, indent=1, sort_keys=True)
     temporary = path + ".tmp"
-    with open(temporary, "w", encoding="utf-8") as out:
-        json.dump(document, out, ensure_ascii=False, indent=1)
+    with open(temporary, "w") as out:
+        out.write(text)
     os.rename(temporary, path)
 
 

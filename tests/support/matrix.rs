@@ -1,12 +1,12 @@
-//! Running one check per interpreter, at most two at a time, and printing the
-//! results as a matrix (one row per interpreter) that CI logs show.
+//! Running one check per interpreter row, at most two at a time, and printing
+//! the results as a matrix (one row per interpreter) that CI logs show.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::interpreters::{Found, Interpreter};
+use super::interpreters::{require_all, Candidate, Interpreter, FETCH_HINT, REQUIRE_ALL_ENV};
 
 /// The machine has two cores; each check runs a Python process, gcore and pycore.
 pub const PARALLEL: usize = 2;
@@ -35,26 +35,67 @@ impl Outcome {
     }
 }
 
+/// How far a check got before its outcome: the scenario process started and
+/// recorded itself, then a core of it was written (by gcore or the kernel).
+/// What pycore made of the core is the outcome, once both are done.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Progress {
+    pub recorded: bool,
+    pub cored: bool,
+}
+
 pub struct Row {
+    /// "3.13t", "2.7": version and build shape.
+    pub name: String,
+    pub build: String,
+    pub linkage: String,
+    /// The full version ("3.13.5"), or "-" when the row has no interpreter.
     pub version: String,
     pub path: String,
-    pub shape: String,
     pub elapsed: Option<Duration>,
+    /// `None` when the check did not run.
+    pub progress: Option<Progress>,
     pub outcome: Outcome,
 }
 
-/// Runs `check` on every found interpreter that is not skipped, in parallel,
-/// and returns one row per interpreter in the order found.
+impl Row {
+    /// "ok", "FAIL" or "-" (not reached) for the record, core and pycore steps.
+    fn steps(&self) -> [&'static str; 3] {
+        let Some(progress) = self.progress else {
+            return ["-", "-", "-"];
+        };
+        let failed = matches!(self.outcome, Outcome::Fail { .. });
+        let step = |done: bool, reached: bool| match (done, reached, failed) {
+            (true, _, _) => "ok",
+            (false, true, true) => "FAIL",
+            _ => "-",
+        };
+        let pycore = match (&self.outcome, progress.recorded && progress.cored) {
+            (Outcome::Pass { .. }, _) => "ok",
+            (Outcome::Fail { .. }, true) => "FAIL",
+            _ => "-",
+        };
+        [
+            step(progress.recorded, true),
+            step(progress.cored, progress.recorded),
+            pycore,
+        ]
+    }
+}
+
+/// Runs `check` on every row that has a supported interpreter, in parallel,
+/// and returns the rows in the order given.
 pub fn run_matrix(
     title: &str,
-    found: &[Found],
-    check: impl Fn(&Interpreter) -> Outcome + Sync,
+    rows: &[Candidate],
+    check: impl Fn(&Interpreter, &mut Progress) -> Outcome + Sync,
 ) -> Vec<Row> {
-    run_parallel(found, |found| {
-        let row = row_for(found, &check);
+    run_parallel(rows, |candidate| {
+        let row = row_for(candidate, &check);
         println!(
-            "[{title}] {} {}: {}{}",
-            row.version,
+            "[{title}] {} {} {}: {}{}",
+            row.name,
+            row.linkage,
             row.path,
             row.outcome.short(),
             show_elapsed(row.elapsed, " in ")
@@ -63,32 +104,78 @@ pub fn run_matrix(
     })
 }
 
-fn row_for(found: &Found, check: &(impl Fn(&Interpreter) -> Outcome + Sync)) -> Row {
-    let interpreter = match found {
-        Ok(interpreter) => interpreter,
-        Err((path, error)) => {
+fn row_for(
+    candidate: &Candidate,
+    check: &(impl Fn(&Interpreter, &mut Progress) -> Outcome + Sync),
+) -> Row {
+    let (interpreter, wanted) = match candidate {
+        Candidate::Found {
+            interpreter,
+            wanted,
+        } => (interpreter, *wanted),
+        Candidate::Broken { path, error } => {
             return Row {
+                name: "?".to_string(),
+                build: "?".to_string(),
+                linkage: "?".to_string(),
                 version: "?".to_string(),
                 path: path.display().to_string(),
-                shape: "?".to_string(),
                 elapsed: None,
+                progress: None,
                 outcome: Outcome::fail("interpreter does not run", error.clone()),
             }
         }
+        Candidate::Missing(wanted) => {
+            let why = wanted.why_missing();
+            return Row {
+                name: wanted.label(),
+                build: wanted.build.to_string(),
+                linkage: wanted.linkage.to_string(),
+                version: "-".to_string(),
+                path: "-".to_string(),
+                elapsed: None,
+                progress: None,
+                outcome: if require_all() {
+                    Outcome::fail(
+                        format!("missing: {why}"),
+                        format!(
+                            "{REQUIRE_ALL_ENV}=1 requires every wanted row (support::interpreters::WANTED); \
+                             {FETCH_HINT} before the tests, as CI's .ci/run does"
+                        ),
+                    )
+                } else if why.contains(FETCH_HINT) {
+                    Outcome::Skipped { reason: why }
+                } else {
+                    Outcome::Skipped {
+                        reason: format!("{why}; {FETCH_HINT} lists what is missing"),
+                    }
+                },
+            };
+        }
     };
     let mut row = Row {
+        // "(extra)": found on the machine beyond the wanted rows.
+        name: if wanted {
+            interpreter.label()
+        } else {
+            format!("{} (extra)", interpreter.label())
+        },
+        build: interpreter.build.to_string(),
+        linkage: interpreter.linkage.to_string(),
         version: interpreter.version.to_string(),
         path: interpreter.path.display().to_string(),
-        shape: interpreter.shape.to_string(),
         elapsed: None,
+        progress: None,
         outcome: Outcome::Pass { notes: Vec::new() },
     };
     row.outcome = match interpreter.skip_reason() {
         Some(reason) => Outcome::Skipped { reason },
         None => {
             let start = Instant::now();
-            let outcome = check(interpreter);
+            let mut progress = Progress::default();
+            let outcome = check(interpreter, &mut progress);
             row.elapsed = Some(start.elapsed());
+            row.progress = Some(progress);
             outcome
         }
     };
@@ -119,41 +206,54 @@ fn run_parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Ve
 
 /// The matrix, then the details of every failure and the notes of every pass.
 pub fn print_matrix(title: &str, rows: &[Row], total: Duration) {
-    let version_width = rows
-        .iter()
-        .map(|r| r.version.len())
-        .chain([7])
-        .max()
-        .unwrap_or(0);
-    let path_width = rows
-        .iter()
-        .map(|r| r.path.len())
-        .chain([4])
-        .max()
-        .unwrap_or(0);
-    println!("\n==== {title} ({:.1} s) ====", total.as_secs_f64());
+    let width = |header: &str, field: fn(&Row) -> &str| {
+        rows.iter()
+            .map(|r| field(r).chars().count())
+            .chain([header.len()])
+            .max()
+            .unwrap_or(0)
+    };
+    let name_width = width("row", |r| &r.name);
+    let build_width = width("build", |r| &r.build);
+    let version_width = width("version", |r| &r.version);
+    let path_width = width("path", |r| &r.path);
     println!(
-        "{:version_width$}  {:path_width$}  {:6}  {:>6}  result",
-        "version", "path", "shape", "time"
+        "\n==== {title} ({:.1} s; missing rows {}) ====",
+        total.as_secs_f64(),
+        if require_all() {
+            format!("fail: {REQUIRE_ALL_ENV}=1")
+        } else {
+            format!("are skipped: {REQUIRE_ALL_ENV} is not 1")
+        }
+    );
+    println!(
+        "{:name_width$}  {:build_width$}  {:7}  {:version_width$}  {:path_width$}  {:>6}  {:6}  {:4}  {:6}  result",
+        "row", "build", "linkage", "version", "path", "time", "record", "core", "pycore"
     );
     for row in rows {
+        let [record, core, pycore] = row.steps();
         println!(
-            "{:version_width$}  {:path_width$}  {:6}  {:>6}  {}",
+            "{:name_width$}  {:build_width$}  {:7}  {:version_width$}  {:path_width$}  {:>6}  {:6}  {:4}  {:6}  {}",
+            row.name,
+            row.build,
+            row.linkage,
             row.version,
             row.path,
-            row.shape,
             show_elapsed(row.elapsed, ""),
+            record,
+            core,
+            pycore,
             row.outcome.short()
         );
     }
     for row in rows {
+        let who = format!("{} {} {}", row.name, row.linkage, row.path);
         match &row.outcome {
-            Outcome::Fail { summary, details } => println!(
-                "\n---- {} {}: FAIL {summary}\n{details}",
-                row.version, row.path
-            ),
+            Outcome::Fail { summary, details } => {
+                println!("\n---- {who}: FAIL {summary}\n{details}")
+            }
             Outcome::Pass { notes } if !notes.is_empty() => {
-                println!("\n---- {} {}: notes", row.version, row.path);
+                println!("\n---- {who}: notes");
                 for note in notes {
                     println!("  {note}");
                 }
@@ -178,7 +278,9 @@ pub fn assert_all_passed(title: &str, rows: &[Row]) {
     let failed: Vec<String> = rows
         .iter()
         .filter_map(|r| match &r.outcome {
-            Outcome::Fail { summary, .. } => Some(format!("{} ({}): {summary}", r.version, r.path)),
+            Outcome::Fail { summary, .. } => {
+                Some(format!("{} {} ({}): {summary}", r.name, r.linkage, r.path))
+            }
             _ => None,
         })
         .collect();

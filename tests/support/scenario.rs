@@ -5,11 +5,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use super::interpreters::Interpreter;
+use super::matrix::Progress;
 use super::process::{gcore, last_lines, run_pycore, task_ids, wait_for, ChildGuard, TestDir};
 use super::stacks::{compare, Recording, Report, Verdict};
 
-/// Interpreter start-up plus all threads parking takes well under a second;
-/// this leaves room for a loaded CI machine.
+/// Interpreter start-up plus all threads parking takes well under a second
+/// (a few seconds for a debug build); this leaves room for a loaded CI machine.
 const RECORD_TIMEOUT: Duration = Duration::from_secs(30);
 /// The recorder thread exits right after writing the recording.
 const RECORDER_EXIT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -26,23 +28,27 @@ pub fn scenario_path(name: &str) -> PathBuf {
 /// -B keeps __pycache__ out of the source tree; MALLOC_ARENA_MAX=1 keeps glibc
 /// from giving each thread its own 64 MB heap arena, which keeps cores small;
 /// a UTF-8 locale makes Python 3.6 decode the non-ASCII file name données.py
-/// (under the C locale it would use ASCII and fail to import it).
-pub fn python_command(python: &Path, scenario: &str, record: &Path) -> Command {
-    let mut command = Command::new(python);
+/// (under the C locale it would use ASCII and fail to import it); plus what
+/// this interpreter's build needs ([`Interpreter::scenario_env`]).
+pub fn python_command(python: &Interpreter, scenario: &str, record: &Path) -> Command {
+    let mut command = Command::new(&python.path);
     command
         .args(["-E", "-s", "-B"])
         .arg(scenario_path(scenario))
         .arg(record)
         .env("MALLOC_ARENA_MAX", "1")
-        .env("LC_ALL", "C.UTF-8");
+        .env("LC_ALL", "C.UTF-8")
+        .envs(python.scenario_env());
     command
 }
 
 /// Runs parked_threads.py, waits until it has recorded itself and only the
-/// recorded threads are left, and takes a core of it with gcore.
+/// recorded threads are left, and takes a core of it with gcore; `progress`
+/// says how far it got.
 pub fn gcore_of_parked_threads(
-    python: &Path,
+    python: &Interpreter,
     dir: &TestDir,
+    progress: &mut Progress,
 ) -> Result<(Recording, PathBuf), String> {
     let record = dir.join("record.json");
     let mut command = python_command(python, "parked_threads.py", &record);
@@ -50,7 +56,9 @@ pub fn gcore_of_parked_threads(
     wait_for_file(&mut child, &record)?;
     let recording = Recording::load(&record)?;
     wait_for_only_recorded_threads(child.pid(), &recording)?;
+    progress.recorded = true;
     let core = gcore(child.pid(), dir.path())?;
+    progress.cored = true;
     // Dropping `child` kills the scenario, now that its core is taken.
     Ok((recording, core))
 }

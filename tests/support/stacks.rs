@@ -27,7 +27,22 @@ pub struct RecordedThread {
 #[derive(Clone, Debug)]
 pub struct Recording {
     pub python_version: String,
+    /// "release", "debug" or "free-threaded", as the build said of itself
+    /// (absent from recordings older than this field, such as testdata/example's).
+    pub shape: Option<String>,
+    /// Who holds the GIL in the core; absent from older recordings.
+    pub gil: Option<Gil>,
     pub threads: Vec<RecordedThread>,
+}
+
+/// The GIL as the scenario left it for the core.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Gil {
+    /// False on a free-threaded build running without a GIL: then no thread
+    /// holds one, and pycore may say it cannot tell (null).
+    pub enabled: bool,
+    /// The TID of the thread holding it, if any.
+    pub holder: Option<u64>,
 }
 
 /// One thread of pycore's `--json` output.
@@ -36,6 +51,8 @@ pub struct ReportedThread {
     pub tid: u64,
     pub name: Option<String>,
     pub python: bool,
+    /// `None` for null (or a report without the field).
+    pub holds_gil: Option<bool>,
     pub frames: Vec<Frame>,
 }
 
@@ -43,6 +60,8 @@ pub struct ReportedThread {
 #[derive(Clone, Debug)]
 pub struct Report {
     pub python_version: Option<String>,
+    /// python.shape: "release", "debug" or "free-threaded".
+    pub shape: Option<String>,
     pub threads: Vec<ReportedThread>,
     pub warnings: Vec<String>,
 }
@@ -69,8 +88,22 @@ impl Recording {
                 })
             })
             .collect::<Result<_, String>>()?;
+        let gil = match doc.get("gil_holder") {
+            None => None,
+            Some(_) => Some(Gil {
+                enabled: field(&doc, "gil_enabled", "recording")?
+                    .as_bool()
+                    .ok_or("recording gil_enabled is not a boolean")?,
+                holder: opt_u64_field(&doc, "gil_holder", "recording")?,
+            }),
+        };
         Ok(Recording {
             python_version: str_field(&doc, "python_version", "recording")?,
+            shape: match doc.get("shape") {
+                Some(_) => opt_str_field(&doc, "shape", "recording")?,
+                None => None,
+            },
+            gil,
             threads,
         })
     }
@@ -92,9 +125,15 @@ impl Report {
                 "report schema_version is {schema}, these tests know 1"
             ));
         }
-        let python_version = match doc.get("python") {
-            Some(python) => opt_str_field(python, "version", "report python")?,
-            None => None,
+        let (python_version, shape) = match doc.get("python").filter(|p| !p.is_null()) {
+            Some(python) => (
+                opt_str_field(python, "version", "report python")?,
+                match python.get("shape") {
+                    Some(_) => opt_str_field(python, "shape", "report python")?,
+                    None => None,
+                },
+            ),
+            None => (None, None),
         };
         let threads = array(&doc, "threads", "report")?
             .iter()
@@ -107,6 +146,13 @@ impl Report {
                     python: field(t, "python", &at)?
                         .as_bool()
                         .ok_or(format!("{at}.python is not a boolean"))?,
+                    holds_gil: match t.get("holds_gil") {
+                        None | Some(Value::Null) => None,
+                        Some(v) => Some(
+                            v.as_bool()
+                                .ok_or(format!("{at}.holds_gil is neither a boolean nor null"))?,
+                        ),
+                    },
                     frames: frames(t, &at)?,
                 })
             })
@@ -126,6 +172,7 @@ impl Report {
         };
         Ok(Report {
             python_version,
+            shape,
             threads,
             warnings,
         })
@@ -147,8 +194,9 @@ impl Verdict {
 }
 
 /// Every recorded thread must be reported once, with the recorded name (when
-/// pycore gives one) and exactly the recorded frames; pycore must report no
-/// other thread.
+/// pycore gives one), exactly the recorded frames and (where the recording
+/// says) the right GIL holder; pycore must report no other thread, and the
+/// build shape the process recorded (where both say one).
 pub fn compare(expected: &Recording, got: &Report) -> Verdict {
     let mut verdict = Verdict::default();
     compare_version(
@@ -156,10 +204,20 @@ pub fn compare(expected: &Recording, got: &Report) -> Verdict {
         got.python_version.as_deref(),
         &mut verdict,
     );
+    compare_shape(
+        expected.shape.as_deref(),
+        got.shape.as_deref(),
+        &mut verdict,
+    );
     check_each_thread_listed_once(expected, got, &mut verdict);
     for thread in &expected.threads {
         match got.threads.iter().find(|t| t.tid == thread.tid) {
-            Some(reported) => compare_thread(thread, reported, &mut verdict),
+            Some(reported) => {
+                compare_thread(thread, reported, &mut verdict);
+                if let Some(gil) = expected.gil {
+                    compare_gil(thread, gil, reported.holds_gil, &mut verdict);
+                }
+            }
             None => verdict.problems.push(format!(
                 "thread {} {:?} is missing from pycore's output; expected frames:\n{}",
                 thread.tid,
@@ -185,6 +243,38 @@ fn compare_version(expected: &str, got: Option<&str>, verdict: &mut Verdict) {
         None => verdict
             .notes
             .push("pycore reported no python version".to_string()),
+    }
+}
+
+fn compare_shape(expected: Option<&str>, got: Option<&str>, verdict: &mut Verdict) {
+    match (expected, got) {
+        (Some(expected), Some(got)) if expected != got => verdict
+            .problems
+            .push(format!("build shape: expected {expected}, got {got}")),
+        (Some(_), None) => verdict
+            .notes
+            .push("pycore reported no build shape".to_string()),
+        _ => {}
+    }
+}
+
+/// With a GIL, pycore must say which thread holds it (true for the holder,
+/// false for every other thread). A free-threaded build running without one
+/// has no holder: false or null (cannot be told) are both right there.
+fn compare_gil(expected: &RecordedThread, gil: Gil, got: Option<bool>, verdict: &mut Verdict) {
+    let who = format!("thread {} {:?}", expected.tid, expected.name);
+    let holds = gil.holder == Some(expected.tid);
+    match (gil.enabled, got) {
+        (true, Some(got)) if got != holds => verdict
+            .problems
+            .push(format!("{who}: holds_gil: expected {holds}, got {got}")),
+        (true, None) => verdict.problems.push(format!(
+            "{who}: holds_gil: expected {holds}, got null on a build with a GIL"
+        )),
+        (false, Some(true)) => verdict.problems.push(format!(
+            "{who}: holds_gil: true, but the process ran without a GIL (free-threaded)"
+        )),
+        _ => {}
     }
 }
 
