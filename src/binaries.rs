@@ -101,6 +101,22 @@ impl PythonBinaries {
     }
 }
 
+impl PythonBinaries {
+    /// Run-time `[start, end)` of each named function found in the binaries.
+    pub fn function_ranges(&self, names: &[&str]) -> Vec<(u64, u64)> {
+        names
+            .iter()
+            .filter_map(|name| {
+                self.images().find_map(|loaded| {
+                    let (value, size) = loaded.image.symbol_and_size(name)?;
+                    let start = value.wrapping_add(loaded.bias);
+                    (size > 0).then(|| (start, start.saturating_add(size)))
+                })
+            })
+            .collect()
+    }
+}
+
 impl SymbolSource for PythonBinaries {
     fn symbol(&self, name: &str) -> Option<u64> {
         self.images()

@@ -129,6 +129,11 @@ impl ElfImage {
 
     /// Link-time address (`st_value`) of a defined symbol; add the load bias for the runtime one.
     pub fn symbol(&self, name: &str) -> Option<u64> {
+        self.symbol_and_size(name).map(|(value, _)| value)
+    }
+
+    /// Link-time address and size (`st_size`) of a defined symbol.
+    pub fn symbol_and_size(&self, name: &str) -> Option<(u64, u64)> {
         self.dynsym
             .and_then(|table| self.gnu_hash_lookup(table, name))
             .or_else(|| self.dynsym.and_then(|t| self.scan(t, name)))
@@ -149,7 +154,7 @@ impl ElfImage {
     }
 
     /// Value of symbol `index` if its name is `name` and it is defined.
-    fn symbol_named(&self, table: SymbolTable, index: usize, name: &str) -> Option<u64> {
+    fn symbol_named(&self, table: SymbolTable, index: usize, name: &str) -> Option<(u64, u64)> {
         let bytes = self.file.bytes();
         let entry = table.offset.checked_add(index.checked_mul(SYM_SIZE)?)?;
         let name_offset = u32_at(bytes, entry)? as usize;
@@ -162,14 +167,14 @@ impl ElfImage {
         let matches = candidate.starts_with(name.as_bytes())
             && candidate.get(name.len()).is_some_and(|&b| b == 0);
         if matches {
-            u64_at(bytes, entry + 8)
+            Some((u64_at(bytes, entry + 8)?, u64_at(bytes, entry + 16)?))
         } else {
             None
         }
     }
 
     /// The GNU hash table look-up (as ld.so does it: bucket, then the chain until its end bit).
-    fn gnu_hash_lookup(&self, table: SymbolTable, name: &str) -> Option<u64> {
+    fn gnu_hash_lookup(&self, table: SymbolTable, name: &str) -> Option<(u64, u64)> {
         let bytes = self.file.bytes();
         let at = self.gnu_hash?;
         let nbuckets = u32_at(bytes, at)? as usize;
@@ -202,7 +207,7 @@ impl ElfImage {
         None
     }
 
-    fn scan(&self, table: SymbolTable, name: &str) -> Option<u64> {
+    fn scan(&self, table: SymbolTable, name: &str) -> Option<(u64, u64)> {
         (0..table.count).find_map(|index| self.symbol_named(table, index, name))
     }
 }

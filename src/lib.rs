@@ -15,6 +15,7 @@ pub mod python;
 pub mod render;
 pub mod report;
 pub mod source;
+mod stack_scan;
 
 use std::path::PathBuf;
 
@@ -34,6 +35,27 @@ pub struct Options {
     pub show_source: bool,
 }
 
+/// Functions of CPython's garbage collector across versions (Modules/gcmodule.c, Python/gc.c,
+/// Python/gc_free_threading.c): a thread with a return address into one runs a collection.
+const GC_FUNCTIONS: &[&str] = &[
+    "collect",
+    "collect_with_callback",
+    "collect_generations",
+    "gc_collect_main",
+    "gc_collect_with_callback",
+    "gc_collect_region",
+    "gc_collect_full",
+    "gc_collect_young",
+    "gc_collect_increment",
+    "invoke_gc_callback",
+    "_PyGC_Collect",
+    "PyGC_Collect",
+    "_PyGC_CollectNoFail",
+    "_Py_RunGC",
+    "gc_collect",
+    "gc_collect_impl",
+];
+
 /// Read the core and every thread's Python stack.
 pub fn analyze(options: &Options) -> Result<Report> {
     let data = input::open(&options.core)?;
@@ -48,7 +70,17 @@ pub fn analyze(options: &Options) -> Result<Report> {
         ));
     }
     let process = python::inspect(&memory, &binaries)?;
-    let mut report = Report::build(&core, &binaries, process, warnings);
+    let collectors = if process
+        .threads
+        .iter()
+        .any(|t| t.interpreter_gc_collecting == Some(true))
+    {
+        let ranges = binaries.function_ranges(GC_FUNCTIONS);
+        (!ranges.is_empty()).then(|| stack_scan::threads_in_functions(&core, &memory, &ranges))
+    } else {
+        Some(Vec::new())
+    };
+    let mut report = Report::build(&core, &binaries, process, collectors, warnings);
     if options.show_source {
         source::annotate(&mut report, &options.source_roots);
     }

@@ -64,6 +64,8 @@ pub struct PythonSummary {
     /// `3.12.1`, or `3.9` when only the file name told.
     pub version: String,
     pub shape: crate::python::Shape,
+    /// Whether a garbage collection was running (in any interpreter); null if unknown.
+    pub gc_collecting: Option<bool>,
     pub executable: Option<BinarySummary>,
     pub libpython: Option<BinarySummary>,
 }
@@ -91,6 +93,11 @@ pub struct ThreadReport {
     /// The thread that received the fatal signal.
     pub crashed: bool,
     pub holds_gil: Option<bool>,
+    /// Whether this thread was running a garbage collection; null when a collection was running
+    /// but the thread that ran it could not be told.
+    pub gc_collecting: Option<bool>,
+    /// The exception being handled in an `except` block: `{"type", "message"}`, or null.
+    pub handling_exception: Option<crate::python::exceptions::ExceptionInfo>,
     /// The signal the thread was stopped by, 0 if none.
     pub signal: i32,
     /// `0x…` hex strings: the instruction and stack pointers.
@@ -127,10 +134,13 @@ impl From<&Frame> for FrameReport {
 
 impl Report {
     /// Join the core's threads with the Python thread states read from it.
+    /// `collectors`: TIDs found running the garbage collector (`None`: a collection runs but
+    /// which thread runs it cannot be told).
     pub fn build(
         core: &CoreFile,
         binaries: &PythonBinaries,
         process: PythonProcess,
+        collectors: Option<Vec<i32>>,
         mut warnings: Vec<String>,
     ) -> Report {
         // Kernel TID of each thread: `native_thread_id` (3.8+), else the thread whose thread
@@ -142,6 +152,18 @@ impl Report {
             .collect();
         let mut python_by_tid: HashMap<i32, crate::python::PythonThread> = HashMap::new();
         let mut orphans = Vec::new();
+        let gc_flags: Vec<Option<bool>> = process
+            .threads
+            .iter()
+            .map(|t| t.interpreter_gc_collecting)
+            .collect();
+        let gc_collecting = if gc_flags.contains(&Some(true)) {
+            Some(true)
+        } else if !gc_flags.is_empty() && gc_flags.iter().all(|f| *f == Some(false)) {
+            Some(false)
+        } else {
+            None
+        };
         for thread in process.threads {
             let tid = thread
                 .native_thread_id
@@ -166,6 +188,8 @@ impl Report {
             .iter()
             .map(|status| {
                 let python = python_by_tid.remove(&status.tid);
+                let interpreter_collecting =
+                    python.as_ref().and_then(|p| p.interpreter_gc_collecting);
                 let mut report = thread_report(
                     Some(status.tid),
                     status.signal,
@@ -174,6 +198,13 @@ impl Report {
                 );
                 report.is_main = Some(status.tid) == pid;
                 report.crashed = Some(status.tid) == crash.thread;
+                report.gc_collecting = match (interpreter_collecting, &collectors) {
+                    (Some(true), Some(found)) if !found.is_empty() => {
+                        Some(found.contains(&status.tid))
+                    }
+                    (Some(true), _) => None,
+                    (other, _) => other,
+                };
                 report
             })
             .collect();
@@ -206,6 +237,7 @@ impl Report {
             python: PythonSummary {
                 version: process.version.to_string(),
                 shape: process.shape,
+                gc_collecting,
                 executable: binaries.executable.as_ref().map(binary_summary),
                 libpython: binaries.libpython.as_ref().map(binary_summary),
             },
@@ -228,6 +260,8 @@ fn thread_report(
         python: python.is_some(),
         is_main: false,
         crashed: false,
+        gc_collecting: None,
+        handling_exception: python.as_ref().and_then(|p| p.handling_exception.clone()),
         holds_gil: python.as_ref().and_then(|p| p.holds_gil),
         signal,
         pc: registers.map(|r| hex(r.pc)),

@@ -192,6 +192,18 @@ FIELDS: List[Field] = [
     # layout.rs said "3.8+": the headers disagree, PyThreadState.native_thread_id is 3.11+
     # (3.8-3.10 only expose it via threading.get_native_id()).
     F("tstate_native_thread_id", Off("PyThreadState", "native_thread_id"), since=(3, 11), size=8),
+    # --- the exception being handled: a stack of _PyErr_StackItem from 3.7, fields of the
+    # thread state itself before.
+    F("tstate_exc_info", Off("PyThreadState", "exc_info"), since=(3, 7), size=PTR),
+    F("tstate_exc_value", Off("PyThreadState", "exc_value"), until=(3, 7), size=PTR),
+    F("err_stackitem_exc_value", Off("_PyErr_StackItem", "exc_value"), since=(3, 7), size=PTR),
+    F("err_stackitem_previous_item", Off("_PyErr_StackItem", "previous_item"), since=(3, 7),
+      size=PTR),
+    # --- the collector's "a collection is running" flag: per interpreter from 3.9, in
+    # _PyRuntime for 3.7/3.8, a static of Modules/gcmodule.c before (found by symbol).
+    F("interp_gc_collecting", Off("PyInterpreterState", "gc.collecting"), since=(3, 9), size=4),
+    F("runtime_gc_collecting", Off("_PyRuntimeState", "gc.collecting"), since=(3, 7),
+      until=(3, 9), size=4),
     # --- _PyCFrame
     F("cframe_current_frame", Off("_PyCFrame", "current_frame"), since=(3, 11), until=(3, 13),
       size=PTR),
@@ -267,6 +279,8 @@ FIELDS: List[Field] = [
       absent_since=(3, 3),
       absent_why="no PyDictValues before 3.11: ma_values (PyObject **) points at the values"),
     # --- PyModuleObject
+    F("base_exception_args", Off("PyBaseExceptionObject", "args"), size=PTR),
+    F("tuple_ob_item", Off("PyTupleObject", "ob_item")),
     F("module_md_dict", Off("PyModuleObject", "md_dict"), size=PTR),
 ]
 

@@ -93,6 +93,21 @@ pub struct Layout {
     /// `native_thread_id` (3.8+): the kernel TID
     pub tstate_native_thread_id: Option<u32>,
 
+    /// `exc_info` (3.7+): pointer to the topmost `_PyErr_StackItem` (the exception being handled)
+    pub tstate_exc_info: Option<u32>,
+    /// `exc_value` (≤3.6): the exception being handled, kept in the thread state itself
+    pub tstate_exc_value: Option<u32>,
+    /// `offsetof(_PyErr_StackItem, exc_value)` (3.7+)
+    pub err_stackitem_exc_value: Option<u32>,
+    /// `offsetof(_PyErr_StackItem, previous_item)` (3.7+)
+    pub err_stackitem_previous_item: Option<u32>,
+
+    // --- garbage collector state (Include/internal/pycore_gc.h)
+    /// `offsetof(PyInterpreterState, gc.collecting)` (3.9+)
+    pub interp_gc_collecting: Option<u32>,
+    /// `offsetof(_PyRuntimeState, gc.collecting)` (3.7, 3.8)
+    pub runtime_gc_collecting: Option<u32>,
+
     // --- _PyCFrame (3.11, 3.12)
     /// `offsetof(_PyCFrame, current_frame)`
     pub cframe_current_frame: Option<u32>,
@@ -178,6 +193,12 @@ pub struct Layout {
 
     // --- _Py_DebugOffsets (3.13+): where each offset sits inside the struct itself
     pub debug_offsets: Option<DebugOffsetsLayout>,
+
+    // --- exceptions (Include/cpython/pyerrors.h) and tuples (Include/cpython/tupleobject.h)
+    /// `offsetof(PyBaseExceptionObject, args)`
+    pub base_exception_args: u32,
+    /// `offsetof(PyTupleObject, ob_item)`
+    pub tuple_ob_item: u32,
 
     // --- PyModuleObject (Objects/moduleobject.c / Include/internal/pycore_moduleobject.h)
     pub module_md_dict: u32,

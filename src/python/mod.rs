@@ -7,6 +7,7 @@
 
 mod debug_offsets;
 mod dicts;
+pub mod exceptions;
 pub mod frames;
 pub mod layout;
 mod layouts;
@@ -50,6 +51,11 @@ pub struct PythonThread {
     /// Whether it holds the GIL; `None` when that cannot be told.
     pub holds_gil: Option<bool>,
     pub interpreter: u64,
+    /// The exception being handled in an `except` block, if any.
+    pub handling_exception: Option<exceptions::ExceptionInfo>,
+    /// Whether a garbage collection was running in this thread's interpreter (not necessarily
+    /// in this thread); `None` when the build does not tell.
+    pub interpreter_gc_collecting: Option<bool>,
     pub frames: Vec<Frame>,
     pub warnings: Vec<String>,
 }
@@ -121,11 +127,13 @@ pub fn inspect(memory: &impl Memory, symbols: &impl SymbolSource) -> Result<Pyth
     let (states, list_warnings) = threads::thread_states(&objects, head);
     warnings.extend(list_warnings);
 
-    let mut interpreter_info: HashMap<u64, (HashMap<u64, String>, threads::Gil)> = HashMap::new();
+    let static_gc_flag = symbols.symbol("collecting");
+    let mut interpreter_info: HashMap<u64, (HashMap<u64, String>, threads::Gil, Option<bool>)> =
+        HashMap::new();
     let mut walker = frames::FrameWalker::new(&objects);
     let mut threads = Vec::with_capacity(states.len());
     for state in states {
-        let (names, gil) = interpreter_info
+        let (names, gil, gc) = interpreter_info
             .entry(state.interpreter)
             .or_insert_with(|| {
                 let names = names::thread_names(&objects, state.interpreter).unwrap_or_else(|e| {
@@ -136,7 +144,19 @@ pub fn inspect(memory: &impl Memory, symbols: &impl SymbolSource) -> Result<Pyth
                     warnings.push(format!("GIL holder unknown: {e}"));
                     threads::Gil::Unknown
                 });
-                (names, gil)
+                let gc =
+                    exceptions::gc_collecting(&objects, runtime, state.interpreter, static_gc_flag)
+                        .unwrap_or_else(|e| {
+                            warnings.push(format!("garbage collector state unknown: {e}"));
+                            None
+                        });
+                (names, gil, gc)
+            });
+        let mut thread_warnings = Vec::new();
+        let handling_exception = exceptions::handled_exception(&objects, state.address)
+            .unwrap_or_else(|e| {
+                thread_warnings.push(format!("the exception being handled is unreadable: {e}"));
+                None
             });
         let stack = walker.stack(state.address);
         threads.push(PythonThread {
@@ -145,8 +165,10 @@ pub fn inspect(memory: &impl Memory, symbols: &impl SymbolSource) -> Result<Pyth
             name: names.get(&state.thread_id).cloned(),
             holds_gil: gil.held_by(state.address),
             interpreter: state.interpreter,
+            handling_exception,
+            interpreter_gc_collecting: *gc,
             frames: stack.frames,
-            warnings: stack.warnings,
+            warnings: stack.warnings.into_iter().chain(thread_warnings).collect(),
         });
     }
     Ok(PythonProcess {

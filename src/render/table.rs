@@ -48,6 +48,12 @@ fn state(report: &Report, thread: &ThreadReport) -> String {
     if thread.is_main {
         words.push("main".to_string());
     }
+    if thread.gc_collecting == Some(true) {
+        words.push("in gc".to_string());
+    }
+    if let Some(exception) = &thread.handling_exception {
+        words.push(format!("handling {}", exception.type_name));
+    }
     words.push(
         match (thread.python, thread.frames.is_empty()) {
             (false, _) => "no Python",

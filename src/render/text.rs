@@ -77,7 +77,17 @@ fn write_header(report: &Report, out: &mut impl Write) -> io::Result<()> {
         out,
         "{} threads, {with_frames} with Python frames",
         report.threads.len()
-    )
+    )?;
+    if python.gc_collecting == Some(true) {
+        let who = report
+            .threads
+            .iter()
+            .find(|t| t.gc_collecting == Some(true))
+            .and_then(|t| t.tid)
+            .map_or(String::new(), |tid| format!(" (in thread {tid})"));
+        writeln!(out, "A garbage collection was running{who}")?;
+    }
+    Ok(())
 }
 
 fn write_thread(report: &Report, thread: &ThreadReport, out: &mut impl Write) -> io::Result<()> {
@@ -104,6 +114,9 @@ fn write_thread(report: &Report, thread: &ThreadReport, out: &mut impl Write) ->
     if thread.holds_gil == Some(true) {
         notes.push("holds the GIL".to_string());
     }
+    if thread.gc_collecting == Some(true) {
+        notes.push("running a garbage collection".to_string());
+    }
     if !notes.is_empty() {
         write!(out, " ({})", notes.join(", "))?;
     }
@@ -113,6 +126,13 @@ fn write_thread(report: &Report, thread: &ThreadReport, out: &mut impl Write) ->
         writeln!(out, ": {DIM}no Python frames{DIM:#}")?;
     } else {
         writeln!(out, ", most recent call first:")?;
+    }
+    if let Some(exception) = &thread.handling_exception {
+        writeln!(
+            out,
+            "  {WARNING}handling {}: {}{WARNING:#}",
+            exception.type_name, exception.message
+        )?;
     }
     for frame in &thread.frames {
         let function = frame.qualname.as_deref().unwrap_or(&frame.function);

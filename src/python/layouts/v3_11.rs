@@ -60,6 +60,16 @@ pub const RELEASE: Layout = Layout {
     tstate_thread_id: 152,
     // offsetof(PyThreadState, native_thread_id)
     tstate_native_thread_id: Some(160),
+    // offsetof(PyThreadState, exc_info)
+    tstate_exc_info: Some(120),
+    tstate_exc_value: None,
+    // offsetof(_PyErr_StackItem, exc_value)
+    err_stackitem_exc_value: Some(0),
+    // offsetof(_PyErr_StackItem, previous_item)
+    err_stackitem_previous_item: Some(8),
+    // offsetof(PyInterpreterState, gc.collecting)
+    interp_gc_collecting: Some(848),
+    runtime_gc_collecting: None,
     // offsetof(_PyCFrame, current_frame)
     cframe_current_frame: Some(8),
     // None: offsetof(PyFrameObject, f_back) exists, but frame_f_code is None
@@ -131,6 +141,10 @@ pub const RELEASE: Layout = Layout {
     // offsetof(PyDictValues, values)
     dict_values_values: Some(0),
     debug_offsets: None,
+    // offsetof(PyBaseExceptionObject, args)
+    base_exception_args: 24,
+    // offsetof(PyTupleObject, ob_item)
+    tuple_ob_item: 24,
     // offsetof(PyModuleObject, md_dict)
     module_md_dict: 16,
 };
@@ -188,6 +202,16 @@ pub const DEBUG: Layout = Layout {
     tstate_thread_id: 152,
     // offsetof(PyThreadState, native_thread_id)
     tstate_native_thread_id: Some(160),
+    // offsetof(PyThreadState, exc_info)
+    tstate_exc_info: Some(120),
+    tstate_exc_value: None,
+    // offsetof(_PyErr_StackItem, exc_value)
+    err_stackitem_exc_value: Some(0),
+    // offsetof(_PyErr_StackItem, previous_item)
+    err_stackitem_previous_item: Some(8),
+    // offsetof(PyInterpreterState, gc.collecting)
+    interp_gc_collecting: Some(848),
+    runtime_gc_collecting: None,
     // offsetof(_PyCFrame, current_frame)
     cframe_current_frame: Some(8),
     // None: offsetof(PyFrameObject, f_back) exists, but frame_f_code is None
@@ -259,6 +283,10 @@ pub const DEBUG: Layout = Layout {
     // offsetof(PyDictValues, values)
     dict_values_values: Some(0),
     debug_offsets: None,
+    // offsetof(PyBaseExceptionObject, args)
+    base_exception_args: 24,
+    // offsetof(PyTupleObject, ob_item)
+    tuple_ob_item: 24,
     // offsetof(PyModuleObject, md_dict)
     module_md_dict: 16,
 };

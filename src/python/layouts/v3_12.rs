@@ -56,6 +56,16 @@ pub const RELEASE: Layout = Layout {
     tstate_thread_id: 136,
     // offsetof(PyThreadState, native_thread_id)
     tstate_native_thread_id: Some(144),
+    // offsetof(PyThreadState, exc_info)
+    tstate_exc_info: Some(104),
+    tstate_exc_value: None,
+    // offsetof(_PyErr_StackItem, exc_value)
+    err_stackitem_exc_value: Some(0),
+    // offsetof(_PyErr_StackItem, previous_item)
+    err_stackitem_previous_item: Some(8),
+    // offsetof(PyInterpreterState, gc.collecting)
+    interp_gc_collecting: Some(312),
+    runtime_gc_collecting: None,
     // offsetof(_PyCFrame, current_frame)
     cframe_current_frame: Some(0),
     // None: offsetof(PyFrameObject, f_back) exists, but frame_f_code is None
@@ -128,6 +138,10 @@ pub const RELEASE: Layout = Layout {
     // offsetof(PyDictValues, values)
     dict_values_values: Some(0),
     debug_offsets: None,
+    // offsetof(PyBaseExceptionObject, args)
+    base_exception_args: 24,
+    // offsetof(PyTupleObject, ob_item)
+    tuple_ob_item: 24,
     // offsetof(PyModuleObject, md_dict)
     module_md_dict: 16,
 };

@@ -56,6 +56,16 @@ pub const RELEASE: Layout = Layout {
     tstate_thread_id: 152,
     // offsetof(PyThreadState, native_thread_id)
     tstate_native_thread_id: Some(160),
+    // offsetof(PyThreadState, exc_info)
+    tstate_exc_info: Some(120),
+    tstate_exc_value: None,
+    // offsetof(_PyErr_StackItem, exc_value)
+    err_stackitem_exc_value: Some(0),
+    // offsetof(_PyErr_StackItem, previous_item)
+    err_stackitem_previous_item: Some(8),
+    // offsetof(PyInterpreterState, gc.collecting)
+    interp_gc_collecting: Some(7600),
+    runtime_gc_collecting: None,
     cframe_current_frame: None,
     // None: offsetof(PyFrameObject, f_back) exists, but frame_f_code is None
     frame_f_back: None,
@@ -208,6 +218,10 @@ pub const RELEASE: Layout = Layout {
         // offsetof(_Py_DebugOffsets, unicode_object.asciiobject_size)
         unicode_object_asciiobject_size: Some(640),
     }),
+    // offsetof(PyBaseExceptionObject, args)
+    base_exception_args: 24,
+    // offsetof(PyTupleObject, ob_item)
+    tuple_ob_item: 32,
     // offsetof(PyModuleObject, md_dict)
     module_md_dict: 16,
 };
@@ -265,6 +279,16 @@ pub const DEBUG: Layout = Layout {
     tstate_thread_id: 152,
     // offsetof(PyThreadState, native_thread_id)
     tstate_native_thread_id: Some(160),
+    // offsetof(PyThreadState, exc_info)
+    tstate_exc_info: Some(120),
+    tstate_exc_value: None,
+    // offsetof(_PyErr_StackItem, exc_value)
+    err_stackitem_exc_value: Some(0),
+    // offsetof(_PyErr_StackItem, previous_item)
+    err_stackitem_previous_item: Some(8),
+    // offsetof(PyInterpreterState, gc.collecting)
+    interp_gc_collecting: Some(7600),
+    runtime_gc_collecting: None,
     cframe_current_frame: None,
     // None: offsetof(PyFrameObject, f_back) exists, but frame_f_code is None
     frame_f_back: None,
@@ -417,6 +441,10 @@ pub const DEBUG: Layout = Layout {
         // offsetof(_Py_DebugOffsets, unicode_object.asciiobject_size)
         unicode_object_asciiobject_size: Some(640),
     }),
+    // offsetof(PyBaseExceptionObject, args)
+    base_exception_args: 24,
+    // offsetof(PyTupleObject, ob_item)
+    tuple_ob_item: 32,
     // offsetof(PyModuleObject, md_dict)
     module_md_dict: 16,
 };

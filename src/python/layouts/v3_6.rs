@@ -51,6 +51,13 @@ pub const RELEASE: Layout = Layout {
     // offsetof(PyThreadState, thread_id)
     tstate_thread_id: 152,
     tstate_native_thread_id: None,
+    tstate_exc_info: None,
+    // offsetof(PyThreadState, exc_value)
+    tstate_exc_value: Some(112),
+    err_stackitem_exc_value: None,
+    err_stackitem_previous_item: None,
+    interp_gc_collecting: None,
+    runtime_gc_collecting: None,
     cframe_current_frame: None,
     // offsetof(PyFrameObject, f_back)
     frame_f_back: Some(24),
@@ -114,6 +121,10 @@ pub const RELEASE: Layout = Layout {
     // no PyDictValues before 3.11: ma_values (PyObject **) points at the values
     dict_values_values: Some(0),
     debug_offsets: None,
+    // offsetof(PyBaseExceptionObject, args)
+    base_exception_args: 24,
+    // offsetof(PyTupleObject, ob_item)
+    tuple_ob_item: 24,
     // offsetof(PyModuleObject, md_dict), hand-defined struct
     module_md_dict: 16,
 };

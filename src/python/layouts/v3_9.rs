@@ -57,6 +57,16 @@ pub const RELEASE: Layout = Layout {
     // offsetof(PyThreadState, thread_id)
     tstate_thread_id: 176,
     tstate_native_thread_id: None,
+    // offsetof(PyThreadState, exc_info)
+    tstate_exc_info: Some(144),
+    tstate_exc_value: None,
+    // offsetof(_PyErr_StackItem, exc_value)
+    err_stackitem_exc_value: Some(8),
+    // offsetof(_PyErr_StackItem, previous_item)
+    err_stackitem_previous_item: Some(24),
+    // offsetof(PyInterpreterState, gc.collecting)
+    interp_gc_collecting: Some(816),
+    runtime_gc_collecting: None,
     cframe_current_frame: None,
     // offsetof(PyFrameObject, f_back)
     frame_f_back: Some(24),
@@ -120,6 +130,10 @@ pub const RELEASE: Layout = Layout {
     // no PyDictValues before 3.11: ma_values (PyObject **) points at the values
     dict_values_values: Some(0),
     debug_offsets: None,
+    // offsetof(PyBaseExceptionObject, args)
+    base_exception_args: 24,
+    // offsetof(PyTupleObject, ob_item)
+    tuple_ob_item: 24,
     // offsetof(PyModuleObject, md_dict), hand-defined struct
     module_md_dict: 16,
 };
