@@ -128,8 +128,7 @@ pub fn inspect(memory: &impl Memory, symbols: &impl SymbolSource) -> Result<Pyth
     warnings.extend(list_warnings);
 
     let static_gc_flag = symbols.symbol("collecting");
-    let mut interpreter_info: HashMap<u64, (HashMap<u64, String>, threads::Gil, Option<bool>)> =
-        HashMap::new();
+    let mut interpreter_info: HashMap<u64, InterpreterFacts> = HashMap::new();
     let mut walker = frames::FrameWalker::new(&objects);
     let mut threads = Vec::with_capacity(states.len());
     for state in states {
@@ -162,11 +161,11 @@ pub fn inspect(memory: &impl Memory, symbols: &impl SymbolSource) -> Result<Pyth
         threads.push(PythonThread {
             thread_id: state.thread_id,
             native_thread_id: state.native_thread_id,
-            name: names.get(&state.thread_id).cloned(),
-            holds_gil: gil.held_by(state.address),
+            name: facts.names.get(&state.thread_id).cloned(),
+            holds_gil: facts.gil.held_by(state.address),
             interpreter: state.interpreter,
             handling_exception,
-            interpreter_gc_collecting: *gc,
+            interpreter_gc_collecting: facts.gc,
             frames: stack.frames,
             warnings: stack.warnings.into_iter().chain(thread_warnings).collect(),
         });
@@ -178,6 +177,14 @@ pub fn inspect(memory: &impl Memory, symbols: &impl SymbolSource) -> Result<Pyth
         threads,
         warnings,
     })
+}
+
+/// What is read once per interpreter and shared by its threads.
+struct InterpreterFacts {
+    /// `pthread_t` → `threading` name.
+    names: HashMap<u64, String>,
+    gil: threads::Gil,
+    gc: Option<bool>,
 }
 
 /// The table for this build, corrected by the process's own `_Py_DebugOffsets` (3.13+), which
