@@ -132,7 +132,7 @@ pub fn inspect(memory: &impl Memory, symbols: &impl SymbolSource) -> Result<Pyth
     let mut walker = frames::FrameWalker::new(&objects);
     let mut threads = Vec::with_capacity(states.len());
     for state in states {
-        let (names, gil, gc) = interpreter_info
+        let facts = interpreter_info
             .entry(state.interpreter)
             .or_insert_with(|| {
                 let names = names::thread_names(&objects, state.interpreter).unwrap_or_else(|e| {
@@ -149,7 +149,7 @@ pub fn inspect(memory: &impl Memory, symbols: &impl SymbolSource) -> Result<Pyth
                             warnings.push(format!("garbage collector state unknown: {e}"));
                             None
                         });
-                (names, gil, gc)
+                InterpreterFacts { names, gil, gc }
             });
         let mut thread_warnings = Vec::new();
         let handling_exception = exceptions::handled_exception(&objects, state.address)
