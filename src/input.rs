@@ -1,32 +1,86 @@
-//! Opening inputs: a path becomes read-only mapped bytes.
+//! Opening inputs: a path becomes read-only bytes, mapped, never read whole.
 //!
-//! Compressed files (zstd, sniffed by magic bytes, never by name) are decompressed once into an
-//! unlinked temporary file which is then mapped, so a large core is never held in memory twice
-//! and nothing is left behind in the temporary directory on any exit path.
+//! Compressed files are recognised by their magic bytes, never by name: zstd (systemd-coredump's
+//! `.zst`), gzip, xz and lz4 frames (older systemd's `.lz4`). They are stream-decompressed once
+//! into an anonymous temporary file (unlinked at creation, in `$TMPDIR`), which is then mapped:
+//! a large core is never held in memory twice, and nothing is left behind on any exit path.
+//! A progress bar goes to standard error when decompressing takes more than a moment and
+//! standard error is a terminal.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use memmap2::Mmap;
 
 use crate::error::{Error, Result};
 
-const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
-
-/// A file's bytes, mapped read-only. Empty files are represented without a mapping.
+/// A file's bytes: mapped read-only, or owned (for callers that already hold them in memory).
 pub struct MappedFile {
-    map: Option<Mmap>,
+    data: Data,
+}
+
+enum Data {
+    Mapped(Mmap),
+    Owned(Vec<u8>),
+    Empty,
 }
 
 impl MappedFile {
     /// A placeholder with no bytes.
     pub fn empty() -> MappedFile {
-        MappedFile { map: None }
+        MappedFile { data: Data::Empty }
+    }
+
+    /// Bytes already in memory (tests, fuzzing).
+    pub fn from_vec(bytes: Vec<u8>) -> MappedFile {
+        MappedFile {
+            data: Data::Owned(bytes),
+        }
     }
 
     pub fn bytes(&self) -> &[u8] {
-        self.map.as_deref().unwrap_or(&[])
+        match &self.data {
+            Data::Mapped(map) => map,
+            Data::Owned(bytes) => bytes,
+            Data::Empty => &[],
+        }
+    }
+}
+
+/// The compression formats recognised by their first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    Zstd,
+    Gzip,
+    Xz,
+    Lz4,
+}
+
+impl Compression {
+    fn name(self) -> &'static str {
+        match self {
+            Compression::Zstd => "zstd",
+            Compression::Gzip => "gzip",
+            Compression::Xz => "xz",
+            Compression::Lz4 => "lz4",
+        }
+    }
+}
+
+/// Which compression `magic` (a file's first six bytes, or fewer) announces.
+pub fn sniff(magic: &[u8]) -> Option<Compression> {
+    if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Some(Compression::Zstd)
+    } else if magic.starts_with(&[0x1f, 0x8b]) {
+        Some(Compression::Gzip)
+    } else if magic.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00]) {
+        Some(Compression::Xz)
+    } else if magic.starts_with(&[0x04, 0x22, 0x4d, 0x18]) {
+        Some(Compression::Lz4)
+    } else {
+        None
     }
 }
 
@@ -37,16 +91,18 @@ pub fn open(path: &Path) -> Result<MappedFile> {
         source,
     };
     let mut file = File::open(path).map_err(open_err)?;
-    let mut magic = [0u8; 4];
+    let mut magic = [0u8; 6];
     let got = read_prefix(&mut file, &mut magic).map_err(open_err)?;
     file.seek(SeekFrom::Start(0)).map_err(open_err)?;
-    let file = if got == 4 && magic == ZSTD_MAGIC {
-        decompress_zstd(file).map_err(|e| Error::Open {
+    let file = match sniff(&magic[..got]) {
+        Some(compression) => decompress(file, compression).map_err(|e| Error::Open {
             path: path.to_path_buf(),
-            source: io::Error::new(e.kind(), format!("zstd decompression failed: {e}")),
-        })?
-    } else {
-        file
+            source: io::Error::new(
+                e.kind(),
+                format!("{} decompression failed: {e}", compression.name()),
+            ),
+        })?,
+        None => file,
     };
     map_file(&file).map_err(open_err)
 }
@@ -64,19 +120,142 @@ fn read_prefix(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
 
 fn map_file(file: &File) -> io::Result<MappedFile> {
     if file.metadata()?.len() == 0 {
-        return Ok(MappedFile { map: None });
+        return Ok(MappedFile::empty());
     }
     // SAFETY: the mapping is read-only and private to this process; if another process
     // truncates the file meanwhile we may get SIGBUS, as every mmap-based reader would.
     let map = unsafe { Mmap::map(file)? };
-    Ok(MappedFile { map: Some(map) })
+    Ok(MappedFile {
+        data: Data::Mapped(map),
+    })
 }
 
 /// Stream-decompress into an anonymous temporary file (unlinked at creation).
-fn decompress_zstd(file: File) -> io::Result<File> {
+fn decompress(file: File, compression: Compression) -> io::Result<File> {
+    let total = file.metadata()?.len();
+    let input = Progress::new(file, total, compression.name());
     let mut out = tempfile::tempfile()?;
-    let mut decoder = zstd::stream::read::Decoder::new(file)?;
-    io::copy(&mut decoder, &mut out)?;
+    match compression {
+        Compression::Zstd => {
+            io::copy(&mut zstd::stream::read::Decoder::new(input)?, &mut out)?;
+        }
+        Compression::Gzip => {
+            io::copy(&mut flate2::read::MultiGzDecoder::new(input), &mut out)?;
+        }
+        Compression::Xz => {
+            io::copy(
+                &mut xz2::read::XzDecoder::new_multi_decoder(input),
+                &mut out,
+            )?;
+        }
+        Compression::Lz4 => {
+            io::copy(&mut lz4_flex::frame::FrameDecoder::new(input), &mut out)?;
+        }
+    }
     out.seek(SeekFrom::Start(0))?;
     Ok(out)
+}
+
+/// A reader that shows a progress bar (of compressed bytes read) once reading has taken longer
+/// than [`Progress::DELAY`]; indicatif draws nothing when standard error is not a terminal.
+struct Progress<R> {
+    inner: R,
+    total: u64,
+    read: u64,
+    label: &'static str,
+    started: Instant,
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl<R> Progress<R> {
+    const DELAY: Duration = Duration::from_millis(700);
+
+    fn new(inner: R, total: u64, label: &'static str) -> Self {
+        Progress {
+            inner,
+            total,
+            read: 0,
+            label,
+            started: Instant::now(),
+            bar: None,
+        }
+    }
+}
+
+impl<R: Read> Read for Progress<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        if self.bar.is_none() && self.started.elapsed() > Self::DELAY {
+            let bar = indicatif::ProgressBar::with_draw_target(
+                Some(self.total),
+                indicatif::ProgressDrawTarget::stderr(),
+            );
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "decompressing ({msg}) {bar:30} {bytes}/{total_bytes} {eta}",
+            ) {
+                bar.set_style(style);
+            }
+            bar.set_message(self.label);
+            self.bar = Some(bar);
+        }
+        if let Some(bar) = &self.bar {
+            bar.set_position(self.read);
+            if n == 0 {
+                bar.finish_and_clear();
+            }
+        }
+        Ok(n)
+    }
+}
+
+impl<R> Drop for Progress<R> {
+    fn drop(&mut self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sniffs_magic_not_names() {
+        assert_eq!(
+            sniff(&[0x28, 0xb5, 0x2f, 0xfd, 0, 0]),
+            Some(Compression::Zstd)
+        );
+        assert_eq!(sniff(&[0x1f, 0x8b, 8]), Some(Compression::Gzip));
+        assert_eq!(sniff(b"\xfd7zXZ\0"), Some(Compression::Xz));
+        assert_eq!(sniff(&[0x04, 0x22, 0x4d, 0x18]), Some(Compression::Lz4));
+        assert_eq!(sniff(b"\x7fELF"), None);
+        assert_eq!(sniff(b""), None);
+    }
+
+    #[test]
+    fn every_format_round_trips() {
+        use std::io::Write;
+        let payload: Vec<u8> = (0..100_000u32).flat_map(|i| i.to_le_bytes()).collect();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&payload).unwrap();
+        let mut xz = xz2::write::XzEncoder::new(Vec::new(), 1);
+        xz.write_all(&payload).unwrap();
+        let mut lz4 = lz4_flex::frame::FrameEncoder::new(Vec::new());
+        lz4.write_all(&payload).unwrap();
+        let encoded = [
+            zstd::encode_all(&payload[..], 1).unwrap(),
+            gz.finish().unwrap(),
+            xz.finish().unwrap(),
+            lz4.finish().unwrap(),
+        ];
+        for bytes in encoded {
+            let dir = std::env::temp_dir().join(format!("pycore-input-{}", std::process::id()));
+            std::fs::write(&dir, &bytes).unwrap();
+            let opened = open(&dir).unwrap();
+            std::fs::remove_file(&dir).unwrap();
+            assert_eq!(opened.bytes(), &payload[..]);
+        }
+    }
 }

@@ -59,6 +59,11 @@ const GC_FUNCTIONS: &[&str] = &[
 /// Read the core and every thread's Python stack.
 pub fn analyze(options: &Options) -> Result<Report> {
     let data = input::open(&options.core)?;
+    analyze_data(data, options)
+}
+
+/// [`analyze`] on core bytes the caller already has (`options.core` only names them).
+pub fn analyze_data(data: input::MappedFile, options: &Options) -> Result<Report> {
     let core = core::CoreFile::parse(&options.core, data)?;
     let mut memory = memory::AddressSpace::new(&core);
     let binaries = binaries::PythonBinaries::locate(&mut memory, options.python.as_deref())?;
