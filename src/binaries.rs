@@ -1,7 +1,7 @@
 //! Finding the python executable and libpython that the core's process ran, checking that the
 //! local files are the same builds (build-id), and resolving symbols to run-time addresses.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::binary::{self, ElfImage};
 use crate::core::{CoreFile, FileMapping};
@@ -31,9 +31,40 @@ pub struct PythonBinaries {
     pub warnings: Vec<String>,
 }
 
+/// Where to look for the binaries a core names, and how strict to be about them.
+#[derive(Debug, Clone, Default)]
+pub struct Locator {
+    /// The executable the process ran (`--python`), wherever it is on this machine.
+    pub python: Option<PathBuf>,
+    /// A copy of the filesystem of the machine that made the core (`--sysroot`).
+    pub sysroot: Option<PathBuf>,
+    /// Folders holding copies of its binaries, matched by file name (`--lib-path`).
+    pub lib_paths: Vec<PathBuf>,
+    /// Go on, with a warning, when no candidate has the build-id the core recorded.
+    pub allow_mismatch: bool,
+}
+
+impl Locator {
+    /// Files that may be the core's `core_path`, in the order they are tried.
+    fn candidates(&self, core_path: &str, is_executable: bool) -> Vec<PathBuf> {
+        // An executable named on the command line is the only one considered.
+        if let (true, Some(python)) = (is_executable, &self.python) {
+            return vec![python.clone()];
+        }
+        let mut candidates = Vec::new();
+        if let Some(root) = &self.sysroot {
+            candidates.push(root.join(core_path.trim_start_matches('/')));
+        }
+        let name = binary::display_name(core_path);
+        candidates.extend(self.lib_paths.iter().map(|dir| dir.join(name)));
+        candidates.push(PathBuf::from(core_path));
+        candidates
+    }
+}
+
 impl PythonBinaries {
     /// Locate, open and verify the binaries, and register them to back `memory`'s missing pages.
-    pub fn locate(memory: &mut AddressSpace<'_>, python: Option<&Path>) -> Result<PythonBinaries> {
+    pub fn locate(memory: &mut AddressSpace<'_>, locator: &Locator) -> Result<PythonBinaries> {
         let core = memory.core();
         let mut warnings = Vec::new();
         let executable_path = executable_mapping_path(core);
@@ -43,41 +74,47 @@ impl PythonBinaries {
             .map(|f| f.path.as_str())
             .find(|p| is_libpython(binary::display_name(p)))
             .map(str::to_string);
-
-        let executable = match (&executable_path, python) {
-            (Some(core_path), Some(local)) => Some(load(memory, core_path, local)?),
-            (Some(core_path), None) => match load(memory, core_path, Path::new(core_path)) {
-                Ok(image) => Some(image),
-                // Without libpython the executable is where the interpreter is: it must be here.
-                Err(Error::Open { .. }) if libpython_path.is_none() => {
-                    return Err(Error::BinaryMissing(format!(
-                        "the core's executable {core_path} is not on this machine; pass --python PATH to the same build"
-                    )))
+        if executable_path.is_none() && locator.python.is_some() {
+            return Err(Error::NotACore {
+                path: core.path.clone(),
+                reason: "it records no mapped executable (no NT_FILE or auxv), so --python cannot be matched".into(),
+            });
+        }
+        let executable = match &executable_path {
+            Some(core_path) => {
+                let candidates = locator.candidates(core_path, true);
+                match load(memory, core_path, &candidates, locator.allow_mismatch, &mut warnings) {
+                    Ok(image) => Some(image),
+                    // With a libpython, the interpreter lives there; the executable is optional.
+                    Err(Error::BinaryMissing(_)) if libpython_path.is_some() => {
+                        warnings.push(format!(
+                            "executable {core_path} not found; reading the interpreter from libpython only"
+                        ));
+                        None
+                    }
+                    Err(Error::BinaryMissing(_)) => {
+                        return Err(Error::BinaryMissing(format!(
+                            "the core's executable {core_path} is not on this machine; pass --python PATH (or --sysroot DIR) to the same build"
+                        )))
+                    }
+                    Err(e) => return Err(e),
                 }
-                Err(Error::Open { .. }) => {
-                    warnings.push(format!("executable {core_path} not found; using libpython only"));
-                    None
-                }
-                Err(e) => return Err(e),
-            },
-            (None, Some(_)) => {
-                return Err(Error::NotACore {
-                    path: core.path.clone(),
-                    reason: "it records no mapped executable (no NT_FILE or auxv), so --python cannot be matched".into(),
-                })
             }
-            (None, None) => None,
+            None => None,
         };
         let libpython = match &libpython_path {
-            Some(core_path) => match load(memory, core_path, Path::new(core_path)) {
-                Ok(image) => Some(image),
-                Err(Error::Open { .. }) => {
-                    return Err(Error::BinaryMissing(format!(
-                        "the core's {core_path} is not on this machine; install the same Python build at that path"
-                    )))
+            Some(core_path) => {
+                let candidates = locator.candidates(core_path, false);
+                match load(memory, core_path, &candidates, locator.allow_mismatch, &mut warnings) {
+                    Ok(image) => Some(image),
+                    Err(Error::BinaryMissing(_)) => {
+                        return Err(Error::BinaryMissing(format!(
+                            "the core's {core_path} is not on this machine; pass --lib-path DIR (a folder with that file) or --sysroot DIR"
+                        )))
+                    }
+                    Err(e) => return Err(e),
                 }
-                Err(e) => return Err(e),
-            },
+            }
             None => None,
         };
         for image in executable.iter().chain(libpython.iter()) {
@@ -164,8 +201,16 @@ fn executable_mapping_path(core: &CoreFile) -> Option<String> {
         .map(str::to_string)
 }
 
-/// Open `local` as the file the core mapped at `core_path`, check its build-id, and register it.
-fn load(memory: &mut AddressSpace<'_>, core_path: &str, local: &Path) -> Result<LoadedImage> {
+/// Find, among `candidates`, the file the core mapped at `core_path`: the first whose build-id
+/// equals the one the core kept (or any, when the core kept none). Register it as backing for
+/// the core's missing pages.
+fn load(
+    memory: &mut AddressSpace<'_>,
+    core_path: &str,
+    candidates: &[PathBuf],
+    allow_mismatch: bool,
+    warnings: &mut Vec<String>,
+) -> Result<LoadedImage> {
     let core = memory.core();
     let header_mapping: &FileMapping = core
         .files
@@ -176,22 +221,56 @@ fn load(memory: &mut AddressSpace<'_>, core_path: &str, local: &Path) -> Result<
             path: core.path.clone(),
             reason: format!("NT_FILE has no mapping of the start of {core_path}"),
         })?;
-    let image = ElfImage::open(local)?;
-    let core_build_id = {
-        let core_only = CoreOnly(memory);
-        binary::build_id_in_memory(&core_only, header_mapping.start)
-    };
-    if let (Some(in_core), Some(in_file)) = (&core_build_id, &image.build_id) {
-        if in_core != in_file {
-            return Err(Error::BuildIdMismatch {
-                path: local.to_path_buf(),
-                mapped: core_path.to_string(),
-                core_id: crate::bytes::hex(in_core),
-                file_id: crate::bytes::hex(in_file),
-            });
+    let start = header_mapping.start;
+    let core_build_id = binary::build_id_in_memory(&CoreOnly(memory), start);
+    let mut mismatched: Option<ElfImage> = None;
+    let mut chosen = None;
+    for candidate in candidates {
+        if !candidate.is_file() {
+            continue;
+        }
+        let image = ElfImage::open(candidate)?;
+        match (&core_build_id, &image.build_id) {
+            (Some(in_core), Some(in_file)) if in_core != in_file => {
+                mismatched.get_or_insert(image);
+            }
+            _ => {
+                chosen = Some(image);
+                break;
+            }
         }
     }
-    let bias = header_mapping.start.wrapping_sub(image.base_vaddr & !0xfff);
+    let image = match (chosen, mismatched) {
+        (Some(image), _) => image,
+        (None, Some(image)) => {
+            let core_id = crate::bytes::hex(core_build_id.as_deref().unwrap_or_default());
+            let file_id = crate::bytes::hex(image.build_id.as_deref().unwrap_or_default());
+            if !allow_mismatch {
+                return Err(Error::BuildIdMismatch {
+                    path: image.path.clone(),
+                    mapped: core_path.to_string(),
+                    core_id,
+                    file_id,
+                });
+            }
+            warnings.push(format!(
+                "{} is not the build the process ran (build-id {file_id}, the core's {core_path} has {core_id}); going on because of --allow-mismatch: stacks may be wrong",
+                image.path.display()
+            ));
+            image
+        }
+        (None, None) => {
+            return Err(Error::BinaryMissing(format!(
+                "none of {} exists",
+                candidates
+                    .iter()
+                    .map(|c| c.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )))
+        }
+    };
+    let bias = start.wrapping_sub(image.base_vaddr & !0xfff);
     memory.add_backing_file(core_path, image.mapped());
     Ok(LoadedImage {
         image,

@@ -54,11 +54,9 @@ struct Section {
 impl ElfImage {
     pub fn open(path: &Path) -> Result<ElfImage> {
         let file = Arc::new(input::open(path)?);
-        let bad = |reason: String| {
-            Error::BinaryMissing(format!(
-                "{} is not a usable ELF file: {reason}",
-                path.display()
-            ))
+        let bad = |reason: String| Error::BadBinary {
+            path: path.to_path_buf(),
+            reason,
         };
         let bytes = file.bytes();
         let elf = Elf::parse(bytes).map_err(|e| bad(e.to_string()))?;

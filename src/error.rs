@@ -18,6 +18,8 @@ pub enum Error {
     NotPython(String),
     #[error("{0}")]
     BinaryMissing(String),
+    #[error("{path} is not a usable ELF binary: {reason}")]
+    BadBinary { path: PathBuf, reason: String },
     #[error(
         "{path} does not match the core: the core's {mapped} has build-id {core_id}, the file has {file_id} (pass the exact binary the process ran)"
     )]
@@ -39,7 +41,7 @@ impl Error {
         match self {
             Error::Open { .. } | Error::NotACore { .. } => 3,
             Error::NotPython(_) => 4,
-            Error::BinaryMissing(_) | Error::BuildIdMismatch { .. } => 5,
+            Error::BinaryMissing(_) | Error::BadBinary { .. } | Error::BuildIdMismatch { .. } => 5,
             Error::UnsupportedVersion(_) => 6,
             Error::PythonState(_) => 7,
         }

@@ -29,6 +29,12 @@ pub struct Options {
     pub core: PathBuf,
     /// The python executable the process ran, when it is not at the path the core recorded.
     pub python: Option<PathBuf>,
+    /// A copy of the core's machine's filesystem to find its binaries in (`--sysroot`).
+    pub sysroot: Option<PathBuf>,
+    /// Folders with copies of the core's binaries, matched by file name (`--lib-path`).
+    pub lib_paths: Vec<PathBuf>,
+    /// Use binaries whose build-id differs from the core's, with a warning.
+    pub allow_mismatch: bool,
     /// Path prefixes to rewrite when reading source files (`--source-root OLD=NEW`).
     pub source_roots: Vec<source::SourceRoot>,
     /// Read source files to show each frame's line.
@@ -66,7 +72,13 @@ pub fn analyze(options: &Options) -> Result<Report> {
 pub fn analyze_data(data: input::MappedFile, options: &Options) -> Result<Report> {
     let core = core::CoreFile::parse(&options.core, data)?;
     let mut memory = memory::AddressSpace::new(&core);
-    let binaries = binaries::PythonBinaries::locate(&mut memory, options.python.as_deref())?;
+    let locator = binaries::Locator {
+        python: options.python.clone(),
+        sysroot: options.sysroot.clone(),
+        lib_paths: options.lib_paths.clone(),
+        allow_mismatch: options.allow_mismatch,
+    };
+    let binaries = binaries::PythonBinaries::locate(&mut memory, &locator)?;
     let mut warnings = binaries.warnings.clone();
     if core.truncated_bytes > 0 {
         warnings.push(format!(

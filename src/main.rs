@@ -33,6 +33,18 @@ struct AnalyzeArgs {
     /// The python executable the process ran, if not at the path recorded in the core.
     #[arg(long, value_name = "BIN")]
     python: Option<PathBuf>,
+    /// A copy of the filesystem of the machine (or container) that made the core: binaries are
+    /// looked up under it first.
+    #[arg(long, value_name = "DIR")]
+    sysroot: Option<PathBuf>,
+    /// A folder holding copies of the core's binaries (libpython, python), matched by file name
+    /// and build-id (repeatable).
+    #[arg(long = "lib-path", value_name = "DIR")]
+    lib_paths: Vec<PathBuf>,
+    /// Use a binary even if its build-id differs from the one the core recorded (with a warning;
+    /// the stacks may be wrong).
+    #[arg(long)]
+    allow_mismatch: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
@@ -93,6 +105,9 @@ fn analyze(args: AnalyzeArgs) -> ExitCode {
     let options = pycore::Options {
         core: args.core,
         python: args.python,
+        sysroot: args.sysroot,
+        lib_paths: args.lib_paths,
+        allow_mismatch: args.allow_mismatch,
         source_roots: args.source_root,
         show_source: !args.no_source,
     };

@@ -53,9 +53,17 @@ fn write_header(report: &Report, out: &mut impl Write) -> io::Result<()> {
         .unwrap_or_default();
     writeln!(out, "{style}{first}{}{style:#}", chars.as_str())?;
     let python = &report.python;
+    let read_from = |binary: &crate::report::BinarySummary| {
+        let local = binary.local_path.display().to_string();
+        if local == binary.path {
+            binary.path.clone()
+        } else {
+            format!("{}, read from {local}", binary.path)
+        }
+    };
     let linkage = match (&python.libpython, &python.executable) {
-        (Some(lib), _) => format!("shared {}", lib.path),
-        (None, Some(exe)) => format!("static {}", exe.path),
+        (Some(lib), _) => format!("shared {}", read_from(lib)),
+        (None, Some(exe)) => format!("static {}", read_from(exe)),
         (None, None) => "binary unknown".to_string(),
     };
     let gil = if python.shape == Shape::FreeThreaded {
