@@ -80,10 +80,10 @@ pub fn analyze_data(data: input::MappedFile, options: &Options) -> Result<Report
     };
     let binaries = binaries::PythonBinaries::locate(&mut memory, &locator)?;
     let mut warnings = binaries.warnings.clone();
-    if core.truncated_bytes > 0 {
+    if let Some(cut) = core.truncation {
         warnings.push(format!(
-            "the core is truncated: {} bytes of its segments are missing; stacks may be incomplete",
-            core.truncated_bytes
+            "the core is truncated: the file has {} of the {} bytes its headers describe; {} memory segments lost {} bytes, the lowest missing address is {:#x}; threads whose memory is there are shown, the others may be partial",
+            cut.file_len, cut.expected_len, cut.segments_cut, core.truncated_bytes, cut.first_missing_address
         ));
     }
     let process = python::inspect(&memory, &binaries)?;

@@ -14,10 +14,12 @@ use crate::input::MappedFile;
 
 /// A read that the core and its registered files cannot serve.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("memory at {addr:#x} ({len} bytes) is not in the core or in its mapped files")]
+#[error("memory at {addr:#x} ({len} bytes) {}", if *.cut_off { "was dumped, but the core file is cut off before it" } else { "is not in the core or in its mapped files" })]
 pub struct Unreadable {
     pub addr: u64,
     pub len: usize,
+    /// The core dumped this memory but the file is truncated before it.
+    pub cut_off: bool,
 }
 
 /// Largest single read the readers above will ask for; bigger requests are refused so that a
@@ -54,12 +56,26 @@ pub trait Memory {
     /// Read `len` bytes into a new vector; `len` above [`MAX_READ`] is refused.
     fn read_vec(&self, addr: u64, len: usize) -> Result<Vec<u8>, Unreadable> {
         if len > MAX_READ {
-            return Err(Unreadable { addr, len });
+            return Err(Unreadable {
+                addr,
+                len,
+                cut_off: false,
+            });
         }
         let mut buf = vec![0u8; len];
         self.read(addr, &mut buf)?;
         Ok(buf)
     }
+}
+
+/// What the core itself holds at an address.
+enum CoreRead {
+    /// This many bytes were copied.
+    Copied(usize),
+    /// The core did not dump this memory (by design: clean file-backed pages, or no segment).
+    NotDumped,
+    /// The core dumped it, but the file was cut before it.
+    Lost,
 }
 
 /// The core's memory plus the verified files that back its file mappings.
@@ -96,35 +112,51 @@ impl<'c> AddressSpace<'c> {
         let fail = Unreadable {
             addr,
             len: buf.len(),
+            cut_off: false,
         };
         let mut done = 0usize;
         while done < buf.len() {
             let at = addr.checked_add(done as u64).ok_or(fail)?;
-            let chunk = self
-                .read_from_core(at, &mut buf[done..])
-                .or_else(|| {
-                    use_files
-                        .then(|| self.read_from_file(at, &mut buf[done..]))
-                        .flatten()
-                })
-                .ok_or(fail)?;
+            let chunk = match self.read_from_core(at, &mut buf[done..]) {
+                CoreRead::Copied(n) => n,
+                // Clean file-backed pages the kernel chose not to dump: the file has them.
+                CoreRead::NotDumped if use_files => {
+                    self.read_from_file(at, &mut buf[done..]).ok_or(fail)?
+                }
+                // Dumped but cut off with the file: what the file on disk holds may be stale
+                // (written data pages), so it must not stand in.
+                CoreRead::NotDumped => return Err(fail),
+                CoreRead::Lost => {
+                    return Err(Unreadable {
+                        cut_off: true,
+                        ..fail
+                    })
+                }
+            };
             done += chunk;
         }
         Ok(())
     }
 
-    /// Copy the longest prefix of `buf` that one segment's dumped bytes hold; bytes copied.
-    fn read_from_core(&self, addr: u64, buf: &mut [u8]) -> Option<usize> {
-        let segment = find_segment(&self.core.segments, addr)?;
+    /// Copy the longest prefix of `buf` that one segment's dumped bytes hold.
+    fn read_from_core(&self, addr: u64, buf: &mut [u8]) -> CoreRead {
+        let Some(segment) = find_segment(&self.core.segments, addr) else {
+            return CoreRead::NotDumped;
+        };
         let within = addr - segment.vaddr;
+        if within >= segment.dumped_size {
+            return CoreRead::NotDumped;
+        }
         if within >= segment.file_size {
-            return None;
+            return CoreRead::Lost;
         }
         let dumped = self.core.segment_bytes(segment);
-        let available = &dumped[within as usize..];
+        let Some(available) = dumped.get(within as usize..) else {
+            return CoreRead::Lost;
+        };
         let n = available.len().min(buf.len());
         buf[..n].copy_from_slice(&available[..n]);
-        Some(n)
+        CoreRead::Copied(n)
     }
 
     /// Copy the longest prefix of `buf` that the registered file mapped at `addr` holds.
@@ -185,6 +217,7 @@ pub mod fake {
             let fail = Unreadable {
                 addr,
                 len: buf.len(),
+                cut_off: false,
             };
             for (start, bytes) in &self.regions {
                 if addr >= *start {

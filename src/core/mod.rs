@@ -25,6 +25,9 @@ pub struct Segment {
     pub offset: u64,
     /// Bytes present in the core file (already clamped to the file's real length).
     pub file_size: u64,
+    /// Bytes the header says were dumped (`p_filesz`); more than `file_size` when the file is
+    /// cut short. Memory between the two was dumped but is lost.
+    pub dumped_size: u64,
 }
 
 impl Segment {
@@ -48,8 +51,21 @@ pub struct CoreFile {
     pub files: Vec<FileMapping>,
     /// Bytes of segments that the headers promise but the file does not hold (a cut core).
     pub truncated_bytes: u64,
+    /// The file's length and the length its headers promise, when it is cut short.
+    pub truncation: Option<Truncation>,
     /// Who wrote the core.
     pub dumper: Dumper,
+}
+
+/// How a cut-off core (`ulimit -c`, a full disk, an interrupted copy) falls short.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Truncation {
+    pub file_len: u64,
+    pub expected_len: u64,
+    /// The lowest address whose memory is missing because of the cut.
+    pub first_missing_address: u64,
+    /// Segments whose dumped bytes are missing entirely or in part.
+    pub segments_cut: usize,
 }
 
 /// What wrote a core, as far as its notes tell.
@@ -111,6 +127,7 @@ impl CoreFile {
             auxv: Vec::new(),
             files: Vec::new(),
             truncated_bytes: 0,
+            truncation: None,
             dumper: Dumper::Unknown,
         };
         let file_len = bytes.len() as u64;
@@ -128,6 +145,7 @@ impl CoreFile {
                         mem_size: ph.p_memsz,
                         offset: ph.p_offset,
                         file_size,
+                        dumped_size: ph.p_filesz.min(ph.p_memsz),
                     });
                 }
                 PT_NOTE => {
@@ -144,6 +162,30 @@ impl CoreFile {
             } else {
                 "it has no NT_PRSTATUS thread notes"
             }));
+        }
+        let expected_len = program_headers
+            .iter()
+            .map(|ph| ph.p_offset.saturating_add(ph.p_filesz))
+            .max()
+            .unwrap_or(0);
+        if expected_len > file_len {
+            // Each cut segment loses its memory from where the file ends.
+            let cut_segments: Vec<u64> = program_headers
+                .iter()
+                .filter(|ph| {
+                    ph.p_type == PT_LOAD && ph.p_offset.saturating_add(ph.p_filesz) > file_len
+                })
+                .map(|ph| {
+                    ph.p_vaddr
+                        .saturating_add(file_len.saturating_sub(ph.p_offset))
+                })
+                .collect();
+            core.truncation = Some(Truncation {
+                file_len,
+                expected_len,
+                first_missing_address: cut_segments.iter().copied().min().unwrap_or(0),
+                segments_cut: cut_segments.len(),
+            });
         }
         if core.dumper != Dumper::Gdb && header.e_shnum <= 1 && core.signal.is_some() {
             core.dumper = Dumper::Kernel;
