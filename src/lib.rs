@@ -97,7 +97,12 @@ pub fn analyze_data(data: input::MappedFile, options: &Options) -> Result<Report
     } else {
         Some(Vec::new())
     };
-    let mut report = Report::build(&core, &binaries, process, collectors, warnings);
+    // AT_EXECFN (include/uapi/linux/auxvec.h) points at the path given to execve().
+    const AT_EXECFN: u64 = 31;
+    let invoked_as = core
+        .auxv_value(AT_EXECFN)
+        .and_then(|addr| memory::read_c_string(&memory, addr, 4096));
+    let mut report = Report::build(&core, &binaries, process, collectors, invoked_as, warnings);
     if options.show_source {
         source::annotate(&mut report, &options.source_roots);
     }

@@ -78,6 +78,20 @@ enum CoreRead {
     Lost,
 }
 
+/// A NUL-terminated string of at most `limit` bytes at `addr` (lossy UTF-8); `None` if it is
+/// unreadable or longer.
+pub fn read_c_string(memory: &impl Memory, addr: u64, limit: usize) -> Option<String> {
+    let mut out = Vec::new();
+    while out.len() < limit {
+        let byte = memory.read_u8(addr.checked_add(out.len() as u64)?).ok()?;
+        if byte == 0 {
+            return Some(String::from_utf8_lossy(&out).into_owned());
+        }
+        out.push(byte);
+    }
+    None
+}
+
 /// The core's memory plus the verified files that back its file mappings.
 pub struct AddressSpace<'c> {
     core: &'c CoreFile,

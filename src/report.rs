@@ -37,6 +37,9 @@ pub struct CoreSummary {
     pub command: Option<String>,
     /// The executable's path as the core recorded it.
     pub executable: Option<String>,
+    /// The path the program was started as (`AT_EXECFN`): a symlink such as a virtualenv's
+    /// `bin/python`, or the script of a `#!` line.
+    pub invoked_as: Option<String>,
     pub arch: crate::core::Arch,
     pub dumper: Dumper,
 }
@@ -141,6 +144,7 @@ impl Report {
         binaries: &PythonBinaries,
         process: PythonProcess,
         collectors: Option<Vec<i32>>,
+        invoked_as: Option<String>,
         mut warnings: Vec<String>,
     ) -> Report {
         // Kernel TID of each thread: `native_thread_id` (3.8+), else the thread whose thread
@@ -230,6 +234,7 @@ impl Report {
                     .map(|p| p.args.clone())
                     .filter(|a| !a.is_empty()),
                 executable: binaries.executable.as_ref().map(|e| e.core_path.clone()),
+                invoked_as,
                 arch: core.arch,
                 dumper: core.dumper,
             },

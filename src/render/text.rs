@@ -41,6 +41,11 @@ fn write_header(report: &Report, out: &mut impl Write) -> io::Result<()> {
         write!(out, ": {command}")?;
     }
     writeln!(out)?;
+    if let (Some(invoked), Some(executable)) = (&core.invoked_as, &core.executable) {
+        if invoked != executable {
+            writeln!(out, "Started as {invoked} (executable {executable})")?;
+        }
+    }
     let headline = super::headline(report);
     let style = match (report.crash.kind, &report.crash.signal) {
         (CoreKind::Snapshot, _) | (_, None) => Style::new(),
