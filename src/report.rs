@@ -23,7 +23,10 @@ pub struct Report {
     /// Every thread of the core, in the core's order (the kernel lists the thread that took the
     /// fatal signal first), then Python thread states that match no thread of the core.
     pub threads: Vec<ThreadReport>,
+    /// Problems that make the Python data partial (they set exit code 1).
     pub warnings: Vec<String>,
+    /// Information that does not affect the Python data (e.g. source files that changed).
+    pub notes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -248,6 +251,7 @@ impl Report {
             },
             threads,
             warnings,
+            notes: Vec::new(),
         }
     }
 }

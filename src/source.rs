@@ -40,18 +40,42 @@ impl std::str::FromStr for SourceRoot {
     }
 }
 
-/// Fill `source` of every frame whose file and line can be read.
+/// Fill `source` of every frame whose file and line can be read, unless the file is not the one
+/// the process ran: a function's `def` must be on its code object's first line.
 pub fn annotate(report: &mut Report, roots: &[SourceRoot]) {
     let mut files: HashMap<String, Option<Vec<String>>> = HashMap::new();
+    for thread in &report.threads {
+        for frame in &thread.frames {
+            if !files.contains_key(&frame.file) && files.len() < MAX_FILES {
+                files.insert(frame.file.clone(), read_lines(&frame.file, roots));
+            }
+        }
+    }
+    let mut stale = Vec::new();
+    for (file, lines) in &mut files {
+        let Some(found) = lines else { continue };
+        let frames = report.threads.iter().flat_map(|t| &t.frames);
+        let mismatch = frames.filter(|f| &f.file == file).any(|frame| {
+            // Module code and lambdas have no `def NAME` line to check.
+            !frame.function.starts_with('<')
+                && !found
+                    .get((frame.first_line as usize).wrapping_sub(1))
+                    .is_some_and(|text| text.contains(frame.function.as_str()))
+        });
+        if mismatch {
+            stale.push(file.clone());
+            *lines = None;
+        }
+    }
+    stale.sort();
+    for file in stale {
+        report.notes.push(format!(
+            "{file} has changed since the process ran it (its functions are not on the lines the code recorded); its source lines are not shown"
+        ));
+    }
     for thread in &mut report.threads {
         for frame in &mut thread.frames {
             let Some(line) = frame.line else { continue };
-            if !files.contains_key(&frame.file) {
-                if files.len() >= MAX_FILES {
-                    continue;
-                }
-                files.insert(frame.file.clone(), read_lines(&frame.file, roots));
-            }
             frame.source = files
                 .get(&frame.file)
                 .and_then(Option::as_ref)

@@ -22,10 +22,13 @@ pub fn write(report: &Report, out: &mut impl Write) -> io::Result<()> {
         writeln!(out)?;
         write_thread(report, thread, out)?;
     }
-    if !report.warnings.is_empty() {
+    if !report.warnings.is_empty() || !report.notes.is_empty() {
         writeln!(out)?;
         for warning in &report.warnings {
             writeln!(out, "{WARNING}warning:{WARNING:#} {warning}")?;
+        }
+        for note in &report.notes {
+            writeln!(out, "{DIM}note:{DIM:#} {note}")?;
         }
     }
     Ok(())
