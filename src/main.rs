@@ -22,7 +22,8 @@ enum Command {
     /// Exit codes: 0 analysed; 1 analysed with warnings (partial data); 2 usage error;
     /// 3 not an ELF core or unreadable; 4 not a Python process; 5 python binary missing or
     /// different from the one the process ran; 6 unsupported Python version;
-    /// 7 the interpreter state could not be read; 70 internal error (a bug in pycore).
+    /// 7 the interpreter state could not be read; 70 internal error (a bug in pycore);
+    /// 74 the report could not be written.
     Analyze(AnalyzeArgs),
 }
 
@@ -81,6 +82,9 @@ enum ColorWhen {
     Never,
 }
 
+/// Exit code when the report cannot be written (sysexits' EX_IOERR).
+const EXIT_OUTPUT_ERROR: u8 = 74;
+
 /// Exit code for a bug in pycore itself (a panic): distinct from every documented outcome.
 const EXIT_INTERNAL_ERROR: u8 = 70;
 
@@ -119,25 +123,34 @@ fn analyze(args: AnalyzeArgs) -> ExitCode {
         }
     };
     let format = if args.json { Format::Json } else { args.format };
-    let choice = match args.color {
-        ColorWhen::Auto => anstream::ColorChoice::Auto,
-        ColorWhen::Always => anstream::ColorChoice::Always,
-        ColorWhen::Never => anstream::ColorChoice::Never,
-    };
-    let mut out = anstream::AutoStream::new(io::stdout().lock(), choice);
-    let written = match format {
-        Format::Text => pycore::render::text::write(&report, &mut out),
-        Format::Json => pycore::render::json::write(&report, &mut out),
-        Format::Table => pycore::render::table::write(&report, &mut out),
-        Format::Markdown => pycore::render::markdown::write(&report, &mut out),
-    };
-    if let Err(e) = written.and_then(|()| out.flush()) {
-        if e.kind() != io::ErrorKind::BrokenPipe {
-            eprintln!("pycore: cannot write the report: {e}");
-            return ExitCode::from(1);
+    if let Err(error) = write_report(&report, format, args.color) {
+        let broken_pipe = error
+            .downcast_ref::<io::Error>()
+            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe);
+        if !broken_pipe {
+            eprintln!("pycore: {error:#}");
+            return ExitCode::from(EXIT_OUTPUT_ERROR);
         }
     }
     let partial =
         !report.warnings.is_empty() || report.threads.iter().any(|t| !t.warnings.is_empty());
     ExitCode::from(if partial { 1 } else { 0 })
+}
+
+fn write_report(report: &pycore::Report, format: Format, color: ColorWhen) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let choice = match color {
+        ColorWhen::Auto => anstream::ColorChoice::Auto,
+        ColorWhen::Always => anstream::ColorChoice::Always,
+        ColorWhen::Never => anstream::ColorChoice::Never,
+    };
+    let mut out = anstream::AutoStream::new(io::stdout().lock(), choice);
+    match format {
+        Format::Text => pycore::render::text::write(report, &mut out),
+        Format::Json => pycore::render::json::write(report, &mut out),
+        Format::Table => pycore::render::table::write(report, &mut out),
+        Format::Markdown => pycore::render::markdown::write(report, &mut out),
+    }
+    .and_then(|()| out.flush())
+    .context("cannot write the report to standard output")
 }
