@@ -57,7 +57,7 @@ fn core_of_non_python_process_is_not_python() {
         // Once spawn() returns, the child has exec'd sleep: no Python in it.
         let sleeper =
             ChildGuard::spawn(Command::new("sleep").arg("600"), dir.path(), "sleep").unwrap();
-        gcore(sleeper.pid(), dir.path()).unwrap()
+        gcore(sleeper.pid(), dir.path()).unwrap().core
     };
     assert_clean_error(&dir, &[core.as_os_str()], NOT_PYTHON);
     dir.remove();
@@ -69,6 +69,7 @@ fn python_core_with_wrong_python_binary() {
     let python = newest(&supported);
     let dir = TestDir::new("bad-wrong-python");
     let (_, core) = gcore_of_parked_threads(python, &dir, &mut Progress::default()).unwrap();
+    let core = core.path;
 
     // Not a Python at all.
     assert_clean_error(

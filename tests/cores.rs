@@ -2,13 +2,16 @@
 //! stacks from inside (tests/scenarios/recording.py), a core of it is taken,
 //! and `pycore analyze --json` must report exactly those stacks.
 //!
-//! - the gcore matrix: parked_threads.py on every wanted interpreter row
-//!   (support::interpreters::WANTED: 2.7 to 3.15, release, debug and
-//!   free-threaded builds, shared and static libpython) and on any other
-//!   interpreter found, core taken by gdb's gcore while the process is alive;
-//! - kernel cores: crash_abort.py / crash_segv.py crash after recording
-//!   themselves on a few of those rows ([`KERNEL_CORE_ROWS`]), and the kernel
-//!   writes the core.
+//! The gcore matrix runs parked_threads.py on every wanted interpreter row
+//! (support::interpreters::WANTED: 2.7 to 3.15, release, debug and
+//! free-threaded builds, shared and static libpython) and on any other
+//! interpreter found, core taken by gdb's gcore while the process is alive.
+//! Where gcore cannot read the thread stacks (glibc 2.41+ guard regions, as
+//! in the Debian unstable builds of 3.14 and 3.15), the row takes the
+//! kernel's core instead (SIGQUIT); the matrix says which core each row used.
+//! Beside the stacks, every core's process and crash facts are checked
+//! (support::facts). tests/forensics.rs has the crash cores and the tests of
+//! single facts (GIL holder, handled exceptions, garbage collection…).
 //!
 //! A wanted row that is not on the machine is skipped with the reason, or
 //! fails with PYCORE_REQUIRE_ALL_PYTHONS=1 (as in CI, after
@@ -17,39 +20,17 @@
 
 mod support;
 
-use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::time::Instant;
 
+use support::facts::Expect;
 use support::interpreters::{self, Build, Interpreter, Linkage, Wanted};
 use support::matrix::{
     assert_all_passed, assert_some_passed, print_matrix, run_matrix, Outcome, Progress,
 };
-use support::process::{run_with_timeout, TestDir};
-use support::scenario::{analyze, gcore_of_parked_threads, judge, python_command};
-use support::stacks::{compare, Recording, Report, Verdict};
-
-const SIGABRT: i32 = 6;
-const SIGSEGV: i32 = 11;
-/// Start-up, parking, recording and the kernel writing a ~25 MB core (~400 MB
-/// for a free-threaded build).
-const CRASH_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// The rows the crash scenarios run on (label and linkage of rows of
-/// interpreters::WANTED): crash cores are slower to check than gcore ones and
-/// test the same reader, so one of each kind suffices: the newest pyenv
-/// shared-libpython build, Debian's static /usr/bin/python3.11, Python 2, a
-/// static stripped 3.14 and the free-threaded 3.13.
-const KERNEL_CORE_ROWS: &[(&str, Linkage)] = &[
-    ("2.7", Linkage::Shared),
-    ("3.11", Linkage::Static),
-    ("3.13", Linkage::Shared),
-    ("3.13t", Linkage::Shared),
-    ("3.14", Linkage::Static),
-];
-/// Exit code of the shell wrapper when it cannot lift RLIMIT_CORE.
-const CANNOT_ENABLE_CORES: i32 = 97;
+use support::process::{own_uid, TestDir};
+use support::scenario::{analyze, gcore_of_parked_threads, judge, outcome};
+use support::stacks::{compare, compare_with, Recording, Report, Require, Verdict};
 
 #[test]
 fn gcore_matrix_matches_recorded_stacks() {
@@ -80,203 +61,11 @@ fn gcore_and_judge(
     progress: &mut Progress,
 ) -> Result<Verdict, String> {
     let (recording, core) = gcore_of_parked_threads(python, dir, progress)?;
-    let analysis = analyze(&core, dir.path())?;
-    Ok(judge(&recording, &analysis))
-}
-
-#[test]
-fn kernel_core_of_abort_in_main_thread() {
-    kernel_core_matrix("crash_abort.py", SIGABRT);
-}
-
-#[test]
-fn kernel_core_of_segv_in_worker_thread() {
-    kernel_core_matrix("crash_segv.py", SIGSEGV);
-}
-
-/// Runs `scenario` until it crashes with `signal` on the KERNEL_CORE_ROWS
-/// and compares the kernel's core with what the scenario recorded.
-fn kernel_core_matrix(scenario: &str, signal: i32) {
-    let title = format!("kernel cores of tests/scenarios/{scenario}");
-    if let Err(reason) = check_core_pattern() {
-        assert!(
-            !interpreters::require_all(),
-            "{title}: cannot run ({}=1): {reason}",
-            interpreters::REQUIRE_ALL_ENV
-        );
-        println!("{title}: skipped: {reason}");
-        return;
-    }
-    let found = interpreters::discover();
-    let candidates = interpreters::rows_for(&found, &kernel_core_rows(), false);
-    let start = Instant::now();
-    let rows = run_matrix(&title, &candidates, |python, progress| {
-        check_kernel_core(python, scenario, signal, progress)
-    });
-    print_matrix(&title, &rows, start.elapsed());
-    assert_all_passed(&title, &rows);
-    assert_some_passed(&title, &rows);
-}
-
-fn kernel_core_rows() -> Vec<Wanted> {
-    KERNEL_CORE_ROWS
-        .iter()
-        .map(|(label, linkage)| {
-            *interpreters::WANTED
-                .iter()
-                .find(|w| w.label() == *label && w.linkage == *linkage)
-                .unwrap_or_else(|| {
-                    panic!("KERNEL_CORE_ROWS: {label} {linkage} is not a wanted row")
-                })
-        })
-        .collect()
-}
-
-/// The test finds the core in the crashing process's working directory, which
-/// needs a plain relative file name in core_pattern (this machine: "core").
-fn check_core_pattern() -> Result<(), String> {
-    let path = "/proc/sys/kernel/core_pattern";
-    let pattern = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
-    let pattern = pattern.trim();
-    if pattern.starts_with('|') {
-        return Err(format!(
-            "{path} pipes cores to a program ({pattern:?}), not to a file"
-        ));
-    }
-    if pattern.is_empty() || pattern.contains('/') || pattern.contains('%') {
-        return Err(format!(
-            "{path} is {pattern:?}; this test handles only a plain file name like \"core\""
-        ));
-    }
-    Ok(())
-}
-
-fn check_kernel_core(
-    python: &Interpreter,
-    scenario: &str,
-    signal: i32,
-    progress: &mut Progress,
-) -> Outcome {
-    let dir = TestDir::new(&format!(
-        "kernel-{}-{}-{}",
-        python.label(),
-        python.linkage,
-        scenario
-    ));
-    match crash_and_find_core(python, scenario, signal, &dir, progress) {
-        Ok(Some((recording, core))) => {
-            let result = analyze(&core, dir.path()).map(|analysis| judge(&recording, &analysis));
-            outcome(result, dir)
-        }
-        Ok(None) => {
-            dir.remove();
-            Outcome::Skipped {
-                reason: "cannot raise RLIMIT_CORE (ulimit -c unlimited failed)".to_string(),
-            }
-        }
-        Err(error) => outcome(Err(error), dir),
-    }
-}
-
-/// Runs the scenario with core dumps enabled, in an empty working directory
-/// where the kernel writes the core. `None` if cores cannot be enabled.
-fn crash_and_find_core(
-    python: &Interpreter,
-    scenario: &str,
-    signal: i32,
-    dir: &TestDir,
-    progress: &mut Progress,
-) -> Result<Option<(Recording, PathBuf)>, String> {
-    let cwd = dir.join("cwd");
-    std::fs::create_dir(&cwd).map_err(|e| format!("creating {}: {e}", cwd.display()))?;
-    let record = dir.join("record.json");
-    let mut command = with_unlimited_core_size(&python_command(python, scenario, &record));
-    command.current_dir(&cwd);
-    let finished = run_with_timeout(&mut command, CRASH_TIMEOUT, dir.path(), "scenario")?;
-    if finished.code() == Some(CANNOT_ENABLE_CORES) {
-        return Ok(None);
-    }
-    // The scenario writes its recording just before it crashes.
-    progress.recorded = record.exists();
-    if finished.status.signal() != Some(signal) || !finished.status.core_dumped() {
-        return Err(format!(
-            "expected death by signal {signal} with a core dump, got {}; stderr:\n{}",
-            finished.status, finished.stderr
-        ));
-    }
-    let recording = Recording::load(&record)?;
-    let core = only_file_in(&cwd)?;
-    progress.cored = true;
-    Ok(Some((recording, core)))
-}
-
-/// `bash -c 'ulimit -c unlimited; exec COMMAND'`: std has no setrlimit, and
-/// the limit must be raised in the child only.
-fn with_unlimited_core_size(inner: &Command) -> Command {
-    let mut outer = Command::new("bash");
-    outer
-        .args([
-            "-c",
-            &format!("ulimit -c unlimited || exit {CANNOT_ENABLE_CORES}; exec \"$@\""),
-            "bash",
-        ])
-        .arg(inner.get_program())
-        .args(inner.get_args());
-    for (key, value) in inner.get_envs() {
-        match value {
-            Some(value) => outer.env(key, value),
-            None => outer.env_remove(key),
-        };
-    }
-    outer
-}
-
-/// The core: the crash wrote nothing else into the fresh working directory.
-fn only_file_in(dir: &Path) -> Result<PathBuf, String> {
-    let entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| format!("reading {}: {e}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
-    match entries.as_slice() {
-        [core] => Ok(core.clone()),
-        _ => Err(format!(
-            "expected exactly the core file in {}, found {entries:?}",
-            dir.display()
-        )),
-    }
-}
-
-/// Turns a check's result into a row outcome; removes the test directory only
-/// when the check passed.
-fn outcome(result: Result<Verdict, String>, dir: TestDir) -> Outcome {
-    let kept = format!("core and logs kept in {}", dir.path().display());
-    match result {
-        Ok(verdict) if verdict.passed() => {
-            dir.remove();
-            Outcome::Pass {
-                notes: verdict.notes,
-            }
-        }
-        Ok(verdict) => {
-            let summary = format!("{} problems in pycore's report", verdict.problems.len());
-            let mut details = verdict.problems.join("\n");
-            for note in &verdict.notes {
-                details.push_str(&format!("\nnote: {note}"));
-            }
-            details.push_str(&format!("\n{kept}"));
-            Outcome::fail(summary, details)
-        }
-        Err(error) => {
-            let summary = error
-                .lines()
-                .next()
-                .unwrap_or("")
-                .chars()
-                .take(100)
-                .collect::<String>();
-            Outcome::fail(summary, format!("{error}\n{kept}"))
-        }
-    }
+    let expect = Expect::for_parked(&core, &recording, own_uid()?)?;
+    let analysis = analyze(&core.path, dir.path())?;
+    let mut verdict = judge(&recording, &analysis, &expect);
+    verdict.notes.extend(core.notes);
+    Ok(verdict)
 }
 
 /// The harness itself: a hand-written report with one of each kind of
@@ -518,4 +307,134 @@ fn versioned_python_names() {
     ] {
         assert!(!interpreters::is_versioned_python_name(name), "{name}");
     }
+}
+
+/// Names (null when threading was never imported), spinning frames' line
+/// ranges and handled exceptions: one problem per difference; a report
+/// without handling_exception fails only when the field is required.
+#[test]
+fn comparison_checks_names_spin_ranges_and_exceptions() {
+    let recording = Recording::parse(
+        r#"{"python_version": "3.12.1", "threads": [
+            {"tid": 1, "name": null, "handling_exception": null,
+             "frames": [{"function": "spin", "qualname": "spin", "file": "/s/a.py",
+                         "line": null, "line_range": [36, 37]}]},
+            {"tid": 2, "name": "handler",
+             "handling_exception": {"type": "ValueError", "message": "bad thing"},
+             "frames": [{"function": "h", "qualname": null, "file": "/s/a.py", "line": 9}]}]}"#,
+    )
+    .unwrap();
+    let report = |name1: &str, line1: u64, exception2: Option<&str>| {
+        let exception =
+            exception2.map_or(String::new(), |e| format!(r#", "handling_exception": {e}"#));
+        let exception1 = if exception2.is_some() {
+            r#", "handling_exception": null"#
+        } else {
+            ""
+        };
+        let text = format!(
+            r#"{{"schema_version": 1, "threads": [
+                {{"tid": 1, "name": {name1}, "python": true{exception1},
+                  "frames": [{{"function": "spin", "qualname": "spin", "file": "/s/a.py", "line": {line1}}}]}},
+                {{"tid": 2, "name": "handler", "python": true{exception},
+                  "frames": [{{"function": "h", "qualname": null, "file": "/s/a.py", "line": 9}}]}}]}}"#
+        );
+        Report::parse(text.as_bytes()).unwrap()
+    };
+    let required = Require {
+        handling_exception: true,
+        ..Require::default()
+    };
+    let problems =
+        |report: &Report, require: Require| compare_with(&recording, report, require).problems;
+    let right = r#"{"type": "ValueError", "message": "bad thing"}"#;
+    assert_eq!(
+        problems(&report("null", 36, Some(right)), required),
+        Vec::<String>::new()
+    );
+    assert!(problems(&report("null", 37, Some(right)), required).is_empty());
+    assert_eq!(
+        problems(&report("null", 38, Some(right)), required).len(),
+        1
+    );
+    assert_eq!(
+        problems(&report(r#""Dummy-1""#, 36, Some(right)), required).len(),
+        1
+    );
+    for wrong in [
+        r#"{"type": "ValueError", "message": "other"}"#,
+        r#"{"type": "TypeError", "message": "bad thing"}"#,
+        "null",
+    ] {
+        assert_eq!(
+            problems(&report("null", 36, Some(wrong)), required).len(),
+            1,
+            "{wrong}"
+        );
+    }
+    // No handling_exception field at all: a problem only when required.
+    assert!(problems(&report("null", 36, None), Require::default()).is_empty());
+    assert_eq!(problems(&report("null", 36, None), required).len(), 1);
+}
+
+/// gc_collecting with thread 2 collecting: true on it, and the others all
+/// false (per thread) or all true (interpreter-wide); without a collection
+/// nobody may say true.
+#[test]
+fn comparison_checks_gc_collecting() {
+    let recording = |collector: &str| {
+        let thread = |tid: u64| {
+            format!(
+                r#"{{"tid": {tid}, "name": "t{tid}", "frames": [{{"function": "f", "qualname": null, "file": "/s/a.py", "line": 3}}]}}"#
+            )
+        };
+        Recording::parse(&format!(
+            r#"{{"python_version": "3.12.1", "gc_collector": {collector}, "threads": [{}, {}, {}]}}"#,
+            thread(1),
+            thread(2),
+            thread(3)
+        ))
+        .unwrap()
+    };
+    let report = |values: [&str; 3]| {
+        let thread = |tid: u64, value: &str| {
+            let field = if value.is_empty() {
+                String::new()
+            } else {
+                format!(r#", "gc_collecting": {value}"#)
+            };
+            format!(
+                r#"{{"tid": {tid}, "name": "t{tid}", "python": true{field}, "frames": [{{"function": "f", "qualname": null, "file": "/s/a.py", "line": 3}}]}}"#
+            )
+        };
+        let text = format!(
+            r#"{{"schema_version": 1, "threads": [{}, {}, {}]}}"#,
+            thread(1, values[0]),
+            thread(2, values[1]),
+            thread(3, values[2])
+        );
+        Report::parse(text.as_bytes()).unwrap()
+    };
+    let required = Require {
+        gc_collecting: true,
+        ..Require::default()
+    };
+    let collecting = recording("2");
+    let count = |recording: &Recording, values: [&str; 3], require: Require| {
+        compare_with(recording, &report(values), require)
+            .problems
+            .len()
+    };
+    assert_eq!(count(&collecting, ["false", "true", "false"], required), 0);
+    assert_eq!(count(&collecting, ["true", "true", "true"], required), 0);
+    assert_eq!(count(&collecting, ["false", "false", "false"], required), 1);
+    assert_eq!(count(&collecting, ["false", "null", "false"], required), 1);
+    assert_eq!(count(&collecting, ["true", "true", "false"], required), 1);
+    assert_eq!(count(&collecting, ["null", "true", "false"], required), 1);
+    assert_eq!(count(&collecting, ["null", "null", "null"], required), 1);
+    assert_eq!(count(&collecting, ["", "", ""], required), 1);
+    assert_eq!(count(&collecting, ["", "", ""], Require::default()), 0);
+    let idle = recording("null");
+    assert_eq!(count(&idle, ["false", "false", "null"], required), 0);
+    assert_eq!(count(&idle, ["false", "true", "false"], required), 1);
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Fetch or build the CPython builds the real-core tests (tests/cores.rs) need beyond pyenv's and
-# /usr/bin's, into one cache root; idempotent, and a quick no-op when everything is present.
+# Fetch or build the CPython builds the real-core tests (tests/cores.rs, tests/forensics.rs) need
+# beyond pyenv's and /usr/bin's, into one cache root; idempotent, and a quick no-op when everything
+# is present.
 #
 #   tools/fetch-test-pythons.sh          cache root: ${PYCORE_PYTHONS:-$HOME/.cache/pycore-pythons}
 #
@@ -38,7 +39,7 @@ fi
 
 # `usable BIN`: BIN starts and has what the scenarios import (a half-installed build fails this).
 usable() {
-  [ -x "$1" ] && "$1" -E -s -B -c 'import ctypes, json, linecache, platform, threading' >/dev/null 2>&1
+  [ -x "$1" ] && "$1" -E -s -B -c 'import ctypes, gc, json, linecache, mmap, platform, threading, weakref' >/dev/null 2>&1
 }
 
 need_shared() {

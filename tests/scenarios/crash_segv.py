@@ -4,7 +4,8 @@ Usage: python crash_segv.py RECORD.json   (run with core dumps enabled)
 
 The main thread and a sleeper park; the "crasher" thread records every
 thread, itself included, and writes through a NULL pointer on the same source
-line, so the core the kernel writes shows exactly the recorded stacks.
+line, so the core the kernel writes shows exactly the recorded stacks. The
+write to address 0 faults with SEGV_MAPERR at fault address 0.
 
 ctypes.memset is a foreign function object, so the crash happens without an
 extra Python frame; ctypes.string_at(0) would crash inside the Python-level
@@ -24,7 +25,7 @@ from parked_threads import sleeper, start_thread
 def crash_after_recording(record_path):
     recording.announce()
     # One line on purpose: the recorded line of this frame is the crash's line.
-    recording.record_parked_threads_and_caller(record_path, 2, False); ctypes.memset(0, 0, 1)  # noqa: E702
+    recording.record_parked_threads_and_caller(record_path, 2, {"fault_address": 0}); ctypes.memset(0, 0, 1)  # noqa: E501,E702
 
 
 def main():

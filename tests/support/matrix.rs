@@ -42,6 +42,41 @@ impl Outcome {
 pub struct Progress {
     pub recorded: bool,
     pub cored: bool,
+    /// Who wrote the core (once known).
+    pub core: Option<CoreKind>,
+}
+
+/// Who wrote a core, and why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CoreKind {
+    /// gdb's gcore, from the live process.
+    Gcore,
+    /// The kernel, when the scenario crashed.
+    KernelCrash,
+    /// The kernel, when the harness sent SIGQUIT.
+    KernelQuit,
+    /// The kernel, when the harness sent SIGQUIT because gcore wrote thread
+    /// stacks as zeros: gdb cannot read a thread stack that holds glibc 2.41+
+    /// guard regions (MADV_GUARD_INSTALL); the kernel dumps those as zero
+    /// pages and the stack itself whole.
+    KernelQuitForStacks,
+}
+
+impl CoreKind {
+    pub fn describe(self) -> &'static str {
+        match self {
+            CoreKind::Gcore => "gcore",
+            CoreKind::KernelCrash => "kernel core (crash)",
+            CoreKind::KernelQuit => "kernel core (kill -QUIT)",
+            CoreKind::KernelQuitForStacks => {
+                "kernel core (gcore cannot read thread stacks: glibc guard regions)"
+            }
+        }
+    }
+
+    pub fn is_kernel(self) -> bool {
+        self != CoreKind::Gcore
+    }
 }
 
 pub struct Row {
@@ -213,6 +248,17 @@ pub fn print_matrix(title: &str, rows: &[Row], total: Duration) {
             .max()
             .unwrap_or(0)
     };
+    let core_by = |r: &Row| {
+        r.progress
+            .and_then(|p| p.core)
+            .map_or("-", CoreKind::describe)
+    };
+    let core_by_width = rows
+        .iter()
+        .map(|r| core_by(r).len())
+        .chain(["core by".len()])
+        .max()
+        .unwrap_or(0);
     let name_width = width("row", |r| &r.name);
     let build_width = width("build", |r| &r.build);
     let version_width = width("version", |r| &r.version);
@@ -227,13 +273,13 @@ pub fn print_matrix(title: &str, rows: &[Row], total: Duration) {
         }
     );
     println!(
-        "{:name_width$}  {:build_width$}  {:7}  {:version_width$}  {:path_width$}  {:>6}  {:6}  {:4}  {:6}  result",
-        "row", "build", "linkage", "version", "path", "time", "record", "core", "pycore"
+        "{:name_width$}  {:build_width$}  {:7}  {:version_width$}  {:path_width$}  {:>6}  {:6}  {:4}  {:6}  {:core_by_width$}  result",
+        "row", "build", "linkage", "version", "path", "time", "record", "core", "pycore", "core by"
     );
     for row in rows {
         let [record, core, pycore] = row.steps();
         println!(
-            "{:name_width$}  {:build_width$}  {:7}  {:version_width$}  {:path_width$}  {:>6}  {:6}  {:4}  {:6}  {}",
+            "{:name_width$}  {:build_width$}  {:7}  {:version_width$}  {:path_width$}  {:>6}  {:6}  {:4}  {:6}  {:core_by_width$}  {}",
             row.name,
             row.build,
             row.linkage,
@@ -243,6 +289,7 @@ pub fn print_matrix(title: &str, rows: &[Row], total: Duration) {
             record,
             core,
             pycore,
+            core_by(row),
             row.outcome.short()
         );
     }

@@ -5,7 +5,9 @@
 //! Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod facts;
 pub mod interpreters;
+pub mod kernel;
 pub mod matrix;
 pub mod process;
 pub mod scenario;

@@ -197,8 +197,21 @@ pub fn task_ids(pid: u32) -> Result<BTreeSet<u64>, String> {
     Ok(tids)
 }
 
-/// Takes a core of the live process `pid` with gdb's gcore; returns its path.
-pub fn gcore(pid: u32, dir: &Path) -> Result<PathBuf, String> {
+/// A core gdb's gcore wrote, and the memory it could not read.
+pub struct Gcore {
+    pub core: PathBuf,
+    /// `[start, end)` of every "Memory read failed for corefile section"
+    /// warning on gcore's stderr, except the vsyscall page (which no process
+    /// can read): gcore wrote these ranges as zeros.
+    pub unreadable: Vec<(u64, u64)>,
+}
+
+/// The fixed address of the legacy vsyscall page on x86_64: gdb always fails
+/// to read it, harmlessly.
+const VSYSCALL_PAGE: u64 = 0xffff_ffff_ff60_0000;
+
+/// Takes a core of the live process `pid` with gdb's gcore.
+pub fn gcore(pid: u32, dir: &Path) -> Result<Gcore, String> {
     let prefix = dir.join("core");
     let finished = run_with_timeout(
         Command::new("gcore")
@@ -220,7 +233,135 @@ pub fn gcore(pid: u32, dir: &Path) -> Result<PathBuf, String> {
             last_lines(&finished.stderr, 10)
         ));
     }
-    Ok(core)
+    let unreadable = unreadable_sections(&finished.stderr)
+        .into_iter()
+        .filter(|(start, _)| *start != VSYSCALL_PAGE)
+        .collect();
+    Ok(Gcore { core, unreadable })
+}
+
+/// The ranges of gdb's "warning: Memory read failed for corefile section,
+/// 1048576 bytes at 0x7f89fc625000." lines.
+pub fn unreadable_sections(gdb_stderr: &str) -> Vec<(u64, u64)> {
+    const MARK: &str = "Memory read failed for corefile section, ";
+    gdb_stderr
+        .lines()
+        .filter_map(|line| {
+            let rest = &line[line.find(MARK)? + MARK.len()..];
+            let (bytes, rest) = rest.split_once(" bytes at 0x")?;
+            let bytes: u64 = bytes.trim().parse().ok()?;
+            let hex: String = rest.chars().take_while(char::is_ascii_hexdigit).collect();
+            let start = u64::from_str_radix(&hex, 16).ok()?;
+            Some((start, start.saturating_add(bytes)))
+        })
+        .collect()
+}
+
+/// The memory mappings (`[start, end)`) of a live process that hold one of
+/// its threads' stack pointers: the thread stacks. A thread's stack pointer
+/// comes from /proc/PID/task/TID/syscall, which has one only for a thread
+/// blocked in a system call (a thread running Python code has none there, and
+/// its stack is not found).
+pub fn thread_stack_mappings(pid: u32) -> Result<Vec<(u64, u64)>, String> {
+    let maps_path = format!("/proc/{pid}/maps");
+    let maps = fs::read_to_string(&maps_path).map_err(|e| format!("reading {maps_path}: {e}"))?;
+    let mappings: Vec<(u64, u64)> = maps
+        .lines()
+        .filter_map(|line| {
+            let (start, end) = line.split_whitespace().next()?.split_once('-')?;
+            Some((
+                u64::from_str_radix(start, 16).ok()?,
+                u64::from_str_radix(end, 16).ok()?,
+            ))
+        })
+        .collect();
+    let mut stacks = Vec::new();
+    for tid in task_ids(pid)? {
+        // "NR arg1 … arg6 SP PC" while in a system call; "running" otherwise.
+        let Ok(syscall) = fs::read_to_string(format!("/proc/{pid}/task/{tid}/syscall")) else {
+            continue;
+        };
+        let fields: Vec<&str> = syscall.split_whitespace().collect();
+        let Some(sp) = fields
+            .len()
+            .checked_sub(2)
+            .and_then(|i| fields[i].strip_prefix("0x"))
+            .and_then(|sp| u64::from_str_radix(sp, 16).ok())
+        else {
+            continue;
+        };
+        if let Some(mapping) = mappings
+            .iter()
+            .find(|(start, end)| (*start..*end).contains(&sp))
+        {
+            if !stacks.contains(mapping) {
+                stacks.push(*mapping);
+            }
+        }
+    }
+    Ok(stacks)
+}
+
+/// The scheduler state letter of each thread of a live process ('S' sleeping
+/// in the kernel, 'R' running, …), from /proc/PID/task/TID/stat.
+pub fn thread_states(pid: u32) -> Result<Vec<(u64, char)>, String> {
+    let mut states = Vec::new();
+    for tid in task_ids(pid)? {
+        let path = format!("/proc/{pid}/task/{tid}/stat");
+        let stat = fs::read_to_string(&path).map_err(|e| format!("reading {path}: {e}"))?;
+        // "TID (COMM) STATE …"; COMM may hold spaces and parentheses.
+        let state = stat
+            .rfind(')')
+            .and_then(|i| stat[i + 1..].trim_start().chars().next())
+            .ok_or_else(|| format!("{path}: no state in {stat:?}"))?;
+        states.push((tid, state));
+    }
+    Ok(states)
+}
+
+/// Sends `signal` ("QUIT") to `pid` with kill(1), and returns the pid of the
+/// kill process: the sender the kernel records in the signal's information.
+pub fn send_signal(signal: &str, pid: u32, dir: &Path) -> Result<u32, String> {
+    let mut command = Command::new("kill");
+    command.args(["-s", signal, &pid.to_string()]);
+    let what = describe(&command);
+    let mut child = ChildGuard::spawn(&mut command, dir, "kill")?;
+    let sender = child.pid();
+    let status = wait_for(&format!("{what} to finish"), KILL_TIMEOUT, || {
+        Ok(child.exited())
+    })?;
+    if !status.success() {
+        return Err(format!(
+            "{what}: {status}; stderr:\n{}",
+            child.stderr_tail()
+        ));
+    }
+    Ok(sender)
+}
+
+const KILL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The kernel thread id of the calling thread, from /proc/thread-self
+/// ("PID/task/TID").
+pub fn current_tid() -> Result<u64, String> {
+    let link = fs::read_link("/proc/thread-self").map_err(|e| format!("/proc/thread-self: {e}"))?;
+    link.file_name()
+        .and_then(|name| name.to_str())
+        .and_then(|tid| tid.parse().ok())
+        .ok_or_else(|| format!("/proc/thread-self links to {}", link.display()))
+}
+
+/// The real user id of this process (what the kernel records as the sender's
+/// uid of a signal it sends), from /proc/self/status.
+pub fn own_uid() -> Result<u64, String> {
+    let status =
+        fs::read_to_string("/proc/self/status").map_err(|e| format!("/proc/self/status: {e}"))?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("Uid:"))
+        .and_then(|ids| ids.split_whitespace().next())
+        .and_then(|uid| uid.parse().ok())
+        .ok_or_else(|| "/proc/self/status has no Uid line".to_string())
 }
 
 /// Runs the pycore binary under test. RUST_BACKTRACE is set so that a panic,

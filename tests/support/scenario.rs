@@ -1,26 +1,57 @@
-//! Running the scenario programs of tests/scenarios/ and analysing their cores.
+//! Running the scenario programs of tests/scenarios/, taking their cores
+//! (gcore, or the kernel's) and analysing them.
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use super::facts::{self, Expect};
 use super::interpreters::Interpreter;
-use super::matrix::Progress;
-use super::process::{gcore, last_lines, run_pycore, task_ids, wait_for, ChildGuard, TestDir};
-use super::stacks::{compare, Recording, Report, Verdict};
+use super::kernel::{
+    check_core_pattern, only_file_in, wait_for_core_dump, with_unlimited_core_size,
+    CANNOT_ENABLE_CORES, CORE_DUMP_TIMEOUT, SIGQUIT,
+};
+use super::matrix::{CoreKind, Outcome, Progress};
+use super::process::{
+    current_tid, gcore, last_lines, run_pycore, run_with_timeout, send_signal, task_ids,
+    thread_stack_mappings, thread_states, wait_for, ChildGuard, TestDir,
+};
+use super::stacks::{compare_with, Recording, Report, Verdict};
 
 /// Interpreter start-up plus all threads parking takes well under a second
 /// (a few seconds for a debug build); this leaves room for a loaded CI machine.
 const RECORD_TIMEOUT: Duration = Duration::from_secs(30);
 /// The recorder thread exits right after writing the recording.
 const RECORDER_EXIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// A thread that recorded itself reaches its blocking system call at once.
+const BLOCK_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub fn scenario_path(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests")
         .join("scenarios")
         .join(name)
+}
+
+/// A scenario program and how to run it: `python -E -s -B FLAGS SCENARIO RECORD ARGS`.
+#[derive(Clone, Copy, Debug)]
+pub struct Run<'a> {
+    pub scenario: &'a str,
+    /// Arguments after the recording's path.
+    pub args: &'a [&'a str],
+    /// Interpreter options beyond -E -s -B (such as -S).
+    pub flags: &'a [&'a str],
+}
+
+impl<'a> Run<'a> {
+    pub const fn new(scenario: &'a str) -> Run<'a> {
+        Run {
+            scenario,
+            args: &[],
+            flags: &[],
+        }
+    }
 }
 
 /// `python SCENARIO RECORD` with a controlled environment:
@@ -31,36 +62,237 @@ pub fn scenario_path(name: &str) -> PathBuf {
 /// (under the C locale it would use ASCII and fail to import it); plus what
 /// this interpreter's build needs ([`Interpreter::scenario_env`]).
 pub fn python_command(python: &Interpreter, scenario: &str, record: &Path) -> Command {
+    python_run_command(python, &Run::new(scenario), record)
+}
+
+pub fn python_run_command(python: &Interpreter, run: &Run, record: &Path) -> Command {
     let mut command = Command::new(&python.path);
     command
         .args(["-E", "-s", "-B"])
-        .arg(scenario_path(scenario))
+        .args(run.flags)
+        .arg(scenario_path(run.scenario))
         .arg(record)
+        .args(run.args)
         .env("MALLOC_ARENA_MAX", "1")
         .env("LC_ALL", "C.UTF-8")
         .envs(python.scenario_env());
     command
 }
 
-/// Runs parked_threads.py, waits until it has recorded itself and only the
-/// recorded threads are left, and takes a core of it with gcore; `progress`
-/// says how far it got.
-pub fn gcore_of_parked_threads(
+/// A core of a scenario process.
+#[derive(Debug)]
+pub struct Core {
+    pub path: PathBuf,
+    pub kind: CoreKind,
+    /// The pid of the kill(1) that sent SIGQUIT, for kernel cores the harness
+    /// asked for.
+    pub quit_sender: Option<u32>,
+    /// Said in the row's notes: memory gcore could not read outside thread
+    /// stacks, which pycore may or may not need.
+    pub notes: Vec<String>,
+    /// The harness thread that started the scenario: the parent the kernel
+    /// names in its core (see facts::Expect::parent_thread).
+    pub spawned_by: u64,
+}
+
+/// How to take the core of a parked scenario.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Take {
+    /// gcore; if gcore could not read thread stacks (glibc 2.41+ guard
+    /// regions, see [`CoreKind::KernelQuitForStacks`]), SIGQUIT and the
+    /// kernel's core instead.
+    GcoreOrKernel,
+    /// SIGQUIT from the harness and the kernel's core.
+    Quit,
+}
+
+/// Runs `run`, a scenario that records its parked threads, waits until it has
+/// recorded itself, only the recorded threads are left and each of them but
+/// a spinning one (see recording.py) sleeps in the kernel, and takes its core
+/// as `take` says; `progress` says how far it got.
+///
+/// The scenario runs under `ulimit -c unlimited` in its own empty working
+/// directory (`DIR/cwd`, where the kernel writes a core); everything else
+/// (recording, logs, gcore's core) goes to `dir`.
+pub fn core_of_parked(
     python: &Interpreter,
     dir: &TestDir,
+    run: &Run,
+    take: Take,
     progress: &mut Progress,
-) -> Result<(Recording, PathBuf), String> {
+) -> Result<(Recording, Core), String> {
+    if take == Take::Quit {
+        check_core_pattern()?;
+    }
+    let cwd = dir.join("cwd");
+    std::fs::create_dir(&cwd).map_err(|e| format!("creating {}: {e}", cwd.display()))?;
     let record = dir.join("record.json");
-    let mut command = python_command(python, "parked_threads.py", &record);
+    let mut command = with_unlimited_core_size(&python_run_command(python, run, &record), false);
+    command.current_dir(&cwd);
+    let spawned_by = current_tid()?;
     let mut child = ChildGuard::spawn(&mut command, dir.path(), "scenario")?;
     wait_for_file(&mut child, &record)?;
     let recording = Recording::load(&record)?;
     wait_for_only_recorded_threads(child.pid(), &recording)?;
+    wait_until_blocked(child.pid(), &recording)?;
     progress.recorded = true;
-    let core = gcore(child.pid(), dir.path())?;
+    let core = match take {
+        Take::Quit => quit_and_collect(
+            &mut child,
+            &cwd,
+            dir,
+            CoreKind::KernelQuit,
+            Vec::new(),
+            spawned_by,
+        )?,
+        Take::GcoreOrKernel => {
+            let taken = gcore(child.pid(), dir.path())?;
+            let stacks = if taken.unreadable.is_empty() {
+                Vec::new()
+            } else {
+                thread_stack_mappings(child.pid())?
+            };
+            let (on_stacks, elsewhere): (Vec<_>, Vec<_>) = taken
+                .unreadable
+                .iter()
+                .partition(|(start, end)| stacks.iter().any(|(s, e)| start < e && s < end));
+            let notes: Vec<String> = elsewhere
+                .iter()
+                .map(|(start, end)| {
+                    format!(
+                        "gcore could not read {start:#x}-{end:#x} (not the stack of a thread \
+                         blocked in a system call)"
+                    )
+                })
+                .collect();
+            if on_stacks.is_empty() {
+                Core {
+                    path: taken.core,
+                    kind: CoreKind::Gcore,
+                    quit_sender: None,
+                    notes,
+                    spawned_by,
+                }
+            } else {
+                // gcore wrote thread stacks as zeros: a gcore limitation,
+                // not pycore's; the kernel's core has them.
+                let _ = std::fs::remove_file(&taken.core);
+                check_core_pattern().map_err(|e| {
+                    format!(
+                        "gcore cannot read thread stacks (glibc guard regions: {}), and no \
+                         kernel core can replace its core: {e}",
+                        show_ranges(&on_stacks)
+                    )
+                })?;
+                quit_and_collect(
+                    &mut child,
+                    &cwd,
+                    dir,
+                    CoreKind::KernelQuitForStacks,
+                    notes,
+                    spawned_by,
+                )?
+            }
+        }
+    };
     progress.cored = true;
-    // Dropping `child` kills the scenario, now that its core is taken.
+    progress.core = Some(core.kind);
+    // Dropping `child` kills the scenario, if it still runs.
     Ok((recording, core))
+}
+
+/// parked_threads.py, gcore (or the kernel when gcore cannot read thread stacks).
+pub fn gcore_of_parked_threads(
+    python: &Interpreter,
+    dir: &TestDir,
+    progress: &mut Progress,
+) -> Result<(Recording, Core), String> {
+    core_of_parked(
+        python,
+        dir,
+        &Run::new("parked_threads.py"),
+        Take::GcoreOrKernel,
+        progress,
+    )
+}
+
+fn show_ranges(ranges: &[(u64, u64)]) -> String {
+    ranges
+        .iter()
+        .map(|(start, end)| format!("{start:#x}-{end:#x}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// SIGQUIT (whose default action dumps core; Python installs no handler for
+/// it), then the kernel's core from the scenario's working directory.
+fn quit_and_collect(
+    child: &mut ChildGuard,
+    cwd: &Path,
+    dir: &TestDir,
+    kind: CoreKind,
+    notes: Vec<String>,
+    spawned_by: u64,
+) -> Result<Core, String> {
+    let sender = send_signal("QUIT", child.pid(), dir.path())?;
+    wait_for_core_dump(child, SIGQUIT)?;
+    Ok(Core {
+        path: only_file_in(cwd)?,
+        kind,
+        quit_sender: Some(sender),
+        notes,
+        spawned_by,
+    })
+}
+
+/// Runs `run`, a scenario that records itself and then crashes by `signal`,
+/// with core dumps enabled, in an empty working directory where the kernel
+/// writes the core. `None` if cores cannot be enabled.
+pub fn core_of_crash(
+    python: &Interpreter,
+    dir: &TestDir,
+    run: &Run,
+    signal: i32,
+    progress: &mut Progress,
+) -> Result<Option<(Recording, Core)>, String> {
+    use std::os::unix::process::ExitStatusExt;
+    let cwd = dir.join("cwd");
+    std::fs::create_dir(&cwd).map_err(|e| format!("creating {}: {e}", cwd.display()))?;
+    let record = dir.join("record.json");
+    let mut command = with_unlimited_core_size(&python_run_command(python, run, &record), true);
+    command.current_dir(&cwd);
+    let spawned_by = current_tid()?;
+    let finished = run_with_timeout(
+        &mut command,
+        RECORD_TIMEOUT + CORE_DUMP_TIMEOUT,
+        dir.path(),
+        "scenario",
+    )?;
+    if finished.code() == Some(CANNOT_ENABLE_CORES) {
+        return Ok(None);
+    }
+    // The scenario writes its recording just before it crashes.
+    progress.recorded = record.exists();
+    if finished.status.signal() != Some(signal) || !finished.status.core_dumped() {
+        return Err(format!(
+            "expected death by signal {signal} with a core dump, got {}; stderr:\n{}",
+            finished.status, finished.stderr
+        ));
+    }
+    let recording = Recording::load(&record)?;
+    let path = only_file_in(&cwd)?;
+    progress.cored = true;
+    progress.core = Some(CoreKind::KernelCrash);
+    Ok(Some((
+        recording,
+        Core {
+            path,
+            kind: CoreKind::KernelCrash,
+            quit_sender: None,
+            notes: Vec::new(),
+            spawned_by,
+        },
+    )))
 }
 
 fn wait_for_file(child: &mut ChildGuard, path: &Path) -> Result<(), String> {
@@ -98,6 +330,28 @@ fn wait_for_only_recorded_threads(pid: u32, recording: &Recording) -> Result<(),
         ));
     }
     Ok(())
+}
+
+/// A thread that recorded its own stack (record_parked_threads_and_caller)
+/// parks right after writing the recording, on the same line: the core must
+/// wait until it sleeps in the kernel. Spinning threads (a recorded line
+/// range) never do.
+fn wait_until_blocked(pid: u32, recording: &Recording) -> Result<(), String> {
+    let spinning: Vec<u64> = recording
+        .threads
+        .iter()
+        .filter(|t| t.frames.first().is_some_and(|f| f.line_range.is_some()))
+        .map(|t| t.tid)
+        .collect();
+    let mut states = Vec::new();
+    wait_for("every parked thread to sleep", BLOCK_TIMEOUT, || {
+        states = thread_states(pid)?;
+        Ok(states
+            .iter()
+            .all(|(tid, state)| *state == 'S' || spinning.contains(tid))
+            .then_some(()))
+    })
+    .map_err(|e| format!("{e}: thread states {states:?}"))
 }
 
 /// pycore's exit code and parsed `--json` output.
@@ -146,9 +400,13 @@ pub fn analyze_with(core: &Path, dir: &Path, extra: &[&OsStr]) -> Result<Analysi
     Ok(Analysis { exit_code, report })
 }
 
-/// compare() plus the exit-code contract: 1 exactly when there are warnings.
-pub fn judge(recording: &Recording, analysis: &Analysis) -> Verdict {
-    let mut verdict = compare(recording, &analysis.report);
+/// The stacks (compare_with), the crash and process facts (facts::check),
+/// and the exit-code contract: 1 exactly when there are warnings.
+pub fn judge(recording: &Recording, analysis: &Analysis, expect: &Expect) -> Verdict {
+    let mut verdict = compare_with(recording, &analysis.report, expect.require);
+    verdict
+        .problems
+        .extend(facts::check(recording, &analysis.report.doc, expect));
     let warnings = &analysis.report.warnings;
     match (analysis.exit_code, warnings.is_empty()) {
         (0, false) => verdict.problems.push(format!(
@@ -167,4 +425,37 @@ pub fn judge(recording: &Recording, analysis: &Analysis) -> Verdict {
 
 fn start_of(text: &str) -> String {
     text.chars().take(500).collect()
+}
+
+/// Turns a check's result into a row outcome; removes the test directory only
+/// when the check passed.
+pub fn outcome(result: Result<Verdict, String>, dir: TestDir) -> Outcome {
+    let kept = format!("core and logs kept in {}", dir.path().display());
+    match result {
+        Ok(verdict) if verdict.passed() => {
+            dir.remove();
+            Outcome::Pass {
+                notes: verdict.notes,
+            }
+        }
+        Ok(verdict) => {
+            let summary = format!("{} problems in pycore's report", verdict.problems.len());
+            let mut details = verdict.problems.join("\n");
+            for note in &verdict.notes {
+                details.push_str(&format!("\nnote: {note}"));
+            }
+            details.push_str(&format!("\n{kept}"));
+            Outcome::fail(summary, details)
+        }
+        Err(error) => {
+            let summary = error
+                .lines()
+                .next()
+                .unwrap_or("")
+                .chars()
+                .take(100)
+                .collect::<String>();
+            Outcome::fail(summary, format!("{error}\n{kept}"))
+        }
+    }
 }

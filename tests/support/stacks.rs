@@ -14,14 +14,43 @@ pub struct Frame {
     pub qualname: Option<String>,
     pub file: String,
     pub line: Option<u64>,
+    /// Recorded only for a frame busy in a loop whose line changes while the
+    /// process runs (the spinner of gil_spinner.py): `line` is then null and
+    /// any line of `[first, last]` is right.
+    pub line_range: Option<(u64, u64)>,
+}
+
+/// The exception a thread is handling (`sys.exc_info()[1]` in an `except` block).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Exception {
+    /// The type's name (`type(e).__name__`: "ValueError").
+    pub type_name: String,
+    /// `str(e)`; pycore may give null when it cannot read it.
+    pub message: Option<String>,
 }
 
 /// One thread as the scenario recorded it from inside (tests/scenarios/recording.py).
 #[derive(Clone, Debug)]
 pub struct RecordedThread {
     pub tid: u64,
-    pub name: String,
+    /// `None` when the process never imported threading: nothing names it.
+    pub name: Option<String>,
     pub frames: Vec<Frame>,
+    /// The exception it was handling; `None` when the recording does not say
+    /// (older recordings), `Some(None)` when it handled none.
+    pub handling_exception: Option<Option<Exception>>,
+}
+
+/// What a scenario about to crash recorded of the crash.
+#[derive(Clone, Copy, Debug)]
+pub struct RecordedCrash {
+    /// The thread that crashes.
+    pub tid: u64,
+    /// The exact fault address, when the scenario knows it.
+    pub fault_address: Option<u64>,
+    /// `[start, end)` the fault address lies in, when the scenario knows no
+    /// more (the trapping instruction of a libc function).
+    pub fault_address_range: Option<(u64, u64)>,
 }
 
 #[derive(Clone, Debug)]
@@ -33,6 +62,20 @@ pub struct Recording {
     /// Who holds the GIL in the core; absent from older recordings.
     pub gil: Option<Gil>,
     pub threads: Vec<RecordedThread>,
+    /// The process's own facts (os.getpid() …); absent from older recordings.
+    pub pid: Option<u64>,
+    pub ppid: Option<u64>,
+    pub uid: Option<u64>,
+    pub gid: Option<u64>,
+    /// The arguments of /proc/self/cmdline.
+    pub cmdline: Option<Vec<String>>,
+    /// Whether the threading module was imported by the time of the recording.
+    pub threading_imported: Option<bool>,
+    /// The thread inside a garbage collection when the core is taken:
+    /// `Some(None)` for none, `None` when the recording does not say.
+    pub gc_collector: Option<Option<u64>>,
+    /// Set by a scenario that crashes right after recording.
+    pub crash: Option<RecordedCrash>,
 }
 
 /// The GIL as the scenario left it for the core.
@@ -54,6 +97,12 @@ pub struct ReportedThread {
     /// `None` for null (or a report without the field).
     pub holds_gil: Option<bool>,
     pub frames: Vec<Frame>,
+    /// threads[].handling_exception: `None` when the report has no such
+    /// field, `Some(None)` for null.
+    pub handling_exception: Option<Option<Exception>>,
+    /// threads[].gc_collecting: `None` when the report has no such field,
+    /// `Some(None)` for null (cannot be told).
+    pub gc_collecting: Option<Option<bool>>,
 }
 
 /// pycore's `--json` output.
@@ -64,6 +113,19 @@ pub struct Report {
     pub shape: Option<String>,
     pub threads: Vec<ReportedThread>,
     pub warnings: Vec<String>,
+    /// The whole document, for the checks of support::facts.
+    pub doc: Value,
+}
+
+/// Fields of pycore's report that a test needs: the comparison fails when
+/// pycore's JSON lacks them (rather than skipping the check, as it does for
+/// every test that is not about them).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Require {
+    /// threads[].handling_exception.
+    pub handling_exception: bool,
+    /// threads[].gc_collecting.
+    pub gc_collecting: bool,
 }
 
 impl Recording {
@@ -83,11 +145,61 @@ impl Recording {
                 let at = format!("recording threads[{i}]");
                 Ok(RecordedThread {
                     tid: u64_field(t, "tid", &at)?,
-                    name: str_field(t, "name", &at)?,
+                    name: opt_str_field(t, "name", &at)?,
                     frames: frames(t, &at)?,
+                    handling_exception: match t.get("handling_exception") {
+                        None => None,
+                        Some(_) => Some(exception_field(t, "handling_exception", &at)?),
+                    },
                 })
             })
             .collect::<Result<_, String>>()?;
+        let optional_u64 = |key: &str| -> Result<Option<u64>, String> {
+            match doc.get(key) {
+                None => Ok(None),
+                Some(_) => opt_u64_field(&doc, key, "recording"),
+            }
+        };
+        let cmdline = match doc.get("cmdline") {
+            None => None,
+            Some(_) => Some(
+                array(&doc, "cmdline", "recording")?
+                    .iter()
+                    .map(|a| {
+                        a.as_str()
+                            .map(str::to_owned)
+                            .ok_or("recording cmdline holds a non-string".to_string())
+                    })
+                    .collect::<Result<_, String>>()?,
+            ),
+        };
+        let crash = match doc.get("crash") {
+            None => None,
+            Some(crash) => {
+                let at = "recording crash";
+                let range = match crash.get("fault_address_range") {
+                    None => None,
+                    Some(range) => match range.as_array().map(Vec::as_slice) {
+                        Some([start, end]) => Some((
+                            start
+                                .as_u64()
+                                .ok_or(format!("{at}: bad fault_address_range"))?,
+                            end.as_u64()
+                                .ok_or(format!("{at}: bad fault_address_range"))?,
+                        )),
+                        _ => return Err(format!("{at}: bad fault_address_range")),
+                    },
+                };
+                Some(RecordedCrash {
+                    tid: u64_field(crash, "tid", at)?,
+                    fault_address: match crash.get("fault_address") {
+                        None => None,
+                        Some(_) => opt_u64_field(crash, "fault_address", at)?,
+                    },
+                    fault_address_range: range,
+                })
+            }
+        };
         let gil = match doc.get("gil_holder") {
             None => None,
             Some(_) => Some(Gil {
@@ -105,7 +217,29 @@ impl Recording {
             },
             gil,
             threads,
+            pid: optional_u64("pid")?,
+            ppid: optional_u64("ppid")?,
+            uid: optional_u64("uid")?,
+            gid: optional_u64("gid")?,
+            cmdline,
+            threading_imported: match doc.get("threading_imported") {
+                None => None,
+                Some(v) => Some(
+                    v.as_bool()
+                        .ok_or("recording threading_imported is not a boolean")?,
+                ),
+            },
+            gc_collector: match doc.get("gc_collector") {
+                None => None,
+                Some(_) => Some(opt_u64_field(&doc, "gc_collector", "recording")?),
+            },
+            crash,
         })
+    }
+
+    /// The recorded thread `tid`.
+    pub fn thread(&self, tid: u64) -> Option<&RecordedThread> {
+        self.threads.iter().find(|t| t.tid == tid)
     }
 
     pub fn tids(&self) -> std::collections::BTreeSet<u64> {
@@ -154,6 +288,19 @@ impl Report {
                         ),
                     },
                     frames: frames(t, &at)?,
+                    handling_exception: match t.get("handling_exception") {
+                        None => None,
+                        Some(_) => Some(exception_field(t, "handling_exception", &at)?),
+                    },
+                    gc_collecting: match t.get("gc_collecting") {
+                        None => None,
+                        Some(Value::Null) => Some(None),
+                        Some(v) => {
+                            Some(Some(v.as_bool().ok_or(format!(
+                                "{at}.gc_collecting is neither a boolean nor null"
+                            ))?))
+                        }
+                    },
                 })
             })
             .collect::<Result<_, String>>()?;
@@ -175,6 +322,7 @@ impl Report {
             shape,
             threads,
             warnings,
+            doc,
         })
     }
 }
@@ -193,11 +341,19 @@ impl Verdict {
     }
 }
 
-/// Every recorded thread must be reported once, with the recorded name (when
-/// pycore gives one), exactly the recorded frames and (where the recording
-/// says) the right GIL holder; pycore must report no other thread, and the
-/// build shape the process recorded (where both say one).
+/// [`compare_with`] requiring no optional field.
 pub fn compare(expected: &Recording, got: &Report) -> Verdict {
+    compare_with(expected, got, Require::default())
+}
+
+/// Every recorded thread must be reported once, with the recorded name (when
+/// pycore gives one; null when the process never imported threading),
+/// exactly the recorded frames and (where the recording says) the right GIL
+/// holder, handled exception and garbage-collection state; pycore must report
+/// no other thread, and the build shape the process recorded (where both say
+/// one). The handled exception and the collection state are checked wherever
+/// pycore reports them, and their absence fails only what `require` names.
+pub fn compare_with(expected: &Recording, got: &Report, require: Require) -> Verdict {
     let mut verdict = Verdict::default();
     compare_version(
         &expected.python_version,
@@ -210,6 +366,14 @@ pub fn compare(expected: &Recording, got: &Report) -> Verdict {
         &mut verdict,
     );
     check_each_thread_listed_once(expected, got, &mut verdict);
+    let no_exception_field = got.threads.iter().all(|t| t.handling_exception.is_none());
+    if require.handling_exception && no_exception_field {
+        verdict.problems.push(
+            "pycore's JSON has no threads[].handling_exception field (this test expects the \
+             exception each thread is handling, or null)"
+                .to_string(),
+        );
+    }
     for thread in &expected.threads {
         match got.threads.iter().find(|t| t.tid == thread.tid) {
             Some(reported) => {
@@ -217,16 +381,148 @@ pub fn compare(expected: &Recording, got: &Report) -> Verdict {
                 if let Some(gil) = expected.gil {
                     compare_gil(thread, gil, reported.holds_gil, &mut verdict);
                 }
+                if let Some(exception) = &thread.handling_exception {
+                    let require = require.handling_exception && !no_exception_field;
+                    compare_exception(thread, exception, reported, require, &mut verdict);
+                }
             }
             None => verdict.problems.push(format!(
-                "thread {} {:?} is missing from pycore's output; expected frames:\n{}",
-                thread.tid,
-                thread.name,
+                "{} is missing from pycore's output; expected frames:\n{}",
+                who(thread),
                 list_frames(&thread.frames)
             )),
         }
     }
+    if let Some(collector) = expected.gc_collector {
+        compare_gc(expected, collector, got, require, &mut verdict);
+    }
     verdict
+}
+
+/// handling_exception: exactly the recorded exception (type name and str())
+/// or null. Without the field on this thread of pycore's report, a problem
+/// only if `required`.
+fn compare_exception(
+    expected: &RecordedThread,
+    exception: &Option<Exception>,
+    got: &ReportedThread,
+    required: bool,
+    verdict: &mut Verdict,
+) {
+    let who = who(expected);
+    match &got.handling_exception {
+        Some(reported) if reported != exception => verdict.problems.push(format!(
+            "{who}: handling_exception: expected {}, got {}",
+            show_exception(exception),
+            show_exception(reported)
+        )),
+        Some(_) => {}
+        None if required => verdict.problems.push(format!(
+            "{who}: no handling_exception field on this thread (expected {})",
+            show_exception(exception)
+        )),
+        None => {}
+    }
+}
+
+fn show_exception(exception: &Option<Exception>) -> String {
+    match exception {
+        None => "null".to_string(),
+        Some(e) => format!(
+            "{{\"type\": {:?}, \"message\": {}}}",
+            e.type_name,
+            e.message
+                .as_ref()
+                .map_or("null".to_string(), |m| format!("{m:?}"))
+        ),
+    }
+}
+
+/// gc_collecting. With a collection running in thread C (`collector`), C
+/// must say true, and the other threads either all false (pycore tells which
+/// thread collects) or all true (pycore can only tell the interpreter is
+/// collecting: the field is interpreter-wide then). With none running, no
+/// thread may say true; null (cannot be told) is accepted there. Without the
+/// field in pycore's report, a problem only if required.
+fn compare_gc(
+    expected: &Recording,
+    collector: Option<u64>,
+    got: &Report,
+    require: Require,
+    verdict: &mut Verdict,
+) {
+    let recorded = expected.tids();
+    let reported: Vec<(&ReportedThread, Option<Option<bool>>)> = got
+        .threads
+        .iter()
+        .filter(|t| recorded.contains(&t.tid))
+        .map(|t| (t, t.gc_collecting))
+        .collect();
+    if reported.iter().all(|(_, value)| value.is_none()) {
+        if require.gc_collecting {
+            verdict.problems.push(format!(
+                "pycore's JSON has no threads[].gc_collecting field (expected true on {})",
+                collector.map_or("no thread".to_string(), |c| format!("thread {c}"))
+            ));
+        }
+        return;
+    }
+    let show = |value: Option<Option<bool>>| match value {
+        None => "(no field)".to_string(),
+        Some(None) => "null".to_string(),
+        Some(Some(b)) => b.to_string(),
+    };
+    let values = reported
+        .iter()
+        .map(|(t, value)| format!("{} {}", t.tid, show(*value)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    match collector {
+        None => {
+            for (thread, value) in &reported {
+                if *value == Some(Some(true)) {
+                    verdict.problems.push(format!(
+                        "thread {}: gc_collecting: true, but no garbage collection was running",
+                        thread.tid
+                    ));
+                }
+            }
+        }
+        Some(collector) if reported.iter().all(|(_, value)| *value == Some(None)) => {
+            verdict.problems.push(format!(
+                "gc_collecting is null on every thread (pycore could not tell whether a \
+                 garbage collection runs); expected true on thread {collector}, inside \
+                 gc.collect()"
+            ))
+        }
+        Some(collector) => {
+            let of_collector = reported
+                .iter()
+                .find(|(t, _)| t.tid == collector)
+                .map(|(_, value)| *value);
+            if let Some(value) = of_collector {
+                if value != Some(Some(true)) {
+                    verdict.problems.push(format!(
+                        "thread {collector} (inside gc.collect()): gc_collecting: expected true, \
+                         got {}; all threads: {values}",
+                        show(value)
+                    ));
+                }
+            }
+            let others: Vec<Option<Option<bool>>> = reported
+                .iter()
+                .filter(|(t, _)| t.tid != collector)
+                .map(|(_, value)| *value)
+                .collect();
+            let all = |wanted: bool| others.iter().all(|v| *v == Some(Some(wanted)));
+            if !all(false) && !all(true) {
+                verdict.problems.push(format!(
+                    "gc_collecting of the threads other than the collector {collector}: expected \
+                     all false (told per thread) or all true (interpreter-wide), got: {values}"
+                ));
+            }
+        }
+    }
 }
 
 /// "3.8" for a recorded "3.8.18" is accepted with a note: before 3.11 the
@@ -262,7 +558,7 @@ fn compare_shape(expected: Option<&str>, got: Option<&str>, verdict: &mut Verdic
 /// false for every other thread). A free-threaded build running without one
 /// has no holder: false or null (cannot be told) are both right there.
 fn compare_gil(expected: &RecordedThread, gil: Gil, got: Option<bool>, verdict: &mut Verdict) {
-    let who = format!("thread {} {:?}", expected.tid, expected.name);
+    let who = who(expected);
     let holds = gil.holder == Some(expected.tid);
     match (gil.enabled, got) {
         (true, Some(got)) if got != holds => verdict
@@ -275,6 +571,14 @@ fn compare_gil(expected: &RecordedThread, gil: Gil, got: Option<bool>, verdict: 
             "{who}: holds_gil: true, but the process ran without a GIL (free-threaded)"
         )),
         _ => {}
+    }
+}
+
+/// "thread 12 \"worker\"", or "thread 12 (no name)".
+fn who(thread: &RecordedThread) -> String {
+    match &thread.name {
+        Some(name) => format!("thread {} {name:?}", thread.tid),
+        None => format!("thread {} (no name)", thread.tid),
     }
 }
 
@@ -303,19 +607,21 @@ fn check_each_thread_listed_once(expected: &Recording, got: &Report, verdict: &m
 }
 
 fn compare_thread(expected: &RecordedThread, got: &ReportedThread, verdict: &mut Verdict) {
-    let who = format!("thread {} {:?}", expected.tid, expected.name);
+    let who = who(expected);
     if !got.python {
         verdict
             .problems
             .push(format!("{who}: reported as python: false"));
     }
-    match &got.name {
-        None => verdict.notes.push(format!("{who}: pycore gave no name")),
-        Some(name) if *name != expected.name => verdict.problems.push(format!(
-            "{who}: name: expected {:?}, got {name:?}",
-            expected.name
+    match (&expected.name, &got.name) {
+        (Some(_), None) => verdict.notes.push(format!("{who}: pycore gave no name")),
+        (Some(expected), Some(name)) if name != expected => verdict
+            .problems
+            .push(format!("{who}: name: expected {expected:?}, got {name:?}")),
+        (None, Some(name)) => verdict.problems.push(format!(
+            "{who}: name: expected null (the process never imported threading), got {name:?}"
         )),
-        Some(_) => {}
+        _ => {}
     }
     let same_length = expected.frames.len() == got.frames.len();
     if !same_length
@@ -336,10 +642,15 @@ fn compare_thread(expected: &RecordedThread, got: &ReportedThread, verdict: &mut
 
 /// A qualname is checked only where the recording has one (Python 3.11+):
 /// older interpreters have no co_qualname, so pycore's value can't be checked.
+/// A recorded line range (a spinning frame) accepts any line in it.
 fn frame_matches(expected: &Frame, got: &Frame) -> bool {
+    let line_matches = match expected.line_range {
+        Some((first, last)) => got.line.is_some_and(|line| (first..=last).contains(&line)),
+        None => expected.line == got.line,
+    };
     expected.function == got.function
         && expected.file == got.file
-        && expected.line == got.line
+        && line_matches
         && (expected.qualname.is_none() || expected.qualname == got.qualname)
 }
 
@@ -380,7 +691,11 @@ fn show_frame(frame: Option<&Frame>) -> String {
         Some(q) if *q != frame.function => format!(" [{q}]"),
         _ => String::new(),
     };
-    let line = frame.line.map_or("?".to_string(), |l| l.to_string());
+    let line = match (frame.line_range, frame.line) {
+        (Some((first, last)), _) => format!("{first}-{last} (spinning)"),
+        (None, Some(line)) => line.to_string(),
+        (None, None) => "?".to_string(),
+    };
     format!("{}{qualname}  {}:{line}", frame.function, frame.file)
 }
 
@@ -429,6 +744,20 @@ fn opt_u64_field(value: &Value, key: &str, at: &str) -> Result<Option<u64>, Stri
     }
 }
 
+fn exception_field(value: &Value, key: &str, at: &str) -> Result<Option<Exception>, String> {
+    match field(value, key, at)? {
+        Value::Null => Ok(None),
+        exception @ Value::Object(_) => {
+            let at = format!("{at}.{key}");
+            Ok(Some(Exception {
+                type_name: str_field(exception, "type", &at)?,
+                message: opt_str_field(exception, "message", &at)?,
+            }))
+        }
+        _ => Err(format!("{at}.{key} is neither an object nor null")),
+    }
+}
+
 fn frames(thread: &Value, at: &str) -> Result<Vec<Frame>, String> {
     array(thread, "frames", at)?
         .iter()
@@ -443,6 +772,15 @@ fn frames(thread: &Value, at: &str) -> Result<Vec<Frame>, String> {
                 },
                 file: str_field(f, "file", &at)?,
                 line: opt_u64_field(f, "line", &at)?,
+                line_range: match f.get("line_range") {
+                    None | Some(Value::Null) => None,
+                    Some(range) => match range.as_array().map(Vec::as_slice) {
+                        Some([first, last]) => first.as_u64().zip(last.as_u64()),
+                        _ => None,
+                    }
+                    .map(Some)
+                    .ok_or(format!("{at}.line_range is not [first, last]"))?,
+                },
             })
         })
         .collect()
