@@ -22,6 +22,8 @@ pub struct LoadedImage {
     pub bias: u64,
     /// Build-id the core kept in the image's first page, if it kept one.
     pub core_build_id: Option<Vec<u8>>,
+    /// Detached debug symbols used for this image, if found.
+    pub debug_file: Option<PathBuf>,
 }
 
 /// The images that may hold the interpreter: libpython first (if mapped), then the executable.
@@ -42,9 +44,22 @@ pub struct Locator {
     pub lib_paths: Vec<PathBuf>,
     /// Go on, with a warning, when no candidate has the build-id the core recorded.
     pub allow_mismatch: bool,
+    /// Roots of detached debug symbols (`DIR/.build-id/…`), besides `/usr/lib/debug` and the
+    /// sysroot's (`--debug-dir`).
+    pub debug_dirs: Vec<PathBuf>,
 }
 
 impl Locator {
+    /// Where detached debug symbols are looked for, in order.
+    fn debug_roots(&self) -> Vec<PathBuf> {
+        let mut roots = self.debug_dirs.clone();
+        if let Some(root) = &self.sysroot {
+            roots.push(root.join("usr/lib/debug"));
+        }
+        roots.push(PathBuf::from("/usr/lib/debug"));
+        roots
+    }
+
     /// Files that may be the core's `core_path`, in the order they are tried.
     fn candidates(&self, core_path: &str, is_executable: bool) -> Vec<PathBuf> {
         // An executable named on the command line is the only one considered.
@@ -83,7 +98,7 @@ impl PythonBinaries {
         let executable = match &executable_path {
             Some(core_path) => {
                 let candidates = locator.candidates(core_path, true);
-                match load(memory, core_path, &candidates, locator.allow_mismatch, &mut warnings) {
+                match load(memory, core_path, &candidates, locator, &mut warnings) {
                     Ok(image) => Some(image),
                     // With a libpython, the interpreter lives there; the executable is optional.
                     Err(Error::BinaryMissing(_)) if libpython_path.is_some() => {
@@ -105,7 +120,7 @@ impl PythonBinaries {
         let libpython = match &libpython_path {
             Some(core_path) => {
                 let candidates = locator.candidates(core_path, false);
-                match load(memory, core_path, &candidates, locator.allow_mismatch, &mut warnings) {
+                match load(memory, core_path, &candidates, locator, &mut warnings) {
                     Ok(image) => Some(image),
                     Err(Error::BinaryMissing(_)) => {
                         return Err(Error::BinaryMissing(format!(
@@ -139,16 +154,21 @@ impl PythonBinaries {
 }
 
 impl PythonBinaries {
-    /// Run-time `[start, end)` of each named function found in the binaries.
+    /// Run-time `[start, end)` of the named functions (and their compiler clones) in the
+    /// binaries.
     pub fn function_ranges(&self, names: &[&str]) -> Vec<(u64, u64)> {
-        names
-            .iter()
-            .filter_map(|name| {
-                self.images().find_map(|loaded| {
-                    let (value, size) = loaded.image.symbol_and_size(name)?;
-                    let start = value.wrapping_add(loaded.bias);
-                    (size > 0).then(|| (start, start.saturating_add(size)))
-                })
+        self.images()
+            .flat_map(|loaded| {
+                loaded
+                    .image
+                    .function_ranges(names)
+                    .into_iter()
+                    .map(|(start, end)| {
+                        (
+                            start.wrapping_add(loaded.bias),
+                            end.wrapping_add(loaded.bias),
+                        )
+                    })
             })
             .collect()
     }
@@ -208,9 +228,10 @@ fn load(
     memory: &mut AddressSpace<'_>,
     core_path: &str,
     candidates: &[PathBuf],
-    allow_mismatch: bool,
+    locator: &Locator,
     warnings: &mut Vec<String>,
 ) -> Result<LoadedImage> {
+    let allow_mismatch = locator.allow_mismatch;
     let core = memory.core();
     let header_mapping: &FileMapping = core
         .files
@@ -270,6 +291,8 @@ fn load(
             )))
         }
     };
+    let mut image = image;
+    let debug_file = image.attach_debug_file(&locator.debug_roots());
     let bias = start.wrapping_sub(image.base_vaddr & !0xfff);
     memory.add_backing_file(core_path, image.mapped());
     Ok(LoadedImage {
@@ -277,6 +300,7 @@ fn load(
         core_path: core_path.to_string(),
         bias,
         core_build_id,
+        debug_file,
     })
 }
 

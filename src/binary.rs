@@ -39,6 +39,8 @@ pub struct ElfImage {
     gnu_hash: Option<usize>,
     symtab: Option<SymbolTable>,
     sections: Vec<Section>,
+    /// Detached debug symbols of this build (`.build-id/xx/yyyy.debug`), when found.
+    debug_file: Option<Box<ElfImage>>,
 }
 
 /// One section header, kept for look-ups by name and by address.
@@ -117,7 +119,74 @@ impl ElfImage {
             symtab,
             sections,
             file,
+            debug_file: None,
         })
+    }
+
+    /// Link-time `[start, end)` of every function symbol named one of `names`, including the
+    /// compiler's clones and split parts (`gc_collect_main.lto_priv.0`, `foo.isra.0`, `foo.cold`).
+    /// One scan of each symbol table; for rare questions, not for hot paths.
+    pub fn function_ranges(&self, names: &[&str]) -> Vec<(u64, u64)> {
+        const STT_FUNC: u8 = 2;
+        let bytes = self.file.bytes();
+        let mut ranges = Vec::new();
+        for table in [self.dynsym, self.symtab].into_iter().flatten() {
+            let Some(strings) = slice(bytes, table.strings, table.strings_len) else {
+                continue;
+            };
+            for index in 0..table.count {
+                let entry = table.offset + index * SYM_SIZE;
+                let (Some(name_offset), Some(info), Some(value), Some(size)) = (
+                    u32_at(bytes, entry),
+                    bytes.get(entry + 4),
+                    u64_at(bytes, entry + 8),
+                    u64_at(bytes, entry + 16),
+                ) else {
+                    break;
+                };
+                if info & 0xf != STT_FUNC || size == 0 {
+                    continue;
+                }
+                let Some(name) = strings.get(name_offset as usize..) else {
+                    continue;
+                };
+                let name = &name[..name.iter().position(|&b| b == 0).unwrap_or(name.len())];
+                let base = name.split(|&b| b == b'.').next().unwrap_or(name);
+                if names.iter().any(|n| n.as_bytes() == base) {
+                    ranges.push((value, value.saturating_add(size)));
+                }
+            }
+        }
+        if let Some(debug) = &self.debug_file {
+            ranges.extend(debug.function_ranges(names));
+        }
+        ranges.sort_unstable();
+        ranges.dedup();
+        ranges
+    }
+
+    /// Look for this build's detached debug symbols under each of `debug_dirs`
+    /// (`DIR/.build-id/ab/cdef….debug`, as gdb does) and use their `.symtab` for symbols that
+    /// the stripped binary lacks. Returns the file used.
+    pub fn attach_debug_file(&mut self, debug_dirs: &[PathBuf]) -> Option<PathBuf> {
+        let id = crate::bytes::hex(self.build_id.as_deref()?);
+        if id.len() < 3 {
+            return None;
+        }
+        let relative = format!(".build-id/{}/{}.debug", &id[..2], &id[2..]);
+        for dir in debug_dirs {
+            let path = dir.join(&relative);
+            if !path.is_file() {
+                continue;
+            }
+            if let Ok(debug) = ElfImage::open(&path) {
+                if debug.build_id == self.build_id && debug.symtab.is_some() {
+                    self.debug_file = Some(Box::new(debug));
+                    return Some(path);
+                }
+            }
+        }
+        None
     }
 
     /// The mapped file, to back the core's missing pages.
@@ -136,6 +205,7 @@ impl ElfImage {
             .and_then(|table| self.gnu_hash_lookup(table, name))
             .or_else(|| self.dynsym.and_then(|t| self.scan(t, name)))
             .or_else(|| self.symtab.and_then(|t| self.scan(t, name)))
+            .or_else(|| self.debug_file.as_ref()?.symbol_and_size(name))
     }
 
     /// `(vaddr, size)` of the section called `name`.

@@ -35,6 +35,8 @@ pub struct Options {
     pub lib_paths: Vec<PathBuf>,
     /// Use binaries whose build-id differs from the core's, with a warning.
     pub allow_mismatch: bool,
+    /// Roots of detached debug symbols (`DIR/.build-id/…`), besides `/usr/lib/debug`.
+    pub debug_dirs: Vec<PathBuf>,
     /// Path prefixes to rewrite when reading source files (`--source-root OLD=NEW`).
     pub source_roots: Vec<source::SourceRoot>,
     /// Read source files to show each frame's line.
@@ -77,6 +79,7 @@ pub fn analyze_data(data: input::MappedFile, options: &Options) -> Result<Report
         sysroot: options.sysroot.clone(),
         lib_paths: options.lib_paths.clone(),
         allow_mismatch: options.allow_mismatch,
+        debug_dirs: options.debug_dirs.clone(),
     };
     let binaries = binaries::PythonBinaries::locate(&mut memory, &locator)?;
     let mut warnings = binaries.warnings.clone();

@@ -46,6 +46,10 @@ struct AnalyzeArgs {
     /// the stacks may be wrong).
     #[arg(long)]
     allow_mismatch: bool,
+    /// A folder of detached debug symbols laid out as `.build-id/ab/cdef….debug`, for stripped
+    /// builds (repeatable; /usr/lib/debug and the sysroot's are always searched).
+    #[arg(long = "debug-dir", value_name = "DIR")]
+    debug_dirs: Vec<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
@@ -112,6 +116,7 @@ fn analyze(args: AnalyzeArgs) -> ExitCode {
         sysroot: args.sysroot,
         lib_paths: args.lib_paths,
         allow_mismatch: args.allow_mismatch,
+        debug_dirs: args.debug_dirs,
         source_roots: args.source_root,
         show_source: !args.no_source,
     };

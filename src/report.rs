@@ -84,6 +84,8 @@ pub struct BinarySummary {
     pub local_path: PathBuf,
     pub build_id: Option<String>,
     pub load_address: String,
+    /// Detached debug symbols used, if any.
+    pub debug_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -317,6 +319,7 @@ fn binary_summary(loaded: &LoadedImage) -> BinarySummary {
             .as_deref()
             .or(loaded.image.build_id.as_deref())
             .map(crate::bytes::hex),
+        debug_file: loaded.debug_file.clone(),
         load_address: format!("{:#x}", loaded.bias.wrapping_add(loaded.image.base_vaddr)),
     }
 }
