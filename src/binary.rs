@@ -135,12 +135,14 @@ impl ElfImage {
                 continue;
             };
             for index in 0..table.count {
-                let entry = table.offset + index * SYM_SIZE;
+                let Some(entry) = table.offset.checked_add(index * SYM_SIZE) else {
+                    break;
+                };
                 let (Some(name_offset), Some(info), Some(value), Some(size)) = (
                     u32_at(bytes, entry),
-                    bytes.get(entry + 4),
-                    u64_at(bytes, entry + 8),
-                    u64_at(bytes, entry + 16),
+                    bytes.get(entry.saturating_add(4)),
+                    u64_at(bytes, entry.saturating_add(8)),
+                    u64_at(bytes, entry.saturating_add(16)),
                 ) else {
                     break;
                 };
@@ -226,7 +228,7 @@ impl ElfImage {
         let bytes = self.file.bytes();
         let entry = table.offset.checked_add(index.checked_mul(SYM_SIZE)?)?;
         let name_offset = u32_at(bytes, entry)? as usize;
-        let shndx = crate::bytes::u16_at(bytes, entry + 6)?;
+        let shndx = crate::bytes::u16_at(bytes, entry.checked_add(6)?)?;
         if shndx == 0 || name_offset >= table.strings_len {
             return None;
         }
@@ -235,7 +237,10 @@ impl ElfImage {
         let matches = candidate.starts_with(name.as_bytes())
             && candidate.get(name.len()).is_some_and(|&b| b == 0);
         if matches {
-            Some((u64_at(bytes, entry + 8)?, u64_at(bytes, entry + 16)?))
+            Some((
+                u64_at(bytes, entry.checked_add(8)?)?,
+                u64_at(bytes, entry.checked_add(16)?)?,
+            ))
         } else {
             None
         }
@@ -246,8 +251,8 @@ impl ElfImage {
         let bytes = self.file.bytes();
         let at = self.gnu_hash?;
         let nbuckets = u32_at(bytes, at)? as usize;
-        let symoffset = u32_at(bytes, at + 4)? as usize;
-        let bloom_size = u32_at(bytes, at + 8)? as usize;
+        let symoffset = u32_at(bytes, at.checked_add(4)?)? as usize;
+        let bloom_size = u32_at(bytes, at.checked_add(8)?)? as usize;
         if nbuckets == 0 {
             return None;
         }
@@ -256,7 +261,7 @@ impl ElfImage {
             .checked_add(bloom_size.checked_mul(8)?)?;
         let chains = buckets.checked_add(nbuckets.checked_mul(4)?)?;
         let hash = gnu_hash(name.as_bytes());
-        let first = u32_at(bytes, buckets + (hash as usize % nbuckets) * 4)? as usize;
+        let first = u32_at(bytes, buckets.checked_add((hash as usize % nbuckets) * 4)?)? as usize;
         if first < symoffset {
             return None;
         }
@@ -308,7 +313,7 @@ pub fn build_id_in_memory(memory: &impl Memory, start: u64) -> Option<Vec<u8>> {
         return None;
     }
     let table = memory
-        .read_vec(start + phoff, (phnum * phentsize) as usize)
+        .read_vec(start.wrapping_add(phoff), (phnum * phentsize) as usize)
         .ok()?;
     let headers: Vec<&[u8]> = table.chunks_exact(56).collect();
     // Load bias: where the segment at file offset 0 landed, minus its link-time address.

@@ -41,7 +41,7 @@ fn stack_holds(memory: &impl Memory, sp: u64, ranges: &[(u64, u64)]) -> bool {
             let mut word_at = at;
             while let Ok(word) = memory.read_u64(word_at) {
                 words.push(word);
-                word_at += 8;
+                word_at = word_at.wrapping_add(8);
                 if words.len() * 8 >= CHUNK {
                     break;
                 }

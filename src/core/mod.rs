@@ -139,7 +139,9 @@ impl CoreFile {
                 PT_LOAD => {
                     let available = file_len.saturating_sub(ph.p_offset);
                     let file_size = ph.p_filesz.min(available).min(ph.p_memsz);
-                    core.truncated_bytes += ph.p_filesz.min(ph.p_memsz) - file_size;
+                    core.truncated_bytes = core
+                        .truncated_bytes
+                        .saturating_add(ph.p_filesz.min(ph.p_memsz) - file_size);
                     core.segments.push(Segment {
                         vaddr: ph.p_vaddr,
                         mem_size: ph.p_memsz,

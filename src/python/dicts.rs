@@ -24,8 +24,8 @@ pub fn dict_items<M: Memory>(objects: &Objects<'_, M>, dict: u64) -> ObjectResul
     else {
         return Err(ObjectError::Invalid("layout lacks dict fields".into()));
     };
-    let keys = objects.pointer(dict + u64::from(keys_field))?;
-    let values = objects.pointer(dict + u64::from(values_field))?;
+    let keys = objects.pointer(dict.wrapping_add(u64::from(keys_field)))?;
+    let values = objects.pointer(dict.wrapping_add(u64::from(values_field)))?;
     let values = (values != 0).then_some(values);
     keys_items(objects, keys, values)
 }
@@ -39,13 +39,15 @@ fn open_addressing_items<M: Memory>(
     table_field: u32,
 ) -> ObjectResult<Vec<(u64, u64)>> {
     let layout = objects.layout;
-    let mask = objects.memory.read_u64(dict + u64::from(mask_field))?;
+    let mask = objects
+        .memory
+        .read_u64(dict.wrapping_add(u64::from(mask_field)))?;
     if mask >= MAX_DICT_ENTRIES || !(mask + 1).is_power_of_two() {
         return Err(ObjectError::Invalid(format!(
             "dict at {dict:#x} has mask {mask:#x}"
         )));
     }
-    let table = objects.pointer(dict + u64::from(table_field))?;
+    let table = objects.pointer(dict.wrapping_add(u64::from(table_field)))?;
     let entry_size = u64::from(layout.dict_entry_size);
     let raw = objects
         .memory
@@ -73,20 +75,20 @@ fn keys_items<M: Memory>(
     else {
         return Err(ObjectError::Invalid("layout lacks dict key fields".into()));
     };
-    let nentries = memory.read_u64(keys + u64::from(nentries_field))?;
+    let nentries = memory.read_u64(keys.wrapping_add(u64::from(nentries_field)))?;
     if nentries > MAX_DICT_ENTRIES {
         return Err(ObjectError::Invalid(format!(
             "dict keys at {keys:#x} claim {nentries} entries"
         )));
     }
-    let indices = keys + u64::from(indices_field);
+    let indices = keys.wrapping_add(u64::from(indices_field));
     let (index_bytes, entry_size) = match (
         layout.dictkeys_dk_size,
         layout.dictkeys_dk_log2_index_bytes,
         layout.dictkeys_dk_kind,
     ) {
         (Some(size_field), _, _) => {
-            let size = memory.read_u64(keys + u64::from(size_field))?;
+            let size = memory.read_u64(keys.wrapping_add(u64::from(size_field)))?;
             let width = match size {
                 0..=0xff => 1,
                 0x100..=0xffff => 2,
@@ -99,8 +101,8 @@ fn keys_items<M: Memory>(
             )
         }
         (None, Some(log2_bytes), Some(kind_field)) => {
-            let log2 = memory.read_u8(keys + u64::from(log2_bytes))?;
-            let kind = memory.read_u8(keys + u64::from(kind_field))?;
+            let log2 = memory.read_u8(keys.wrapping_add(u64::from(log2_bytes)))?;
+            let kind = memory.read_u8(keys.wrapping_add(u64::from(kind_field)))?;
             let entry = match (kind, layout.dict_unicode_entry_size) {
                 (0, _) | (_, None) => layout.dict_entry_size,
                 (_, Some(unicode)) => unicode,
@@ -117,16 +119,17 @@ fn keys_items<M: Memory>(
             "dict keys at {keys:#x} claim {index_bytes} index bytes"
         )));
     }
-    let entries = indices + index_bytes;
+    let entries = indices.wrapping_add(index_bytes);
     let raw = memory.read_vec(entries, (nentries * entry_size) as usize)?;
     // (hash, key, value) entries have the key at 8; (key, value) ones at 0.
     let key_at = if entry_size >= 24 { 8 } else { 0 };
-    let values_base = values.map(|v| v + u64::from(layout.dict_values_values.unwrap_or(0)));
+    let values_base =
+        values.map(|v| v.wrapping_add(u64::from(layout.dict_values_values.unwrap_or(0))));
     let mut items = Vec::new();
     for (index, entry) in raw.chunks_exact(entry_size as usize).enumerate() {
         let key = crate::bytes::u64_at(entry, key_at).unwrap_or(0);
         let value = match values_base {
-            Some(base) => memory.read_u64(base + index as u64 * 8)?,
+            Some(base) => memory.read_u64(base.wrapping_add(index as u64 * 8))?,
             None => crate::bytes::u64_at(entry, key_at + 8).unwrap_or(0),
         };
         if key != 0 && value != 0 {
@@ -166,19 +169,20 @@ pub fn instance_attribute<M: Memory>(
     name: &str,
 ) -> ObjectResult<Option<u64>> {
     let layout = objects.layout;
-    let type_object = objects.pointer(object + u64::from(layout.object_ob_type))?;
-    let flags = objects.pointer(type_object + u64::from(layout.type_tp_flags))?;
+    let type_object = objects.pointer(object.wrapping_add(u64::from(layout.object_ob_type)))?;
+    let flags = objects.pointer(type_object.wrapping_add(u64::from(layout.type_tp_flags)))?;
     let is_311_plus = (layout.major, layout.minor) >= (3, 11);
     if is_311_plus && flags & TPFLAGS_MANAGED_DICT != 0 {
         let cached_keys = || match layout.heaptype_ht_cached_keys {
-            Some(field) => objects.pointer(type_object + u64::from(field)),
+            Some(field) => objects.pointer(type_object.wrapping_add(u64::from(field))),
             None => Err(ObjectError::Invalid("layout lacks ht_cached_keys".into())),
         };
         // 3.13+: values inline after the object while `valid` (byte 3 of PyDictValues).
         if layout.minor >= 13 && flags & TPFLAGS_INLINE_VALUES != 0 {
-            let basicsize = objects.pointer(type_object + u64::from(layout.type_tp_basicsize))?;
-            let values = object + basicsize;
-            if objects.memory.read_u8(values + 3)? != 0 {
+            let basicsize =
+                objects.pointer(type_object.wrapping_add(u64::from(layout.type_tp_basicsize)))?;
+            let values = object.wrapping_add(basicsize);
+            if objects.memory.read_u8(values.wrapping_add(3))? != 0 {
                 let items = keys_items(objects, cached_keys()?, Some(values))?;
                 return find_str_key(objects, items, name);
             }
@@ -187,7 +191,7 @@ pub fn instance_attribute<M: Memory>(
         // 3.12 stores a values pointer as `values - 1`, so its low bit is set (_PyDictOrValues,
         // Include/internal/pycore_object.h).
         if layout.minor == 12 && managed & 1 == 1 {
-            let items = keys_items(objects, cached_keys()?, Some(managed + 1))?;
+            let items = keys_items(objects, cached_keys()?, Some(managed.wrapping_add(1)))?;
             return find_str_key(objects, items, name);
         }
         if managed != 0 {
@@ -203,11 +207,12 @@ pub fn instance_attribute<M: Memory>(
         }
         return Ok(None);
     }
-    let dict_offset = objects.pointer(type_object + u64::from(layout.type_tp_dictoffset))? as i64;
+    let dict_offset =
+        objects.pointer(type_object.wrapping_add(u64::from(layout.type_tp_dictoffset)))? as i64;
     if dict_offset <= 0 || dict_offset > 1 << 16 {
         return Ok(None);
     }
-    let dict = objects.pointer(object + dict_offset as u64)?;
+    let dict = objects.pointer(object.wrapping_add(dict_offset as u64))?;
     if dict == 0 {
         return Ok(None);
     }

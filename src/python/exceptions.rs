@@ -35,22 +35,22 @@ pub fn handled_exception<M: Memory>(
         layout.tstate_exc_value,
     ) {
         (Some(exc_info), Some(exc_value), Some(previous), _) => {
-            let mut item = objects.pointer(tstate + u64::from(exc_info))?;
+            let mut item = objects.pointer(tstate.wrapping_add(u64::from(exc_info)))?;
             let mut found = 0;
             for _ in 0..MAX_EXCEPTION_STACK {
                 if item == 0 {
                     break;
                 }
-                let value = objects.pointer(item + u64::from(exc_value))?;
+                let value = objects.pointer(item.wrapping_add(u64::from(exc_value)))?;
                 if value != 0 && !is_none(objects, value)? {
                     found = value;
                     break;
                 }
-                item = objects.pointer(item + u64::from(previous))?;
+                item = objects.pointer(item.wrapping_add(u64::from(previous)))?;
             }
             found
         }
-        (_, _, _, Some(exc_value)) => objects.pointer(tstate + u64::from(exc_value))?,
+        (_, _, _, Some(exc_value)) => objects.pointer(tstate.wrapping_add(u64::from(exc_value)))?,
         _ => 0,
     };
     if value == 0 || is_none(objects, value)? {
@@ -76,7 +76,8 @@ fn is_none<M: Memory>(objects: &Objects<'_, M>, object: u64) -> ObjectResult<boo
 /// `str(exc)` as BaseException computes it from `args`: "" for none, the one argument's text,
 /// or the tuple's text for several.
 fn message<M: Memory>(objects: &Objects<'_, M>, exception: u64) -> ObjectResult<String> {
-    let args = objects.pointer(exception + u64::from(objects.layout.base_exception_args))?;
+    let args =
+        objects.pointer(exception.wrapping_add(u64::from(objects.layout.base_exception_args)))?;
     if args == 0 {
         return Ok(String::new());
     }
@@ -84,9 +85,9 @@ fn message<M: Memory>(objects: &Objects<'_, M>, exception: u64) -> ObjectResult<
     if !(0..=MAX_ARGS).contains(&count) {
         return Ok(String::new());
     }
-    let items = args + u64::from(objects.layout.tuple_ob_item);
+    let items = args.wrapping_add(u64::from(objects.layout.tuple_ob_item));
     let texts = (0..count as u64)
-        .map(|index| object_text(objects, objects.pointer(items + index * 8)?))
+        .map(|index| object_text(objects, objects.pointer(items.wrapping_add(index * 8))?))
         .collect::<ObjectResult<Vec<String>>>()?;
     Ok(match texts.as_slice() {
         [] => String::new(),
@@ -123,8 +124,8 @@ pub fn gc_collecting<M: Memory>(
         layout.runtime_gc_collecting,
         runtime,
     ) {
-        (Some(offset), _, _) => interpreter + u64::from(offset),
-        (None, Some(offset), Some(runtime)) => runtime + u64::from(offset),
+        (Some(offset), _, _) => interpreter.wrapping_add(u64::from(offset)),
+        (None, Some(offset), Some(runtime)) => runtime.wrapping_add(u64::from(offset)),
         _ => match static_flag {
             Some(address) => address,
             None => return Ok(None),

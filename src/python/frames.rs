@@ -72,7 +72,7 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
         let mut stack = Stack::default();
         let result = if let Some(frame_field) = layout.tstate_frame {
             self.objects
-                .pointer(tstate + u64::from(frame_field))
+                .pointer(tstate.wrapping_add(u64::from(frame_field)))
                 .and_then(|first| self.walk_frame_objects(first, &mut stack))
         } else {
             self.first_interpreter_frame(tstate)
@@ -94,13 +94,18 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
             layout.tstate_cframe,
             layout.cframe_current_frame,
         ) {
-            (Some(current), _, _) => self.objects.pointer(tstate + u64::from(current)),
+            (Some(current), _, _) => self
+                .objects
+                .pointer(tstate.wrapping_add(u64::from(current))),
             (None, Some(cframe), Some(current)) => {
-                let cframe = self.objects.pointer(tstate + u64::from(cframe))?;
+                let cframe = self
+                    .objects
+                    .pointer(tstate.wrapping_add(u64::from(cframe)))?;
                 if cframe == 0 {
                     return Ok(0);
                 }
-                self.objects.pointer(cframe + u64::from(current))
+                self.objects
+                    .pointer(cframe.wrapping_add(u64::from(current)))
             }
             _ => Err(ObjectError::Invalid(
                 "layout names no way to the current frame".into(),
@@ -126,13 +131,16 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
             if !self.enter(frame, &mut seen, stack) {
                 break;
             }
-            let code_addr = self.objects.pointer(frame + u64::from(code))?;
-            let lasti = self.objects.memory.read_i32(frame + u64::from(lasti))?;
+            let code_addr = self.objects.pointer(frame.wrapping_add(u64::from(code)))?;
+            let lasti = self
+                .objects
+                .memory
+                .read_i32(frame.wrapping_add(u64::from(lasti)))?;
             let code = self.code(code_addr)?;
             stack
                 .frames
                 .push(self.frame_at(&code, FramePosition::Lasti(lasti)));
-            frame = self.objects.pointer(frame + u64::from(back))?;
+            frame = self.objects.pointer(frame.wrapping_add(u64::from(back)))?;
         }
         Ok(())
     }
@@ -157,10 +165,13 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
             if !self.enter(frame, &mut seen, stack) {
                 break;
             }
-            let owner_value = self.objects.memory.read_u8(frame + u64::from(owner))?;
+            let owner_value = self
+                .objects
+                .memory
+                .read_u8(frame.wrapping_add(u64::from(owner)))?;
             // 3.14+ tags the low bits of `f_executable` (a `_PyStackRef`); pointers are
             // 8-aligned, so masking is harmless before 3.14.
-            let code_addr = self.objects.pointer(frame + u64::from(code))? & !0x7;
+            let code_addr = self.objects.pointer(frame.wrapping_add(u64::from(code)))? & !0x7;
             if code_addr == 0 {
                 // No live frame lacks an executable: this is zeroed memory, as when gdb's gcore
                 // fails to read a thread's C stack (glibc 2.41+ guard regions), where entry frames
@@ -171,9 +182,9 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
                 break;
             }
             if owner_value < FRAME_OWNED_BY_CSTACK && self.is_code(code_addr)? {
-                let instr_ptr = self.objects.pointer(frame + u64::from(instr))?;
+                let instr_ptr = self.objects.pointer(frame.wrapping_add(u64::from(instr)))?;
                 let code_info = self.code(code_addr)?;
-                let start = code_addr + u64::from(adaptive);
+                let start = code_addr.wrapping_add(u64::from(adaptive));
                 let position = if instr_ptr < start {
                     FramePosition::NotStarted
                 } else {
@@ -181,7 +192,9 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
                 };
                 stack.frames.push(self.frame_at(&code_info, position));
             }
-            frame = self.objects.pointer(frame + u64::from(previous))?;
+            frame = self
+                .objects
+                .pointer(frame.wrapping_add(u64::from(previous)))?;
         }
         Ok(())
     }
@@ -210,7 +223,7 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
         }
         let type_object = self
             .objects
-            .pointer(object + u64::from(self.objects.layout.object_ob_type))?;
+            .pointer(object.wrapping_add(u64::from(self.objects.layout.object_ob_type)))?;
         if Some(type_object) == self.code_type {
             return Ok(true);
         }
@@ -233,7 +246,7 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
     fn read_code(&self, code: u64) -> ObjectResult<CodeInfo> {
         let objects = self.objects;
         let layout = objects.layout;
-        let field = |offset: u32| objects.pointer(code + u64::from(offset));
+        let field = |offset: u32| objects.pointer(code.wrapping_add(u64::from(offset)));
         let name = objects.unicode(field(layout.code_co_name)?)?;
         let file = objects.unicode(field(layout.code_co_filename)?)?;
         let qualname = match layout.code_co_qualname {
@@ -242,7 +255,7 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
         };
         let first_line = objects
             .memory
-            .read_i32(code + u64::from(layout.code_co_firstlineno))?
+            .read_i32(code.wrapping_add(u64::from(layout.code_co_firstlineno)))?
             .max(0) as u32;
         let table_field = layout.code_co_linetable.or(layout.code_co_lnotab);
         let line_table = match table_field {

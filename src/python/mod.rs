@@ -236,7 +236,7 @@ fn first_interpreter<M: Memory>(
                 ))
             })?;
             objects
-                .pointer(runtime + u64::from(field))
+                .pointer(runtime.wrapping_add(u64::from(field)))
                 .map_err(|e| Error::PythonState(format!("_PyRuntime.interpreters.head: {e}")))?
         }
         Roots::Globals {
@@ -257,7 +257,7 @@ fn first_interpreter<M: Memory>(
                 ));
             }
             objects
-                .pointer(tstate + u64::from(objects.layout.tstate_interp))
+                .pointer(tstate.wrapping_add(u64::from(objects.layout.tstate_interp)))
                 .map_err(unreadable)?
         }
         Roots::Globals {

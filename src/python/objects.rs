@@ -42,7 +42,7 @@ impl<M: Memory> Objects<'_, M> {
         let mut chunk = [0u8; 64];
         while out.len() < limit {
             // Read byte-wise near the end of what is readable.
-            let at = addr + out.len() as u64;
+            let at = addr.wrapping_add(out.len() as u64);
             let read = if self.memory.read(at, &mut chunk).is_ok() {
                 &chunk[..]
             } else {
@@ -62,15 +62,17 @@ impl<M: Memory> Objects<'_, M> {
 
     /// The `tp_name` of an object's type.
     pub fn type_name(&self, object: u64) -> ObjectResult<String> {
-        let type_object = self.pointer(object + u64::from(self.layout.object_ob_type))?;
-        let name = self.pointer(type_object + u64::from(self.layout.type_tp_name))?;
+        let type_object =
+            self.pointer(object.wrapping_add(u64::from(self.layout.object_ob_type)))?;
+        let name = self.pointer(type_object.wrapping_add(u64::from(self.layout.type_tp_name)))?;
         self.c_string(name, MAX_TYPE_NAME)
     }
 
     pub fn ob_size(&self, object: u64) -> ObjectResult<i64> {
         Ok(self
             .memory
-            .read_u64(object + u64::from(self.layout.var_object_ob_size))? as i64)
+            .read_u64(object.wrapping_add(u64::from(self.layout.var_object_ob_size)))?
+            as i64)
     }
 
     /// A `str` object's text. Handles compact ASCII, compact latin-1/UCS-2/UCS-4 and legacy
@@ -94,19 +96,23 @@ impl<M: Memory> Objects<'_, M> {
         else {
             return Ok(String::from_utf8_lossy(&self.bytes(object)?).into_owned());
         };
-        let length = self.memory.read_u64(object + u64::from(length_field))?;
+        let length = self
+            .memory
+            .read_u64(object.wrapping_add(u64::from(length_field)))?;
         if length > MAX_STR_CHARS {
             return invalid(format!("str at {object:#x} claims {length} characters"));
         }
         // PyASCIIObject.state: interned:2, kind:3, compact:1, ascii:1 (Include/cpython/unicodeobject.h).
-        let state = self.memory.read_u32(object + u64::from(state_field))?;
+        let state = self
+            .memory
+            .read_u32(object.wrapping_add(u64::from(state_field)))?;
         let kind = (state >> 2) & 0x7;
         let compact = (state >> 5) & 1 == 1;
         let ascii = (state >> 6) & 1 == 1;
         let data = match (compact, ascii) {
-            (true, true) => object + u64::from(ascii_size),
-            (true, false) => object + u64::from(compact_size),
-            (false, _) => self.pointer(object + u64::from(legacy))?,
+            (true, true) => object.wrapping_add(u64::from(ascii_size)),
+            (true, false) => object.wrapping_add(u64::from(compact_size)),
+            (false, _) => self.pointer(object.wrapping_add(u64::from(legacy)))?,
         };
         let raw = match kind {
             1 | 2 | 4 => self
@@ -123,22 +129,25 @@ impl<M: Memory> Objects<'_, M> {
         if !(0..=MAX_BYTES as i64).contains(&size) {
             return invalid(format!("bytes at {object:#x} claims {size} bytes"));
         }
-        Ok(self
-            .memory
-            .read_vec(object + u64::from(self.layout.bytes_ob_sval), size as usize)?)
+        Ok(self.memory.read_vec(
+            object.wrapping_add(u64::from(self.layout.bytes_ob_sval)),
+            size as usize,
+        )?)
     }
 
     /// An `int` that fits in 64 bits (CPython stores 30-bit digits). On 2.7 also a `PyIntObject`.
     pub fn int(&self, object: u64) -> ObjectResult<i64> {
         if let Some(ival) = self.layout.int_ob_ival {
             if self.type_name(object)? == "int" {
-                return Ok(self.memory.read_u64(object + u64::from(ival))? as i64);
+                return Ok(self.memory.read_u64(object.wrapping_add(u64::from(ival)))? as i64);
             }
         }
         let (digits, negative) = match self.layout.long_lv_tag {
             // 3.12+: lv_tag = ndigits << 3 | sign (0 positive, 1 zero, 2 negative).
             Some(tag_offset) => {
-                let tag = self.memory.read_u64(object + u64::from(tag_offset))?;
+                let tag = self
+                    .memory
+                    .read_u64(object.wrapping_add(u64::from(tag_offset)))?;
                 (tag >> 3, tag & 3 == 2)
             }
             None => {
@@ -149,10 +158,10 @@ impl<M: Memory> Objects<'_, M> {
         if digits > 3 {
             return invalid(format!("int at {object:#x} does not fit in 64 bits"));
         }
-        let base = object + u64::from(self.layout.long_digits);
+        let base = object.wrapping_add(u64::from(self.layout.long_digits));
         let mut value: i128 = 0;
         for index in (0..digits).rev() {
-            let digit = self.memory.read_u32(base + index * 4)? & 0x3fff_ffff;
+            let digit = self.memory.read_u32(base.wrapping_add(index * 4))? & 0x3fff_ffff;
             value = (value << 30) | i128::from(digit);
         }
         let value = if negative { -value } else { value };

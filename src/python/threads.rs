@@ -41,13 +41,14 @@ pub fn thread_states<M: Memory>(
         warnings.push(format!("interpreter list: {problem}"));
     }
     for interpreter in interpreters.items {
-        let head = match objects.pointer(interpreter + u64::from(layout.interp_tstate_head)) {
-            Ok(head) => head,
-            Err(e) => {
-                warnings.push(format!("interpreter at {interpreter:#x}: {e}"));
-                continue;
-            }
-        };
+        let head =
+            match objects.pointer(interpreter.wrapping_add(u64::from(layout.interp_tstate_head))) {
+                Ok(head) => head,
+                Err(e) => {
+                    warnings.push(format!("interpreter at {interpreter:#x}: {e}"));
+                    continue;
+                }
+            };
         let threads = walk_list(objects, head, layout.tstate_next, MAX_THREADS);
         if let Some(problem) = threads.problem {
             warnings.push(format!(
@@ -70,9 +71,9 @@ fn read_thread_state<M: Memory>(
     interpreter: u64,
 ) -> ObjectResult<ThreadState> {
     let layout = objects.layout;
-    let thread_id = objects.pointer(address + u64::from(layout.tstate_thread_id))?;
+    let thread_id = objects.pointer(address.wrapping_add(u64::from(layout.tstate_thread_id)))?;
     let native_thread_id = match layout.tstate_native_thread_id {
-        Some(offset) => Some(objects.pointer(address + u64::from(offset))?),
+        Some(offset) => Some(objects.pointer(address.wrapping_add(u64::from(offset)))?),
         None => None,
     };
     Ok(ThreadState {
@@ -112,7 +113,7 @@ fn walk_list<M: Memory>(
             };
         }
         items.push(node);
-        match objects.pointer(node + u64::from(next_offset)) {
+        match objects.pointer(node.wrapping_add(u64::from(next_offset))) {
             Ok(next) => node = next,
             Err(e) => {
                 return Walked {
@@ -173,7 +174,7 @@ pub fn gil_state<M: Memory>(
 ) -> ObjectResult<Gil> {
     let layout = objects.layout;
     if let Some(offset) = layout.runtime_gilstate_tstate_current {
-        return Gil::from_holder(objects.pointer(runtime + u64::from(offset))?);
+        return Gil::from_holder(objects.pointer(runtime.wrapping_add(u64::from(offset)))?);
     }
     let (Some(gil_field), Some(locked), Some(last_holder)) = (
         layout.interp_ceval_gil,
@@ -182,17 +183,25 @@ pub fn gil_state<M: Memory>(
     ) else {
         return Err(ObjectError::Invalid("layout has no GIL fields".into()));
     };
-    let gil = objects.pointer(interpreter + u64::from(gil_field))?;
+    let gil = objects.pointer(interpreter.wrapping_add(u64::from(gil_field)))?;
     if gil == 0 {
         return Ok(Gil::Unknown);
     }
     if let Some(enabled) = layout.gil_enabled {
-        if objects.memory.read_i32(gil + u64::from(enabled))? == 0 {
+        if objects
+            .memory
+            .read_i32(gil.wrapping_add(u64::from(enabled)))?
+            == 0
+        {
             return Ok(Gil::Disabled);
         }
     }
-    if objects.memory.read_i32(gil + u64::from(locked))? == 0 {
+    if objects
+        .memory
+        .read_i32(gil.wrapping_add(u64::from(locked)))?
+        == 0
+    {
         return Ok(Gil::Free);
     }
-    Gil::from_holder(objects.pointer(gil + u64::from(last_holder))?)
+    Gil::from_holder(objects.pointer(gil.wrapping_add(u64::from(last_holder)))?)
 }
