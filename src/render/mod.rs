@@ -56,3 +56,27 @@ pub fn frame_summary(frame: &FrameReport) -> String {
         None => format!("{function} ({file})"),
     }
 }
+
+/// The roles of a thread in words: crashed (with the signal), main, GIL holder (when
+/// `with_gil`: formats with a GIL column leave it out), collector.
+pub fn thread_roles(report: &Report, thread: &ThreadReport, with_gil: bool) -> Vec<String> {
+    let mut roles = Vec::new();
+    if thread.crashed {
+        let signal = report
+            .crash
+            .signal
+            .as_ref()
+            .map_or("a signal", |s| s.name.as_str());
+        roles.push(format!("crashed: {signal}"));
+    }
+    if thread.is_main {
+        roles.push("main thread".to_string());
+    }
+    if with_gil && thread.holds_gil == Some(true) {
+        roles.push("holds the GIL".to_string());
+    }
+    if thread.gc_collecting == Some(true) {
+        roles.push("running a garbage collection".to_string());
+    }
+    roles
+}

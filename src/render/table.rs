@@ -36,21 +36,7 @@ pub fn write(report: &Report, out: &mut impl Write) -> io::Result<()> {
 }
 
 fn state(report: &Report, thread: &ThreadReport) -> String {
-    let mut words = Vec::new();
-    if thread.crashed {
-        let signal = report
-            .crash
-            .signal
-            .as_ref()
-            .map_or("signal", |s| s.name.as_str());
-        words.push(format!("crashed ({signal})"));
-    }
-    if thread.is_main {
-        words.push("main".to_string());
-    }
-    if thread.gc_collecting == Some(true) {
-        words.push("in gc".to_string());
-    }
+    let mut words = super::thread_roles(report, thread, false);
     if let Some(exception) = &thread.handling_exception {
         words.push(format!("handling {}", exception.type_name));
     }

@@ -115,24 +115,7 @@ fn write_thread(report: &Report, thread: &ThreadReport, out: &mut impl Write) ->
     if let Some(name) = &thread.name {
         write!(out, " {style}\"{name}\"{style:#}")?;
     }
-    let mut notes = Vec::new();
-    if thread.crashed {
-        let signal = report
-            .crash
-            .signal
-            .as_ref()
-            .map_or("a signal", |s| s.name.as_str());
-        notes.push(format!("crashed: {signal}"));
-    }
-    if thread.is_main {
-        notes.push("main thread".to_string());
-    }
-    if thread.holds_gil == Some(true) {
-        notes.push("holds the GIL".to_string());
-    }
-    if thread.gc_collecting == Some(true) {
-        notes.push("running a garbage collection".to_string());
-    }
+    let notes = super::thread_roles(report, thread, true);
     if !notes.is_empty() {
         write!(out, " ({})", notes.join(", "))?;
     }
