@@ -84,6 +84,9 @@ pub fn sniff(magic: &[u8]) -> Option<Compression> {
     }
 }
 
+/// Most memory the xz decoder may use.
+const XZ_MEMORY_LIMIT: u64 = 256 << 20;
+
 /// Map `path`, transparently decompressing it when its first bytes say it is compressed.
 pub fn open(path: &Path) -> Result<MappedFile> {
     let open_err = |source: io::Error| Error::Open {
@@ -143,8 +146,13 @@ fn decompress(file: File, compression: Compression) -> io::Result<File> {
             io::copy(&mut flate2::read::MultiGzDecoder::new(input), &mut out)?;
         }
         Compression::Xz => {
+            // liblzma would allocate whatever dictionary a block header claims (up to 4 GiB):
+            // cap it. `xz -9` needs 64 MiB, so real cores still open.
+            let stream =
+                xz2::stream::Stream::new_stream_decoder(XZ_MEMORY_LIMIT, xz2::stream::CONCATENATED)
+                    .map_err(io::Error::other)?;
             io::copy(
-                &mut xz2::read::XzDecoder::new_multi_decoder(input),
+                &mut xz2::read::XzDecoder::new_stream(input, stream),
                 &mut out,
             )?;
         }
