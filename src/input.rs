@@ -137,7 +137,15 @@ fn map_file(file: &File) -> io::Result<MappedFile> {
 fn decompress(file: File, compression: Compression) -> io::Result<File> {
     let total = file.metadata()?.len();
     let input = Progress::new(file, total, compression.name());
-    let mut out = tempfile::tempfile()?;
+    let mut out = tempfile::tempfile().map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!(
+                "cannot create a temporary file in {} to decompress into (set TMPDIR to a writable folder with room for the core): {e}",
+                std::env::temp_dir().display()
+            ),
+        )
+    })?;
     match compression {
         Compression::Zstd => {
             io::copy(&mut zstd::stream::read::Decoder::new(input)?, &mut out)?;

@@ -84,9 +84,24 @@ pub fn analyze_data(data: input::MappedFile, options: &Options) -> Result<Report
     let binaries = binaries::PythonBinaries::locate(&mut memory, &locator)?;
     let mut warnings = binaries.warnings.clone();
     if let Some(cut) = core.truncation {
+        let mut lost = Vec::new();
+        if cut.notes_cut {
+            lost.push(format!(
+                "its notes are cut off ({} threads survived; any after them are missing)",
+                core.threads.len()
+            ));
+        }
+        if cut.segments_cut > 0 {
+            lost.push(format!(
+                "{} memory segments lost {} bytes from address {:#x} on",
+                cut.segments_cut, core.truncated_bytes, cut.first_missing_address
+            ));
+        }
         warnings.push(format!(
-            "the core is truncated: the file has {} of the {} bytes its headers describe; {} memory segments lost {} bytes, the lowest missing address is {:#x}; threads whose memory is there are shown, the others may be partial",
-            cut.file_len, cut.expected_len, cut.segments_cut, core.truncated_bytes, cut.first_missing_address
+            "the core is truncated: the file has {} of the {} bytes its headers describe; {}; threads whose memory is there are shown, the others may be partial",
+            cut.file_len,
+            cut.expected_len,
+            lost.join("; ")
         ));
     }
     let process = python::inspect(&memory, &binaries)?;

@@ -29,7 +29,7 @@ use support::matrix::{
     assert_all_passed, assert_some_passed, print_matrix, run_matrix, Outcome, Progress,
 };
 use support::process::{own_uid, TestDir};
-use support::scenario::{analyze, gcore_of_parked_threads, judge, outcome};
+use support::scenario::{analyze_for, gcore_of_parked_threads, judge, outcome};
 use support::stacks::{compare, compare_with, Recording, Report, Require, Verdict};
 
 #[test]
@@ -62,7 +62,7 @@ fn gcore_and_judge(
 ) -> Result<Verdict, String> {
     let (recording, core) = gcore_of_parked_threads(python, dir, progress)?;
     let expect = Expect::for_parked(&core, &recording, own_uid()?)?;
-    let analysis = analyze(&core.path, dir.path())?;
+    let analysis = analyze_for(python, &core.path, dir.path())?;
     let mut verdict = judge(&recording, &analysis, &expect);
     verdict.notes.extend(core.notes);
     Ok(verdict)
@@ -377,9 +377,9 @@ fn comparison_checks_names_spin_ranges_and_exceptions() {
     assert_eq!(problems(&report("null", 36, None), required).len(), 1);
 }
 
-/// gc_collecting with thread 2 collecting: true on it, and the others all
-/// false (per thread) or all true (interpreter-wide); without a collection
-/// nobody may say true.
+/// gc_collecting with thread 2 collecting: true on it and false on the
+/// others, and python.gc_collecting true; all null only where the collector
+/// has no symbols; without a collection nobody may say true.
 #[test]
 fn comparison_checks_gc_collecting() {
     let recording = |collector: &str| {
@@ -396,7 +396,8 @@ fn comparison_checks_gc_collecting() {
         ))
         .unwrap()
     };
-    let report = |values: [&str; 3]| {
+    // `interpreter`: python.gc_collecting, or "" for a report without it.
+    let report = |values: [&str; 3], interpreter: &str| {
         let thread = |tid: u64, value: &str| {
             let field = if value.is_empty() {
                 String::new()
@@ -407,8 +408,13 @@ fn comparison_checks_gc_collecting() {
                 r#"{{"tid": {tid}, "name": "t{tid}", "python": true{field}, "frames": [{{"function": "f", "qualname": null, "file": "/s/a.py", "line": 3}}]}}"#
             )
         };
+        let python = if interpreter.is_empty() {
+            String::new()
+        } else {
+            format!(r#""python": {{"version": "3.12.1", "gc_collecting": {interpreter}}}, "#)
+        };
         let text = format!(
-            r#"{{"schema_version": 1, "threads": [{}, {}, {}]}}"#,
+            r#"{{"schema_version": 1, {python}"threads": [{}, {}, {}]}}"#,
             thread(1, values[0]),
             thread(2, values[1]),
             thread(3, values[2])
@@ -419,22 +425,85 @@ fn comparison_checks_gc_collecting() {
         gc_collecting: true,
         ..Require::default()
     };
+    let no_symbols = Require {
+        gc_without_collector_symbols: true,
+        ..required
+    };
     let collecting = recording("2");
-    let count = |recording: &Recording, values: [&str; 3], require: Require| {
-        compare_with(recording, &report(values), require)
+    let count = |recording: &Recording, values: [&str; 3], interpreter: &str, require: Require| {
+        compare_with(recording, &report(values, interpreter), require)
             .problems
             .len()
     };
-    assert_eq!(count(&collecting, ["false", "true", "false"], required), 0);
-    assert_eq!(count(&collecting, ["true", "true", "true"], required), 0);
-    assert_eq!(count(&collecting, ["false", "false", "false"], required), 1);
-    assert_eq!(count(&collecting, ["false", "null", "false"], required), 1);
-    assert_eq!(count(&collecting, ["true", "true", "false"], required), 1);
-    assert_eq!(count(&collecting, ["null", "true", "false"], required), 1);
-    assert_eq!(count(&collecting, ["null", "null", "null"], required), 1);
-    assert_eq!(count(&collecting, ["", "", ""], required), 1);
-    assert_eq!(count(&collecting, ["", "", ""], Require::default()), 0);
+    assert_eq!(
+        count(&collecting, ["false", "true", "false"], "true", required),
+        0
+    );
+    assert_eq!(
+        count(&collecting, ["false", "true", "false"], "true", no_symbols),
+        0
+    );
+    assert_eq!(
+        count(&collecting, ["true", "true", "true"], "true", required),
+        1
+    );
+    assert_eq!(
+        count(&collecting, ["false", "false", "false"], "true", required),
+        1
+    );
+    assert_eq!(
+        count(&collecting, ["false", "null", "false"], "true", required),
+        1
+    );
+    assert_eq!(
+        count(&collecting, ["true", "true", "false"], "true", required),
+        1
+    );
+    assert_eq!(
+        count(&collecting, ["null", "true", "false"], "true", required),
+        1
+    );
+    assert_eq!(
+        count(&collecting, ["null", "true", "false"], "true", no_symbols),
+        1
+    );
+    assert_eq!(
+        count(&collecting, ["null", "null", "null"], "true", required),
+        1
+    );
+    assert_eq!(
+        count(&collecting, ["null", "null", "null"], "true", no_symbols),
+        0
+    );
+    assert_eq!(
+        count(&collecting, ["null", "null", "null"], "null", no_symbols),
+        1
+    );
+    assert_eq!(
+        count(&collecting, ["false", "true", "false"], "false", required),
+        1
+    );
+    assert_eq!(
+        count(&collecting, ["false", "true", "false"], "", required),
+        1
+    );
+    assert_eq!(count(&collecting, ["", "", ""], "true", required), 1);
+    assert_eq!(count(&collecting, ["", "", ""], "", Require::default()), 0);
     let idle = recording("null");
-    assert_eq!(count(&idle, ["false", "false", "null"], required), 0);
-    assert_eq!(count(&idle, ["false", "true", "false"], required), 1);
+    assert_eq!(
+        count(&idle, ["false", "false", "null"], "false", required),
+        0
+    );
+    assert_eq!(
+        count(&idle, ["false", "false", "null"], "null", required),
+        0
+    );
+    assert_eq!(
+        count(&idle, ["false", "true", "false"], "false", required),
+        1
+    );
+    assert_eq!(
+        count(&idle, ["false", "false", "false"], "true", required),
+        1
+    );
 }

@@ -66,6 +66,8 @@ pub struct Truncation {
     pub first_missing_address: u64,
     /// Segments whose dumped bytes are missing entirely or in part.
     pub segments_cut: usize,
+    /// The notes are cut too: threads after the cut may be missing.
+    pub notes_cut: bool,
 }
 
 /// What wrote a core, as far as its notes tell.
@@ -158,12 +160,20 @@ impl CoreFile {
                 _ => {}
             }
         }
-        if core.threads.is_empty() {
-            return Err(not_core(if notes_cut {
-                "the file is truncated: its notes (threads, mapped files) are cut off"
-            } else {
-                "it has no NT_PRSTATUS thread notes"
-            }));
+        if notes_cut {
+            // Without the thread list or the mapped-file list nothing can be located; with
+            // them, the threads whose notes survived are analysed and the cut is reported.
+            let lost = [
+                (core.threads.is_empty(), "the threads (NT_PRSTATUS)"),
+                (core.files.is_empty(), "the mapped files (NT_FILE)"),
+            ];
+            if let Some((_, what)) = lost.iter().find(|(missing, _)| *missing) {
+                return Err(not_core(&format!(
+                    "the file is truncated: its notes are cut off, and with them {what}"
+                )));
+            }
+        } else if core.threads.is_empty() {
+            return Err(not_core("it has no NT_PRSTATUS thread notes"));
         }
         let expected_len = program_headers
             .iter()
@@ -187,6 +197,7 @@ impl CoreFile {
                 expected_len,
                 first_missing_address: cut_segments.iter().copied().min().unwrap_or(0),
                 segments_cut: cut_segments.len(),
+                notes_cut,
             });
         }
         if core.dumper != Dumper::Gdb && header.e_shnum <= 1 && core.signal.is_some() {

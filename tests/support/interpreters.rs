@@ -161,6 +161,29 @@ impl Interpreter {
         }
     }
 
+    /// Detached debug symbols unpacked beside this interpreter: `PREFIX/lib/debug` for
+    /// `PREFIX/bin/pythonX.Y`, as tools/fetch-test-pythons.sh leaves Debian's 3.14/3.15 (`--dbg`).
+    /// Not the system's /usr/lib/debug, which pycore always searches.
+    pub fn debug_dirs(&self) -> Vec<PathBuf> {
+        let Some(prefix) = self.path.parent().and_then(Path::parent) else {
+            return Vec::new();
+        };
+        let dir = prefix.join("lib/debug");
+        if dir == Path::new("/usr/lib/debug") || !dir.join(".build-id").is_dir() {
+            return Vec::new();
+        }
+        vec![dir]
+    }
+
+    /// pycore arguments every analysis of this interpreter's cores may pass:
+    /// `--debug-dir` for each of [`Interpreter::debug_dirs`].
+    pub fn pycore_args(&self) -> Vec<std::ffi::OsString> {
+        self.debug_dirs()
+            .into_iter()
+            .flat_map(|dir| ["--debug-dir".into(), dir.into_os_string()])
+            .collect()
+    }
+
     /// Why this interpreter is not run, or `None` if the tests must pass on it.
     pub fn skip_reason(&self) -> Option<String> {
         let version = self.version.major_minor();

@@ -12,9 +12,19 @@ use super::interpreters::{require_all, Candidate, Interpreter, FETCH_HINT, REQUI
 pub const PARALLEL: usize = 2;
 
 pub enum Outcome {
-    Pass { notes: Vec<String> },
-    Fail { summary: String, details: String },
-    Skipped { reason: String },
+    /// `caveat`: what could not be checked on this row and why, shown in the
+    /// matrix's result column (the notes are listed below the matrix).
+    Pass {
+        notes: Vec<String>,
+        caveat: Option<String>,
+    },
+    Fail {
+        summary: String,
+        details: String,
+    },
+    Skipped {
+        reason: String,
+    },
 }
 
 impl Outcome {
@@ -27,8 +37,16 @@ impl Outcome {
 
     fn short(&self) -> String {
         match self {
-            Outcome::Pass { notes } if notes.is_empty() => "pass".to_string(),
-            Outcome::Pass { notes } => format!("pass ({} notes)", notes.len()),
+            Outcome::Pass { notes, caveat } => {
+                let mut text = "pass".to_string();
+                if let Some(caveat) = caveat {
+                    text.push_str(&format!(" ({caveat})"));
+                }
+                if !notes.is_empty() {
+                    text.push_str(&format!(" ({} notes)", notes.len()));
+                }
+                text
+            }
             Outcome::Fail { summary, .. } => format!("FAIL {summary}"),
             Outcome::Skipped { reason } => format!("skipped: {reason}"),
         }
@@ -201,7 +219,10 @@ fn row_for(
         path: interpreter.path.display().to_string(),
         elapsed: None,
         progress: None,
-        outcome: Outcome::Pass { notes: Vec::new() },
+        outcome: Outcome::Pass {
+            notes: Vec::new(),
+            caveat: None,
+        },
     };
     row.outcome = match interpreter.skip_reason() {
         Some(reason) => Outcome::Skipped { reason },
@@ -299,7 +320,7 @@ pub fn print_matrix(title: &str, rows: &[Row], total: Duration) {
             Outcome::Fail { summary, details } => {
                 println!("\n---- {who}: FAIL {summary}\n{details}")
             }
-            Outcome::Pass { notes } if !notes.is_empty() => {
+            Outcome::Pass { notes, .. } if !notes.is_empty() => {
                 println!("\n---- {who}: notes");
                 for note in notes {
                     println!("  {note}");

@@ -5,6 +5,7 @@
 //! Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod elf;
 pub mod facts;
 pub mod interpreters;
 pub mod kernel;

@@ -367,9 +367,28 @@ pub fn own_uid() -> Result<u64, String> {
 /// Runs the pycore binary under test. RUST_BACKTRACE is set so that a panic,
 /// should one happen, shows up loudly in the test's stderr checks and logs.
 pub fn run_pycore(args: &[&std::ffi::OsStr], dir: &Path, label: &str) -> Result<Finished, String> {
+    run_pycore_with(args, &[], PYCORE_TIMEOUT, dir, label)
+}
+
+/// [`run_pycore`] with more environment variables (such as TMPDIR), killed
+/// after `timeout`.
+pub fn run_pycore_with(
+    args: &[&std::ffi::OsStr],
+    env: &[(&str, &std::ffi::OsStr)],
+    timeout: Duration,
+    dir: &Path,
+    label: &str,
+) -> Result<Finished, String> {
+    let mut command = pycore_command(args);
+    command.envs(env.iter().copied());
+    run_with_timeout(&mut command, timeout, dir, label)
+}
+
+/// `pycore ARGS` with RUST_BACKTRACE=1 (see [`run_pycore`]), not yet started.
+pub fn pycore_command(args: &[&std::ffi::OsStr]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_pycore"));
     command.args(args).env("RUST_BACKTRACE", "1");
-    run_with_timeout(&mut command, PYCORE_TIMEOUT, dir, label)
+    command
 }
 
 pub fn describe(command: &Command) -> String {

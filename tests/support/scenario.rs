@@ -121,13 +121,32 @@ pub fn core_of_parked(
     take: Take,
     progress: &mut Progress,
 ) -> Result<(Recording, Core), String> {
+    let command = python_run_command(python, run, &record_path(dir));
+    core_of_parked_command(&command, dir, take, progress)
+}
+
+/// Where a scenario run by the helpers here writes its recording (the
+/// argument after the scenario's path).
+pub fn record_path(dir: &TestDir) -> PathBuf {
+    dir.join("record.json")
+}
+
+/// [`core_of_parked`] of a scenario that `command` starts some other way
+/// (through a script, a virtualenv, a moved interpreter…): it must write
+/// its recording to [`record_path`]`(dir)`.
+pub fn core_of_parked_command(
+    command: &Command,
+    dir: &TestDir,
+    take: Take,
+    progress: &mut Progress,
+) -> Result<(Recording, Core), String> {
     if take == Take::Quit {
         check_core_pattern()?;
     }
     let cwd = dir.join("cwd");
     std::fs::create_dir(&cwd).map_err(|e| format!("creating {}: {e}", cwd.display()))?;
-    let record = dir.join("record.json");
-    let mut command = with_unlimited_core_size(&python_run_command(python, run, &record), false);
+    let record = record_path(dir);
+    let mut command = with_unlimited_core_size(command, false);
     command.current_dir(&cwd);
     let spawned_by = current_tid()?;
     let mut child = ChildGuard::spawn(&mut command, dir.path(), "scenario")?;
@@ -258,7 +277,7 @@ pub fn core_of_crash(
     use std::os::unix::process::ExitStatusExt;
     let cwd = dir.join("cwd");
     std::fs::create_dir(&cwd).map_err(|e| format!("creating {}: {e}", cwd.display()))?;
-    let record = dir.join("record.json");
+    let record = record_path(dir);
     let mut command = with_unlimited_core_size(&python_run_command(python, run, &record), true);
     command.current_dir(&cwd);
     let spawned_by = current_tid()?;
@@ -367,6 +386,15 @@ pub fn analyze(core: &Path, dir: &Path) -> Result<Analysis, String> {
     analyze_with(core, dir, &[])
 }
 
+/// [`analyze`] of a core of `python`'s process, with the arguments every
+/// analysis of its cores may pass ([`Interpreter::pycore_args`]: its
+/// detached debug symbols).
+pub fn analyze_for(python: &Interpreter, core: &Path, dir: &Path) -> Result<Analysis, String> {
+    let args = python.pycore_args();
+    let args: Vec<&OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+    analyze_with(core, dir, &args)
+}
+
 /// Like [`analyze`], with more arguments for pycore (such as `--python BIN`).
 pub fn analyze_with(core: &Path, dir: &Path, extra: &[&OsStr]) -> Result<Analysis, String> {
     let mut args = vec![
@@ -436,6 +464,7 @@ pub fn outcome(result: Result<Verdict, String>, dir: TestDir) -> Outcome {
             dir.remove();
             Outcome::Pass {
                 notes: verdict.notes,
+                caveat: verdict.caveat,
             }
         }
         Ok(verdict) => {
