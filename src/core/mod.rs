@@ -155,7 +155,7 @@ impl CoreFile {
                 PT_NOTE => {
                     let start = ph.p_offset.min(file_len) as usize;
                     let end = ph.p_offset.saturating_add(ph.p_filesz).min(file_len) as usize;
-                    core.read_notes(&bytes[start..end]);
+                    core.read_notes(bytes.get(start..end).unwrap_or_default());
                 }
                 _ => {}
             }
