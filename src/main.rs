@@ -29,7 +29,7 @@ enum Command {
 
 #[derive(clap::Args)]
 struct AnalyzeArgs {
-    /// The core file (kernel core, gcore output; zstd-compressed is fine).
+    /// The core file: a kernel core or gcore output, plain or compressed (zstd, gzip, xz, lz4).
     core: PathBuf,
     /// The python executable the process ran, if not at the path recorded in the core.
     #[arg(long, value_name = "BIN")]
