@@ -250,9 +250,18 @@ fn load(
         if !candidate.is_file() {
             continue;
         }
-        let image = ElfImage::open(candidate)?;
+        // The one file named by --python must parse; other candidates that don't are skipped.
+        let image = match ElfImage::open(candidate) {
+            Ok(image) => image,
+            Err(error) if candidates.len() == 1 => return Err(error),
+            Err(error) => {
+                warnings.push(format!("skipped {}: {error}", candidate.display()));
+                continue;
+            }
+        };
         match (&core_build_id, &image.build_id) {
-            (Some(in_core), Some(in_file)) if in_core != in_file => {
+            // A file without a build-id cannot be shown to be the build the core recorded.
+            (Some(in_core), in_file) if in_file.as_ref() != Some(in_core) => {
                 mismatched.get_or_insert(image);
             }
             _ => {

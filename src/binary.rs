@@ -86,7 +86,10 @@ impl ElfImage {
             let strings = elf.section_headers.get(section.sh_link as usize)?;
             Some(SymbolTable {
                 offset: section.sh_offset as usize,
-                count: (section.sh_size as usize) / SYM_SIZE,
+                // Never more entries than the file holds: sizes come from the file.
+                count: (section.sh_size as usize)
+                    .min(bytes.len().saturating_sub(section.sh_offset as usize))
+                    / SYM_SIZE,
                 strings: strings.sh_offset as usize,
                 strings_len: strings.sh_size as usize,
             })
@@ -203,9 +206,13 @@ impl ElfImage {
 
     /// Link-time address and size (`st_size`) of a defined symbol.
     pub fn symbol_and_size(&self, name: &str) -> Option<(u64, u64)> {
-        self.dynsym
-            .and_then(|table| self.gnu_hash_lookup(table, name))
-            .or_else(|| self.dynsym.and_then(|t| self.scan(t, name)))
+        let dynamic = match (self.dynsym, self.gnu_hash) {
+            (Some(table), Some(_)) => self.gnu_hash_lookup(table, name),
+            // No hash table (rare): scan the dynamic symbols.
+            (Some(table), None) => self.scan(table, name),
+            (None, _) => None,
+        };
+        dynamic
             .or_else(|| self.symtab.and_then(|t| self.scan(t, name)))
             .or_else(|| self.debug_file.as_ref()?.symbol_and_size(name))
     }

@@ -169,6 +169,9 @@ impl<'c> AddressSpace<'c> {
             return CoreRead::Lost;
         };
         let n = available.len().min(buf.len());
+        if n == 0 {
+            return CoreRead::Lost;
+        }
         buf[..n].copy_from_slice(&available[..n]);
         CoreRead::Copied(n)
     }

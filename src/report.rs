@@ -294,14 +294,16 @@ fn crash_summary(core: &CoreFile) -> CrashSummary {
         Dumper::Kernel => CoreKind::Crashed,
         Dumper::Unknown => CoreKind::Unknown,
     };
+    // The kernel records the fatal signal as every thread's pr_cursig, so only the order
+    // tells which thread took it: the dumping thread's NT_PRSTATUS comes first.
     let thread = match (kind, &signal) {
-        (CoreKind::Snapshot, _) => None,
-        (_, Some(signal)) => core
+        (CoreKind::Snapshot, _) | (_, None) => None,
+        (CoreKind::Crashed, Some(_)) => core.threads.first().map(|t| t.tid),
+        (CoreKind::Unknown, Some(signal)) => core
             .threads
             .iter()
             .find(|t| t.signal == signal.number)
             .map(|t| t.tid),
-        (_, None) => None,
     };
     CrashSummary {
         kind,

@@ -11,6 +11,8 @@ use crate::report::Report;
 
 /// Files larger than this are not read for a single line.
 const MAX_SOURCE_BYTES: u64 = 16 << 20;
+/// How many lines after `co_firstlineno` may hold a decorated function's `def`.
+const DECORATOR_LINES: usize = 16;
 /// At most this many distinct files are opened per report.
 const MAX_FILES: usize = 4096;
 
@@ -56,11 +58,15 @@ pub fn annotate(report: &mut Report, roots: &[SourceRoot]) {
         let Some(found) = lines else { continue };
         let frames = report.threads.iter().flat_map(|t| &t.frames);
         let mismatch = frames.filter(|f| &f.file == file).any(|frame| {
-            // Module code and lambdas have no `def NAME` line to check.
+            // Module code and lambdas have no `def NAME` line to check. For a decorated
+            // function `co_firstlineno` is the first decorator's line, so the `def` may follow.
+            let start = (frame.first_line as usize).saturating_sub(1);
             !frame.function.starts_with('<')
                 && !found
-                    .get((frame.first_line as usize).wrapping_sub(1))
-                    .is_some_and(|text| text.contains(frame.function.as_str()))
+                    .iter()
+                    .skip(start)
+                    .take(DECORATOR_LINES)
+                    .any(|text| text.contains(frame.function.as_str()))
         });
         if mismatch {
             stale.push(file.clone());

@@ -263,7 +263,7 @@ fn parse_program_headers(bytes: &[u8], header: &Header) -> Option<Vec<ProgramHea
     let mut count = header.e_phnum as usize;
     if header.e_phnum == PN_XNUM {
         // Elf64_Shdr.sh_info is at byte 44 of the first section header.
-        count = crate::bytes::u32_at(bytes, header.e_shoff as usize + 44)? as usize;
+        count = crate::bytes::u32_at(bytes, (header.e_shoff as usize).checked_add(44)?)? as usize;
     }
     let table_len = count.checked_mul(header.e_phentsize as usize)?;
     if header.e_phentsize as usize

@@ -188,10 +188,13 @@ pub fn parse_file_note(desc: &[u8]) -> Vec<FileMapping> {
         ) else {
             break;
         };
-        let Some(path) = c_string_at(desc, names_at) else {
+        let Some(raw) = desc.get(names_at..) else {
             break;
         };
-        names_at += path.len() + 1;
+        let raw = &raw[..raw.iter().position(|&b| b == 0).unwrap_or(raw.len())];
+        // Advance by the raw length: a lossy conversion of a non-UTF-8 path is longer.
+        names_at += raw.len() + 1;
+        let path = String::from_utf8_lossy(raw).into_owned();
         mappings.push(FileMapping {
             start,
             end,

@@ -7,6 +7,7 @@
 //! Instance attributes live in a dict at `tp_dictoffset` (≤3.10), in a "managed" dict or values
 //! array just before the object (3.11, 3.12), or inline after it (3.13+).
 
+use super::layout::Shape;
 use super::objects::{ObjectError, ObjectResult, Objects, MAX_DICT_ENTRIES};
 use crate::memory::Memory;
 
@@ -187,7 +188,14 @@ pub fn instance_attribute<M: Memory>(
                 return find_str_key(objects, items, name);
             }
         }
-        let managed = objects.pointer(object.wrapping_sub(3 * 8))?;
+        // MANAGED_DICT_OFFSET (Include/internal/pycore_object.h): 3 words before the object,
+        // 1 in free-threaded builds.
+        let words_before = if layout.shape == Shape::FreeThreaded {
+            1
+        } else {
+            3
+        };
+        let managed = objects.pointer(object.wrapping_sub(words_before * 8))?;
         // 3.12 stores a values pointer as `values - 1`, so its low bit is set (_PyDictOrValues,
         // Include/internal/pycore_object.h).
         if layout.minor == 12 && managed & 1 == 1 {

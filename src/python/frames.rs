@@ -19,9 +19,10 @@ use crate::memory::Memory;
 /// No real stack is deeper (CPython's recursion limit is 1000 by default).
 pub const MAX_DEPTH: usize = 100_000;
 
-/// `_PyInterpreterFrame.owner` values from this one up are C-stack shims, not Python code
-/// (`FRAME_OWNED_BY_CSTACK` = 3 in 3.12+, Include/internal/pycore_frame.h).
-const FRAME_OWNED_BY_CSTACK: u8 = 3;
+/// `_PyInterpreterFrame.owner` values from this one up are not Python code: 3.12/3.13's
+/// `FRAME_OWNED_BY_CSTACK` (3), 3.14's `FRAME_OWNED_BY_INTERPRETER` (3) and `..._CSTACK` (4)
+/// (Include/internal/pycore_frame.h, pycore_interpframe_structs.h).
+const FIRST_NON_PYTHON_OWNER: u8 = 3;
 
 /// One Python frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,7 +137,7 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
                 .objects
                 .memory
                 .read_i32(frame.wrapping_add(u64::from(lasti)))?;
-            let code = self.code(code_addr)?;
+            let code = self.code_or_placeholder(code_addr, stack);
             stack
                 .frames
                 .push(self.frame_at(&code, FramePosition::Lasti(lasti)));
@@ -181,9 +182,9 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
                 ));
                 break;
             }
-            if owner_value < FRAME_OWNED_BY_CSTACK && self.is_code(code_addr)? {
+            if owner_value < FIRST_NON_PYTHON_OWNER && self.is_code(code_addr)? {
                 let instr_ptr = self.objects.pointer(frame.wrapping_add(u64::from(instr)))?;
-                let code_info = self.code(code_addr)?;
+                let code_info = self.code_or_placeholder(code_addr, stack);
                 let start = code_addr.wrapping_add(u64::from(adaptive));
                 let position = if instr_ptr < start {
                     FramePosition::NotStarted
@@ -241,6 +242,23 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
         let info = Arc::new(self.read_code(code)?);
         self.codes.insert(code, Arc::clone(&info));
         Ok(info)
+    }
+
+    /// The code object's details, or a placeholder (with a warning) when they are unreadable:
+    /// one damaged code object must not cost the frames around it.
+    fn code_or_placeholder(&mut self, code: u64, stack: &mut Stack) -> Arc<CodeInfo> {
+        self.code(code).unwrap_or_else(|error| {
+            stack
+                .warnings
+                .push(format!("code object at {code:#x} is unreadable: {error}"));
+            Arc::new(CodeInfo {
+                name: format!("<unreadable code object {code:#x}>"),
+                qualname: None,
+                file: "<unknown>".to_string(),
+                first_line: 0,
+                line_table: Vec::new(),
+            })
+        })
     }
 
     fn read_code(&self, code: u64) -> ObjectResult<CodeInfo> {

@@ -62,14 +62,14 @@ pub fn location_table_line(table: &[u8], first_line: u32, index: u64) -> Option<
         let entry_line = match code {
             15 => None,
             14 => {
-                line += reader.signed_varint()?;
+                line = line.checked_add(reader.signed_varint()?)?;
                 reader.varint()?; // end line delta
                 reader.varint()?; // column + 1
                 reader.varint()?; // end column + 1
                 Some(line)
             }
             13 => {
-                line += reader.signed_varint()?;
+                line = line.checked_add(reader.signed_varint()?)?;
                 Some(line)
             }
             10..=12 => {

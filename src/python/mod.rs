@@ -336,30 +336,40 @@ fn detect_shape(symbols: &impl SymbolSource) -> Shape {
 }
 
 fn table_for(version: PythonVersion, shape: Shape) -> Result<&'static Layout> {
-    layouts::lookup(version.major, version.minor, shape).ok_or_else(|| {
-        let known: Vec<String> = layouts::ALL
-            .iter()
-            .filter(|l| l.shape == shape)
-            .map(|l| format!("{}.{}", l.major, l.minor))
-            .collect();
-        let newest = layouts::ALL.iter().map(|l| (l.major, l.minor)).max();
-        let shape_name = match shape {
-            Shape::Release => "",
-            Shape::Debug => " debug build",
-            Shape::FreeThreaded => " free-threaded build",
-        };
-        if newest.is_some_and(|n| (version.major, version.minor) > n) {
-            Error::UnsupportedVersion(format!(
-                "CPython {version}{shape_name} is newer than this pycore knows (it knows {})",
-                known.join(", ")
-            ))
-        } else {
-            Error::UnsupportedVersion(format!(
-                "CPython {version}{shape_name} is not supported by this pycore (supported: {})",
-                known.join(", ")
-            ))
-        }
-    })
+    // Since 3.8, Py_DEBUG no longer implies Py_TRACE_REFS, and no struct pycore reads changes
+    // under it (the generated debug tables of 3.11, 3.14 and 3.15 equal the release ones): a
+    // debug build without a table of its own is read with the release table.
+    let release_for_debug = || {
+        (shape == Shape::Debug && (version.major, version.minor) >= (3, 8))
+            .then(|| layouts::lookup(version.major, version.minor, Shape::Release))
+            .flatten()
+    };
+    layouts::lookup(version.major, version.minor, shape)
+        .or_else(release_for_debug)
+        .ok_or_else(|| {
+            let known: Vec<String> = layouts::ALL
+                .iter()
+                .filter(|l| l.shape == shape)
+                .map(|l| format!("{}.{}", l.major, l.minor))
+                .collect();
+            let newest = layouts::ALL.iter().map(|l| (l.major, l.minor)).max();
+            let shape_name = match shape {
+                Shape::Release => "",
+                Shape::Debug => " debug build",
+                Shape::FreeThreaded => " free-threaded build",
+            };
+            if newest.is_some_and(|n| (version.major, version.minor) > n) {
+                Error::UnsupportedVersion(format!(
+                    "CPython {version}{shape_name} is newer than this pycore knows (it knows {})",
+                    known.join(", ")
+                ))
+            } else {
+                Error::UnsupportedVersion(format!(
+                    "CPython {version}{shape_name} is not supported by this pycore (supported: {})",
+                    known.join(", ")
+                ))
+            }
+        })
 }
 
 #[cfg(test)]

@@ -41,9 +41,13 @@ pub fn thread_names<M: Memory>(
             continue;
         };
         // 2.7's Thread keeps its name in the private `__name`, mangled to `_Thread__name`.
-        let name = match instance_attribute(objects, thread, "_name")? {
-            Some(name) => Some(name),
-            None => instance_attribute(objects, thread, "_Thread__name")?,
+        // One unreadable entry must not cost the other threads their names.
+        let name = match instance_attribute(objects, thread, "_name") {
+            Ok(Some(name)) => Some(name),
+            Ok(None) => instance_attribute(objects, thread, "_Thread__name")
+                .ok()
+                .flatten(),
+            Err(_) => continue,
         };
         if let Some(name) = name {
             if let Ok(name) = objects.unicode(name) {

@@ -5,6 +5,7 @@ use std::io::{self, Write};
 use crate::report::Report;
 
 pub fn write(report: &Report, out: &mut impl Write) -> io::Result<()> {
+    let report = &super::printable(report);
     writeln!(out, "### pycore: {}", escape(&super::headline(report)))?;
     writeln!(out)?;
     let python = &report.python;

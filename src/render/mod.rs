@@ -7,6 +7,56 @@ pub mod text;
 
 use crate::report::{CoreKind, FrameReport, Report, ThreadReport};
 
+/// A copy of `report` whose strings from the core are safe to print on a terminal: control
+/// characters (a hostile core could carry escape sequences that retitle the window or write
+/// the clipboard) become visible `\u{1b}` escapes. JSON needs no such care: it escapes them.
+pub fn printable(report: &Report) -> Report {
+    let mut report = report.clone();
+    let core = &mut report.core;
+    for text in [
+        &mut core.command,
+        &mut core.invoked_as,
+        &mut core.executable,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        clean(text);
+    }
+    report.warnings.iter_mut().for_each(clean);
+    report.notes.iter_mut().for_each(clean);
+    for thread in &mut report.threads {
+        thread.name.iter_mut().for_each(clean);
+        thread.warnings.iter_mut().for_each(clean);
+        if let Some(exception) = &mut thread.handling_exception {
+            clean(&mut exception.type_name);
+            clean(&mut exception.message);
+        }
+        for frame in &mut thread.frames {
+            clean(&mut frame.function);
+            clean(&mut frame.file);
+            frame.qualname.iter_mut().for_each(clean);
+            frame.source.iter_mut().for_each(clean);
+        }
+    }
+    report
+}
+
+fn clean(text: &mut String) {
+    if text.chars().any(char::is_control) {
+        *text = text
+            .chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_unicode().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect();
+    }
+}
+
 /// Threads with the crashed one first, then in the core's order.
 pub fn crashed_first(report: &Report) -> impl Iterator<Item = &ThreadReport> {
     let crashed = report.threads.iter().filter(|t| t.crashed);
@@ -79,4 +129,17 @@ pub fn thread_roles(report: &Report, thread: &ThreadReport, with_gil: bool) -> V
         roles.push("running a garbage collection".to_string());
     }
     roles
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn control_characters_become_visible() {
+        let mut text = "evil\u{1b}]0;title\u{7}name".to_string();
+        super::clean(&mut text);
+        assert_eq!(text, "evil\\u{1b}]0;title\\u{7}name");
+        let mut plain = "naïve_λ".to_string();
+        super::clean(&mut plain);
+        assert_eq!(plain, "naïve_λ");
+    }
 }

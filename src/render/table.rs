@@ -8,6 +8,7 @@ use comfy_table::{ContentArrangement, Table};
 use crate::report::{Report, ThreadReport};
 
 pub fn write(report: &Report, out: &mut impl Write) -> io::Result<()> {
+    let report = &super::printable(report);
     let mut table = Table::new();
     table
         .load_preset(UTF8_FULL_CONDENSED)

@@ -17,6 +17,7 @@ const WARNING: Style = AnsiColor::Yellow.on_default();
 const FUNCTION: Style = AnsiColor::Cyan.on_default();
 
 pub fn write(report: &Report, out: &mut impl Write) -> io::Result<()> {
+    let report = &super::printable(report);
     write_header(report, out)?;
     for thread in super::crashed_first(report) {
         writeln!(out)?;
