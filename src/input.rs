@@ -137,7 +137,7 @@ fn map_file(file: &File) -> io::Result<MappedFile> {
 fn decompress(file: File, compression: Compression) -> io::Result<File> {
     let total = file.metadata()?.len();
     let input = Progress::new(file, total, compression.name());
-    let mut out = tempfile::tempfile().map_err(|e| {
+    let mut file_out = tempfile::tempfile().map_err(|e| {
         io::Error::new(
             e.kind(),
             format!(
@@ -146,13 +146,10 @@ fn decompress(file: File, compression: Compression) -> io::Result<File> {
             ),
         )
     })?;
-    match compression {
-        Compression::Zstd => {
-            io::copy(&mut zstd::stream::read::Decoder::new(input)?, &mut out)?;
-        }
-        Compression::Gzip => {
-            io::copy(&mut flate2::read::MultiGzDecoder::new(input), &mut out)?;
-        }
+    let mut out = CappedWriter::new(&mut file_out);
+    let copied = match compression {
+        Compression::Zstd => io::copy(&mut zstd::stream::read::Decoder::new(input)?, &mut out),
+        Compression::Gzip => io::copy(&mut flate2::read::MultiGzDecoder::new(input), &mut out),
         Compression::Xz => {
             // liblzma would allocate whatever dictionary a block header claims (up to 4 GiB):
             // cap it. `xz -9` needs 64 MiB, so real cores still open.
@@ -162,14 +159,112 @@ fn decompress(file: File, compression: Compression) -> io::Result<File> {
             io::copy(
                 &mut xz2::read::XzDecoder::new_stream(input, stream),
                 &mut out,
-            )?;
+            )
         }
-        Compression::Lz4 => {
-            io::copy(&mut lz4_flex::frame::FrameDecoder::new(input), &mut out)?;
+        Compression::Lz4 => io::copy(&mut lz4_flex::frame::FrameDecoder::new(input), &mut out),
+    };
+    match copied {
+        // The writer stops the copy once all the headers describe is written.
+        Err(e) if e.kind() == io::ErrorKind::FileTooLarge => {}
+        other => {
+            other?;
         }
     }
-    out.seek(SeekFrom::Start(0))?;
-    Ok(out)
+    file_out.seek(SeekFrom::Start(0))?;
+    Ok(file_out)
+}
+
+/// Once the ELF header and program headers are through, nothing past the end of the last
+/// segment they describe is written: a small "decompression bomb" cannot fill `$TMPDIR`.
+/// Input that does not start like a 64-bit ELF file stops after [`PROBE_BYTES`] (it cannot
+/// be a core; the parser then says so).
+struct CappedWriter<'a> {
+    out: &'a mut File,
+    head: Vec<u8>,
+    written: u64,
+    limit: Option<u64>,
+}
+
+/// How much is decompressed before the limit must be known.
+const PROBE_BYTES: usize = 1 << 20;
+
+impl<'a> CappedWriter<'a> {
+    fn new(out: &'a mut File) -> Self {
+        CappedWriter {
+            out,
+            head: Vec::new(),
+            written: 0,
+            limit: None,
+        }
+    }
+}
+
+impl io::Write for CappedWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.limit.is_none() && self.head.len() < PROBE_BYTES {
+            self.head
+                .extend_from_slice(&buf[..buf.len().min(PROBE_BYTES - self.head.len())]);
+            self.limit = elf_file_end(&self.head);
+            if self.limit.is_none() && self.head.len() >= PROBE_BYTES {
+                self.limit = Some(PROBE_BYTES as u64);
+            }
+        }
+        let allowed = match self.limit {
+            Some(limit) => limit.saturating_sub(self.written).min(buf.len() as u64) as usize,
+            None => buf.len(),
+        };
+        if allowed == 0 {
+            // Past the end the headers describe: stop decompressing.
+            return Err(io::Error::new(
+                io::ErrorKind::FileTooLarge,
+                "decompressed data goes on past the end the core's headers describe",
+            ));
+        }
+        self.out.write_all(&buf[..allowed])?;
+        self.written += allowed as u64;
+        Ok(allowed)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+/// The end of the last byte an ELF64 file's headers describe (segments, section headers), once
+/// `head` holds its program headers;
+/// `Some(len)` of what is there for anything that is not a 64-bit little-endian ELF file.
+fn elf_file_end(head: &[u8]) -> Option<u64> {
+    use crate::bytes::{u16_at, u64_at};
+    if head.len() < 64 {
+        return None;
+    }
+    if &head[..4] != b"\x7fELF" || head[4] != 2 || head[5] != 1 {
+        return Some(head.len() as u64);
+    }
+    let phoff = u64_at(head, 32)? as usize;
+    let phentsize = u16_at(head, 54)? as usize;
+    let phnum = u16_at(head, 56)? as usize;
+    // Not the program headers of an ELF64 file: no more is needed to refuse it.
+    if phentsize != 56 {
+        return Some(head.len() as u64);
+    }
+    // PN_XNUM (more than 65534 segments): the count is elsewhere; no limit then.
+    if phnum == 0xffff {
+        return Some(u64::MAX);
+    }
+    let table = crate::bytes::slice(head, phoff, phnum.checked_mul(phentsize)?)?;
+    let end = table
+        .chunks_exact(phentsize)
+        .filter_map(|ph| Some(u64_at(ph, 8)?.saturating_add(u64_at(ph, 32)?)))
+        .max()
+        .unwrap_or(0);
+    // Executables and libraries keep their section headers after the last segment.
+    let shoff = u64_at(head, 40)?;
+    let sections = u64::from(u16_at(head, 60)?) * u64::from(u16_at(head, 58)?);
+    Some(
+        end.max(phoff as u64 + table.len() as u64)
+            .max(shoff.saturating_add(sections)),
+    )
 }
 
 /// A reader that shows a progress bar (of compressed bytes read) once reading has taken longer
@@ -253,7 +348,8 @@ mod tests {
     #[test]
     fn every_format_round_trips() {
         use std::io::Write;
-        let payload: Vec<u8> = (0..100_000u32).flat_map(|i| i.to_le_bytes()).collect();
+        // An ELF file, as pycore only ever decompresses cores and binaries.
+        let payload = std::fs::read(std::env::current_exe().unwrap()).unwrap();
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         gz.write_all(&payload).unwrap();
         let mut xz = xz2::write::XzEncoder::new(Vec::new(), 1);

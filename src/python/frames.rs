@@ -18,6 +18,11 @@ use crate::memory::Memory;
 
 /// No real stack is deeper (CPython's recursion limit is 1000 by default).
 pub const MAX_DEPTH: usize = 100_000;
+/// Frames read in all, over all threads: a corrupt core can make many threads share one long
+/// chain, and the work must not multiply.
+pub const MAX_TOTAL_FRAMES: usize = 1_000_000;
+/// Bytes of names, file names and line tables decoded in all.
+const MAX_DECODED_BYTES: usize = 256 << 20;
 
 /// `_PyInterpreterFrame.owner` values from this one up are not Python code: 3.12/3.13's
 /// `FRAME_OWNED_BY_CSTACK` (3), 3.14's `FRAME_OWNED_BY_INTERPRETER` (3) and `..._CSTACK` (4)
@@ -41,7 +46,9 @@ pub struct CodeInfo {
     qualname: Option<String>,
     file: String,
     first_line: u32,
-    line_table: Vec<u8>,
+    /// Shared by every code object that points at the same bytes object; `None` when the
+    /// decoding budget ran out (the line is then unknown).
+    line_table: Option<Arc<[u8]>>,
 }
 
 /// A walk's result: the frames read, and why it stopped early, if it did.
@@ -55,7 +62,13 @@ pub struct Stack {
 pub struct FrameWalker<'a, M: Memory> {
     objects: &'a Objects<'a, M>,
     codes: HashMap<u64, Arc<CodeInfo>>,
+    /// Line tables by the address of their bytes object.
+    line_tables: HashMap<u64, Arc<[u8]>>,
     code_type: Option<u64>,
+    /// Frames read so far, over all threads.
+    total_frames: usize,
+    /// Bytes decoded so far (strings and line tables).
+    decoded_bytes: usize,
 }
 
 impl<'a, M: Memory> FrameWalker<'a, M> {
@@ -63,7 +76,10 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
         FrameWalker {
             objects,
             codes: HashMap::new(),
+            line_tables: HashMap::new(),
             code_type: None,
+            total_frames: 0,
+            decoded_bytes: 0,
         }
     }
 
@@ -201,7 +217,21 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
     }
 
     /// Record a visit; false (with a warning) on a cycle or past the depth bound.
-    fn enter(&self, frame: u64, seen: &mut HashSet<u64>, stack: &mut Stack) -> bool {
+    fn enter(&mut self, frame: u64, seen: &mut HashSet<u64>, stack: &mut Stack) -> bool {
+        self.total_frames += 1;
+        if self.decoded_bytes > MAX_DECODED_BYTES * 4 {
+            stack.warnings.push(format!(
+                "the frames' names add up to more than {} MiB: the core is corrupt; stopped",
+                (MAX_DECODED_BYTES * 4) >> 20
+            ));
+            return false;
+        }
+        if self.total_frames > MAX_TOTAL_FRAMES {
+            stack.warnings.push(format!(
+                "more than {MAX_TOTAL_FRAMES} frames in all threads: the core is corrupt; stopped"
+            ));
+            return false;
+        }
         if !seen.insert(frame) {
             stack.warnings.push(format!(
                 "frame chain loops back to {frame:#x}; stopped there"
@@ -239,7 +269,14 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
         if let Some(info) = self.codes.get(&code) {
             return Ok(Arc::clone(info));
         }
+        if self.decoded_bytes > MAX_DECODED_BYTES {
+            return Err(ObjectError::Invalid(format!(
+                "more than {MAX_DECODED_BYTES} bytes of names and line tables decoded: the core is corrupt"
+            )));
+        }
         let info = Arc::new(self.read_code(code)?);
+        self.decoded_bytes +=
+            info.name.len() + info.file.len() + info.qualname.as_ref().map_or(0, String::len);
         self.codes.insert(code, Arc::clone(&info));
         Ok(info)
     }
@@ -256,12 +293,12 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
                 qualname: None,
                 file: "<unknown>".to_string(),
                 first_line: 0,
-                line_table: Vec::new(),
+                line_table: None,
             })
         })
     }
 
-    fn read_code(&self, code: u64) -> ObjectResult<CodeInfo> {
+    fn read_code(&mut self, code: u64) -> ObjectResult<CodeInfo> {
         let objects = self.objects;
         let layout = objects.layout;
         let field = |offset: u32| objects.pointer(code.wrapping_add(u64::from(offset)));
@@ -277,8 +314,8 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
             .max(0) as u32;
         let table_field = layout.code_co_linetable.or(layout.code_co_lnotab);
         let line_table = match table_field {
-            Some(offset) => objects.bytes(field(offset)?)?,
-            None => Vec::new(),
+            Some(offset) => self.line_table(field(offset)?)?,
+            None => Some(Arc::from(Vec::new())),
         };
         Ok(CodeInfo {
             name,
@@ -289,31 +326,48 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
         })
     }
 
-    fn frame_at(&self, code: &CodeInfo, position: FramePosition) -> Frame {
+    /// The bytes of a line table, decoded once per bytes object and within the budget.
+    fn line_table(&mut self, bytes_object: u64) -> ObjectResult<Option<Arc<[u8]>>> {
+        if let Some(table) = self.line_tables.get(&bytes_object) {
+            return Ok(Some(Arc::clone(table)));
+        }
+        if self.decoded_bytes > MAX_DECODED_BYTES {
+            return Ok(None);
+        }
+        let table: Arc<[u8]> = Arc::from(self.objects.bytes(bytes_object)?);
+        self.decoded_bytes += table.len();
+        self.line_tables.insert(bytes_object, Arc::clone(&table));
+        Ok(Some(table))
+    }
+
+    fn frame_at(&mut self, code: &CodeInfo, position: FramePosition) -> Frame {
+        // Each frame copies its code object's names into the report: count them against the
+        // same budget, so that many frames of one huge-named code object cannot multiply it.
+        self.decoded_bytes +=
+            code.name.len() + code.file.len() + code.qualname.as_ref().map_or(0, String::len);
         let layout = self.objects.layout;
-        let line = match position {
-            FramePosition::NotStarted => Some(code.first_line),
-            FramePosition::Lasti(lasti) if lasti < 0 => Some(code.first_line),
-            FramePosition::Lasti(lasti) => {
+        let table = code.line_table.as_deref();
+        let line = match (position, table) {
+            (FramePosition::NotStarted, _) => Some(code.first_line),
+            (FramePosition::Lasti(lasti), _) if lasti < 0 => Some(code.first_line),
+            // The table could not be decoded within the budget: the line is unknown.
+            (_, None) => None,
+            (FramePosition::Lasti(lasti), Some(table)) => {
                 if layout.code_co_linetable.is_some() {
                     // 3.10: f_lasti counts code units; the table counts bytes.
-                    linetable::linetable_310_line(
-                        &code.line_table,
-                        code.first_line,
-                        lasti as u64 * 2,
-                    )
+                    linetable::linetable_310_line(table, code.first_line, lasti as u64 * 2)
                 } else {
                     let signed = (layout.major, layout.minor) >= (3, 6);
                     Some(linetable::lnotab_line(
-                        &code.line_table,
+                        table,
                         code.first_line,
                         lasti as u64,
                         signed,
                     ))
                 }
             }
-            FramePosition::CodeUnit(index) => {
-                linetable::location_table_line(&code.line_table, code.first_line, index)
+            (FramePosition::CodeUnit(index), Some(table)) => {
+                linetable::location_table_line(table, code.first_line, index)
             }
         };
         Frame {

@@ -8,7 +8,7 @@ use super::objects::{ObjectError, ObjectResult, Objects};
 use crate::memory::Memory;
 
 /// More interpreters or threads than this means the list is corrupt.
-const MAX_INTERPRETERS: usize = 4096;
+const MAX_INTERPRETERS: usize = 256;
 const MAX_THREADS: usize = 1 << 16;
 
 /// One `PyThreadState`, before its frames are read.
@@ -49,7 +49,9 @@ pub fn thread_states<M: Memory>(
                     continue;
                 }
             };
-        let threads = walk_list(objects, head, layout.tstate_next, MAX_THREADS);
+        // One budget for all interpreters: corrupt lists may share their nodes.
+        let budget = MAX_THREADS.saturating_sub(states.len());
+        let threads = walk_list(objects, head, layout.tstate_next, budget);
         if let Some(problem) = threads.problem {
             warnings.push(format!(
                 "thread list of interpreter {interpreter:#x}: {problem}"
