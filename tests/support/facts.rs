@@ -411,9 +411,9 @@ fn check_signal(
             expect("sender_uid", (*uid).into());
         }
     }
-    if !got["description"]
+    if got["description"]
         .as_str()
-        .is_some_and(|d| !d.trim().is_empty())
+        .is_none_or(|d| d.trim().is_empty())
     {
         problems.push(format!(
             "crash.signal.description: expected a text, got {}",
