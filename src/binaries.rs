@@ -325,8 +325,3 @@ impl crate::memory::Memory for CoreOnly<'_, '_> {
         self.0.read_core_only(addr, buf)
     }
 }
-
-/// Paths of the binaries, for the report.
-pub fn image_path(image: &Option<LoadedImage>) -> Option<PathBuf> {
-    image.as_ref().map(|i| i.image.path.clone())
-}

@@ -11,7 +11,7 @@ use goblin::elf::program_header::{PT_LOAD, PT_NOTE};
 use goblin::elf::section_header::{SHT_DYNSYM, SHT_GNU_HASH, SHT_SYMTAB};
 use goblin::elf::Elf;
 
-use crate::bytes::{c_string_at, slice, u32_at, u64_at};
+use crate::bytes::{slice, u32_at, u64_at};
 use crate::error::{Error, Result};
 use crate::input::{self, MappedFile};
 use crate::memory::Memory;
@@ -38,19 +38,8 @@ pub struct ElfImage {
     dynsym: Option<SymbolTable>,
     gnu_hash: Option<usize>,
     symtab: Option<SymbolTable>,
-    sections: Vec<Section>,
     /// Detached debug symbols of this build (`.build-id/xx/yyyy.debug`), when found.
     debug_file: Option<Box<ElfImage>>,
-}
-
-/// One section header, kept for look-ups by name and by address.
-#[derive(Debug, Clone)]
-struct Section {
-    name: String,
-    vaddr: u64,
-    size: u64,
-    /// File offset of the contents; `None` for SHT_NOBITS (`.bss`).
-    offset: Option<u64>,
 }
 
 impl ElfImage {
@@ -102,17 +91,6 @@ impl ElfImage {
             .iter()
             .find(|s| s.sh_type == SHT_GNU_HASH)
             .map(|s| s.sh_offset as usize);
-        let sections = elf
-            .section_headers
-            .iter()
-            .map(|s| Section {
-                name: elf.shdr_strtab.get_at(s.sh_name).unwrap_or("").to_string(),
-                vaddr: s.sh_addr,
-                size: s.sh_size,
-                offset: (s.sh_type != goblin::elf::section_header::SHT_NOBITS)
-                    .then_some(s.sh_offset),
-            })
-            .collect();
         Ok(ElfImage {
             path: path.to_path_buf(),
             build_id,
@@ -120,7 +98,6 @@ impl ElfImage {
             dynsym,
             gnu_hash,
             symtab,
-            sections,
             file,
             debug_file: None,
         })
@@ -215,19 +192,6 @@ impl ElfImage {
         dynamic
             .or_else(|| self.symtab.and_then(|t| self.scan(t, name)))
             .or_else(|| self.debug_file.as_ref()?.symbol_and_size(name))
-    }
-
-    /// `(vaddr, size)` of the section called `name`.
-    pub fn section(&self, name: &str) -> Option<(u64, u64)> {
-        self.sections
-            .iter()
-            .find(|s| s.name == name)
-            .map(|s| (s.vaddr, s.size))
-    }
-
-    /// The whole file.
-    pub fn bytes(&self) -> &[u8] {
-        self.file.bytes()
     }
 
     /// Value of symbol `index` if its name is `name` and it is defined.
@@ -343,22 +307,6 @@ pub fn build_id_in_memory(memory: &impl Memory, start: u64) -> Option<Vec<u8>> {
 /// The file's own name as the core recorded it, for messages.
 pub fn display_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
-}
-
-/// A NUL-terminated string at a link-time address inside the image's file-backed sections.
-pub fn string_at_vaddr(image: &ElfImage, vaddr: u64) -> Option<String> {
-    let offset = image.file_offset_of(vaddr)?;
-    c_string_at(image.bytes(), offset)
-}
-
-impl ElfImage {
-    /// File offset of a link-time address, through the section that contains it.
-    pub fn file_offset_of(&self, vaddr: u64) -> Option<usize> {
-        self.sections
-            .iter()
-            .filter(|s| s.vaddr != 0 && vaddr >= s.vaddr && vaddr - s.vaddr < s.size)
-            .find_map(|s| usize::try_from(s.offset? + (vaddr - s.vaddr)).ok())
-    }
 }
 
 #[cfg(test)]

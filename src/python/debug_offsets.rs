@@ -71,11 +71,6 @@ impl Reader {
             &mut l.runtime_interpreters_head,
             p.runtime_state_interpreters_head,
         );
-        take(
-            "interpreter_state.id",
-            &mut l.interp_id,
-            p.interpreter_state_id,
-        );
         required!(
             "interpreter_state.next",
             l.interp_next,

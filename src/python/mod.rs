@@ -313,7 +313,9 @@ fn with_micro_from_sys<M: Memory>(
             .chars()
             .take_while(char::is_ascii_digit)
             .collect();
-        ((major, minor) == (version.major, version.minor)).then_some(micro.parse().ok()?)
+        ((major, minor) == (version.major, version.minor))
+            .then(|| micro.parse().ok())
+            .flatten()
     });
     PythonVersion {
         micro: parsed,

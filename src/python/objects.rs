@@ -36,36 +36,14 @@ impl<M: Memory> Objects<'_, M> {
         Ok(self.memory.read_u64(addr)?)
     }
 
-    /// A NUL-terminated C string of at most `limit` bytes.
-    pub fn c_string(&self, addr: u64, limit: usize) -> ObjectResult<String> {
-        let mut out = Vec::new();
-        let mut chunk = [0u8; 64];
-        while out.len() < limit {
-            // Read byte-wise near the end of what is readable.
-            let at = addr.wrapping_add(out.len() as u64);
-            let read = if self.memory.read(at, &mut chunk).is_ok() {
-                &chunk[..]
-            } else {
-                self.memory.read(at, &mut chunk[..1])?;
-                &chunk[..1]
-            };
-            match read.iter().position(|&b| b == 0) {
-                Some(end) => {
-                    out.extend_from_slice(&read[..end]);
-                    return Ok(String::from_utf8_lossy(&out).into_owned());
-                }
-                None => out.extend_from_slice(read),
-            }
-        }
-        invalid(format!("string at {addr:#x} is longer than {limit} bytes"))
-    }
-
     /// The `tp_name` of an object's type.
     pub fn type_name(&self, object: u64) -> ObjectResult<String> {
         let type_object =
             self.pointer(object.wrapping_add(u64::from(self.layout.object_ob_type)))?;
         let name = self.pointer(type_object.wrapping_add(u64::from(self.layout.type_tp_name)))?;
-        self.c_string(name, MAX_TYPE_NAME)
+        crate::memory::read_c_string(self.memory, name, MAX_TYPE_NAME).ok_or_else(|| {
+            ObjectError::Invalid(format!("type name at {name:#x} is unreadable or too long"))
+        })
     }
 
     pub fn ob_size(&self, object: u64) -> ObjectResult<i64> {
