@@ -349,7 +349,8 @@ mod tests {
     fn every_format_round_trips() {
         use std::io::Write;
         // An ELF file, as pycore only ever decompresses cores and binaries.
-        let payload = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        let mut payload = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        payload.truncate(256 << 10);
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         gz.write_all(&payload).unwrap();
         let mut xz = xz2::write::XzEncoder::new(Vec::new(), 1);
