@@ -1064,16 +1064,55 @@ def parse_existing(path: str) -> List[Entry]:
     block_re = re.compile(r"^// source: (.*?)\n(.*?^pub const (\w+): Layout = Layout \{\n.*?^\};\n)",
                           re.M | re.S)
     by_const = {c: s for s, (_, c) in SHAPES.items()}
+    blocks = {bm.group(3): bm.group(0) for bm in block_re.finditer(text)}
     for bm in block_re.finditer(text):
         const = bm.group(3)
         if const not in by_const:
             raise GenError(f"{path}: unknown const {const}")
-        block = bm.group(0)
+        block = expand_compact(bm.group(0), blocks.get("RELEASE"), by_const[const], path)
         crossed = re.findall(r"^// cross-checked: (.*)$", block, re.M)
         entries.append(Entry(major, minor, by_const[const], bm.group(1), crossed, block))
     if not entries:
         raise GenError(f"{path}: no generated Layout consts found; delete it or fix it")
     return entries
+
+
+BODY_START = "    major:"
+SAME_AS_RELEASE = "    ..RELEASE"
+
+
+def split_block(text: str) -> Tuple[str, str]:
+    """(comments and `pub const` line, member lines through `};`) of a rendered const block."""
+    at = text.index("\n" + BODY_START) + 1
+    return text[:at], text[at:]
+
+
+def body_as_shape(body: str, shape: str) -> str:
+    return re.sub(r"^    shape: Shape::\w+,$", f"    shape: Shape::{SHAPES[shape][0]},", body,
+                  flags=re.M)
+
+
+def compact_text(e: Entry, release: Optional[Entry]) -> str:
+    """A debug or free-threaded const whose members all equal RELEASE's is written as
+    `Layout { shape: ..., ..RELEASE }` (Py_DEBUG changes none of these structs since 3.8):
+    the data stands once. parse_existing() expands it back."""
+    if release is None or e is release:
+        return e.text
+    head, body = split_block(e.text)
+    if body_as_shape(split_block(release.text)[1], e.shape) != body:
+        return e.text
+    return (f"{head}    shape: Shape::{SHAPES[e.shape][0]},\n"
+            f"    // Every other member equals RELEASE's.\n{SAME_AS_RELEASE}\n}};\n")
+
+
+def expand_compact(block: str, release_block: Optional[str], shape: str, path: str) -> str:
+    """The full form of a block that compact_text() shortened."""
+    if SAME_AS_RELEASE not in block:
+        return block
+    if release_block is None:
+        raise GenError(f"{path}: {SHAPES[shape][1]} refers to RELEASE, which the file lacks")
+    head = block[: block.index("\n    shape:") + 1]
+    return head + body_as_shape(split_block(release_block)[1], shape)
 
 
 def render_version_file(entries: List[Entry]) -> str:
@@ -1093,9 +1132,10 @@ def render_version_file(entries: List[Entry]) -> str:
         out.append("use super::super::layout::{DebugOffsetsLayout, Layout, Shape};")
     else:
         out.append("use super::super::layout::{Layout, Shape};")
+    release = next((e for e in entries if e.shape == "release"), None)
     for e in entries:
         out.append("")
-        out.append(e.text.rstrip("\n"))
+        out.append(compact_text(e, release).rstrip("\n"))
     return "\n".join(out) + "\n"
 
 
