@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::binaries::{LoadedImage, PythonBinaries};
 use crate::core::signal::{self, SignalDescription};
 use crate::core::{CoreFile, Dumper, Registers};
-use crate::python::{Frame, PythonProcess};
+use crate::python::{Frame, PythonProcess, PythonThread};
 
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -72,8 +72,22 @@ pub struct PythonSummary {
     pub shape: crate::python::Shape,
     /// Whether a garbage collection was running (in any interpreter); null if unknown.
     pub gc_collecting: Option<bool>,
+    /// Every interpreter with a thread state: the main one first, then subinterpreters.
+    pub interpreters: Vec<InterpreterSummary>,
     pub executable: Option<BinarySummary>,
     pub libpython: Option<BinarySummary>,
+}
+
+/// One interpreter of the process.
+#[derive(Debug, Clone, Serialize)]
+pub struct InterpreterSummary {
+    /// `PyInterpreterState.id` (0 for the main interpreter); null before 3.7.
+    pub id: Option<i64>,
+    pub main: bool,
+    /// Address of its `PyInterpreterState`.
+    pub address: String,
+    /// How many thread states it has.
+    pub thread_states: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -111,9 +125,28 @@ pub struct ThreadReport {
     /// `0x…` hex strings: the instruction and stack pointers.
     pub pc: Option<String>,
     pub sp: Option<String>,
-    /// Innermost first.
+    /// Id of the interpreter whose code the thread runs now (its innermost thread state).
+    pub interpreter: Option<i64>,
+    /// Innermost first, over all its thread states (each frame names its interpreter).
     pub frames: Vec<FrameReport>,
+    /// The thread's Python thread states, one per interpreter it has entered, innermost first:
+    /// `frame_count` frames of `frames` belong to each, in order.
+    pub thread_states: Vec<ThreadStateReport>,
     pub warnings: Vec<String>,
+}
+
+/// One `PyThreadState` of a thread.
+#[derive(Debug, Clone, Serialize)]
+pub struct ThreadStateReport {
+    pub interpreter: Option<i64>,
+    pub main_interpreter: bool,
+    /// Address of the `PyThreadState`.
+    pub address: String,
+    /// The thread's name in that interpreter's `threading`, if registered there.
+    pub name: Option<String>,
+    pub holds_gil: Option<bool>,
+    pub handling_exception: Option<crate::python::exceptions::ExceptionInfo>,
+    pub frame_count: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -125,6 +158,8 @@ pub struct FrameReport {
     pub first_line: u32,
     /// The source line, when the file could be read (see `--source-root`).
     pub source: Option<String>,
+    /// Id of the interpreter that runs it.
+    pub interpreter: Option<i64>,
 }
 
 impl From<&Frame> for FrameReport {
@@ -136,6 +171,7 @@ impl From<&Frame> for FrameReport {
             line: frame.line,
             first_line: frame.first_line,
             source: None,
+            interpreter: None,
         }
     }
 }
@@ -159,7 +195,7 @@ impl Report {
             .iter()
             .filter_map(|t| Some((t.registers.thread_pointer?, t.tid)))
             .collect();
-        let mut python_by_tid: HashMap<i32, crate::python::PythonThread> = HashMap::new();
+        let mut python_by_tid: HashMap<i32, Vec<PythonThread>> = HashMap::new();
         let mut orphans = Vec::new();
         let gc_flags: Vec<Option<bool>> = process
             .threads
@@ -173,6 +209,10 @@ impl Report {
         } else {
             None
         };
+        let interpreters = interpreter_summaries(&process.threads);
+        // One OS thread holds a thread state in every interpreter it has entered (a thread
+        // running a subinterpreter keeps its main-interpreter state, with the frame that
+        // called into it): all of them join the one thread.
         for thread in process.threads {
             let tid = thread
                 .native_thread_id
@@ -180,10 +220,8 @@ impl Report {
                 .filter(|id| core.threads.iter().any(|t| t.tid == *id))
                 .or_else(|| by_thread_pointer.get(&thread.thread_id).copied());
             match tid {
-                Some(tid) if !python_by_tid.contains_key(&tid) => {
-                    python_by_tid.insert(tid, thread);
-                }
-                _ => orphans.push(thread),
+                Some(tid) => python_by_tid.entry(tid).or_default().push(thread),
+                None => orphans.push(thread),
             }
         }
         let pid = core
@@ -196,14 +234,18 @@ impl Report {
             .threads
             .iter()
             .map(|status| {
-                let python = python_by_tid.remove(&status.tid);
-                let interpreter_collecting =
-                    python.as_ref().and_then(|p| p.interpreter_gc_collecting);
+                let mut states = python_by_tid.remove(&status.tid).unwrap_or_default();
+                let stack = core.segment_containing(status.registers.sp);
+                order_innermost_first(&mut states, stack.map(|s| (s.vaddr, s.end())));
+                let interpreter_collecting = states
+                    .iter()
+                    .filter_map(|p| p.interpreter_gc_collecting)
+                    .reduce(|a, b| a || b);
                 let mut report = thread_report(
                     Some(status.tid),
                     status.signal,
                     Some(status.registers),
-                    python,
+                    states,
                 );
                 report.is_main = Some(status.tid) == pid;
                 report.crashed = Some(status.tid) == crash.thread;
@@ -222,7 +264,7 @@ impl Report {
                 "a Python thread state (thread id {:#x}) matches no thread in the core",
                 orphan.thread_id
             ));
-            threads.push(thread_report(None, 0, None, Some(orphan)));
+            threads.push(thread_report(None, 0, None, vec![orphan]));
         }
         warnings.extend(process.warnings);
         Report {
@@ -248,6 +290,7 @@ impl Report {
                 version: process.version.to_string(),
                 shape: process.shape,
                 gc_collecting,
+                interpreters,
                 executable: binaries.executable.as_ref().map(binary_summary),
                 libpython: binaries.libpython.as_ref().map(binary_summary),
             },
@@ -258,31 +301,102 @@ impl Report {
     }
 }
 
+/// One OS thread's report from its thread states, innermost first.
 fn thread_report(
     tid: Option<i32>,
     signal: i32,
     registers: Option<Registers>,
-    python: Option<crate::python::PythonThread>,
+    states: Vec<PythonThread>,
 ) -> ThreadReport {
     let hex = |v: u64| format!("{v:#x}");
+    let innermost = states.first();
+    // The name `threading` gave the thread where it was started: the outermost state's.
+    let name = states.iter().rev().find_map(|s| s.name.clone());
+    let holds_gil = if states.iter().any(|s| s.holds_gil == Some(true)) {
+        Some(true)
+    } else {
+        innermost.and_then(|s| s.holds_gil)
+    };
+    let frames = states
+        .iter()
+        .flat_map(|state| {
+            state.frames.iter().map(|frame| FrameReport {
+                interpreter: state.interpreter_id,
+                ..FrameReport::from(frame)
+            })
+        })
+        .collect();
+    let thread_states = states
+        .iter()
+        .map(|state| ThreadStateReport {
+            interpreter: state.interpreter_id,
+            main_interpreter: state.main_interpreter,
+            address: hex(state.address),
+            name: state.name.clone(),
+            holds_gil: state.holds_gil,
+            handling_exception: state.handling_exception.clone(),
+            frame_count: state.frames.len(),
+        })
+        .collect();
     ThreadReport {
         tid,
-        name: python.as_ref().and_then(|p| p.name.clone()),
-        python: python.is_some(),
+        name,
+        python: !states.is_empty(),
         is_main: false,
         crashed: false,
         gc_collecting: None,
-        handling_exception: python.as_ref().and_then(|p| p.handling_exception.clone()),
-        holds_gil: python.as_ref().and_then(|p| p.holds_gil),
+        handling_exception: innermost.and_then(|p| p.handling_exception.clone()),
+        holds_gil,
         signal,
         pc: registers.map(|r| hex(r.pc)),
         sp: registers.map(|r| hex(r.sp)),
-        frames: python
-            .as_ref()
-            .map(|p| p.frames.iter().map(FrameReport::from).collect())
-            .unwrap_or_default(),
-        warnings: python.map(|p| p.warnings).unwrap_or_default(),
+        interpreter: innermost.and_then(|s| s.interpreter_id),
+        frames,
+        thread_states,
+        warnings: states.into_iter().flat_map(|p| p.warnings).collect(),
     }
+}
+
+/// Order one OS thread's thread states from the one it runs now to the one that called into
+/// the others. Each state's innermost interpreter loop has a C stack address
+/// ([`PythonThread::c_stack_hint`], 3.11+); the stack grows down, so the lowest is the most
+/// recent. Without such addresses for all of them (≤3.10), the main interpreter's state is
+/// the outermost and newer interpreters (higher ids, created later) are taken as nested deeper.
+fn order_innermost_first(states: &mut [PythonThread], stack: Option<(u64, u64)>) {
+    if states.len() < 2 {
+        return;
+    }
+    let on_stack = |state: &PythonThread| {
+        let (start, end) = stack?;
+        state.c_stack_hint.filter(|a| (start..end).contains(a))
+    };
+    if states.iter().all(|s| on_stack(s).is_some()) {
+        states.sort_by_key(|s| on_stack(s));
+    } else {
+        states.sort_by_key(|s| (s.main_interpreter, std::cmp::Reverse(s.interpreter_id)));
+    }
+}
+
+/// Every interpreter that has a thread state, main first.
+fn interpreter_summaries(threads: &[PythonThread]) -> Vec<InterpreterSummary> {
+    let mut interpreters: Vec<InterpreterSummary> = Vec::new();
+    let mut seen: Vec<u64> = Vec::new();
+    for thread in threads {
+        match seen.iter().position(|a| *a == thread.interpreter) {
+            Some(index) => interpreters[index].thread_states += 1,
+            None => {
+                seen.push(thread.interpreter);
+                interpreters.push(InterpreterSummary {
+                    id: thread.interpreter_id,
+                    main: thread.main_interpreter,
+                    address: format!("{:#x}", thread.interpreter),
+                    thread_states: 1,
+                });
+            }
+        }
+    }
+    interpreters.sort_by_key(|i| (!i.main, i.id));
+    interpreters
 }
 
 /// The fatal signal and the thread that took it. The kernel writes the NT_PRSTATUS of the

@@ -236,6 +236,13 @@ impl CoreFile {
     }
 
     /// The whole core file's bytes.
+    /// The segment whose address range holds `address` (e.g. a thread's stack, from its SP).
+    pub fn segment_containing(&self, address: u64) -> Option<&Segment> {
+        let after = self.segments.partition_point(|s| s.vaddr <= address);
+        let segment = self.segments.get(after.checked_sub(1)?)?;
+        (address < segment.end()).then_some(segment)
+    }
+
     pub fn bytes(&self) -> &[u8] {
         self.data.bytes()
     }

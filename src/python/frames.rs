@@ -56,6 +56,12 @@ pub struct CodeInfo {
 pub struct Stack {
     pub frames: Vec<Frame>,
     pub warnings: Vec<String>,
+    /// An address inside the C stack frame of the innermost interpreter loop running these
+    /// frames, when the version keeps one in the chain: 3.11/3.12's `tstate->cframe` (a
+    /// `_PyCFrame` local of `_PyEval_EvalFrameDefault`), 3.12+'s C-stack entry frames. It
+    /// orders the thread states that one OS thread holds in several interpreters (the lower,
+    /// the more recent).
+    pub c_stack_hint: Option<u64>,
 }
 
 /// Frame walker with a cache of decoded code objects shared by all threads of a core.
@@ -92,7 +98,7 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
                 .pointer(tstate.wrapping_add(u64::from(frame_field)))
                 .and_then(|first| self.walk_frame_objects(first, &mut stack))
         } else {
-            self.first_interpreter_frame(tstate)
+            self.first_interpreter_frame(tstate, &mut stack)
                 .and_then(|first| self.walk_interpreter_frames(first, &mut stack))
         };
         if let Err(error) = result {
@@ -104,7 +110,7 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
         stack
     }
 
-    fn first_interpreter_frame(&self, tstate: u64) -> ObjectResult<u64> {
+    fn first_interpreter_frame(&self, tstate: u64, stack: &mut Stack) -> ObjectResult<u64> {
         let layout = self.objects.layout;
         match (
             layout.tstate_current_frame,
@@ -121,6 +127,7 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
                 if cframe == 0 {
                     return Ok(0);
                 }
+                stack.c_stack_hint = Some(cframe);
                 self.objects
                     .pointer(cframe.wrapping_add(u64::from(current)))
             }
@@ -197,6 +204,11 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
                     "the frame at {frame:#x} reads as zeros (memory the core lost; gcore cannot read thread stacks with glibc guard regions): older frames of this thread are missing"
                 ));
                 break;
+            }
+            if owner_value >= FIRST_NON_PYTHON_OWNER && stack.c_stack_hint.is_none() {
+                // The innermost loop's entry frame lives on its C stack (3.14's base frame,
+                // in the thread state, does not: the report checks the address).
+                stack.c_stack_hint = Some(frame);
             }
             if owner_value < FIRST_NON_PYTHON_OWNER && self.is_code(code_addr)? {
                 let instr_ptr = self.objects.pointer(frame.wrapping_add(u64::from(instr)))?;

@@ -50,7 +50,17 @@ pub struct PythonThread {
     pub name: Option<String>,
     /// Whether it holds the GIL; `None` when that cannot be told.
     pub holds_gil: Option<bool>,
+    /// Address of the `PyInterpreterState` it belongs to.
     pub interpreter: u64,
+    /// `PyInterpreterState.id` (3.7+; the main interpreter is 0).
+    pub interpreter_id: Option<i64>,
+    /// Whether it belongs to the main interpreter (`_PyRuntime.interpreters.main`, else the
+    /// oldest interpreter: the list's last).
+    pub main_interpreter: bool,
+    /// Address of the `PyThreadState`.
+    pub address: u64,
+    /// See [`frames::Stack::c_stack_hint`].
+    pub c_stack_hint: Option<u64>,
     /// The exception being handled in an `except` block, if any.
     pub handling_exception: Option<exceptions::ExceptionInfo>,
     /// Whether a garbage collection was running in this thread's interpreter (not necessarily
@@ -126,6 +136,7 @@ pub fn inspect(memory: &impl Memory, symbols: &impl SymbolSource) -> Result<Pyth
     let version = with_micro_from_sys(&objects, head, version);
     let (states, list_warnings) = threads::thread_states(&objects, head);
     warnings.extend(list_warnings);
+    let main_interpreter = main_interpreter(&objects, roots, &states);
 
     let static_gc_flag = symbols.symbol("collecting");
     let mut interpreter_info: HashMap<u64, InterpreterFacts> = HashMap::new();
@@ -149,7 +160,14 @@ pub fn inspect(memory: &impl Memory, symbols: &impl SymbolSource) -> Result<Pyth
                             warnings.push(format!("garbage collector state unknown: {e}"));
                             None
                         });
-                InterpreterFacts { names, gil, gc }
+                let id = threads::interpreter_id(&objects, state.interpreter).unwrap_or_else(|e| {
+                    warnings.push(format!(
+                        "interpreter at {:#x}: its id is unreadable: {e}",
+                        state.interpreter
+                    ));
+                    None
+                });
+                InterpreterFacts { names, gil, gc, id }
             });
         let mut thread_warnings = Vec::new();
         let handling_exception = exceptions::handled_exception(&objects, state.address)
@@ -164,6 +182,10 @@ pub fn inspect(memory: &impl Memory, symbols: &impl SymbolSource) -> Result<Pyth
             name: facts.names.get(&state.thread_id).cloned(),
             holds_gil: facts.gil.held_by(state.address),
             interpreter: state.interpreter,
+            interpreter_id: facts.id,
+            main_interpreter: Some(state.interpreter) == main_interpreter,
+            address: state.address,
+            c_stack_hint: stack.c_stack_hint,
             handling_exception,
             interpreter_gc_collecting: facts.gc,
             frames: stack.frames,
@@ -185,6 +207,26 @@ struct InterpreterFacts {
     names: HashMap<u64, String>,
     gil: threads::Gil,
     gc: Option<bool>,
+    id: Option<i64>,
+}
+
+/// The main interpreter: `_PyRuntime.interpreters.main` (3.7+), else the oldest one (new
+/// interpreters are put at the head of the list, Python/pystate.c).
+fn main_interpreter<M: Memory>(
+    objects: &Objects<'_, M>,
+    roots: Roots,
+    states: &[threads::ThreadState],
+) -> Option<u64> {
+    if let (Roots::Runtime(runtime), Some(field)) =
+        (roots, objects.layout.runtime_interpreters_main)
+    {
+        if let Ok(main) = objects.pointer(runtime.wrapping_add(u64::from(field))) {
+            if main != 0 {
+                return Some(main);
+            }
+        }
+    }
+    states.last().map(|s| s.interpreter)
 }
 
 /// The table for this build, corrected by the process's own `_Py_DebugOffsets` (3.13+), which

@@ -131,6 +131,18 @@ fn walk_list<M: Memory>(
     }
 }
 
+/// `PyInterpreterState.id`, where the version has one (3.7+).
+pub fn interpreter_id<M: Memory>(
+    objects: &Objects<'_, M>,
+    interpreter: u64,
+) -> ObjectResult<Option<i64>> {
+    let Some(offset) = objects.layout.interp_id else {
+        return Ok(None);
+    };
+    let id = objects.pointer(interpreter.wrapping_add(u64::from(offset)))?;
+    Ok(Some(id as i64))
+}
+
 /// What can be told about the GIL of one interpreter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Gil {

@@ -66,7 +66,17 @@ pub fn write(report: &Report, out: &mut impl Write) -> io::Result<()> {
         )?;
         writeln!(out)?;
         writeln!(out, "```")?;
+        let grouped = report.python.interpreters.len() > 1;
+        let mut current_group = None;
         for frame in &thread.frames {
+            if grouped && current_group != Some(frame.interpreter) {
+                current_group = Some(frame.interpreter);
+                writeln!(
+                    out,
+                    "{}:",
+                    super::interpreter_title(report, frame.interpreter)
+                )?;
+            }
             writeln!(out, "{}", super::frame_line(frame))?;
             if let Some(source) = &frame.source {
                 writeln!(out, "    {source}")?;

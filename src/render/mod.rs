@@ -57,6 +57,21 @@ fn clean(text: &mut String) {
     }
 }
 
+/// "In interpreter 1", "In the main interpreter (0)" for a frame's interpreter id.
+pub fn interpreter_title(report: &Report, id: Option<i64>) -> String {
+    let main = report
+        .python
+        .interpreters
+        .iter()
+        .any(|i| i.main && i.id == id);
+    match (id, main) {
+        (Some(id), true) => format!("In the main interpreter ({id})"),
+        (Some(id), false) => format!("In interpreter {id}"),
+        (None, true) => "In the main interpreter".to_string(),
+        (None, false) => "In a subinterpreter".to_string(),
+    }
+}
+
 /// Threads with the crashed one first, then in the core's order.
 pub fn crashed_first(report: &Report) -> impl Iterator<Item = &ThreadReport> {
     let crashed = report.threads.iter().filter(|t| t.crashed);

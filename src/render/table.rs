@@ -41,6 +41,10 @@ fn state(report: &Report, thread: &ThreadReport) -> String {
     if let Some(exception) = &thread.handling_exception {
         words.push(format!("handling {}", exception.type_name));
     }
+    if report.python.interpreters.len() > 1 && thread.python {
+        let title = super::interpreter_title(report, thread.interpreter);
+        words.push(title.replacen("In ", "in ", 1));
+    }
     words.push(
         match (thread.python, thread.frames.is_empty()) {
             (false, _) => "no Python",

@@ -90,11 +90,17 @@ fn write_header(report: &Report, out: &mut impl Write) -> io::Result<()> {
         .iter()
         .filter(|t| !t.frames.is_empty())
         .count();
-    writeln!(
+    write!(
         out,
         "{} threads, {with_frames} with Python frames",
         report.threads.len()
     )?;
+    let subinterpreters = python.interpreters.iter().filter(|i| !i.main).count();
+    match subinterpreters {
+        0 => writeln!(out)?,
+        1 => writeln!(out, "; the main interpreter and 1 subinterpreter")?,
+        n => writeln!(out, "; the main interpreter and {n} subinterpreters")?,
+    }
     if python.gc_collecting == Some(true) {
         let who = report
             .threads
@@ -134,22 +140,32 @@ fn write_thread(report: &Report, thread: &ThreadReport, out: &mut impl Write) ->
             exception.type_name, exception.message
         )?;
     }
+    // In a process with subinterpreters, a thread's frames are grouped by the interpreter
+    // that runs them (as PyStack does), innermost first.
+    let grouped = report.python.interpreters.len() > 1;
+    let indent = if grouped { "    " } else { "  " };
+    let mut current_group = None;
     for frame in &thread.frames {
+        if grouped && current_group != Some(frame.interpreter) {
+            current_group = Some(frame.interpreter);
+            let title = super::interpreter_title(report, frame.interpreter);
+            writeln!(out, "  {BOLD}{title}:{BOLD:#}")?;
+        }
         let function = frame.qualname.as_deref().unwrap_or(&frame.function);
         match frame.line {
             Some(line) => writeln!(
                 out,
-                "  File \"{}\", line {line}, in {FUNCTION}{function}{FUNCTION:#}",
+                "{indent}File \"{}\", line {line}, in {FUNCTION}{function}{FUNCTION:#}",
                 frame.file
             )?,
             None => writeln!(
                 out,
-                "  File \"{}\", in {FUNCTION}{function}{FUNCTION:#}",
+                "{indent}File \"{}\", in {FUNCTION}{function}{FUNCTION:#}",
                 frame.file
             )?,
         }
         if let Some(source) = &frame.source {
-            writeln!(out, "    {DIM}{source}{DIM:#}")?;
+            writeln!(out, "{indent}  {DIM}{source}{DIM:#}")?;
         }
     }
     for warning in &thread.warnings {
