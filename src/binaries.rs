@@ -200,7 +200,7 @@ fn is_libpython(name: &str) -> bool {
 }
 
 /// The executable's path as NT_FILE recorded it: the mapping that holds `AT_PHDR`.
-fn executable_mapping_path(core: &CoreFile) -> Option<String> {
+pub fn executable_mapping_path(core: &CoreFile) -> Option<String> {
     let phdr = core
         .auxv_value(AT_PHDR)
         .or_else(|| core.auxv_value(AT_ENTRY));

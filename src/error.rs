@@ -36,6 +36,20 @@ pub enum Error {
 }
 
 impl Error {
+    /// A stable name for the JSON report's `error.kind`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Open { .. } => "unreadable",
+            Error::NotACore { .. } => "not-a-core",
+            Error::NotPython(_) => "not-python",
+            Error::BinaryMissing(_) => "binary-missing",
+            Error::BadBinary { .. } => "bad-binary",
+            Error::BuildIdMismatch { .. } => "build-id-mismatch",
+            Error::UnsupportedVersion(_) => "unsupported-version",
+            Error::PythonState(_) => "python-state-unreadable",
+        }
+    }
+
     /// The process exit code for this error (documented in docs/exit-codes.md).
     pub fn exit_code(&self) -> i32 {
         match self {

@@ -71,9 +71,40 @@ pub fn analyze(options: &Options) -> Result<Report> {
 }
 
 /// [`analyze`] on core bytes the caller already has (`options.core` only names them).
+///
+/// An error that stops the analysis before the core's notes are read (not a core, unreadable)
+/// is returned; once they are read, the report holds what the core tells and, if the Python
+/// state could not be read, the reason in [`Report::error`].
 pub fn analyze_data(data: input::MappedFile, options: &Options) -> Result<Report> {
     let core = core::CoreFile::parse(&options.core, data)?;
     let mut memory = memory::AddressSpace::new(&core);
+    // AT_EXECFN (include/uapi/linux/auxvec.h) points at the path given to execve().
+    const AT_EXECFN: u64 = 31;
+    let invoked_as = core
+        .auxv_value(AT_EXECFN)
+        .and_then(|addr| memory::read_c_string(&memory, addr, 4096));
+    let mut report = Report::from_core(
+        &core,
+        binaries::executable_mapping_path(&core),
+        invoked_as,
+        truncation_warnings(&core),
+    );
+    if let Err(error) = add_python(&core, &mut memory, options, &mut report) {
+        report.set_error(&error);
+    }
+    if options.show_source {
+        source::annotate(&mut report, &options.source_roots);
+    }
+    Ok(report)
+}
+
+/// Find the binaries, read the interpreter state and join it to the report's threads.
+fn add_python(
+    core: &core::CoreFile,
+    memory: &mut memory::AddressSpace<'_>,
+    options: &Options,
+    report: &mut Report,
+) -> Result<()> {
     let locator = binaries::Locator {
         python: options.python.clone(),
         sysroot: options.sysroot.clone(),
@@ -81,48 +112,45 @@ pub fn analyze_data(data: input::MappedFile, options: &Options) -> Result<Report
         allow_mismatch: options.allow_mismatch,
         debug_dirs: options.debug_dirs.clone(),
     };
-    let binaries = binaries::PythonBinaries::locate(&mut memory, &locator)?;
-    let mut warnings = binaries.warnings.clone();
-    if let Some(cut) = core.truncation {
-        let mut lost = Vec::new();
-        if cut.notes_cut {
-            lost.push(format!(
-                "its notes are cut off ({} threads survived; any after them are missing)",
-                core.threads.len()
-            ));
-        }
-        if cut.segments_cut > 0 {
-            lost.push(format!(
-                "{} memory segments lost {} bytes from address {:#x} on",
-                cut.segments_cut, core.truncated_bytes, cut.first_missing_address
-            ));
-        }
-        warnings.push(format!(
-            "the core is truncated: the file has {} of the {} bytes its headers describe; {}; threads whose memory is there are shown, the others may be partial",
-            cut.file_len,
-            cut.expected_len,
-            lost.join("; ")
-        ));
-    }
-    let process = python::inspect(&memory, &binaries)?;
+    let binaries = binaries::PythonBinaries::locate(memory, &locator)?;
+    report.warnings.extend(binaries.warnings.iter().cloned());
+    let process = python::inspect(&*memory, &binaries)?;
     let collectors = if process
         .threads
         .iter()
         .any(|t| t.interpreter_gc_collecting == Some(true))
     {
         let ranges = binaries.function_ranges(GC_FUNCTIONS);
-        (!ranges.is_empty()).then(|| stack_scan::threads_in_functions(&core, &memory, &ranges))
+        (!ranges.is_empty()).then(|| stack_scan::threads_in_functions(core, memory, &ranges))
     } else {
         Some(Vec::new())
     };
-    // AT_EXECFN (include/uapi/linux/auxvec.h) points at the path given to execve().
-    const AT_EXECFN: u64 = 31;
-    let invoked_as = core
-        .auxv_value(AT_EXECFN)
-        .and_then(|addr| memory::read_c_string(&memory, addr, 4096));
-    let mut report = Report::build(&core, &binaries, process, collectors, invoked_as, warnings);
-    if options.show_source {
-        source::annotate(&mut report, &options.source_roots);
+    report.add_python(core, &binaries, process, collectors);
+    Ok(())
+}
+
+/// What a cut-off core lost, as warnings.
+fn truncation_warnings(core: &core::CoreFile) -> Vec<String> {
+    let Some(cut) = core.truncation else {
+        return Vec::new();
+    };
+    let mut lost = Vec::new();
+    if cut.notes_cut {
+        lost.push(format!(
+            "its notes are cut off ({} threads survived; any after them are missing)",
+            core.threads.len()
+        ));
     }
-    Ok(report)
+    if cut.segments_cut > 0 {
+        lost.push(format!(
+            "{} memory segments lost {} bytes from address {:#x} on",
+            cut.segments_cut, core.truncated_bytes, cut.first_missing_address
+        ));
+    }
+    vec![format!(
+        "the core is truncated: the file has {} of the {} bytes its headers describe; {}; threads whose memory is there are shown, the others may be partial",
+        cut.file_len,
+        cut.expected_len,
+        lost.join("; ")
+    )]
 }

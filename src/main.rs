@@ -120,14 +120,18 @@ fn analyze(args: AnalyzeArgs) -> ExitCode {
         source_roots: args.source_root,
         show_source: !args.no_source,
     };
+    let format = if args.json { Format::Json } else { args.format };
     let report = match pycore::analyze(&options) {
         Ok(report) => report,
         Err(error) => {
+            // Not even the core's notes could be read. JSON consumers still get one document.
+            if matches!(format, Format::Json) {
+                let _ = pycore::render::json::write_error(&error, &mut io::stdout().lock());
+            }
             eprintln!("pycore: {error}");
             return ExitCode::from(error.exit_code() as u8);
         }
     };
-    let format = if args.json { Format::Json } else { args.format };
     if let Err(error) = write_report(&report, format, args.color) {
         let broken_pipe = error
             .downcast_ref::<io::Error>()
@@ -136,6 +140,11 @@ fn analyze(args: AnalyzeArgs) -> ExitCode {
             eprintln!("pycore: {error:#}");
             return ExitCode::from(EXIT_OUTPUT_ERROR);
         }
+    }
+    if let Some(error) = &report.error {
+        // What the core says was printed; the Python part failed, as the exit code says.
+        eprintln!("pycore: {}", error.message);
+        return ExitCode::from(u8::try_from(error.code).unwrap_or(EXIT_INTERNAL_ERROR));
     }
     let partial =
         !report.warnings.is_empty() || report.threads.iter().any(|t| !t.warnings.is_empty());

@@ -9,9 +9,10 @@ use serde::Serialize;
 use crate::binaries::{LoadedImage, PythonBinaries};
 use crate::core::signal::{self, SignalDescription};
 use crate::core::{CoreFile, Dumper, Registers};
+use crate::error::Error;
 use crate::python::{Frame, PythonProcess, PythonThread};
 
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -19,7 +20,8 @@ pub struct Report {
     pub core: CoreSummary,
     /// Why the core exists: the fatal signal, or a snapshot of a live process.
     pub crash: CrashSummary,
-    pub python: PythonSummary,
+    /// What was read of the Python interpreter; null when it could not be read (see `error`).
+    pub python: Option<PythonSummary>,
     /// Every thread of the core, in the core's order (the kernel lists the thread that took the
     /// fatal signal first), then Python thread states that match no thread of the core.
     pub threads: Vec<ThreadReport>,
@@ -27,6 +29,18 @@ pub struct Report {
     pub warnings: Vec<String>,
     /// Information that does not affect the Python data (e.g. source files that changed).
     pub notes: Vec<String>,
+    /// Why the Python state could not be read, when it could not: the process, the crash and
+    /// the threads above are still what the core says.
+    pub error: Option<ReportError>,
+}
+
+/// An analysis that stopped after reading the core: its exit code, a stable kind and the
+/// message (the same as on standard error).
+#[derive(Debug, Clone, Serialize)]
+pub struct ReportError {
+    pub code: i32,
+    pub kind: &'static str,
+    pub message: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -177,17 +191,73 @@ impl From<&Frame> for FrameReport {
 }
 
 impl Report {
-    /// Join the core's threads with the Python thread states read from it.
+    /// What the core alone tells, before (and whether or not) its Python state can be read:
+    /// the process, the crash, and every thread's TID and registers.
+    pub fn from_core(
+        core: &CoreFile,
+        executable: Option<String>,
+        invoked_as: Option<String>,
+        warnings: Vec<String>,
+    ) -> Report {
+        let pid = core
+            .process
+            .as_ref()
+            .map(|p| p.pid)
+            .or_else(|| core.threads.first().map(|t| t.tid));
+        let crash = crash_summary(core);
+        let threads = core
+            .threads
+            .iter()
+            .map(|status| {
+                let mut report = thread_report(
+                    Some(status.tid),
+                    status.signal,
+                    Some(status.registers),
+                    Vec::new(),
+                );
+                report.is_main = Some(status.tid) == pid;
+                report.crashed = Some(status.tid) == crash.thread;
+                report
+            })
+            .collect();
+        Report {
+            schema_version: SCHEMA_VERSION,
+            core: CoreSummary {
+                path: core.path.clone(),
+                pid,
+                ppid: core.process.as_ref().map(|p| p.ppid),
+                uid: core.process.as_ref().map(|p| p.uid),
+                gid: core.process.as_ref().map(|p| p.gid),
+                command: core
+                    .process
+                    .as_ref()
+                    .map(|p| p.args.clone())
+                    .filter(|a| !a.is_empty()),
+                executable,
+                invoked_as,
+                arch: core.arch,
+                dumper: core.dumper,
+            },
+            crash,
+            python: None,
+            threads,
+            warnings,
+            notes: Vec::new(),
+            error: None,
+        }
+    }
+
+    /// Join the Python thread states read from the core to its threads (a report made by
+    /// [`Report::from_core`] of the same core).
     /// `collectors`: TIDs found running the garbage collector (`None`: a collection runs but
     /// which thread runs it cannot be told).
-    pub fn build(
+    pub fn add_python(
+        &mut self,
         core: &CoreFile,
         binaries: &PythonBinaries,
         process: PythonProcess,
         collectors: Option<Vec<i32>>,
-        invoked_as: Option<String>,
-        mut warnings: Vec<String>,
-    ) -> Report {
+    ) {
         // Kernel TID of each thread: `native_thread_id` (3.8+), else the thread whose thread
         // pointer equals the `pthread_t` (x86_64 glibc: `fs_base`).
         let by_thread_pointer: HashMap<u64, i32> = core
@@ -224,80 +294,60 @@ impl Report {
                 None => orphans.push(thread),
             }
         }
-        let pid = core
-            .process
-            .as_ref()
-            .map(|p| p.pid)
-            .or_else(|| core.threads.first().map(|t| t.tid));
-        let crash = crash_summary(core);
-        let mut threads: Vec<ThreadReport> = core
-            .threads
-            .iter()
-            .map(|status| {
-                let mut states = python_by_tid.remove(&status.tid).unwrap_or_default();
-                let stack = core.segment_containing(status.registers.sp);
-                order_innermost_first(&mut states, stack.map(|s| (s.vaddr, s.end())));
-                let interpreter_collecting = states
-                    .iter()
-                    .filter_map(|p| p.interpreter_gc_collecting)
-                    .reduce(|a, b| a || b);
-                let mut report = thread_report(
-                    Some(status.tid),
-                    status.signal,
-                    Some(status.registers),
-                    states,
-                );
-                report.is_main = Some(status.tid) == pid;
-                report.crashed = Some(status.tid) == crash.thread;
-                report.gc_collecting = match (interpreter_collecting, &collectors) {
-                    (Some(true), Some(found)) if !found.is_empty() => {
-                        Some(found.contains(&status.tid))
-                    }
-                    (Some(true), _) => None,
-                    (other, _) => other,
-                };
-                report
-            })
-            .collect();
+        for (report, status) in self.threads.iter_mut().zip(&core.threads) {
+            let mut states = python_by_tid.remove(&status.tid).unwrap_or_default();
+            let stack = core.segment_containing(status.registers.sp);
+            order_innermost_first(&mut states, stack.map(|s| (s.vaddr, s.end())));
+            let interpreter_collecting = states
+                .iter()
+                .filter_map(|p| p.interpreter_gc_collecting)
+                .reduce(|a, b| a || b);
+            let (is_main, crashed) = (report.is_main, report.crashed);
+            *report = thread_report(
+                Some(status.tid),
+                status.signal,
+                Some(status.registers),
+                states,
+            );
+            report.is_main = is_main;
+            report.crashed = crashed;
+            report.gc_collecting = match (interpreter_collecting, &collectors) {
+                (Some(true), Some(found)) if !found.is_empty() => Some(found.contains(&status.tid)),
+                (Some(true), _) => None,
+                (other, _) => other,
+            };
+        }
         for orphan in orphans {
-            warnings.push(format!(
+            self.warnings.push(format!(
                 "a Python thread state (thread id {:#x}) matches no thread in the core",
                 orphan.thread_id
             ));
-            threads.push(thread_report(None, 0, None, vec![orphan]));
+            self.threads
+                .push(thread_report(None, 0, None, vec![orphan]));
         }
-        warnings.extend(process.warnings);
-        Report {
-            schema_version: SCHEMA_VERSION,
-            core: CoreSummary {
-                path: core.path.clone(),
-                pid,
-                ppid: core.process.as_ref().map(|p| p.ppid),
-                uid: core.process.as_ref().map(|p| p.uid),
-                gid: core.process.as_ref().map(|p| p.gid),
-                command: core
-                    .process
-                    .as_ref()
-                    .map(|p| p.args.clone())
-                    .filter(|a| !a.is_empty()),
-                executable: binaries.executable.as_ref().map(|e| e.core_path.clone()),
-                invoked_as,
-                arch: core.arch,
-                dumper: core.dumper,
-            },
-            crash,
-            python: PythonSummary {
-                version: process.version.to_string(),
-                shape: process.shape,
-                gc_collecting,
-                interpreters,
-                executable: binaries.executable.as_ref().map(binary_summary),
-                libpython: binaries.libpython.as_ref().map(binary_summary),
-            },
-            threads,
-            warnings,
-            notes: Vec::new(),
-        }
+        self.warnings.extend(process.warnings);
+        self.python = Some(PythonSummary {
+            version: process.version.to_string(),
+            shape: process.shape,
+            gc_collecting,
+            interpreters,
+            executable: binaries.executable.as_ref().map(binary_summary),
+            libpython: binaries.libpython.as_ref().map(binary_summary),
+        });
+    }
+
+    /// Record why the Python state could not be read: the rest of the report stands.
+    pub fn set_error(&mut self, error: &Error) {
+        self.error = Some(ReportError {
+            code: error.exit_code(),
+            kind: error.kind(),
+            message: error.to_string(),
+        });
+    }
+
+    /// How many interpreters had thread states (0 when the Python state was not read).
+    pub fn interpreter_count(&self) -> usize {
+        self.python.as_ref().map_or(0, |p| p.interpreters.len())
     }
 }
 

@@ -102,7 +102,7 @@ fn comparison_reports_each_difference() {
     .unwrap();
     let report = Report::parse(
         format!(
-            r#"{{"schema_version": 1, "python": {{"version": "3.12.0"}}, "threads": [{}], "warnings": []}}"#,
+            r#"{{"schema_version": 2, "python": {{"version": "3.12.0"}}, "threads": [{}], "warnings": []}}"#,
             reported.join(",")
         )
         .as_bytes(),
@@ -148,7 +148,7 @@ fn comparison_checks_qualname_only_where_recorded() {
     };
     let report = |qualname: &str| {
         let text = format!(
-            r#"{{"schema_version": 1, "threads": [{{"tid": 7, "name": "t", "python": true, "frames": [{}]}}]}}"#,
+            r#"{{"schema_version": 2, "threads": [{{"tid": 7, "name": "t", "python": true, "frames": [{}]}}]}}"#,
             frame(qualname)
         );
         Report::parse(text.as_bytes()).unwrap()
@@ -186,7 +186,7 @@ fn comparison_checks_gil_holder_and_shape() {
             )
         };
         let text = format!(
-            r#"{{"schema_version": 1, "python": {{"version": "3.13.5", "shape": "{shape}"}}, "threads": [{}, {}]}}"#,
+            r#"{{"schema_version": 2, "python": {{"version": "3.13.5", "shape": "{shape}"}}, "threads": [{}, {}]}}"#,
             thread(1, holds[0]),
             thread(2, holds[1])
         );
@@ -333,7 +333,7 @@ fn comparison_checks_names_spin_ranges_and_exceptions() {
             ""
         };
         let text = format!(
-            r#"{{"schema_version": 1, "threads": [
+            r#"{{"schema_version": 2, "threads": [
                 {{"tid": 1, "name": {name1}, "python": true{exception1},
                   "frames": [{{"function": "spin", "qualname": "spin", "file": "/s/a.py", "line": {line1}}}]}},
                 {{"tid": 2, "name": "handler", "python": true{exception},
@@ -414,7 +414,7 @@ fn comparison_checks_gc_collecting() {
             format!(r#""python": {{"version": "3.12.1", "gc_collecting": {interpreter}}}, "#)
         };
         let text = format!(
-            r#"{{"schema_version": 1, {python}"threads": [{}, {}, {}]}}"#,
+            r#"{{"schema_version": 2, {python}"threads": [{}, {}, {}]}}"#,
             thread(1, values[0]),
             thread(2, values[1]),
             thread(3, values[2])

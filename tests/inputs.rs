@@ -995,7 +995,7 @@ fn cut_judgement_accepts_only_innermost_frames() {
             ));
         }
         let stdout = format!(
-            r#"{{"schema_version": 1, "threads": [{}], "warnings": {process}}}"#,
+            r#"{{"schema_version": 2, "threads": [{}], "warnings": {process}}}"#,
             threads.join(", ")
         );
         let ran = Ran {
@@ -1546,6 +1546,44 @@ fn failure_problems(ran: &Ran) -> Vec<String> {
         if lower.contains(word) {
             problems.push(format!("{}: {word:?} on stderr", ran.args));
         }
+    }
+    if ran.args.contains(" --json") {
+        problems.extend(failed_json_problems(ran));
+    }
+    problems
+}
+
+/// With --json, a failed analysis still prints one document: `error` with the exit code, and,
+/// once the core's notes were read (every failure but "not a core" and "unreadable"), what the
+/// core says: the process and its threads.
+fn failed_json_problems(ran: &Ran) -> Vec<String> {
+    let doc: Value = match serde_json::from_slice(&ran.stdout) {
+        Ok(doc) => doc,
+        Err(e) => {
+            return vec![format!(
+                "{}: failed, and stdout is not one JSON document: {e}",
+                ran.args
+            )]
+        }
+    };
+    let mut problems = Vec::new();
+    let code = ran.code.map(i64::from);
+    if doc["error"]["code"].as_i64() != code || !doc["error"]["message"].is_string() {
+        problems.push(format!(
+            "{}: exit {code:?}, but the JSON's error is {}",
+            ran.args, doc["error"]
+        ));
+    }
+    let core_read = !matches!(
+        doc["error"]["kind"].as_str(),
+        Some("not-a-core" | "unreadable")
+    );
+    let has_threads = doc["threads"].as_array().is_some_and(|t| !t.is_empty());
+    if core_read && (doc["core"].is_null() || doc["crash"].is_null() || !has_threads) {
+        problems.push(format!(
+            "{}: the core was read ({}), but the JSON lacks its process, crash or threads",
+            ran.args, doc["error"]["kind"]
+        ));
     }
     problems
 }

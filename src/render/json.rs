@@ -8,3 +8,24 @@ pub fn write(report: &Report, out: &mut impl Write) -> io::Result<()> {
     serde_json::to_writer_pretty(&mut *out, report)?;
     writeln!(out)
 }
+
+/// The document for an analysis that stopped before the core's notes could be read (not a
+/// core, unreadable): every section null or empty, and the error.
+pub fn write_error(error: &crate::Error, out: &mut impl Write) -> io::Result<()> {
+    let document = serde_json::json!({
+        "schema_version": crate::report::SCHEMA_VERSION,
+        "core": null,
+        "crash": null,
+        "python": null,
+        "threads": [],
+        "warnings": [],
+        "notes": [],
+        "error": {
+            "code": error.exit_code(),
+            "kind": error.kind(),
+            "message": error.to_string(),
+        },
+    });
+    serde_json::to_writer_pretty(&mut *out, &document)?;
+    writeln!(out)
+}

@@ -8,12 +8,15 @@ pub fn write(report: &Report, out: &mut impl Write) -> io::Result<()> {
     let report = &super::printable(report);
     writeln!(out, "### pycore: {}", escape(&super::headline(report)))?;
     writeln!(out)?;
-    let python = &report.python;
-    writeln!(
-        out,
-        "- **Python**: {} ({} build)",
-        python.version, python.shape
-    )?;
+    match (&report.python, &report.error) {
+        (Some(python), _) => writeln!(
+            out,
+            "- **Python**: {} ({} build)",
+            python.version, python.shape
+        )?,
+        (None, Some(error)) => writeln!(out, "- **Python**: not read: {}", escape(&error.message))?,
+        (None, None) => writeln!(out, "- **Python**: not read")?,
+    }
     if let Some(command) = &report.core.command {
         writeln!(out, "- **Command**: `{}`", command.replace('`', "'"))?;
     }
@@ -66,7 +69,7 @@ pub fn write(report: &Report, out: &mut impl Write) -> io::Result<()> {
         )?;
         writeln!(out)?;
         writeln!(out, "```")?;
-        let grouped = report.python.interpreters.len() > 1;
+        let grouped = report.interpreter_count() > 1;
         let mut current_group = None;
         for frame in &thread.frames {
             if grouped && current_group != Some(frame.interpreter) {

@@ -61,8 +61,8 @@ fn clean(text: &mut String) {
 pub fn interpreter_title(report: &Report, id: Option<i64>) -> String {
     let main = report
         .python
-        .interpreters
         .iter()
+        .flat_map(|p| &p.interpreters)
         .any(|i| i.main && i.id == id);
     match (id, main) {
         (Some(id), true) => format!("In the main interpreter ({id})"),

@@ -33,6 +33,9 @@ pub fn write(report: &Report, out: &mut impl Write) -> io::Result<()> {
     for warning in &report.warnings {
         writeln!(out, "warning: {warning}")?;
     }
+    if let Some(error) = &report.error {
+        writeln!(out, "Python stacks not read: {}", error.message)?;
+    }
     Ok(())
 }
 
@@ -41,12 +44,13 @@ fn state(report: &Report, thread: &ThreadReport) -> String {
     if let Some(exception) = &thread.handling_exception {
         words.push(format!("handling {}", exception.type_name));
     }
-    if report.python.interpreters.len() > 1 && thread.python {
+    if report.interpreter_count() > 1 && thread.python {
         let title = super::interpreter_title(report, thread.interpreter);
         words.push(title.replacen("In ", "in ", 1));
     }
     words.push(
         match (thread.python, thread.frames.is_empty()) {
+            (false, _) if report.python.is_none() => "Python not read",
             (false, _) => "no Python",
             (true, true) => "idle",
             (true, false) => "Python",

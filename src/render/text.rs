@@ -61,7 +61,16 @@ fn write_header(report: &Report, out: &mut impl Write) -> io::Result<()> {
         .map(|c| c.to_uppercase().collect())
         .unwrap_or_default();
     writeln!(out, "{style}{first}{}{style:#}", chars.as_str())?;
-    let python = &report.python;
+    let Some(python) = &report.python else {
+        let why = report.error.as_ref().map_or("", |e| e.message.as_str());
+        writeln!(out, "{WARNING}Python: not read: {why}{WARNING:#}")?;
+        writeln!(
+            out,
+            "{} threads (what the core says of them without the Python state)",
+            report.threads.len()
+        )?;
+        return Ok(());
+    };
     let read_from = |binary: &crate::report::BinarySummary| {
         let local = binary.local_path.display().to_string();
         if local == binary.path {
@@ -126,7 +135,13 @@ fn write_thread(report: &Report, thread: &ThreadReport, out: &mut impl Write) ->
     if !notes.is_empty() {
         write!(out, " ({})", notes.join(", "))?;
     }
-    if !thread.python {
+    if report.python.is_none() {
+        let registers = match (&thread.pc, &thread.sp) {
+            (Some(pc), Some(sp)) => format!("pc {pc}, sp {sp}"),
+            _ => "no registers".to_string(),
+        };
+        writeln!(out, ": {DIM}{registers}{DIM:#}")?;
+    } else if !thread.python {
         writeln!(out, ": {DIM}no Python thread state{DIM:#}")?;
     } else if thread.frames.is_empty() {
         writeln!(out, ": {DIM}no Python frames{DIM:#}")?;
@@ -142,7 +157,7 @@ fn write_thread(report: &Report, thread: &ThreadReport, out: &mut impl Write) ->
     }
     // In a process with subinterpreters, a thread's frames are grouped by the interpreter
     // that runs them (as PyStack does), innermost first.
-    let grouped = report.python.interpreters.len() > 1;
+    let grouped = report.interpreter_count() > 1;
     let indent = if grouped { "    " } else { "  " };
     let mut current_group = None;
     for frame in &thread.frames {

@@ -259,9 +259,9 @@ impl Report {
         let doc: Value = serde_json::from_str(text)
             .map_err(|e| format!("pycore's stdout is not one JSON document: {e}"))?;
         let schema = u64_field(&doc, "schema_version", "report")?;
-        if schema != 1 {
+        if schema != 2 {
             return Err(format!(
-                "report schema_version is {schema}, these tests know 1"
+                "report schema_version is {schema}, these tests know 2"
             ));
         }
         let (python_version, shape) = match doc.get("python").filter(|p| !p.is_null()) {
