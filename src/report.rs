@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::binaries::{LoadedImage, PythonBinaries};
 use crate::core::signal::{self, SignalDescription};
-use crate::core::{CoreFile, Dumper, Registers};
+use crate::core::{CoreFile, Dumper, Registers, SignalInfo, ThreadStatus};
 use crate::error::Error;
 use crate::python::{Frame, PythonProcess, PythonThread};
 
@@ -61,7 +61,8 @@ pub struct CoreSummary {
     pub dumper: Dumper,
 }
 
-/// `crashed`: killed by a signal; `snapshot`: taken from a live process (gcore); `unknown`.
+/// `crashed`: killed (or, under gdb, stopped) by a crash signal; `snapshot`: taken from a live
+/// process (gcore, or gdb stopped at a breakpoint or interrupt); `unknown`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum CoreKind {
@@ -73,7 +74,7 @@ pub enum CoreKind {
 #[derive(Debug, Clone, Serialize)]
 pub struct CrashSummary {
     pub kind: CoreKind,
-    /// The signal that made the kernel dump the core (for snapshots: whatever stopped it).
+    /// The signal that crashed the process (for snapshots: whatever stopped it).
     pub signal: Option<SignalDescription>,
     /// Kernel TID of the thread that received the signal.
     pub thread: Option<i32>,
@@ -204,7 +205,7 @@ impl Report {
             .as_ref()
             .map(|p| p.pid)
             .or_else(|| core.threads.first().map(|t| t.tid));
-        let crash = crash_summary(core);
+        let crash = crash_summary(core.dumper, &core.threads, core.signal.as_ref());
         let threads = core
             .threads
             .iter()
@@ -449,30 +450,68 @@ fn interpreter_summaries(threads: &[PythonThread]) -> Vec<InterpreterSummary> {
     interpreters
 }
 
-/// The fatal signal and the thread that took it. The kernel writes the NT_PRSTATUS of the
-/// dumping thread first, with `pr_cursig` set to the signal (fs/binfmt_elf.c, fill_note_info).
-fn crash_summary(core: &CoreFile) -> CrashSummary {
-    let signal = core.signal.as_ref().map(signal::describe);
-    let kind = match core.dumper {
-        Dumper::Gdb => CoreKind::Snapshot,
-        Dumper::Kernel => CoreKind::Crashed,
-        Dumper::Unknown => CoreKind::Unknown,
+/// Why the core exists, and the thread that took the signal. Who wrote the core does not decide
+/// whether something crashed; the signal information does (docs/json-schema.md, `crash.kind`):
+///
+/// - The kernel writes cores of fatal signals only: "crashed". It writes one NT_SIGINFO, the
+///   signal as every thread's `pr_cursig`, and the dumping thread's NT_PRSTATUS first
+///   (fs/binfmt_elf.c, fill_note_info): only the order tells which thread took it.
+/// - gdb (`gcore`, `generate-core-file`) writes the signal the process is stopped with as every
+///   thread's `pr_cursig` (0 when it attached to a running process) and, after each thread's
+///   NT_PRSTATUS, that thread's own siginfo: the thread that took the signal is the one whose
+///   NT_SIGINFO has `pr_cursig`'s signal (gdb also writes it first); the others have the SIGSTOP
+///   gdb stopped them with. Stopped by a crash signal ([`signal::is_crash_signal`]: SIGSEGV,
+///   SIGABRT, ... as gdb's "Program received signal SIGSEGV"): "crashed". Otherwise (attached:
+///   0 and SIGSTOP; a breakpoint's SIGTRAP; an interrupt's SIGINT): "snapshot", with no crashed
+///   thread and the signal that stopped it.
+/// - Other dumpers are read the same way, and are "unknown" when the signal is no crash signal.
+fn crash_summary(
+    dumper: Dumper,
+    threads: &[ThreadStatus],
+    first_siginfo: Option<&SignalInfo>,
+) -> CrashSummary {
+    if dumper == Dumper::Kernel {
+        let signal = first_siginfo.map(signal::describe);
+        return CrashSummary {
+            kind: CoreKind::Crashed,
+            thread: signal.as_ref().and(threads.first()).map(|t| t.tid),
+            signal: signal.filter(|s| s.number != 0),
+        };
+    }
+    let matches = |t: &&ThreadStatus, info: Option<&SignalInfo>| {
+        t.signal != 0 && info.is_some_and(|i| i.signo == t.signal)
     };
-    // The kernel records the fatal signal as every thread's pr_cursig, so only the order
-    // tells which thread took it: the dumping thread's NT_PRSTATUS comes first.
-    let thread = match (kind, &signal) {
-        (CoreKind::Snapshot, _) | (_, None) => None,
-        (CoreKind::Crashed, Some(_)) => core.threads.first().map(|t| t.tid),
-        (CoreKind::Unknown, Some(signal)) => core
-            .threads
-            .iter()
-            .find(|t| t.signal == signal.number)
-            .map(|t| t.tid),
+    let taken = threads
+        .iter()
+        // gdb: the thread whose own siginfo is the signal.
+        .find(|t| matches(t, t.siginfo.as_ref()))
+        // One NT_SIGINFO for the process: the first thread stopped by its signal.
+        .or_else(|| threads.iter().find(|t| matches(t, first_siginfo)))
+        // `pr_cursig` without any siginfo.
+        .or_else(|| threads.iter().find(|t| t.signal != 0));
+    let info = match taken {
+        Some(thread) => [thread.siginfo.as_ref(), first_siginfo]
+            .into_iter()
+            .flatten()
+            .find(|i| i.signo == thread.signal)
+            .copied(),
+        None => first_siginfo.copied(),
+    };
+    let stopped_by = taken.map_or_else(|| info.map_or(0, |i| i.signo), |t| t.signal);
+    let kind = if signal::is_crash_signal(stopped_by) {
+        CoreKind::Crashed
+    } else if dumper == Dumper::Gdb {
+        CoreKind::Snapshot
+    } else {
+        CoreKind::Unknown
     };
     CrashSummary {
         kind,
-        signal: signal.filter(|s| s.number != 0),
-        thread,
+        signal: info
+            .as_ref()
+            .map(signal::describe)
+            .filter(|s| s.number != 0),
+        thread: taken.filter(|_| kind != CoreKind::Snapshot).map(|t| t.tid),
     }
 }
 
@@ -487,5 +526,114 @@ fn binary_summary(loaded: &LoadedImage) -> BinarySummary {
             .map(crate::bytes::hex),
         debug_file: loaded.debug_file.clone(),
         load_address: format!("{:#x}", loaded.bias.wrapping_add(loaded.image.base_vaddr)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(signo: i32, code: i32, union_word: u64) -> SignalInfo {
+        SignalInfo {
+            signo,
+            errno: 0,
+            code,
+            union_word,
+        }
+    }
+
+    fn thread(tid: i32, cursig: i32, siginfo: Option<SignalInfo>) -> ThreadStatus {
+        ThreadStatus {
+            tid,
+            signal: cursig,
+            registers: Registers::default(),
+            siginfo,
+        }
+    }
+
+    /// The notes gdb 13 wrote for a process stopped with `cursig`: every thread's pr_cursig is
+    /// it, the signalled thread comes first with its own siginfo, the others have the SIGSTOP
+    /// (SI_TKILL from gdb, pid 900) gdb stopped them with.
+    fn gdb_threads(cursig: i32, taken: SignalInfo) -> Vec<ThreadStatus> {
+        let stop = info(19, -6, 900);
+        vec![
+            thread(103, cursig, Some(taken)),
+            thread(100, cursig, Some(stop)),
+            thread(102, cursig, Some(stop)),
+        ]
+    }
+
+    fn summary(dumper: Dumper, threads: &[ThreadStatus]) -> CrashSummary {
+        let first = threads.iter().find_map(|t| t.siginfo);
+        crash_summary(dumper, threads, first.as_ref())
+    }
+
+    #[test]
+    fn gdb_core_of_a_segfault_is_a_crash_in_the_faulting_thread() {
+        let crash = summary(Dumper::Gdb, &gdb_threads(11, info(11, 1, 0)));
+        assert_eq!(crash.kind, CoreKind::Crashed);
+        assert_eq!(crash.thread, Some(103));
+        let signal = crash.signal.unwrap();
+        assert_eq!(signal.name, "SIGSEGV");
+        assert_eq!(signal.code_name.as_deref(), Some("SEGV_MAPERR"));
+        assert_eq!(signal.fault_address.as_deref(), Some("0x0"));
+    }
+
+    #[test]
+    fn gdb_core_of_an_abort_names_the_thread_even_if_not_first() {
+        let mut threads = gdb_threads(6, info(6, -6, 100));
+        threads.rotate_left(1);
+        let crash = summary(Dumper::Gdb, &threads);
+        assert_eq!(crash.kind, CoreKind::Crashed);
+        assert_eq!(crash.thread, Some(103));
+        assert_eq!(crash.signal.unwrap().code_name.as_deref(), Some("SI_TKILL"));
+    }
+
+    #[test]
+    fn gcore_breakpoint_and_interrupt_are_snapshots() {
+        // gcore: pr_cursig 0, every thread stopped by the attach's SIGSTOP (SI_KERNEL).
+        let attach = info(19, 0x80, 0);
+        let gcore = [thread(100, 0, Some(attach)), thread(101, 0, Some(attach))];
+        let interrupt = gdb_threads(2, info(2, 0, 4242));
+        let breakpoint = [thread(100, 5, Some(info(5, 0x80, 0)))];
+        for (threads, name) in [
+            (&gcore[..], "SIGSTOP"),
+            (&interrupt[..], "SIGINT"),
+            (&breakpoint[..], "SIGTRAP"),
+        ] {
+            let crash = summary(Dumper::Gdb, threads);
+            assert_eq!(crash.kind, CoreKind::Snapshot, "{name}");
+            assert_eq!(crash.thread, None, "{name}");
+            assert_eq!(crash.signal.unwrap().name, name);
+        }
+    }
+
+    #[test]
+    fn kernel_cores_are_crashes_of_their_first_thread() {
+        // One NT_SIGINFO, after the first thread's NT_PRSTATUS; SIGTRAP included.
+        for signo in [11, 5, 3] {
+            let threads = [
+                thread(7, signo, Some(info(signo, 1, 0))),
+                thread(5, signo, None),
+            ];
+            let crash = summary(Dumper::Kernel, &threads);
+            assert_eq!(crash.kind, CoreKind::Crashed);
+            assert_eq!(crash.thread, Some(7));
+        }
+    }
+
+    #[test]
+    fn unknown_dumper_is_judged_by_its_signal() {
+        let one_siginfo = [thread(5, 0, None), thread(7, 8, None)];
+        let crash = crash_summary(Dumper::Unknown, &one_siginfo, Some(&info(8, 1, 0x1234)));
+        assert_eq!(crash.kind, CoreKind::Crashed);
+        assert_eq!(crash.thread, Some(7));
+        let stopped = [thread(5, 5, Some(info(5, 1, 0)))];
+        assert_eq!(summary(Dumper::Unknown, &stopped).kind, CoreKind::Unknown);
+        // pr_cursig without any siginfo: a crash of that thread, signal unknown.
+        let bare = [thread(5, 0, None), thread(7, 11, None)];
+        let crash = summary(Dumper::Gdb, &bare);
+        assert_eq!((crash.kind, crash.thread), (CoreKind::Crashed, Some(7)));
+        assert!(crash.signal.is_none());
     }
 }

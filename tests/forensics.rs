@@ -8,6 +8,11 @@
 //!   SIGABRT (os.abort() in the main thread), SIGFPE (a real integer division
 //!   by zero, x86_64), SIGBUS (a read of a truncated file mapping), and
 //!   SIGQUIT sent from outside;
+//! - gdb cores of the same crashes, as PyStack's tests make them: the
+//!   scenario runs under gdb, which stops it on the signal, and
+//!   `generate-core-file` writes the core (SIGSEGV in a worker thread and in
+//!   the only thread, SIGABRT in the main thread): they must be crashes like
+//!   the kernel's, with the same signal facts, though gdb wrote them;
 //! - gcore snapshots of processes that never import threading (no thread
 //!   started at all, or threads started with _thread only), of a thread
 //!   holding the GIL in a busy loop, of threads inside `except` blocks, and
@@ -44,7 +49,9 @@ use support::matrix::{
     assert_all_passed, assert_some_passed, print_matrix, run_matrix, Outcome, Progress,
 };
 use support::process::{own_uid, TestDir};
-use support::scenario::{analyze_for, core_of_crash, core_of_parked, judge, outcome, Run, Take};
+use support::scenario::{
+    analyze_for, core_of_crash, core_of_crash_under_gdb, core_of_parked, judge, outcome, Run, Take,
+};
 use support::stacks::{Recording, Require, Verdict};
 
 /// The rows these tests run on (label and linkage of rows of
@@ -108,6 +115,51 @@ fn quit_sent_from_outside() {
         Take::Quit,
         Require::default(),
         |_| Ok(()),
+    );
+}
+
+// ---- crashes under gdb ---------------------------------------------------------
+
+/// The rows of the gdb crash tests: Python 2, Debian's static 3.11, and the
+/// pyenv 3.12 and 3.13 that PyStack-style crash cores come from.
+const GDB_ROWS: &[(&str, Linkage)] = &[
+    ("2.7", Linkage::Shared),
+    ("3.11", Linkage::Static),
+    ("3.12", Linkage::Shared),
+    ("3.13", Linkage::Shared),
+];
+
+/// gdb stops crash_segv.py's worker thread on its NULL write, then writes
+/// the core: crash.kind "crashed" (not "snapshot": who wrote the core does
+/// not decide), SIGSEGV/SEGV_MAPERR at 0x0, crash.thread the worker (gdb
+/// gives every thread pr_cursig 11; only the worker's own NT_SIGINFO is the
+/// SIGSEGV), dumper "gdb".
+#[test]
+fn segv_in_worker_thread_under_gdb() {
+    gdb_crash_matrix("crash_segv.py", "SIGSEGV", SEGV_MAPERR, CrashCause::Fault);
+}
+
+/// os.abort() in the main thread under gdb: SIGABRT, SI_TKILL from the
+/// process itself, in the main thread.
+#[test]
+fn abort_in_main_thread_under_gdb() {
+    gdb_crash_matrix(
+        "crash_abort.py",
+        "SIGABRT",
+        ABRT_TKILL,
+        CrashCause::OwnThread,
+    );
+}
+
+/// A process with one thread (none ever started) writes through NULL under
+/// gdb: SIGSEGV/SEGV_MAPERR at 0x0 in its only, main, thread.
+#[test]
+fn segv_single_threaded_under_gdb() {
+    gdb_crash_matrix(
+        "crash_segv_alone.py",
+        "SIGSEGV",
+        SEGV_MAPERR,
+        CrashCause::Fault,
     );
 }
 
@@ -246,8 +298,9 @@ fn garbage_collection_in_progress() {
 
 // ---- the matrices ------------------------------------------------------------
 
-fn rows() -> Vec<Wanted> {
-    ROWS.iter()
+fn rows(wanted: &[(&str, Linkage)]) -> Vec<Wanted> {
+    wanted
+        .iter()
         .map(|(label, linkage)| {
             *interpreters::WANTED
                 .iter()
@@ -258,8 +311,16 @@ fn rows() -> Vec<Wanted> {
 }
 
 fn matrix(title: &str, check: impl Fn(&Interpreter, &mut Progress) -> Outcome + Sync) {
+    matrix_on(ROWS, title, check);
+}
+
+fn matrix_on(
+    wanted: &[(&str, Linkage)],
+    title: &str,
+    check: impl Fn(&Interpreter, &mut Progress) -> Outcome + Sync,
+) {
     let found = interpreters::discover();
-    let candidates = interpreters::rows_for(&found, &rows(), false);
+    let candidates = interpreters::rows_for(&found, &rows(wanted), false);
     let start = Instant::now();
     let rows = run_matrix(title, &candidates, check);
     print_matrix(title, &rows, start.elapsed());
@@ -314,6 +375,30 @@ fn crash_matrix(scenario: &str, signal: i32, facts: SignalFacts, cause: CrashCau
             }
             Err(error) => outcome(Err(error), dir),
         }
+    });
+}
+
+/// Runs `scenario` under gdb until it stops with `signal` (its name, as gdb
+/// prints it), and compares gdb's core with what the scenario recorded just
+/// before: stacks, process facts, and the crash as `facts` and `cause`
+/// describe it, exactly as for the kernel's core of the same crash.
+fn gdb_crash_matrix(scenario: &str, signal: &str, facts: SignalFacts, cause: CrashCause) {
+    let title = format!("gdb cores of tests/scenarios/{scenario} crashing under gdb");
+    matrix_on(GDB_ROWS, &title, |python, progress| {
+        let dir = TestDir::new(&format!(
+            "gdbcrash-{}-{}-{scenario}",
+            python.label(),
+            python.linkage
+        ));
+        let result = core_of_crash_under_gdb(python, &dir, &Run::new(scenario), signal, progress)
+            .and_then(|(recording, core)| {
+                let expect = Expect::crash(&recording, &core, facts, cause)?;
+                let analysis = analyze_for(python, &core.path, dir.path())?;
+                let mut verdict = judge(&recording, &analysis, &expect);
+                verdict.notes.extend(core.notes);
+                Ok(verdict)
+            });
+        outcome(result, dir)
     });
 }
 
@@ -501,6 +586,26 @@ fn facts_check_reports_each_difference() {
     );
     gdb["core"]["ppid"] = json!(60);
     assert_eq!(facts::check(&recording, &gdb, &snapshot).len(), 1);
+
+    // The same crash under gdb: dumper "gdb", the ppid getppid() said (gdb),
+    // the command line cut to gdb's 80 bytes; still "crashed".
+    let under_gdb = Expect::crash(
+        &recording,
+        &core(CoreKind::GdbCrash),
+        SEGV_MAPERR,
+        CrashCause::Fault,
+    )
+    .unwrap();
+    let mut gdb_crash = right.clone();
+    gdb_crash["core"]["dumper"] = json!("gdb");
+    gdb_crash["core"]["ppid"] = json!(50);
+    gdb_crash["core"]["command"] = json!(&joined[..80]);
+    assert_eq!(
+        facts::check(&recording, &gdb_crash, &under_gdb),
+        Vec::<String>::new()
+    );
+    gdb_crash["crash"]["kind"] = json!("snapshot");
+    assert_eq!(facts::check(&recording, &gdb_crash, &under_gdb).len(), 1);
 
     // SIGQUIT from the harness: SI_USER with the sender's pid and uid, taken
     // by the main thread.

@@ -45,6 +45,8 @@ pub struct CoreFile {
     pub segments: Vec<Segment>,
     pub threads: Vec<ThreadStatus>,
     pub process: Option<ProcessInfo>,
+    /// The first NT_SIGINFO: the kernel writes exactly one (the fatal signal); gdb writes one
+    /// per thread, the signalled thread's first (see [`ThreadStatus::siginfo`]).
     pub signal: Option<SignalInfo>,
     pub auxv: Vec<(u64, u64)>,
     /// Sorted by `start`.
@@ -74,7 +76,9 @@ pub struct Truncation {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Dumper {
-    /// gdb's `gcore` (it adds a "GDB" target-description note): a snapshot of a live process.
+    /// gdb: `gcore` or `generate-core-file` (it adds a "GDB" target-description note). A
+    /// snapshot of a live process, or of one stopped under gdb by a crash: the signal
+    /// information tells which (see `report::crash_summary`).
     Gdb,
     /// The kernel (directly or through systemd-coredump/apport), on a fatal signal.
     Kernel,
@@ -219,7 +223,16 @@ impl CoreFile {
                 }
                 (b"CORE", notes::NT_PRPSINFO) => self.process = notes::parse_prpsinfo(note.desc),
                 (b"CORE", notes::NT_AUXV) => self.auxv = notes::parse_auxv(note.desc),
-                (b"CORE", notes::NT_SIGINFO) => self.signal = notes::parse_siginfo(note.desc),
+                (b"CORE", notes::NT_SIGINFO) => {
+                    let info = notes::parse_siginfo(note.desc);
+                    if self.signal.is_none() {
+                        self.signal = info;
+                    }
+                    // It belongs to the thread whose NT_PRSTATUS it follows.
+                    if let Some(thread) = self.threads.last_mut() {
+                        thread.siginfo = thread.siginfo.or(info);
+                    }
+                }
                 (b"CORE", notes::NT_FILE) => self.files = notes::parse_file_note(note.desc),
                 (b"GDB", _) => self.dumper = Dumper::Gdb,
                 // The TLS register note follows the NT_PRSTATUS of the thread it belongs to.

@@ -70,9 +70,16 @@ pub struct Registers {
 #[derive(Debug, Clone)]
 pub struct ThreadStatus {
     pub tid: i32,
-    /// The signal the thread was stopped by (`pr_cursig`), 0 if none.
+    /// The signal the thread was stopped by (`pr_cursig`), 0 if none. The kernel and gdb both
+    /// write the one signal of the dump on every thread, so this alone does not tell which
+    /// thread took it.
     pub signal: i32,
     pub registers: Registers,
+    /// The NT_SIGINFO written after this thread's NT_PRSTATUS (before the next thread's), if any.
+    /// The kernel writes one, after the dumping thread's; gdb writes one per thread: the signal
+    /// that thread is stopped with (`PTRACE_GETSIGINFO`), so only the thread that took the
+    /// reported signal has that signal here; the others have gdb's own SIGSTOP.
+    pub siginfo: Option<SignalInfo>,
 }
 
 const PRSTATUS_CURSIG: usize = 12;
@@ -101,6 +108,7 @@ pub fn parse_prstatus(desc: &[u8], arch: Arch) -> Option<ThreadStatus> {
         tid,
         signal,
         registers,
+        siginfo: None,
     })
 }
 

@@ -58,11 +58,32 @@ const NAMES: [&str; 32] = [
     "SIGSYS",
 ];
 
+const SIGQUIT: i32 = 3;
 const SIGILL: i32 = 4;
-const SIGTRAP: i32 = 5;
+pub const SIGTRAP: i32 = 5;
+const SIGABRT: i32 = 6;
 const SIGBUS: i32 = 7;
 const SIGFPE: i32 = 8;
 const SIGSEGV: i32 = 11;
+pub const SIGSTOP: i32 = 19;
+const SIGXCPU: i32 = 24;
+const SIGXFSZ: i32 = 25;
+const SIGSYS: i32 = 31;
+
+/// Whether a process stopped with `signal` has crashed: the signals whose default action is to
+/// dump core (signal(7)), less SIGTRAP. The kernel writes a core only for these; a debugger that
+/// intercepted one (gdb's "Program received signal SIGSEGV") stopped a process that it would
+/// otherwise have killed. SIGTRAP is left out because under a debugger it is the debugger's own
+/// breakpoint, single step or watchpoint (a kernel core of SIGTRAP is still a crash: the kernel
+/// writes cores of fatal signals only). SIGINT, SIGTERM, SIGHUP, SIGSTOP, ... stop a process
+/// under gdb without a crash (an interrupt, a request to quit); SIGKILL can be neither caught by
+/// a debugger nor dumped by the kernel.
+pub fn is_crash_signal(signal: i32) -> bool {
+    matches!(
+        signal,
+        SIGQUIT | SIGILL | SIGABRT | SIGBUS | SIGFPE | SIGSEGV | SIGXCPU | SIGXFSZ | SIGSYS
+    )
+}
 
 /// `SIGSEGV` for 11; `signal N` otherwise.
 pub fn signal_name(number: i32) -> String {
@@ -210,6 +231,16 @@ mod tests {
         assert_eq!(d.sender_uid, Some(1000));
         assert_eq!(d.fault_address, None);
         assert_eq!(d.description, "sent by kill() from pid 4242, uid 1000");
+    }
+
+    #[test]
+    fn crash_signals_are_the_core_dumping_ones_less_sigtrap() {
+        for crash in [3, 4, 6, 7, 8, 11, 24, 25, 31] {
+            assert!(is_crash_signal(crash), "{}", signal_name(crash));
+        }
+        for other in [0, 1, 2, 5, 9, 10, 13, 14, 15, 17, 19, 20, 34] {
+            assert!(!is_crash_signal(other), "{}", signal_name(other));
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@ pub mod markdown;
 pub mod table;
 pub mod text;
 
+use crate::core::signal::{signal_name, SIGSTOP};
 use crate::report::{CoreKind, FrameReport, Report, ThreadReport};
 
 /// A copy of `report` whose strings from the core are safe to print on a terminal: control
@@ -81,7 +82,14 @@ pub fn crashed_first(report: &Report) -> impl Iterator<Item = &ThreadReport> {
 /// One line saying why the core exists.
 pub fn headline(report: &Report) -> String {
     let crash = &report.crash;
+    let crashed_thread = report.threads.iter().find(|t| t.crashed);
     match (crash.kind, &crash.signal) {
+        // gcore attaches with SIGSTOP; a breakpoint (SIGTRAP) or an interrupt (SIGINT) under gdb
+        // is said.
+        (CoreKind::Snapshot, Some(signal)) if signal.number != SIGSTOP => format!(
+            "taken from a live process stopped under gdb by {} ({}): nothing crashed",
+            signal.name, signal.description
+        ),
         (CoreKind::Snapshot, _) => {
             "taken from a live process (gdb's gcore): nothing crashed".to_string()
         }
@@ -98,6 +106,15 @@ pub fn headline(report: &Report) -> String {
                 line.push_str(&format!(", in thread {tid}"));
             }
             line
+        }
+        // A thread's pr_cursig names the signal, but the core has no siginfo for it.
+        (CoreKind::Crashed, None) if crashed_thread.is_some_and(|t| t.signal != 0) => {
+            let thread = crashed_thread.map_or(0, |t| t.signal);
+            format!(
+                "crashed: {} (the core records no siginfo), in thread {}",
+                signal_name(thread),
+                crash.thread.unwrap_or_default()
+            )
         }
         (_, None) => "no signal recorded: the core does not say why it was written".to_string(),
     }

@@ -52,7 +52,7 @@ fn write_header(report: &Report, out: &mut impl Write) -> io::Result<()> {
     }
     let headline = super::headline(report);
     let style = match (report.crash.kind, &report.crash.signal) {
-        (CoreKind::Snapshot, _) | (_, None) => Style::new(),
+        (CoreKind::Snapshot, _) | (CoreKind::Unknown, None) => Style::new(),
         _ => CRASH,
     };
     let mut chars = headline.chars();

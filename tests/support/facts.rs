@@ -153,8 +153,12 @@ impl Expect {
         })
     }
 
-    /// The kernel's core of a scenario that crashed with `signal` right after
-    /// recording itself (its recording says which thread and where).
+    /// The core of a scenario that crashed with `signal` right after
+    /// recording itself (its recording says which thread and where): the
+    /// kernel's, or gdb's when it ran under gdb ([`CoreKind::GdbCrash`]).
+    /// Both are crashes with the same signal facts: only who wrote the core
+    /// differs, and with it core.dumper and core.ppid (gdb reads it from
+    /// /proc/PID/stat: getppid(), gdb itself).
     pub fn crash(
         recording: &Recording,
         core: &Core,
@@ -183,8 +187,9 @@ impl Expect {
                 (Fault::None, Sender::Process { pid, uid })
             }
         };
+        let under_gdb = core.kind == CoreKind::GdbCrash;
         Ok(Expect {
-            dumper: "kernel",
+            dumper: if under_gdb { "gdb" } else { "kernel" },
             crash: ExpectedCrash::Crashed {
                 signal,
                 thread: crash.tid,
@@ -192,7 +197,7 @@ impl Expect {
                 sender,
             },
             require: Require::default(),
-            parent_thread: Some(core.spawned_by),
+            parent_thread: (!under_gdb).then_some(core.spawned_by),
         })
     }
 
@@ -222,6 +227,8 @@ impl Expect {
 /// into the core (NT_PRPSINFO pr_psargs), NULs between arguments turned into
 /// spaces.
 const PSARGS_BYTES: usize = 79;
+/// gdb fills all 80 bytes of pr_psargs, with no NUL at the end (strncpy).
+const GDB_PSARGS_BYTES: usize = 80;
 
 /// Every problem of `report` (pycore's whole JSON document) against the
 /// recording and `expect`.
@@ -279,20 +286,24 @@ fn check_core(recording: &Recording, report: &Value, expect: &Expect, problems: 
     }
 }
 
-/// The kernel's pr_psargs is the command line cut to 79 bytes. gdb's gcore
-/// reads /proc/PID/cmdline as one C string, which ends at the first NUL: it
-/// writes argv[0] only, so from a gdb core the program alone is right too.
+/// The kernel's pr_psargs is the command line cut to 79 bytes. gdb's is cut
+/// to 80, and gcore (attached to a running process) reads /proc/PID/cmdline
+/// as one C string, which ends at the first NUL: it writes argv[0] only, so
+/// from a gdb core the program alone is right too (a process gdb started
+/// itself has its whole command line: gdb adds the arguments it passed).
 /// Trailing spaces are ignored (a short command line ends in one: the NUL
 /// after the last argument).
 fn check_command(cmdline: &[String], got: &Value, dumper: &str, problems: &mut Vec<String>) {
+    let gdb = dumper == "gdb";
+    let limit = if gdb { GDB_PSARGS_BYTES } else { PSARGS_BYTES };
     let cut = |text: &str| -> String {
         let bytes = text.as_bytes();
-        String::from_utf8_lossy(&bytes[..bytes.len().min(PSARGS_BYTES)])
+        String::from_utf8_lossy(&bytes[..bytes.len().min(limit)])
             .trim_end()
             .to_string()
     };
     let mut accepted = vec![cut(&cmdline.join(" "))];
-    if dumper == "gdb" {
+    if gdb {
         if let Some(program) = cmdline.first() {
             accepted.push(cut(program));
         }
@@ -300,14 +311,14 @@ fn check_command(cmdline: &[String], got: &Value, dumper: &str, problems: &mut V
     match got.as_str() {
         Some(command) if accepted.iter().any(|a| a == command.trim_end()) => {}
         _ => problems.push(format!(
-            "core.command: expected {} (the process's command line cut to {PSARGS_BYTES} \
-             bytes{}), got {got}",
+            "core.command: expected {} (the process's command line cut to {limit} bytes{}), \
+             got {got}",
             accepted
                 .iter()
                 .map(|a| format!("{a:?}"))
                 .collect::<Vec<_>>()
                 .join(" or "),
-            if dumper == "gdb" {
+            if gdb {
                 ", or argv[0] alone from gcore"
             } else {
                 ""

@@ -78,6 +78,10 @@ pub enum CoreKind {
     /// guard regions (MADV_GUARD_INSTALL); the kernel dumps those as zero
     /// pages and the stack itself whole.
     KernelQuitForStacks,
+    /// gdb's `generate-core-file` of a scenario run under gdb, once gdb
+    /// stopped it on its crash ("Program received signal SIGSEGV"): the
+    /// way PyStack's tests make crash cores.
+    GdbCrash,
 }
 
 impl CoreKind {
@@ -89,11 +93,12 @@ impl CoreKind {
             CoreKind::KernelQuitForStacks => {
                 "kernel core (gcore cannot read thread stacks: glibc guard regions)"
             }
+            CoreKind::GdbCrash => "gdb core (crash under gdb, generate-core-file)",
         }
     }
 
     pub fn is_kernel(self) -> bool {
-        self != CoreKind::Gcore
+        !matches!(self, CoreKind::Gcore | CoreKind::GdbCrash)
     }
 }
 

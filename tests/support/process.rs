@@ -208,7 +208,7 @@ pub struct Gcore {
 
 /// The fixed address of the legacy vsyscall page on x86_64: gdb always fails
 /// to read it, harmlessly.
-const VSYSCALL_PAGE: u64 = 0xffff_ffff_ff60_0000;
+pub const VSYSCALL_PAGE: u64 = 0xffff_ffff_ff60_0000;
 
 /// Takes a core of the live process `pid` with gdb's gcore.
 pub fn gcore(pid: u32, dir: &Path) -> Result<Gcore, String> {

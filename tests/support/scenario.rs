@@ -314,6 +314,83 @@ pub fn core_of_crash(
     )))
 }
 
+/// gdb starts the scenario, stops it on its crash and writes the core; the
+/// core's size (~25 MB) takes well under a second to write.
+const GDB_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Runs `run`, a scenario that records itself and then crashes by `signal`,
+/// under gdb (`gdb -batch -ex run -ex 'generate-core-file CORE'`), as
+/// PyStack's tests make their crash cores: gdb stops the process on the
+/// signal ("Program received signal SIGSEGV"), before the kernel could
+/// dump it, and writes the core itself.
+pub fn core_of_crash_under_gdb(
+    python: &Interpreter,
+    dir: &TestDir,
+    run: &Run,
+    signal: &str,
+    progress: &mut Progress,
+) -> Result<(Recording, Core), String> {
+    let record = record_path(dir);
+    let core_path = dir.join("core.gdb");
+    let inner = python_run_command(python, run, &record);
+    let mut command = Command::new("gdb");
+    command
+        .args([
+            "-batch",
+            "-nx",
+            "-ex",
+            "set startup-with-shell off",
+            "-ex",
+            "run",
+        ])
+        .arg("-ex")
+        .arg(format!("generate-core-file {}", core_path.display()))
+        .arg("--args")
+        .arg(inner.get_program())
+        .args(inner.get_args());
+    for (key, value) in inner.get_envs() {
+        if let Some(value) = value {
+            command.env(key, value);
+        }
+    }
+    let spawned_by = current_tid()?;
+    let finished = run_with_timeout(&mut command, GDB_TIMEOUT, dir.path(), "gdb")?;
+    progress.recorded = record.exists();
+    let stdout = finished.stdout_text();
+    // "Program received signal SIGSEGV, Segmentation fault." (one thread),
+    // "Thread 3 "python3" received signal SIGSEGV, ..." (several).
+    let stopped = format!("received signal {signal},");
+    let size = std::fs::metadata(&core_path).map_or(0, |m| m.len());
+    if !stdout.contains(&stopped) || size == 0 {
+        return Err(format!(
+            "gdb: expected the scenario to stop with {signal} and a core in {} (size {size}); \
+             {}; stdout:\n{}\nstderr:\n{}",
+            core_path.display(),
+            finished.status,
+            last_lines(&stdout, 15),
+            last_lines(&finished.stderr, 15)
+        ));
+    }
+    let recording = Recording::load(&record)?;
+    let notes = super::process::unreadable_sections(&finished.stderr)
+        .into_iter()
+        .filter(|(start, _)| *start != super::process::VSYSCALL_PAGE)
+        .map(|(start, end)| format!("gdb could not read {start:#x}-{end:#x}"))
+        .collect();
+    progress.cored = true;
+    progress.core = Some(CoreKind::GdbCrash);
+    Ok((
+        recording,
+        Core {
+            path: core_path,
+            kind: CoreKind::GdbCrash,
+            quit_sender: None,
+            notes,
+            spawned_by,
+        },
+    ))
+}
+
 fn wait_for_file(child: &mut ChildGuard, path: &Path) -> Result<(), String> {
     wait_for(
         &format!("the scenario to write {}", path.display()),
