@@ -27,6 +27,10 @@
 
 mod support;
 
+// Issue 8 §4: kept apart, sharing this file's helpers.
+#[path = "inputs/new_user.rs"]
+mod new_user;
+
 use std::ffi::{OsStr, OsString};
 use std::fmt::Write as _;
 use std::fs;
