@@ -1,7 +1,7 @@
 //! Finding the python executable and libpython that the core's process ran, checking that the
 //! local files are the same builds (build-id), and resolving symbols to run-time addresses.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::binary::{self, ElfImage};
 use crate::core::{CoreFile, FileMapping};
@@ -89,6 +89,25 @@ impl PythonBinaries {
             .map(|f| f.path.as_str())
             .find(|p| is_libpython(binary::display_name(p)))
             .map(str::to_string);
+        // What --python names is checked first: a path that is not a readable file must be
+        // reported as such, not as "the core's executable is not on this machine".
+        let launcher = match &locator.python {
+            Some(python) => Some(open_python_arg(python)?),
+            None => None,
+        };
+        // A static python's process maps no libpython; a launcher needing one cannot be its
+        // build (only said of executables named python*: others may not be Python at all).
+        let ran_python = executable_path
+            .as_deref()
+            .filter(|p| binary::display_name(p).starts_with("python"));
+        if let (None, Some(launcher), Some(ran)) = (&libpython_path, &launcher, ran_python) {
+            if let Some(needed) = launcher.needed.iter().find(|n| is_libpython(n)) {
+                return Err(Error::NotTheBuild(format!(
+                    "{} is a launcher linking {needed}, but the process ran {ran} with the interpreter linked in (no libpython was mapped), so it is not the build the process ran; pass --python of that build",
+                    launcher.path.display()
+                )));
+            }
+        }
         if executable_path.is_none() && locator.python.is_some() {
             return Err(Error::NotACore {
                 path: core.path.clone(),
@@ -119,7 +138,16 @@ impl PythonBinaries {
         };
         let libpython = match &libpython_path {
             Some(core_path) => {
-                let candidates = locator.candidates(core_path, false);
+                let mut candidates = locator.candidates(core_path, false);
+                if let Some(launcher) = &launcher {
+                    let name = binary::display_name(core_path);
+                    for dir in library_dirs(launcher) {
+                        let candidate = dir.join(name);
+                        if !candidates.contains(&candidate) {
+                            candidates.push(candidate);
+                        }
+                    }
+                }
                 match load(memory, core_path, &candidates, locator, &mut warnings) {
                     Ok(image) => Some(image),
                     Err(Error::BinaryMissing(_)) => {
@@ -193,6 +221,66 @@ impl SymbolSource for PythonBinaries {
             version::version_from_file_name(binary::display_name(&loaded.core_path))
         })
     }
+}
+
+/// `--python PATH` opened, or an error saying what is wrong with PATH itself.
+fn open_python_arg(path: &Path) -> Result<ElfImage> {
+    let problem = match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some("does not exist".to_string()),
+        Err(e) => Some(format!("cannot be read: {e}")),
+        Ok(meta) if meta.is_dir() => Some("is a directory, not a python executable".to_string()),
+        Ok(meta) if !meta.is_file() => Some("is not a regular file".to_string()),
+        Ok(_) => std::fs::File::open(path)
+            .err()
+            .map(|e| format!("cannot be read: {e}")),
+    };
+    match problem {
+        Some(problem) => Err(Error::BinaryMissing(format!(
+            "--python {} {problem}",
+            path.display()
+        ))),
+        None => ElfImage::open(path),
+    }
+}
+
+/// Where the dynamic linker would look for a launcher's libraries besides the system's: its
+/// DT_RUNPATH (or DT_RPATH) entries with `$ORIGIN` expanded to its folder, then `../lib` next
+/// to it (pyenv's and `make install`'s layout, also after the tree was moved).
+fn library_dirs(launcher: &ElfImage) -> Vec<PathBuf> {
+    let real = std::fs::canonicalize(&launcher.path).unwrap_or_else(|_| launcher.path.clone());
+    let Some(origin) = real.parent() else {
+        return Vec::new();
+    };
+    let origin_text = origin.to_string_lossy();
+    let mut dirs: Vec<PathBuf> = launcher
+        .run_paths
+        .iter()
+        .map(|p| {
+            p.replace("${ORIGIN}", &origin_text)
+                .replace("$ORIGIN", &origin_text)
+        })
+        // Other tokens ($LIB, $PLATFORM) depend on the machine that ran it: not guessed.
+        .filter(|p| !p.contains('$') && p.starts_with('/'))
+        .map(|p| normalize(Path::new(&p)))
+        .collect();
+    dirs.push(normalize(&origin.join("../lib")));
+    dirs
+}
+
+/// `a/b/../c` as `a/c`, so that messages and reports name plain paths.
+fn normalize(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 fn is_libpython(name: &str) -> bool {

@@ -18,6 +18,8 @@ use crate::memory::Memory;
 
 const NT_GNU_BUILD_ID: u32 = 3;
 const SYM_SIZE: usize = 24;
+/// At most this many DT_NEEDED and run-path entries are kept.
+const MAX_RUN_PATHS: usize = 64;
 
 /// A symbol table: the section offsets of its entries and of its string table.
 #[derive(Debug, Clone, Copy)]
@@ -40,6 +42,11 @@ pub struct ElfImage {
     symtab: Option<SymbolTable>,
     /// Detached debug symbols of this build (`.build-id/xx/yyyy.debug`), when found.
     debug_file: Option<Box<ElfImage>>,
+    /// The libraries it needs (DT_NEEDED), by name.
+    pub needed: Vec<String>,
+    /// Where it asks the dynamic linker to look for them: DT_RUNPATH, else DT_RPATH entries,
+    /// unexpanded (`$ORIGIN/../lib`).
+    pub run_paths: Vec<String>,
 }
 
 impl ElfImage {
@@ -91,8 +98,30 @@ impl ElfImage {
             .iter()
             .find(|s| s.sh_type == SHT_GNU_HASH)
             .map(|s| s.sh_offset as usize);
+        // ld.so ignores DT_RPATH when DT_RUNPATH is present. Bounded: a hostile file may list
+        // many entries, and only the first few ever matter.
+        let paths = if elf.runpaths.is_empty() {
+            &elf.rpaths
+        } else {
+            &elf.runpaths
+        };
+        let run_paths = paths
+            .iter()
+            .flat_map(|p| p.split(':'))
+            .filter(|p| !p.is_empty())
+            .take(MAX_RUN_PATHS)
+            .map(str::to_string)
+            .collect();
+        let needed = elf
+            .libraries
+            .iter()
+            .take(MAX_RUN_PATHS)
+            .map(|l| l.to_string())
+            .collect();
         Ok(ElfImage {
             path: path.to_path_buf(),
+            needed,
+            run_paths,
             build_id,
             base_vaddr,
             dynsym,

@@ -29,6 +29,9 @@ pub enum Error {
         core_id: String,
         file_id: String,
     },
+    /// A binary that is plainly not the build the process ran (not a build-id comparison).
+    #[error("{0}")]
+    NotTheBuild(String),
     #[error("{0}")]
     UnsupportedVersion(String),
     #[error("cannot read the Python interpreter state: {0}")]
@@ -41,7 +44,10 @@ impl Error {
         match self {
             Error::Open { .. } | Error::NotACore { .. } => 3,
             Error::NotPython(_) => 4,
-            Error::BinaryMissing(_) | Error::BadBinary { .. } | Error::BuildIdMismatch { .. } => 5,
+            Error::BinaryMissing(_)
+            | Error::BadBinary { .. }
+            | Error::BuildIdMismatch { .. }
+            | Error::NotTheBuild(_) => 5,
             Error::UnsupportedVersion(_) => 6,
             Error::PythonState(_) => 7,
         }

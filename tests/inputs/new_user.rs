@@ -145,3 +145,203 @@ fn table_on_a_terminal_of_width_zero_keeps_whole_cells() {
     }
     dir.remove();
 }
+
+/// `--python` naming no readable file (a path that does not exist, a
+/// directory, a file this user cannot read): exit 5, one line naming that
+/// path and what is wrong with it, not the core's recorded executable.
+#[test]
+fn python_that_is_not_a_readable_file_is_named() {
+    let Some(python) = interpreter("3.12", Linkage::Shared) else {
+        return;
+    };
+    let dir = TestDir::new("inputs-python-missing");
+    let (_, core, _) = checked_parked_core(&python, &dir);
+    let missing = dir.join("no-such-dir/python");
+    let unreadable = dir.join("unreadable-python");
+    copy_into(&python.path, &unreadable);
+    fs::set_permissions(&unreadable, fs::Permissions::from_mode(0o000)).unwrap();
+    let mut cases = vec![
+        (missing.clone(), "does not exist"),
+        (dir.path().to_path_buf(), "directory"),
+    ];
+    // root reads any file whatever its mode: the case cannot be made then.
+    match fs::File::open(&unreadable) {
+        Err(_) => cases.push((unreadable.clone(), "cannot be read")),
+        Ok(_) => println!("skipped the unreadable --python: this user can read a mode 000 file"),
+    }
+    for (given, problem) in cases {
+        let mut args = json_args(&core.path, &python.pycore_args());
+        args.extend([OsString::from("--python"), given.clone().into()]);
+        let ran = pycore(&dir, &args, None);
+        assert_clean_failure(&ran, &[WRONG_BINARY]);
+        let given_text = given.to_string_lossy();
+        assert!(
+            ran.stderr.contains(&*given_text) && ran.stderr.contains(problem),
+            "{}: the error must name {given_text} and say it {problem}: {}",
+            ran.args,
+            ran.stderr.trim()
+        );
+        assert!(
+            !ran.stderr.contains("not on this machine"),
+            "{}: the core's executable is there; the error blames it: {}",
+            ran.args,
+            ran.stderr.trim()
+        );
+        println!("--python {given_text}: exit 5: {}", ran.stderr.trim());
+    }
+    dir.remove();
+}
+
+/// A copy of pyenv's 3.12 tree (bin/python3.12, lib/libpython3.12.so.1.0)
+/// runs parked_threads.py and is deleted after its core is taken: the
+/// recorded executable and libpython are gone. Two other copies of the same
+/// build are passed as --python: one whose RUNPATH says `$ORIGIN/../libx` (its libpython is there),
+/// one whose RUNPATH names a folder that does not exist (so only
+/// `dirname(BIN)/../lib` leads to its libpython); the RUNPATHs are rewritten
+/// in place, which leaves the build-id alone. Each analysis finds the
+/// libpython next to the --python given and has the recorded stacks.
+#[test]
+fn libpython_found_where_the_python_given_links_it() {
+    let Some(python) = interpreter("3.12", Linkage::Shared) else {
+        return;
+    };
+    let dir = TestDir::new("inputs-python-runpath");
+    let (exe_name, lib_name) = (file_name(&python.path), libpython_name(&python.path));
+    let original_lib = libpython_path(&python.path);
+    let tree = |name: &str| {
+        let root = dir.join(name);
+        let (exe, lib) = (
+            root.join("bin").join(&exe_name),
+            root.join("lib").join(&lib_name),
+        );
+        copy_into(&python.path, &exe);
+        copy_into(&original_lib, &lib);
+        (root, exe, lib)
+    };
+    let (ran_tree, ran_exe, _) = tree("ran");
+    // Not ../lib, so that only the expanded $ORIGIN leads there.
+    let (origin_tree, origin_exe, _) = tree("origin");
+    fs::rename(origin_tree.join("lib"), origin_tree.join("libx")).unwrap();
+    let origin_lib = origin_tree.join("libx").join(&lib_name);
+    let (_, plain_exe, plain_lib) = tree("plain");
+    rewrite_runpath(&origin_exe, "$ORIGIN/../libx");
+    rewrite_runpath(&plain_exe, "/nonexistent-runpath");
+
+    let prefix = python.path.parent().and_then(Path::parent).unwrap();
+    let mut command = Command::new(&ran_exe);
+    command
+        .args(["-s", "-B"])
+        .arg(scenario_path("parked_threads.py"))
+        .arg(record_path(&dir))
+        .env("LD_LIBRARY_PATH", ran_tree.join("lib"))
+        .env("PYTHONHOME", prefix)
+        .env_remove("PYTHONPATH")
+        .env("MALLOC_ARENA_MAX", "1")
+        .env("LC_ALL", "C.UTF-8");
+    let (recording, core) = core_of_parked_command(
+        &small_stacks(&command),
+        &dir,
+        Take::GcoreOrKernel,
+        &mut Progress::default(),
+    )
+    .unwrap_or_else(|e| panic!("core of {}: {e}", ran_exe.display()));
+    fs::remove_dir_all(&ran_tree).unwrap();
+
+    for (exe, lib, what) in [
+        (&origin_exe, &origin_lib, "RUNPATH $ORIGIN/../libx"),
+        (
+            &plain_exe,
+            &plain_lib,
+            "RUNPATH of a missing folder, ../lib",
+        ),
+    ] {
+        let mut args: Vec<OsString> = python.pycore_args();
+        args.extend([OsString::from("--python"), exe.clone().into()]);
+        let args: Vec<&OsStr> = args.iter().map(OsString::as_os_str).collect();
+        let analysis =
+            analyze_with(&core.path, dir.path(), &args).unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_judged(&recording, &core, &analysis, what);
+        let doc = &analysis.report.doc;
+        assert_eq!(
+            doc["python"]["libpython"]["local_path"].as_str(),
+            lib.to_str(),
+            "{what}: python.libpython.local_path must be the copy next to --python {}",
+            exe.display()
+        );
+        println!(
+            "--python {} ({what}): libpython {}",
+            exe.display(),
+            lib.display()
+        );
+    }
+    dir.remove();
+}
+
+/// Overwrites `executable`'s DT_RUNPATH string with `new` (no longer than
+/// it, padded with NULs): ld.so reads up to the first NUL.
+fn rewrite_runpath(executable: &Path, new: &str) {
+    let mut bytes = fs::read(executable).unwrap();
+    let old = {
+        let elf = goblin::elf::Elf::parse(&bytes).unwrap();
+        let runpath = elf.runpaths.first().expect("a RUNPATH").to_string();
+        runpath
+    };
+    assert!(new.len() <= old.len(), "{new:?} is longer than {old:?}");
+    let mut needle = old.clone().into_bytes();
+    needle.push(0);
+    let at: Vec<usize> = bytes
+        .windows(needle.len())
+        .enumerate()
+        .filter(|(_, w)| *w == needle.as_slice())
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(
+        at.len(),
+        1,
+        "{old:?} is not once in {}",
+        executable.display()
+    );
+    let mut replacement = new.as_bytes().to_vec();
+    replacement.resize(needle.len(), 0);
+    bytes[at[0]..at[0] + needle.len()].copy_from_slice(&replacement);
+    fs::write(executable, bytes).unwrap();
+    let elf_bytes = fs::read(executable).unwrap();
+    let elf = goblin::elf::Elf::parse(&elf_bytes).unwrap();
+    assert_eq!(elf.runpaths, vec![new], "{}", executable.display());
+}
+
+/// A core of Debian's static /usr/bin/python3.11 (no libpython mapped),
+/// analysed with --python of pyenv's 3.11 launcher (it needs libpython:
+/// DT_NEEDED): exit 5, with or without --allow-mismatch, one line naming
+/// the launcher and the libpython it links, never "not a Python process".
+#[test]
+fn launcher_given_for_a_static_python_core() {
+    let Some(static_python) = interpreter("3.11", Linkage::Static) else {
+        return;
+    };
+    let Some(launcher) =
+        interpreter("3.11", Linkage::Shared).or_else(|| interpreter("3.12", Linkage::Shared))
+    else {
+        return;
+    };
+    let dir = TestDir::new("inputs-static-launcher");
+    let (_, core, _) = checked_parked_core(&static_python, &dir);
+    let needed = libpython_name(&launcher.path);
+    for allow in [false, true] {
+        let mut args = json_args(&core.path, &[]);
+        args.extend([OsString::from("--python"), launcher.path.clone().into()]);
+        if allow {
+            args.push(OsString::from("--allow-mismatch"));
+        }
+        let ran = pycore(&dir, &args, None);
+        assert_clean_failure(&ran, &[WRONG_BINARY]);
+        assert!(
+            ran.stderr.contains(&*launcher.path.to_string_lossy()) && ran.stderr.contains(&needed),
+            "{}: the error must name the launcher and {needed}: {}",
+            ran.args,
+            ran.stderr.trim()
+        );
+        println!("{}: exit 5: {}", ran.args, ran.stderr.trim());
+    }
+    dir.remove();
+}
