@@ -25,7 +25,7 @@ pub use report::Report;
 /// What to analyse.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
-    /// The core file (compressed or not).
+    /// The core file (compressed or not); `-` is standard input.
     pub core: PathBuf,
     /// The python executable the process ran, when it is not at the path the core recorded.
     pub python: Option<PathBuf>,
@@ -72,7 +72,7 @@ pub fn analyze(options: &Options) -> Result<Report> {
 
 /// [`analyze`] on core bytes the caller already has (`options.core` only names them).
 pub fn analyze_data(data: input::MappedFile, options: &Options) -> Result<Report> {
-    let core = core::CoreFile::parse(&options.core, data)?;
+    let core = core::CoreFile::parse(input::display_path(&options.core), data)?;
     let mut memory = memory::AddressSpace::new(&core);
     let locator = binaries::Locator {
         python: options.python.clone(),

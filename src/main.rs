@@ -29,7 +29,8 @@ enum Command {
 
 #[derive(clap::Args)]
 struct AnalyzeArgs {
-    /// The core file: a kernel core or gcore output, plain or compressed (zstd, gzip, xz, lz4).
+    /// The core file: a kernel core or gcore output, plain or compressed (zstd, gzip, xz, lz4);
+    /// `-` reads it from standard input (reported as `<stdin>`).
     core: PathBuf,
     /// The python executable the process ran, if not at the path recorded in the core.
     #[arg(long, value_name = "BIN")]

@@ -345,3 +345,148 @@ fn launcher_given_for_a_static_python_core() {
     }
     dir.remove();
 }
+
+/// The core through a pipe: `cat core | pycore analyze -`, `zstd -dc
+/// core.zst | pycore analyze -` (here: the bytes written to pycore's
+/// standard input, plain and zstd-compressed), `pycore analyze /dev/stdin`
+/// on a pipe, and a FIFO's path: each gives exactly the report of the core
+/// file (but for core.path: `<stdin>` for `-`, the path given otherwise),
+/// and leaves nothing in TMPDIR.
+#[test]
+fn core_from_a_pipe_or_a_fifo() {
+    let Some(python) = interpreter("3.12", Linkage::Shared) else {
+        return;
+    };
+    let dir = TestDir::new("inputs-pipe");
+    let (_, core, expected) = checked_parked_core(&python, &dir);
+    let zstd = COMPRESSORS.iter().find(|c| c.tool == "zstd").unwrap();
+    let compressed = compress(zstd, &core.path, &dir);
+    let tmpdir = dir.join("tmpdir");
+    fs::create_dir(&tmpdir).unwrap();
+    let extra = python.pycore_args();
+
+    for (what, input, core_arg, path) in [
+        ("plain core on stdin, `-`", &core.path, "-", "<stdin>"),
+        ("zstd core on stdin, `-`", &compressed, "-", "<stdin>"),
+        (
+            "plain core on stdin, /dev/stdin",
+            &core.path,
+            "/dev/stdin",
+            "/dev/stdin",
+        ),
+    ] {
+        let args = json_args(Path::new(core_arg), &extra);
+        let (code, stdout, stderr) = pycore_fed(&dir, &args, &tmpdir, Feed::Stdin(input));
+        let doc = fed_report(code, &stdout, &stderr, what);
+        assert_same_report(&expected, &doc, what);
+        assert_eq!(
+            doc["core"]["path"].as_str(),
+            Some(path),
+            "{what}: core.path"
+        );
+        assert_left_nothing_after(&tmpdir, what);
+        println!("{what}: same report, core.path {path}");
+    }
+    let fifo = dir.join("core.fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success(), "mkfifo {}", fifo.display());
+    for (what, input) in [
+        ("plain core through a FIFO", &core.path),
+        ("zstd core through a FIFO", &compressed),
+    ] {
+        let args = json_args(&fifo, &extra);
+        let (code, stdout, stderr) = pycore_fed(&dir, &args, &tmpdir, Feed::Fifo(&fifo, input));
+        let doc = fed_report(code, &stdout, &stderr, what);
+        assert_same_report(&expected, &doc, what);
+        assert_eq!(
+            doc["core"]["path"].as_str(),
+            fifo.to_str(),
+            "{what}: core.path"
+        );
+        assert_left_nothing_after(&tmpdir, what);
+        println!("{what}: same report");
+    }
+    dir.remove();
+}
+
+/// How [`pycore_fed`] gives pycore the core's bytes.
+enum Feed<'a> {
+    /// Written to its standard input (a pipe).
+    Stdin(&'a Path),
+    /// Written into the FIFO (whose path is in the arguments).
+    Fifo(&'a Path, &'a Path),
+}
+
+/// Runs pycore while a thread writes a file's bytes into its standard input
+/// or a FIFO; killed after RUN_LIMIT. Returns (exit code, stdout, stderr).
+fn pycore_fed(
+    dir: &TestDir,
+    args: &[OsString],
+    tmpdir: &Path,
+    feed: Feed,
+) -> (Option<i32>, Vec<u8>, String) {
+    use std::io::Write as _;
+    use std::process::Stdio;
+    let (out, err) = (dir.join("fed.stdout"), dir.join("fed.stderr"));
+    let mut command = pycore_command(&as_os_strs(args));
+    command
+        .env("TMPDIR", tmpdir)
+        .stdout(fs::File::create(&out).unwrap())
+        .stderr(fs::File::create(&err).unwrap())
+        .stdin(match feed {
+            Feed::Stdin(_) => Stdio::piped(),
+            Feed::Fifo(..) => Stdio::null(),
+        });
+    let mut child = command.spawn().unwrap();
+    let stdin = child.stdin.take();
+    let (fifo, source) = match feed {
+        Feed::Stdin(source) => (None, source.to_path_buf()),
+        Feed::Fifo(fifo, source) => (Some(fifo.to_path_buf()), source.to_path_buf()),
+    };
+    let fifo_for_writer = fifo.clone();
+    let writer = thread::spawn(move || {
+        let mut sink: Box<dyn std::io::Write> = match (stdin, fifo_for_writer) {
+            (Some(stdin), _) => Box::new(stdin),
+            // Opening a FIFO for writing waits for its reader: pycore (or the unblocking below).
+            (None, Some(fifo)) => Box::new(fs::OpenOptions::new().write(true).open(fifo).unwrap()),
+            (None, None) => unreachable!(),
+        };
+        // pycore stops reading once it has what the headers describe.
+        let _ = sink.write_all(&fs::read(source).unwrap());
+    });
+    let deadline = Instant::now() + RUN_LIMIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{}: still running after {RUN_LIMIT:?}", describe_args(args));
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    if let (Some(fifo), false) = (&fifo, writer.is_finished()) {
+        // pycore exited without opening the FIFO: a reader that gives up at once frees the writer.
+        use std::os::unix::fs::OpenOptionsExt;
+        const O_NONBLOCK: i32 = 0o4000;
+        let _ = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(O_NONBLOCK)
+            .open(fifo);
+    }
+    writer.join().unwrap();
+    (
+        status.code(),
+        fs::read(&out).unwrap(),
+        fs::read_to_string(&err).unwrap(),
+    )
+}
+
+fn fed_report(code: Option<i32>, stdout: &[u8], stderr: &str, what: &str) -> Value {
+    assert!(
+        matches!(code, Some(0 | PARTIAL)),
+        "{what}: exit {code:?}; stderr: {stderr}"
+    );
+    serde_json::from_slice(stdout).unwrap_or_else(|e| panic!("{what}: stdout is not JSON: {e}"))
+}
