@@ -29,7 +29,7 @@ pub struct Options {
     pub core: PathBuf,
     /// The python executable the process ran, when it is not at the path the core recorded.
     pub python: Option<PathBuf>,
-    /// A copy of the core's machine's filesystem to find its binaries in (`--sysroot`).
+    /// A copy of the core's machine's filesystem to find its binaries and sources in (`--sysroot`).
     pub sysroot: Option<PathBuf>,
     /// Folders with copies of the core's binaries, matched by file name (`--lib-path`).
     pub lib_paths: Vec<PathBuf>,
@@ -122,7 +122,11 @@ pub fn analyze_data(data: input::MappedFile, options: &Options) -> Result<Report
         .and_then(|addr| memory::read_c_string(&memory, addr, 4096));
     let mut report = Report::build(&core, &binaries, process, collectors, invoked_as, warnings);
     if options.show_source {
-        source::annotate(&mut report, &options.source_roots);
+        source::annotate(
+            &mut report,
+            &options.source_roots,
+            options.sysroot.as_deref(),
+        );
     }
     Ok(report)
 }

@@ -490,3 +490,117 @@ fn fed_report(code: Option<i32>, stdout: &[u8], stderr: &str, what: &str) -> Val
     );
     serde_json::from_slice(stdout).unwrap_or_else(|e| panic!("{what}: stdout is not JSON: {e}"))
 }
+
+/// Source lines from the sysroot: parked_threads.py (and the modules it imports)
+/// run from a copy in `DIR/app`; after the core is taken the copy is moved
+/// to `SYSROOT/DIR/app`, and a different file (each line marked "# HOST")
+/// is put at the recorded path, standing for the host's file of another
+/// version. Without --sysroot the frames of parked_threads.py show the
+/// host's lines; with --sysroot SYSROOT they show the sysroot's, exactly the
+/// lines of that file at the recorded line numbers.
+#[test]
+fn sysroot_serves_source_lines_before_the_host() {
+    let Some(python) = interpreter("3.12", Linkage::Shared) else {
+        return;
+    };
+    let dir = TestDir::new("inputs-sysroot-source");
+    let app = dir.join("app");
+    for name in [
+        "parked_threads.py",
+        "recording.py",
+        "données.py",
+        "données_py2.py",
+    ] {
+        copy_into(&scenario_path(name), &app.join(name));
+    }
+    let script = app.join("parked_threads.py");
+    let mut command = Command::new(&python.path);
+    command
+        .args(["-E", "-s", "-B"])
+        .arg(&script)
+        .arg(record_path(&dir))
+        .env("MALLOC_ARENA_MAX", "1")
+        .env("LC_ALL", "C.UTF-8")
+        .envs(python.scenario_env());
+    let (recording, core) = core_of_parked_command(
+        &small_stacks(&command),
+        &dir,
+        Take::GcoreOrKernel,
+        &mut Progress::default(),
+    )
+    .unwrap_or_else(|e| panic!("core of {}: {e}", script.display()));
+
+    let sysroot = dir.join("sysroot");
+    let moved = sysroot.join(app.strip_prefix("/").unwrap());
+    fs::create_dir_all(moved.parent().unwrap()).unwrap();
+    fs::rename(&app, &moved).unwrap();
+    let in_sysroot: Vec<String> = fs::read_to_string(moved.join("parked_threads.py"))
+        .unwrap()
+        .lines()
+        .map(|l| l.trim().to_string())
+        .collect();
+    let host: String = in_sysroot
+        .iter()
+        .map(|l| format!("{l}  # HOST\n"))
+        .collect();
+    fs::create_dir_all(&app).unwrap();
+    fs::write(&script, host).unwrap();
+
+    let script_text = script.to_str().unwrap();
+    let recorded_lines: Vec<u64> = recording
+        .threads
+        .iter()
+        .flat_map(|t| &t.frames)
+        .filter(|f| f.file == script_text)
+        .filter_map(|f| f.line)
+        .collect();
+    assert!(
+        !recorded_lines.is_empty(),
+        "no frame of {script_text} recorded"
+    );
+
+    for with_sysroot in [false, true] {
+        let mut args: Vec<OsString> = python.pycore_args();
+        if with_sysroot {
+            args.extend([OsString::from("--sysroot"), sysroot.clone().into()]);
+        }
+        let args: Vec<&OsStr> = args.iter().map(OsString::as_os_str).collect();
+        let what = if with_sysroot {
+            "--sysroot"
+        } else {
+            "no --sysroot"
+        };
+        let analysis =
+            analyze_with(&core.path, dir.path(), &args).unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_judged(&recording, &core, &analysis, what);
+        let doc = &analysis.report.doc;
+        let mut checked = 0;
+        for frame in doc["threads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|t| t["frames"].as_array().unwrap())
+            .filter(|f| f["file"].as_str() == Some(script_text))
+        {
+            let line = frame["line"].as_u64().unwrap();
+            let sysroot_line = &in_sysroot[line as usize - 1];
+            let expected = if with_sysroot {
+                sysroot_line.clone()
+            } else {
+                format!("{sysroot_line}  # HOST")
+            };
+            assert_eq!(
+                frame["source"].as_str(),
+                Some(expected.as_str()),
+                "{what}: the source of {script_text} line {line}"
+            );
+            checked += 1;
+        }
+        assert!(
+            checked > 0,
+            "{what}: no frame of {script_text} in the report"
+        );
+        println!("{what}: {checked} frames of {script_text} show the expected lines");
+    }
+    dir.remove();
+}
