@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use crate::binary::{self, ElfImage};
 use crate::core::{CoreFile, FileMapping};
 use crate::error::{Error, Result};
+use crate::held_pages;
 use crate::memory::AddressSpace;
 use crate::python::{version, PythonVersion, SymbolSource};
 
@@ -24,6 +25,8 @@ pub struct LoadedImage {
     pub core_build_id: Option<Vec<u8>>,
     /// Detached debug symbols used for this image, if found.
     pub debug_file: Option<PathBuf>,
+    /// With no build-id in the core: how the pages it holds of the file compared.
+    pub held_pages: Option<held_pages::HeldPages>,
 }
 
 /// The images that may hold the interpreter: libpython first (if mapped), then the executable.
@@ -161,12 +164,9 @@ impl PythonBinaries {
             None => None,
         };
         for image in executable.iter().chain(libpython.iter()) {
-            if image.core_build_id.is_none() {
-                warnings.push(format!(
-                    "the core keeps no build-id for {}; cannot check that {} is the same build",
-                    image.core_path,
-                    image.image.path.display()
-                ));
+            if let (None, Some(held)) = (&image.core_build_id, &image.held_pages) {
+                let local = image.image.path.display().to_string();
+                warnings.push(held.describe(&image.core_path, &local));
             }
         }
         Ok(PythonBinaries {
@@ -332,8 +332,11 @@ fn load(
         })?;
     let start = header_mapping.start;
     let core_build_id = binary::build_id_in_memory(&CoreOnly(memory), start);
-    let mut mismatched: Option<ElfImage> = None;
+    // The first candidate that differs, with the held pages' first differing offset when the
+    // core kept no build-id to compare.
+    let mut mismatched: Option<(ElfImage, Option<u64>)> = None;
     let mut chosen = None;
+    let mut held = None;
     for candidate in candidates {
         if !candidate.is_file() {
             continue;
@@ -350,17 +353,42 @@ fn load(
         match (&core_build_id, &image.build_id) {
             // A file without a build-id cannot be shown to be the build the core recorded.
             (Some(in_core), in_file) if in_file.as_ref() != Some(in_core) => {
-                mismatched.get_or_insert(image);
+                mismatched.get_or_insert((image, None));
             }
-            _ => {
+            (Some(_), _) => {
                 chosen = Some(image);
                 break;
+            }
+            // No build-id in the core: what it holds of the file must at least match.
+            (None, _) => {
+                let check = held_pages::compare(core, core_path, &image);
+                if let Some(offset) = check.mismatch {
+                    mismatched.get_or_insert((image, Some(offset)));
+                } else {
+                    held = Some(check);
+                    chosen = Some(image);
+                    break;
+                }
             }
         }
     }
     let image = match (chosen, mismatched) {
         (Some(image), _) => image,
-        (None, Some(image)) => {
+        (None, Some((image, Some(offset)))) => {
+            if !allow_mismatch {
+                return Err(Error::HeldPagesMismatch {
+                    path: image.path.clone(),
+                    mapped: core_path.to_string(),
+                    offset,
+                });
+            }
+            warnings.push(format!(
+                "{} is not the file the process mapped as {core_path} (the core keeps no build-id for it, and the page it holds at file offset {offset:#x} differs); going on because of --allow-mismatch: stacks may be wrong",
+                image.path.display()
+            ));
+            image
+        }
+        (None, Some((image, None))) => {
             let core_id = crate::bytes::hex(core_build_id.as_deref().unwrap_or_default());
             let file_id = crate::bytes::hex(image.build_id.as_deref().unwrap_or_default());
             if !allow_mismatch {
@@ -397,6 +425,7 @@ fn load(
         core_path: core_path.to_string(),
         bias,
         core_build_id,
+        held_pages: held,
         debug_file,
     })
 }

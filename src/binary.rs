@@ -47,6 +47,9 @@ pub struct ElfImage {
     /// Where it asks the dynamic linker to look for them: DT_RUNPATH, else DT_RPATH entries,
     /// unexpanded (`$ORIGIN/../lib`).
     pub run_paths: Vec<String>,
+    /// File offsets `[start, end)` of PT_GNU_RELRO: read-only at run time, but written by
+    /// relocation first, so a core's copy differs from the file's.
+    pub relro: Option<(u64, u64)>,
 }
 
 impl ElfImage {
@@ -118,8 +121,15 @@ impl ElfImage {
             .take(MAX_RUN_PATHS)
             .map(|l| l.to_string())
             .collect();
+        const PT_GNU_RELRO: u32 = 0x6474_e552;
+        let relro = elf
+            .program_headers
+            .iter()
+            .find(|ph| ph.p_type == PT_GNU_RELRO)
+            .map(|ph| (ph.p_offset, ph.p_offset.saturating_add(ph.p_memsz)));
         Ok(ElfImage {
             path: path.to_path_buf(),
+            relro,
             needed,
             run_paths,
             build_id,
@@ -201,6 +211,11 @@ impl ElfImage {
     }
 
     /// The mapped file, to back the core's missing pages.
+    /// The file's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        self.file.bytes()
+    }
+
     pub fn mapped(&self) -> Arc<MappedFile> {
         Arc::clone(&self.file)
     }

@@ -29,6 +29,14 @@ pub enum Error {
         core_id: String,
         file_id: String,
     },
+    #[error(
+        "{path} does not match the core: the core keeps no build-id for {mapped}, and the page it holds at file offset {offset:#x} differs from the file's (pass the exact binary the process ran)"
+    )]
+    HeldPagesMismatch {
+        path: PathBuf,
+        mapped: String,
+        offset: u64,
+    },
     /// A binary that is plainly not the build the process ran (not a build-id comparison).
     #[error("{0}")]
     NotTheBuild(String),
@@ -47,6 +55,7 @@ impl Error {
             Error::BinaryMissing(_)
             | Error::BadBinary { .. }
             | Error::BuildIdMismatch { .. }
+            | Error::HeldPagesMismatch { .. }
             | Error::NotTheBuild(_) => 5,
             Error::UnsupportedVersion(_) => 6,
             Error::PythonState(_) => 7,

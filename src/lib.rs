@@ -9,6 +9,7 @@ pub mod binary;
 mod bytes;
 pub mod core;
 pub mod error;
+pub mod held_pages;
 pub mod input;
 pub mod memory;
 pub mod python;

@@ -604,3 +604,156 @@ fn sysroot_serves_source_lines_before_the_host() {
     }
     dir.remove();
 }
+
+/// Binaries without a build-id: pyenv's 3.12 python3.12 and its libpython
+/// copied with `objcopy --remove-section .note.gnu.build-id` run
+/// parked_threads.py. pycore cannot compare build-ids, so it compares the
+/// pages the core holds of each file: a warning for each, naming the core's
+/// path and the local file, says what matched (the first page: ELF and
+/// program headers) and what could not be compared; the stacks are the
+/// recorded ones. Another version's files, stripped the same way and under
+/// the same names, differ in those pages: as --python, exit 5 naming the
+/// file and the core's path (exit 1 with a warning under --allow-mismatch);
+/// as the only libpython there is (the process's copy moved away), exit 5.
+#[test]
+fn binaries_without_build_id_are_checked_by_their_held_pages() {
+    let Some(python) = interpreter("3.12", Linkage::Shared) else {
+        return;
+    };
+    let Some(other) = other_shared_build(&python) else {
+        return;
+    };
+    let dir = TestDir::new("inputs-no-build-id");
+    let (exe_name, lib_name) = (file_name(&python.path), libpython_name(&python.path));
+    let strip = |from: &Path, to: &Path| {
+        fs::create_dir_all(to.parent().unwrap()).unwrap();
+        let status = Command::new("objcopy")
+            .args(["--remove-section", ".note.gnu.build-id"])
+            .arg(from)
+            .arg(to)
+            .status()
+            .unwrap_or_else(|e| panic!("objcopy (binutils): {e}"));
+        assert!(status.success(), "objcopy {}", from.display());
+        assert!(
+            elf::build_id(to).is_err(),
+            "{} still has a build-id",
+            to.display()
+        );
+    };
+    let app = dir.join("app");
+    let (app_exe, app_lib) = (
+        app.join("bin").join(&exe_name),
+        app.join("lib").join(&lib_name),
+    );
+    strip(&python.path, &app_exe);
+    strip(&libpython_path(&python.path), &app_lib);
+    let decoy = dir.join("decoy");
+    let (decoy_exe, decoy_lib) = (
+        decoy.join("bin").join(&exe_name),
+        decoy.join("lib").join(&lib_name),
+    );
+    strip(&other.path, &decoy_exe);
+    strip(&libpython_path(&other.path), &decoy_lib);
+
+    let prefix = python.path.parent().and_then(Path::parent).unwrap();
+    let mut command = Command::new(&app_exe);
+    command
+        .args(["-s", "-B"])
+        .arg(scenario_path("parked_threads.py"))
+        .arg(record_path(&dir))
+        .env("LD_LIBRARY_PATH", app.join("lib"))
+        .env("PYTHONHOME", prefix)
+        .env_remove("PYTHONPATH")
+        .env("MALLOC_ARENA_MAX", "1")
+        .env("LC_ALL", "C.UTF-8");
+    let (recording, core) = core_of_parked_command(
+        &small_stacks(&command),
+        &dir,
+        Take::GcoreOrKernel,
+        &mut Progress::default(),
+    )
+    .unwrap_or_else(|e| panic!("core of {}: {e}", app_exe.display()));
+
+    let analysis = analyze_for(&python, &core.path, dir.path()).unwrap();
+    assert_judged(&recording, &core, &analysis, "binaries without build-id");
+    for file in [&app_exe, &app_lib] {
+        let file = file.to_str().unwrap();
+        let warning = analysis
+            .report
+            .warnings
+            .iter()
+            .find(|w| w.contains(file) && w.contains("build-id"))
+            .unwrap_or_else(|| {
+                panic!(
+                    "no warning about {file}'s missing build-id: {:?}",
+                    analysis.report.warnings
+                )
+            });
+        assert!(
+            warning.contains("first page") && warning.contains("could not be compared"),
+            "the warning about {file} must say what was compared and what not: {warning}"
+        );
+        println!("no build-id: {warning}");
+    }
+
+    let extra = python.pycore_args();
+    let mut args = json_args(&core.path, &extra);
+    args.extend([OsString::from("--python"), decoy_exe.clone().into()]);
+    let ran = pycore(&dir, &args, None);
+    assert_clean_failure(&ran, &[WRONG_BINARY]);
+    for name in [decoy_exe.to_str().unwrap(), app_exe.to_str().unwrap()] {
+        assert!(
+            ran.stderr.contains(name) && ran.stderr.contains("offset"),
+            "{}: the error must name {name} and the differing offset: {}",
+            ran.args,
+            ran.stderr.trim()
+        );
+    }
+    println!(
+        "--python OTHER (no build-id): exit 5: {}",
+        ran.stderr.trim()
+    );
+    args.push(OsString::from("--allow-mismatch"));
+    let ran = pycore(&dir, &args, None);
+    assert_eq!(ran.code, Some(PARTIAL), "{}: {}", ran.args, ran.stderr);
+    let doc = ran.report();
+    let warned = doc["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .any(|w| w.contains(decoy_exe.to_str().unwrap()) && w.contains("offset"));
+    assert!(
+        warned,
+        "{}: no warning names the other file: {}",
+        ran.args, doc["warnings"]
+    );
+
+    // The process's libpython moved away: the other one is all --lib-path offers.
+    let moved = dir.join("moved");
+    fs::rename(&app, &moved).unwrap();
+    let mut args = json_args(&core.path, &extra);
+    args.extend([
+        OsString::from("--python"),
+        moved.join("bin").join(&exe_name).into(),
+        OsString::from("--lib-path"),
+        decoy.join("lib").into(),
+    ]);
+    fs::remove_dir_all(moved.join("lib")).unwrap();
+    let ran = pycore(&dir, &args, None);
+    assert_clean_failure(&ran, &[WRONG_BINARY]);
+    assert!(
+        ran.stderr.contains(decoy_lib.to_str().unwrap())
+            && ran.stderr.contains(app_lib.to_str().unwrap()),
+        "{}: the error must name {} and {}: {}",
+        ran.args,
+        decoy_lib.display(),
+        app_lib.display(),
+        ran.stderr.trim()
+    );
+    println!(
+        "--lib-path OTHER alone (no build-id): exit 5: {}",
+        ran.stderr.trim()
+    );
+    dir.remove();
+}
