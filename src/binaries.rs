@@ -1,11 +1,12 @@
 //! Finding the python executable and libpython that the core's process ran, checking that the
 //! local files are the same builds (build-id), and resolving symbols to run-time addresses.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::binary::{self, ElfImage};
 use crate::core::{CoreFile, FileMapping};
 use crate::error::{Error, Result};
+use crate::held_pages;
 use crate::memory::AddressSpace;
 use crate::python::{version, PythonVersion, SymbolSource};
 
@@ -24,6 +25,8 @@ pub struct LoadedImage {
     pub core_build_id: Option<Vec<u8>>,
     /// Detached debug symbols used for this image, if found.
     pub debug_file: Option<PathBuf>,
+    /// With no build-id in the core: how the pages it holds of the file compared.
+    pub held_pages: Option<held_pages::HeldPages>,
 }
 
 /// The images that may hold the interpreter: libpython first (if mapped), then the executable.
@@ -89,6 +92,25 @@ impl PythonBinaries {
             .map(|f| f.path.as_str())
             .find(|p| is_libpython(binary::display_name(p)))
             .map(str::to_string);
+        // What --python names is checked first: a path that is not a readable file must be
+        // reported as such, not as "the core's executable is not on this machine".
+        let launcher = match &locator.python {
+            Some(python) => Some(open_python_arg(python)?),
+            None => None,
+        };
+        // A static python's process maps no libpython; a launcher needing one cannot be its
+        // build (only said of executables named python*: others may not be Python at all).
+        let ran_python = executable_path
+            .as_deref()
+            .filter(|p| binary::display_name(p).starts_with("python"));
+        if let (None, Some(launcher), Some(ran)) = (&libpython_path, &launcher, ran_python) {
+            if let Some(needed) = launcher.needed.iter().find(|n| is_libpython(n)) {
+                return Err(Error::NotTheBuild(format!(
+                    "{} is a launcher linking {needed}, but the process ran {ran} with the interpreter linked in (no libpython was mapped), so it is not the build the process ran; pass --python of that build",
+                    launcher.path.display()
+                )));
+            }
+        }
         if executable_path.is_none() && locator.python.is_some() {
             return Err(Error::NotACore {
                 path: core.path.clone(),
@@ -119,7 +141,16 @@ impl PythonBinaries {
         };
         let libpython = match &libpython_path {
             Some(core_path) => {
-                let candidates = locator.candidates(core_path, false);
+                let mut candidates = locator.candidates(core_path, false);
+                if let Some(launcher) = &launcher {
+                    let name = binary::display_name(core_path);
+                    for dir in library_dirs(launcher) {
+                        let candidate = dir.join(name);
+                        if !candidates.contains(&candidate) {
+                            candidates.push(candidate);
+                        }
+                    }
+                }
                 match load(memory, core_path, &candidates, locator, &mut warnings) {
                     Ok(image) => Some(image),
                     Err(Error::BinaryMissing(_)) => {
@@ -133,12 +164,9 @@ impl PythonBinaries {
             None => None,
         };
         for image in executable.iter().chain(libpython.iter()) {
-            if image.core_build_id.is_none() {
-                warnings.push(format!(
-                    "the core keeps no build-id for {}; cannot check that {} is the same build",
-                    image.core_path,
-                    image.image.path.display()
-                ));
+            if let (None, Some(held)) = (&image.core_build_id, &image.held_pages) {
+                let local = image.image.path.display().to_string();
+                warnings.push(held.describe(&image.core_path, &local));
             }
         }
         Ok(PythonBinaries {
@@ -195,6 +223,66 @@ impl SymbolSource for PythonBinaries {
     }
 }
 
+/// `--python PATH` opened, or an error saying what is wrong with PATH itself.
+fn open_python_arg(path: &Path) -> Result<ElfImage> {
+    let problem = match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some("does not exist".to_string()),
+        Err(e) => Some(format!("cannot be read: {e}")),
+        Ok(meta) if meta.is_dir() => Some("is a directory, not a python executable".to_string()),
+        Ok(meta) if !meta.is_file() => Some("is not a regular file".to_string()),
+        Ok(_) => std::fs::File::open(path)
+            .err()
+            .map(|e| format!("cannot be read: {e}")),
+    };
+    match problem {
+        Some(problem) => Err(Error::BinaryMissing(format!(
+            "--python {} {problem}",
+            path.display()
+        ))),
+        None => ElfImage::open(path),
+    }
+}
+
+/// Where the dynamic linker would look for a launcher's libraries besides the system's: its
+/// DT_RUNPATH (or DT_RPATH) entries with `$ORIGIN` expanded to its folder, then `../lib` next
+/// to it (pyenv's and `make install`'s layout, also after the tree was moved).
+fn library_dirs(launcher: &ElfImage) -> Vec<PathBuf> {
+    let real = std::fs::canonicalize(&launcher.path).unwrap_or_else(|_| launcher.path.clone());
+    let Some(origin) = real.parent() else {
+        return Vec::new();
+    };
+    let origin_text = origin.to_string_lossy();
+    let mut dirs: Vec<PathBuf> = launcher
+        .run_paths
+        .iter()
+        .map(|p| {
+            p.replace("${ORIGIN}", &origin_text)
+                .replace("$ORIGIN", &origin_text)
+        })
+        // Other tokens ($LIB, $PLATFORM) depend on the machine that ran it: not guessed.
+        .filter(|p| !p.contains('$') && p.starts_with('/'))
+        .map(|p| normalize(Path::new(&p)))
+        .collect();
+    dirs.push(normalize(&origin.join("../lib")));
+    dirs
+}
+
+/// `a/b/../c` as `a/c`, so that messages and reports name plain paths.
+fn normalize(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 fn is_libpython(name: &str) -> bool {
     name.starts_with("libpython") && name.contains(".so")
 }
@@ -244,8 +332,11 @@ fn load(
         })?;
     let start = header_mapping.start;
     let core_build_id = binary::build_id_in_memory(&CoreOnly(memory), start);
-    let mut mismatched: Option<ElfImage> = None;
+    // The first candidate that differs, with the held pages' first differing offset when the
+    // core kept no build-id to compare.
+    let mut mismatched: Option<(ElfImage, Option<u64>)> = None;
     let mut chosen = None;
+    let mut held = None;
     for candidate in candidates {
         if !candidate.is_file() {
             continue;
@@ -262,17 +353,42 @@ fn load(
         match (&core_build_id, &image.build_id) {
             // A file without a build-id cannot be shown to be the build the core recorded.
             (Some(in_core), in_file) if in_file.as_ref() != Some(in_core) => {
-                mismatched.get_or_insert(image);
+                mismatched.get_or_insert((image, None));
             }
-            _ => {
+            (Some(_), _) => {
                 chosen = Some(image);
                 break;
+            }
+            // No build-id in the core: what it holds of the file must at least match.
+            (None, _) => {
+                let check = held_pages::compare(core, core_path, &image);
+                if let Some(offset) = check.mismatch {
+                    mismatched.get_or_insert((image, Some(offset)));
+                } else {
+                    held = Some(check);
+                    chosen = Some(image);
+                    break;
+                }
             }
         }
     }
     let image = match (chosen, mismatched) {
         (Some(image), _) => image,
-        (None, Some(image)) => {
+        (None, Some((image, Some(offset)))) => {
+            if !allow_mismatch {
+                return Err(Error::HeldPagesMismatch {
+                    path: image.path.clone(),
+                    mapped: core_path.to_string(),
+                    offset,
+                });
+            }
+            warnings.push(format!(
+                "{} is not the file the process mapped as {core_path} (the core keeps no build-id for it, and the page it holds at file offset {offset:#x} differs); going on because of --allow-mismatch: stacks may be wrong",
+                image.path.display()
+            ));
+            image
+        }
+        (None, Some((image, None))) => {
             let core_id = crate::bytes::hex(core_build_id.as_deref().unwrap_or_default());
             let file_id = crate::bytes::hex(image.build_id.as_deref().unwrap_or_default());
             if !allow_mismatch {
@@ -309,6 +425,7 @@ fn load(
         core_path: core_path.to_string(),
         bias,
         core_build_id,
+        held_pages: held,
         debug_file,
     })
 }

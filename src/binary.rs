@@ -18,6 +18,8 @@ use crate::memory::Memory;
 
 const NT_GNU_BUILD_ID: u32 = 3;
 const SYM_SIZE: usize = 24;
+/// At most this many DT_NEEDED and run-path entries are kept.
+const MAX_RUN_PATHS: usize = 64;
 
 /// A symbol table: the section offsets of its entries and of its string table.
 #[derive(Debug, Clone, Copy)]
@@ -40,6 +42,14 @@ pub struct ElfImage {
     symtab: Option<SymbolTable>,
     /// Detached debug symbols of this build (`.build-id/xx/yyyy.debug`), when found.
     debug_file: Option<Box<ElfImage>>,
+    /// The libraries it needs (DT_NEEDED), by name.
+    pub needed: Vec<String>,
+    /// Where it asks the dynamic linker to look for them: DT_RUNPATH, else DT_RPATH entries,
+    /// unexpanded (`$ORIGIN/../lib`).
+    pub run_paths: Vec<String>,
+    /// File offsets `[start, end)` of PT_GNU_RELRO: read-only at run time, but written by
+    /// relocation first, so a core's copy differs from the file's.
+    pub relro: Option<(u64, u64)>,
 }
 
 impl ElfImage {
@@ -91,8 +101,37 @@ impl ElfImage {
             .iter()
             .find(|s| s.sh_type == SHT_GNU_HASH)
             .map(|s| s.sh_offset as usize);
+        // ld.so ignores DT_RPATH when DT_RUNPATH is present. Bounded: a hostile file may list
+        // many entries, and only the first few ever matter.
+        let paths = if elf.runpaths.is_empty() {
+            &elf.rpaths
+        } else {
+            &elf.runpaths
+        };
+        let run_paths = paths
+            .iter()
+            .flat_map(|p| p.split(':'))
+            .filter(|p| !p.is_empty())
+            .take(MAX_RUN_PATHS)
+            .map(str::to_string)
+            .collect();
+        let needed = elf
+            .libraries
+            .iter()
+            .take(MAX_RUN_PATHS)
+            .map(|l| l.to_string())
+            .collect();
+        const PT_GNU_RELRO: u32 = 0x6474_e552;
+        let relro = elf
+            .program_headers
+            .iter()
+            .find(|ph| ph.p_type == PT_GNU_RELRO)
+            .map(|ph| (ph.p_offset, ph.p_offset.saturating_add(ph.p_memsz)));
         Ok(ElfImage {
             path: path.to_path_buf(),
+            relro,
+            needed,
+            run_paths,
             build_id,
             base_vaddr,
             dynsym,
@@ -172,6 +211,11 @@ impl ElfImage {
     }
 
     /// The mapped file, to back the core's missing pages.
+    /// The file's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        self.file.bytes()
+    }
+
     pub fn mapped(&self) -> Arc<MappedFile> {
         Arc::clone(&self.file)
     }

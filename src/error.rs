@@ -29,6 +29,17 @@ pub enum Error {
         core_id: String,
         file_id: String,
     },
+    #[error(
+        "{path} does not match the core: the core keeps no build-id for {mapped}, and the page it holds at file offset {offset:#x} differs from the file's (pass the exact binary the process ran)"
+    )]
+    HeldPagesMismatch {
+        path: PathBuf,
+        mapped: String,
+        offset: u64,
+    },
+    /// A binary that is plainly not the build the process ran (not a build-id comparison).
+    #[error("{0}")]
+    NotTheBuild(String),
     #[error("{0}")]
     UnsupportedVersion(String),
     #[error("cannot read the Python interpreter state: {0}")]
@@ -44,7 +55,8 @@ impl Error {
             Error::NotPython(_) => "not-python",
             Error::BinaryMissing(_) => "binary-missing",
             Error::BadBinary { .. } => "bad-binary",
-            Error::BuildIdMismatch { .. } => "build-id-mismatch",
+            Error::BuildIdMismatch { .. } | Error::HeldPagesMismatch { .. } => "build-id-mismatch",
+            Error::NotTheBuild(_) => "not-the-build",
             Error::UnsupportedVersion(_) => "unsupported-version",
             Error::PythonState(_) => "python-state-unreadable",
         }
@@ -55,7 +67,11 @@ impl Error {
         match self {
             Error::Open { .. } | Error::NotACore { .. } => 3,
             Error::NotPython(_) => 4,
-            Error::BinaryMissing(_) | Error::BadBinary { .. } | Error::BuildIdMismatch { .. } => 5,
+            Error::BinaryMissing(_)
+            | Error::BadBinary { .. }
+            | Error::BuildIdMismatch { .. }
+            | Error::HeldPagesMismatch { .. }
+            | Error::NotTheBuild(_) => 5,
             Error::UnsupportedVersion(_) => 6,
             Error::PythonState(_) => 7,
         }

@@ -87,35 +87,84 @@ pub fn sniff(magic: &[u8]) -> Option<Compression> {
 /// Most memory the xz decoder may use.
 const XZ_MEMORY_LIMIT: u64 = 256 << 20;
 
+/// The core path that means standard input.
+pub const STDIN: &str = "-";
+/// How a core read from standard input is named in reports and messages.
+pub const STDIN_NAME: &str = "<stdin>";
+
+/// The name `path` goes by in reports and messages: [`STDIN_NAME`] for `-`.
+pub fn display_path(path: &Path) -> &Path {
+    if path == Path::new(STDIN) {
+        Path::new(STDIN_NAME)
+    } else {
+        path
+    }
+}
+
 /// Map `path`, transparently decompressing it when its first bytes say it is compressed.
+/// `-` is standard input; it and any other input that cannot be mapped or seeked (a pipe, a
+/// FIFO, `/dev/stdin`) is streamed into an unlinked temporary file first, with the same bounds
+/// as decompression.
 pub fn open(path: &Path) -> Result<MappedFile> {
     let open_err = |source: io::Error| Error::Open {
-        path: path.to_path_buf(),
+        path: display_path(path).to_path_buf(),
         source,
     };
-    let mut file = File::open(path).map_err(open_err)?;
+    let mut file = if path == Path::new(STDIN) {
+        // `< core` makes standard input the file itself: map it like any other.
+        match File::open("/dev/stdin") {
+            Ok(file) if file.metadata().is_ok_and(|m| m.is_file()) => file,
+            _ => return stream(io::stdin().lock(), None).map_err(open_err),
+        }
+    } else {
+        File::open(path).map_err(open_err)?
+    };
+    if !file.metadata().map_err(open_err)?.is_file() {
+        return stream(file, None).map_err(open_err);
+    }
     let mut magic = [0u8; 6];
     let got = read_prefix(&mut file, &mut magic).map_err(open_err)?;
     file.seek(SeekFrom::Start(0)).map_err(open_err)?;
     let file = match sniff(&magic[..got]) {
-        Some(compression) => decompress(file, compression).map_err(|e| Error::Open {
-            path: path.to_path_buf(),
-            source: io::Error::new(
-                e.kind(),
-                format!("{} decompression failed: {e}", compression.name()),
-            ),
-        })?,
+        Some(compression) => {
+            let total = file.metadata().map_err(open_err)?.len();
+            decompress(file, Some(total), compression).map_err(open_err)?
+        }
         None => file,
     };
     map_file(&file).map_err(open_err)
 }
 
-fn read_prefix(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+/// A non-seekable input: its first bytes say whether to decompress it; either way it is copied
+/// into a temporary file, which is mapped.
+fn stream(mut input: impl Read, total: Option<u64>) -> io::Result<MappedFile> {
+    let mut magic = [0u8; 6];
+    let got = read_prefix(&mut input, &mut magic)?;
+    let input = io::Cursor::new(magic[..got].to_vec()).chain(input);
+    let file = match sniff(&magic[..got]) {
+        Some(compression) => decompress(input, total, compression)?,
+        None => {
+            let mut file_out = temporary_file()?;
+            let mut out = CappedWriter::new(&mut file_out);
+            finish_copy(io::copy(
+                &mut Progress::new(input, total, "reading"),
+                &mut out,
+            ))?;
+            file_out.seek(SeekFrom::Start(0))?;
+            file_out
+        }
+    };
+    map_file(&file)
+}
+
+fn read_prefix(input: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut got = 0;
     while got < buf.len() {
-        match file.read(&mut buf[got..])? {
-            0 => break,
-            n => got += n,
+        match input.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
     }
     Ok(got)
@@ -133,22 +182,42 @@ fn map_file(file: &File) -> io::Result<MappedFile> {
     })
 }
 
-/// Stream-decompress into an anonymous temporary file (unlinked at creation).
-fn decompress(file: File, compression: Compression) -> io::Result<File> {
-    let total = file.metadata()?.len();
-    let input = Progress::new(file, total, compression.name());
-    let mut file_out = tempfile::tempfile().map_err(|e| {
+/// An anonymous temporary file (unlinked at creation) in `$TMPDIR`.
+fn temporary_file() -> io::Result<File> {
+    tempfile::tempfile().map_err(|e| {
         io::Error::new(
             e.kind(),
             format!(
-                "cannot create a temporary file in {} to decompress into (set TMPDIR to a writable folder with room for the core): {e}",
+                "cannot create a temporary file in {} to decompress or copy into (set TMPDIR to a writable folder with room for the core): {e}",
                 std::env::temp_dir().display()
             ),
         )
-    })?;
+    })
+}
+
+/// The end of a copy into a [`CappedWriter`]: its stop at the end the headers describe is no
+/// error.
+fn finish_copy(copied: io::Result<u64>) -> io::Result<()> {
+    match copied {
+        Err(e) if e.kind() == io::ErrorKind::FileTooLarge => Ok(()),
+        other => other.map(drop),
+    }
+}
+
+/// Stream-decompress into an anonymous temporary file (unlinked at creation).
+fn decompress(input: impl Read, total: Option<u64>, compression: Compression) -> io::Result<File> {
+    let failed = |e: io::Error| {
+        io::Error::new(
+            e.kind(),
+            format!("{} decompression failed: {e}", compression.name()),
+        )
+    };
+    let input = Progress::new(input, total, compression.name());
+    let mut file_out = temporary_file()?;
     let mut out = CappedWriter::new(&mut file_out);
     let copied = match compression {
-        Compression::Zstd => io::copy(&mut zstd::stream::read::Decoder::new(input)?, &mut out),
+        Compression::Zstd => zstd::stream::read::Decoder::new(input)
+            .and_then(|mut decoder| io::copy(&mut decoder, &mut out)),
         Compression::Gzip => io::copy(&mut flate2::read::MultiGzDecoder::new(input), &mut out),
         Compression::Xz => {
             // liblzma would allocate whatever dictionary a block header claims (up to 4 GiB):
@@ -163,13 +232,7 @@ fn decompress(file: File, compression: Compression) -> io::Result<File> {
         }
         Compression::Lz4 => io::copy(&mut lz4_flex::frame::FrameDecoder::new(input), &mut out),
     };
-    match copied {
-        // The writer stops the copy once all the headers describe is written.
-        Err(e) if e.kind() == io::ErrorKind::FileTooLarge => {}
-        other => {
-            other?;
-        }
-    }
+    finish_copy(copied).map_err(failed)?;
     file_out.seek(SeekFrom::Start(0))?;
     Ok(file_out)
 }
@@ -271,7 +334,7 @@ fn elf_file_end(head: &[u8]) -> Option<u64> {
 /// than [`Progress::DELAY`]; indicatif draws nothing when standard error is not a terminal.
 struct Progress<R> {
     inner: R,
-    total: u64,
+    total: Option<u64>,
     read: u64,
     label: &'static str,
     started: Instant,
@@ -281,7 +344,7 @@ struct Progress<R> {
 impl<R> Progress<R> {
     const DELAY: Duration = Duration::from_millis(700);
 
-    fn new(inner: R, total: u64, label: &'static str) -> Self {
+    fn new(inner: R, total: Option<u64>, label: &'static str) -> Self {
         Progress {
             inner,
             total,
@@ -299,12 +362,14 @@ impl<R: Read> Read for Progress<R> {
         self.read += n as u64;
         if self.bar.is_none() && self.started.elapsed() > Self::DELAY {
             let bar = indicatif::ProgressBar::with_draw_target(
-                Some(self.total),
+                self.total,
                 indicatif::ProgressDrawTarget::stderr(),
             );
-            if let Ok(style) = indicatif::ProgressStyle::with_template(
-                "decompressing ({msg}) {bar:30} {bytes}/{total_bytes} {eta}",
-            ) {
+            if let Ok(style) = indicatif::ProgressStyle::with_template(if self.total.is_some() {
+                "decompressing ({msg}) {bar:30} {bytes}/{total_bytes} {eta}"
+            } else {
+                "{msg}: {bytes} {binary_bytes_per_sec}"
+            }) {
                 bar.set_style(style);
             }
             bar.set_message(self.label);

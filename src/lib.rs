@@ -9,6 +9,7 @@ pub mod binary;
 mod bytes;
 pub mod core;
 pub mod error;
+pub mod held_pages;
 pub mod input;
 pub mod memory;
 pub mod python;
@@ -25,11 +26,11 @@ pub use report::Report;
 /// What to analyse.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
-    /// The core file (compressed or not).
+    /// The core file (compressed or not); `-` is standard input.
     pub core: PathBuf,
     /// The python executable the process ran, when it is not at the path the core recorded.
     pub python: Option<PathBuf>,
-    /// A copy of the core's machine's filesystem to find its binaries in (`--sysroot`).
+    /// A copy of the core's machine's filesystem to find its binaries and sources in (`--sysroot`).
     pub sysroot: Option<PathBuf>,
     /// Folders with copies of the core's binaries, matched by file name (`--lib-path`).
     pub lib_paths: Vec<PathBuf>,
@@ -76,7 +77,7 @@ pub fn analyze(options: &Options) -> Result<Report> {
 /// is returned; once they are read, the report holds what the core tells and, if the Python
 /// state could not be read, the reason in [`Report::error`].
 pub fn analyze_data(data: input::MappedFile, options: &Options) -> Result<Report> {
-    let core = core::CoreFile::parse(&options.core, data)?;
+    let core = core::CoreFile::parse(input::display_path(&options.core), data)?;
     let mut memory = memory::AddressSpace::new(&core);
     // AT_EXECFN (include/uapi/linux/auxvec.h) points at the path given to execve().
     const AT_EXECFN: u64 = 31;
@@ -93,7 +94,11 @@ pub fn analyze_data(data: input::MappedFile, options: &Options) -> Result<Report
         report.set_error(&error);
     }
     if options.show_source {
-        source::annotate(&mut report, &options.source_roots);
+        source::annotate(
+            &mut report,
+            &options.source_roots,
+            options.sysroot.as_deref(),
+        );
     }
     Ok(report)
 }

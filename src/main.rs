@@ -29,13 +29,14 @@ enum Command {
 
 #[derive(clap::Args)]
 struct AnalyzeArgs {
-    /// The core file: a kernel core or gcore output, plain or compressed (zstd, gzip, xz, lz4).
+    /// The core file: a kernel core or gcore output, plain or compressed (zstd, gzip, xz, lz4);
+    /// `-` reads it from standard input (reported as `<stdin>`).
     core: PathBuf,
     /// The python executable the process ran, if not at the path recorded in the core.
     #[arg(long, value_name = "BIN")]
     python: Option<PathBuf>,
-    /// A copy of the filesystem of the machine (or container) that made the core: binaries are
-    /// looked up under it first.
+    /// A copy of the filesystem of the machine (or container) that made the core: binaries and
+    /// source files are looked up under it first.
     #[arg(long, value_name = "DIR")]
     sysroot: Option<PathBuf>,
     /// A folder holding copies of the core's binaries (libpython, python), matched by file name

@@ -1,6 +1,8 @@
 //! Source lines for frames, read from the files the frames name, when they can be read.
 //!
-//! A core often comes from another machine: `--source-root OLD=NEW` maps path prefixes. A missing,
+//! A core often comes from another machine: `--source-root OLD=NEW` maps path prefixes, and with
+//! `--sysroot DIR` a file at `DIR/<recorded path>` is read before the host's file of the same
+//! path (which may be another version: a container's stdlib is not the host's). A missing,
 //! unreadable, huge or binary file simply leaves the frame without a line; it never fails the
 //! analysis.
 
@@ -44,12 +46,12 @@ impl std::str::FromStr for SourceRoot {
 
 /// Fill `source` of every frame whose file and line can be read, unless the file is not the one
 /// the process ran: a function's `def` must be on its code object's first line.
-pub fn annotate(report: &mut Report, roots: &[SourceRoot]) {
+pub fn annotate(report: &mut Report, roots: &[SourceRoot], sysroot: Option<&Path>) {
     let mut files: HashMap<String, Option<Vec<String>>> = HashMap::new();
     for thread in &report.threads {
         for frame in &thread.frames {
             if !files.contains_key(&frame.file) && files.len() < MAX_FILES {
-                files.insert(frame.file.clone(), read_lines(&frame.file, roots));
+                files.insert(frame.file.clone(), read_lines(&frame.file, roots, sysroot));
             }
         }
     }
@@ -92,16 +94,35 @@ pub fn annotate(report: &mut Report, roots: &[SourceRoot]) {
     }
 }
 
-fn read_lines(file: &str, roots: &[SourceRoot]) -> Option<Vec<String>> {
+fn read_lines(file: &str, roots: &[SourceRoot], sysroot: Option<&Path>) -> Option<Vec<String>> {
     // Frames of frozen or generated code have names like "<frozen importlib._bootstrap>".
     if file.starts_with('<') {
         return None;
     }
-    let path = map_path(Path::new(file), roots);
-    if std::fs::metadata(&path).ok()?.len() > MAX_SOURCE_BYTES {
+    candidates(Path::new(file), roots, sysroot)
+        .iter()
+        .find_map(|path| read_text(path))
+}
+
+/// Where `file` may be read, in order: its `--source-root` rewrite (explicit, so it alone when
+/// one applies), else the sysroot's copy of an absolute path, then the path itself.
+fn candidates(file: &Path, roots: &[SourceRoot], sysroot: Option<&Path>) -> Vec<PathBuf> {
+    if let Some(mapped) = map_path(file, roots) {
+        return vec![mapped];
+    }
+    let mut paths = Vec::new();
+    if let (Some(root), Ok(relative)) = (sysroot, file.strip_prefix("/")) {
+        paths.push(root.join(relative));
+    }
+    paths.push(file.to_path_buf());
+    paths
+}
+
+fn read_text(path: &Path) -> Option<Vec<String>> {
+    if std::fs::metadata(path).ok()?.len() > MAX_SOURCE_BYTES {
         return None;
     }
-    let bytes = std::fs::read(&path).ok()?;
+    let bytes = std::fs::read(path).ok()?;
     if bytes.contains(&0) {
         return None;
     }
@@ -113,12 +134,11 @@ fn read_lines(file: &str, roots: &[SourceRoot]) -> Option<Vec<String>> {
     )
 }
 
-/// The first root whose `old` prefixes `path` rewrites it; otherwise the path itself.
-fn map_path(path: &Path, roots: &[SourceRoot]) -> PathBuf {
+/// The first root whose `old` prefixes `path` rewrites it.
+fn map_path(path: &Path, roots: &[SourceRoot]) -> Option<PathBuf> {
     roots
         .iter()
         .find_map(|root| Some(root.new.join(path.strip_prefix(&root.old).ok()?)))
-        .unwrap_or_else(|| path.to_path_buf())
 }
 
 #[cfg(test)]
@@ -129,12 +149,29 @@ mod tests {
     fn roots_rewrite_prefixes_only() {
         let roots: Vec<SourceRoot> = vec!["/build/app=/home/me/app".parse().unwrap()];
         assert_eq!(
-            map_path(Path::new("/build/app/x/y.py"), &roots),
-            PathBuf::from("/home/me/app/x/y.py")
+            candidates(Path::new("/build/app/x/y.py"), &roots, None),
+            vec![PathBuf::from("/home/me/app/x/y.py")]
         );
         assert_eq!(
-            map_path(Path::new("/other/y.py"), &roots),
-            PathBuf::from("/other/y.py")
+            candidates(Path::new("/other/y.py"), &roots, None),
+            vec![PathBuf::from("/other/y.py")]
+        );
+        // The sysroot's copy first, then the host's; an explicit rewrite alone.
+        let sysroot = Some(Path::new("/srv/rootfs"));
+        assert_eq!(
+            candidates(
+                Path::new("/usr/lib/python3.11/threading.py"),
+                &roots,
+                sysroot
+            ),
+            vec![
+                PathBuf::from("/srv/rootfs/usr/lib/python3.11/threading.py"),
+                PathBuf::from("/usr/lib/python3.11/threading.py")
+            ]
+        );
+        assert_eq!(
+            candidates(Path::new("/build/app/y.py"), &roots, sysroot),
+            vec![PathBuf::from("/home/me/app/y.py")]
         );
         assert!("nonsense".parse::<SourceRoot>().is_err());
         assert!("=x".parse::<SourceRoot>().is_err());

@@ -20,12 +20,23 @@
 //!   counts, tens of thousands of threads: exit 3, 4 or 5 with one line,
 //!   quickly, under an address-space limit.
 //!
+//! - Messages and inputs that misled a new user (issue 8, tests/inputs/new_user.rs):
+//!   a --python that is not a readable file, libpython found where --python
+//!   links it, a launcher given for a static python's core, source lines
+//!   from --sysroot, the core through a pipe or a FIFO, markdown's handled
+//!   exceptions, the table on a terminal of width 0, binaries without a
+//!   build-id checked by the pages the core holds.
+//!
 //! The real cores come from pyenv's 3.12 (shared libpython) and Debian's
 //! static /usr/bin/python3.11 (rows of support::interpreters::WANTED). A test
 //! whose interpreter is missing is skipped with the reason, or fails with
 //! PYCORE_REQUIRE_ALL_PYTHONS=1. Every test prints what it checked.
 
 mod support;
+
+// Issue 8 §4: kept apart, sharing this file's helpers.
+#[path = "inputs/new_user.rs"]
+mod new_user;
 
 use std::ffi::{OsStr, OsString};
 use std::fmt::Write as _;

@@ -28,6 +28,8 @@ pub struct Segment {
     /// Bytes the header says were dumped (`p_filesz`); more than `file_size` when the file is
     /// cut short. Memory between the two was dumped but is lost.
     pub dumped_size: u64,
+    /// `p_flags`: the mapping's permissions when it was dumped (PF_X 1, PF_W 2, PF_R 4).
+    pub flags: u32,
 }
 
 impl Segment {
@@ -154,6 +156,7 @@ impl CoreFile {
                         offset: ph.p_offset,
                         file_size,
                         dumped_size: ph.p_filesz.min(ph.p_memsz),
+                        flags: ph.p_flags,
                     });
                 }
                 PT_NOTE => {

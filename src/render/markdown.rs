@@ -68,6 +68,15 @@ pub fn write(report: &Report, out: &mut impl Write) -> io::Result<()> {
             if thread.crashed { " open" } else { "" }
         )?;
         writeln!(out)?;
+        if let Some(exception) = &thread.handling_exception {
+            writeln!(
+                out,
+                "Handling **{}**: {}",
+                escape(&exception.type_name),
+                escape(&exception.message)
+            )?;
+            writeln!(out)?;
+        }
         writeln!(out, "```")?;
         let grouped = report.interpreter_count() > 1;
         let mut current_group = None;

@@ -7,13 +7,36 @@ use comfy_table::{ContentArrangement, Table};
 
 use crate::report::{Report, ThreadReport};
 
+/// Narrower than this, wrapping would make the table unreadable: it is printed unwrapped.
+const MIN_WIDTH: u16 = 40;
+
 pub fn write(report: &Report, out: &mut impl Write) -> io::Result<()> {
     let report = &super::printable(report);
     let mut table = Table::new();
-    table
-        .load_preset(UTF8_FULL_CONDENSED)
-        .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_header(["TID", "name", "state", "GIL", "depth", "innermost frame"]);
+    table.load_preset(UTF8_FULL_CONDENSED).set_header([
+        "TID",
+        "name",
+        "state",
+        "GIL",
+        "depth",
+        "innermost frame",
+    ]);
+    // comfy-table asks the terminal for its width; a pseudo-terminal nobody sized (`script`,
+    // some CI runners, `docker exec -t`) answers 0 and every cell would wrap at one character.
+    // COLUMNS wins when set; a width too narrow for a table means "unknown": no limit then.
+    let columns = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse::<u16>().ok());
+    match columns.filter(|&c| c > 0).or_else(|| table.width()) {
+        Some(width) if width >= MIN_WIDTH => {
+            table
+                .set_width(width)
+                .set_content_arrangement(ContentArrangement::Dynamic);
+        }
+        _ => {
+            table.set_content_arrangement(ContentArrangement::Disabled);
+        }
+    }
     for thread in super::crashed_first(report) {
         table.add_row([
             thread.tid.map_or("-".to_string(), |tid| tid.to_string()),
