@@ -16,6 +16,7 @@ const USAGE: i32 = 2;
 const NOT_A_CORE: i32 = 3;
 const NOT_PYTHON: i32 = 4;
 const WRONG_PYTHON_BINARY: i32 = 5;
+const UNSUPPORTED_VERSION: i32 = 6;
 
 #[test]
 fn text_file_is_not_a_core() {
@@ -152,7 +153,129 @@ fn assert_clean_error(dir: &TestDir, args: &[&OsStr], expected_code: i32) {
             "pycore {full:?}: expected one line on stderr, got {}:\n{stderr}",
             lines.len()
         );
+        if json {
+            // Never an empty stdout: one document with the error, and what the core says
+            // once its notes were read (every failure but "not a core").
+            let doc: serde_json::Value = serde_json::from_slice(&finished.stdout)
+                .unwrap_or_else(|e| panic!("pycore {full:?}: stdout is not JSON: {e}"));
+            assert_eq!(
+                doc["error"]["code"].as_i64(),
+                Some(i64::from(expected_code)),
+                "pycore {full:?}: error {}",
+                doc["error"]
+            );
+            assert_eq!(
+                doc["error"]["message"].as_str(),
+                Some(lines[0].trim_start_matches("pycore: "))
+            );
+            let notes_read = expected_code != NOT_A_CORE;
+            assert_eq!(
+                doc["threads"].as_array().is_some_and(|t| !t.is_empty()),
+                notes_read,
+                "pycore {full:?}: threads {}",
+                doc["threads"]
+            );
+            assert_eq!(!doc["core"].is_null(), notes_read);
+        }
     }
+}
+
+/// When the Python part fails (a python of another build: exit 5; a version this pycore does
+/// not know: exit 6), the report still says what the core says: the process, the crash facts
+/// and every thread with its registers, in JSON (with "error") and in text (then the error).
+/// The truth is the process's own recording (pid, TIDs).
+#[test]
+fn failed_python_part_still_reports_the_core() {
+    let supported = interpreters::supported();
+    let python = newest(&supported);
+    let dir = TestDir::new("bad-partial-facts");
+    let (recording, core) =
+        gcore_of_parked_threads(python, &dir, &mut Progress::default()).unwrap();
+    let mut cases: Vec<(String, Vec<std::ffi::OsString>, i32)> = Vec::new();
+    if let Some(other) = supported
+        .iter()
+        .find(|other| other.version.major_minor() != python.version.major_minor())
+    {
+        cases.push((
+            format!("--python {}", other.path.display()),
+            vec![
+                core.path.clone().into(),
+                "--python".into(),
+                other.path.clone().into(),
+            ],
+            WRONG_PYTHON_BINARY,
+        ));
+    } else {
+        println!(
+            "skipped --python of another build: only {} is installed",
+            python.version
+        );
+    }
+    // 3.13+ keep their version in _Py_DebugOffsets, after the cookie "xdebugpy": make it 3.16.
+    let bytes = std::fs::read(&core.path).unwrap();
+    match bytes.windows(8).position(|w| w == b"xdebugpy") {
+        Some(at) => {
+            let mut patched = bytes.clone();
+            patched[at + 8..at + 16].copy_from_slice(&0x0310_00f0_u64.to_le_bytes());
+            let path = dir.join("core-3.16");
+            std::fs::write(&path, patched).unwrap();
+            cases.push((
+                "a version patched to 3.16".into(),
+                vec![path.into()],
+                UNSUPPORTED_VERSION,
+            ));
+        }
+        None => println!(
+            "skipped the unsupported version: {} has no _Py_DebugOffsets (3.13+)",
+            python.version
+        ),
+    }
+    assert!(!cases.is_empty(), "no case could be made");
+    let tids = recording.tids();
+    for (what, args, code) in cases {
+        let mut json_args: Vec<&OsStr> = vec![OsStr::new("analyze")];
+        json_args.extend(args.iter().map(|a| a.as_os_str()));
+        json_args.push(OsStr::new("--json"));
+        let finished = run_pycore(&json_args, dir.path(), "pycore").unwrap();
+        assert_eq!(finished.code(), Some(code), "{what}: {}", finished.stderr);
+        let doc: serde_json::Value = serde_json::from_slice(&finished.stdout).unwrap();
+        assert_eq!(
+            doc["error"]["code"].as_i64(),
+            Some(i64::from(code)),
+            "{what}"
+        );
+        assert!(doc["python"].is_null(), "{what}: python {}", doc["python"]);
+        assert_eq!(doc["core"]["pid"].as_u64(), recording.pid, "{what}");
+        assert_eq!(doc["crash"]["kind"], "snapshot", "{what}");
+        let threads = doc["threads"].as_array().unwrap();
+        let got: std::collections::BTreeSet<u64> =
+            threads.iter().filter_map(|t| t["tid"].as_u64()).collect();
+        assert_eq!(got, tids, "{what}: threads");
+        for thread in threads {
+            assert!(
+                thread["pc"].is_string() && thread["sp"].is_string(),
+                "{what}: {thread}"
+            );
+            assert_eq!(
+                thread["is_main"].as_bool(),
+                Some(thread["tid"].as_u64() == recording.pid)
+            );
+        }
+        let mut text_args = json_args.clone();
+        text_args.pop();
+        let text = run_pycore(&text_args, dir.path(), "pycore").unwrap();
+        assert_eq!(text.code(), Some(code), "{what}: text");
+        let stdout = text.stdout_text();
+        assert!(stdout.contains("Python: not read"), "{what}:\n{stdout}");
+        for tid in &tids {
+            assert!(
+                stdout.contains(&format!("Thread {tid}")),
+                "{what}: no thread {tid}:\n{stdout}"
+            );
+        }
+        assert_eq!(text.stderr.lines().count(), 1, "{what}: {}", text.stderr);
+    }
+    dir.remove();
 }
 
 fn assert_no_panic(args: &[&OsStr], stderr: &str) {
