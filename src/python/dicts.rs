@@ -7,7 +7,7 @@
 //! Instance attributes live in a dict at `tp_dictoffset` (≤3.10), in a "managed" dict or values
 //! array just before the object (3.11, 3.12), or inline after it (3.13+).
 
-use super::layout::Shape;
+use super::field::{Field, Ptr};
 use super::objects::{ObjectError, ObjectResult, Objects, MAX_DICT_ENTRIES};
 use crate::memory::Memory;
 
@@ -18,15 +18,15 @@ const TPFLAGS_INLINE_VALUES: u64 = 1 << 2;
 /// The `(key, value)` object pointers of a dict, in insertion order, skipping deleted slots.
 pub fn dict_items<M: Memory>(objects: &Objects<'_, M>, dict: u64) -> ObjectResult<Vec<(u64, u64)>> {
     let layout = objects.layout;
-    if let (Some(mask), Some(table)) = (layout.dict_ma_mask, layout.dict_ma_table) {
+    if let (Some(mask), Some(table)) = (layout.dict.ma_mask, layout.dict.ma_table) {
         return open_addressing_items(objects, dict, mask, table);
     }
-    let (Some(keys_field), Some(values_field)) = (layout.dict_ma_keys, layout.dict_ma_values)
+    let (Some(keys_field), Some(values_field)) = (layout.dict.ma_keys, layout.dict.ma_values)
     else {
         return Err(ObjectError::Invalid("layout lacks dict fields".into()));
     };
-    let keys = objects.pointer(dict.wrapping_add(u64::from(keys_field)))?;
-    let values = objects.pointer(dict.wrapping_add(u64::from(values_field)))?;
+    let keys = objects.read(dict, keys_field)?;
+    let values = objects.read(dict, values_field)?;
     let values = (values != 0).then_some(values);
     keys_items(objects, keys, values)
 }
@@ -36,20 +36,18 @@ pub fn dict_items<M: Memory>(objects: &Objects<'_, M>, dict: u64) -> ObjectResul
 fn open_addressing_items<M: Memory>(
     objects: &Objects<'_, M>,
     dict: u64,
-    mask_field: u32,
-    table_field: u32,
+    mask_field: Field<i64>,
+    table_field: Field<Ptr>,
 ) -> ObjectResult<Vec<(u64, u64)>> {
     let layout = objects.layout;
-    let mask = objects
-        .memory
-        .read_u64(dict.wrapping_add(u64::from(mask_field)))?;
+    let mask = objects.read(dict, mask_field)? as u64;
     if mask >= MAX_DICT_ENTRIES || !(mask + 1).is_power_of_two() {
         return Err(ObjectError::Invalid(format!(
             "dict at {dict:#x} has mask {mask:#x}"
         )));
     }
-    let table = objects.pointer(dict.wrapping_add(u64::from(table_field)))?;
-    let entry_size = u64::from(layout.dict_entry_size);
+    let table = objects.read(dict, table_field)?;
+    let entry_size = u64::from(layout.dict.entry_size);
     let raw = objects
         .memory
         .read_vec(table, ((mask + 1) * entry_size) as usize)?;
@@ -72,11 +70,11 @@ fn keys_items<M: Memory>(
     let layout = objects.layout;
     let memory = objects.memory;
     let (Some(nentries_field), Some(indices_field)) =
-        (layout.dictkeys_dk_nentries, layout.dictkeys_dk_indices)
+        (layout.dict_keys.dk_nentries, layout.dict_keys.dk_indices)
     else {
         return Err(ObjectError::Invalid("layout lacks dict key fields".into()));
     };
-    let nentries = memory.read_u64(keys.wrapping_add(u64::from(nentries_field)))?;
+    let nentries = objects.read(keys, nentries_field)? as u64;
     if nentries > MAX_DICT_ENTRIES {
         return Err(ObjectError::Invalid(format!(
             "dict keys at {keys:#x} claim {nentries} entries"
@@ -84,12 +82,12 @@ fn keys_items<M: Memory>(
     }
     let indices = keys.wrapping_add(u64::from(indices_field));
     let (index_bytes, entry_size) = match (
-        layout.dictkeys_dk_size,
-        layout.dictkeys_dk_log2_index_bytes,
-        layout.dictkeys_dk_kind,
+        layout.dict_keys.dk_size,
+        layout.dict_keys.dk_log2_index_bytes,
+        layout.dict_keys.dk_kind,
     ) {
         (Some(size_field), _, _) => {
-            let size = memory.read_u64(keys.wrapping_add(u64::from(size_field)))?;
+            let size = objects.read(keys, size_field)? as u64;
             let width = match size {
                 0..=0xff => 1,
                 0x100..=0xffff => 2,
@@ -98,14 +96,14 @@ fn keys_items<M: Memory>(
             };
             (
                 size.saturating_mul(width),
-                u64::from(layout.dict_entry_size),
+                u64::from(layout.dict.entry_size),
             )
         }
         (None, Some(log2_bytes), Some(kind_field)) => {
-            let log2 = memory.read_u8(keys.wrapping_add(u64::from(log2_bytes)))?;
-            let kind = memory.read_u8(keys.wrapping_add(u64::from(kind_field)))?;
-            let entry = match (kind, layout.dict_unicode_entry_size) {
-                (0, _) | (_, None) => layout.dict_entry_size,
+            let log2 = objects.read(keys, log2_bytes)?;
+            let kind = objects.read(keys, kind_field)?;
+            let entry = match (kind, layout.dict.unicode_entry_size) {
+                (0, _) | (_, None) => layout.dict.entry_size,
                 (_, Some(unicode)) => unicode,
             };
             (
@@ -125,7 +123,7 @@ fn keys_items<M: Memory>(
     // (hash, key, value) entries have the key at 8; (key, value) ones at 0.
     let key_at = if entry_size >= 24 { 8 } else { 0 };
     let values_base =
-        values.map(|v| v.wrapping_add(u64::from(layout.dict_values_values.unwrap_or(0))));
+        values.map(|v| v.wrapping_add(u64::from(layout.dict_values.values.unwrap_or(0))));
     let mut items = Vec::new();
     for (index, entry) in raw.chunks_exact(entry_size as usize).enumerate() {
         let key = crate::bytes::u64_at(entry, key_at).unwrap_or(0);
@@ -163,6 +161,23 @@ fn find_str_key<M: Memory>(
     Ok(None)
 }
 
+/// Where instances of classes with `Py_TPFLAGS_MANAGED_DICT` (3.11+) keep their attributes
+/// (`MANAGED_DICT_OFFSET` and the values' place, Include/internal/pycore_object.h). Per version
+/// and shape in the generated layouts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ManagedDict {
+    /// No managed dicts (≤3.10): the instance dict is at `tp_dictoffset`.
+    None,
+    /// 3.11: the dict pointer 3 words before the object, the values pointer 4 words before.
+    DictAndValuesBefore,
+    /// 3.12: one word 3 words before the object: a dict, or the values pointer − 1 (its low bit
+    /// set; `_PyDictOrValues`).
+    TaggedBefore,
+    /// 3.13+: the values inline after the object (at `tp_basicsize`) while valid, else the dict
+    /// pointer `dict_words_before` words before the object (3, or 1 in free-threaded builds).
+    InlineValues { dict_words_before: u8 },
+}
+
 /// The attribute `name` of an ordinary class instance, from its instance dict or values.
 pub fn instance_attribute<M: Memory>(
     objects: &Objects<'_, M>,
@@ -170,53 +185,60 @@ pub fn instance_attribute<M: Memory>(
     name: &str,
 ) -> ObjectResult<Option<u64>> {
     let layout = objects.layout;
-    let type_object = objects.pointer(object.wrapping_add(u64::from(layout.object_ob_type)))?;
-    let flags = objects.pointer(type_object.wrapping_add(u64::from(layout.type_tp_flags)))?;
-    let is_311_plus = (layout.major, layout.minor) >= (3, 11);
-    if is_311_plus && flags & TPFLAGS_MANAGED_DICT != 0 {
-        let cached_keys = || match layout.heaptype_ht_cached_keys {
-            Some(field) => objects.pointer(type_object.wrapping_add(u64::from(field))),
-            None => Err(ObjectError::Invalid("layout lacks ht_cached_keys".into())),
+    let type_object = objects.type_of(object)?;
+    let flags = objects.read(type_object, layout.type_object.tp_flags)?;
+    let managed = layout.managed_dict;
+    if managed != ManagedDict::None && flags & TPFLAGS_MANAGED_DICT != 0 {
+        let cached_keys = || {
+            objects.read_some(
+                type_object,
+                layout.heap_type.ht_cached_keys,
+                "ht_cached_keys",
+            )
         };
-        // 3.13+: values inline after the object while `valid` (byte 3 of PyDictValues).
-        if layout.minor >= 13 && flags & TPFLAGS_INLINE_VALUES != 0 {
-            let basicsize =
-                objects.pointer(type_object.wrapping_add(u64::from(layout.type_tp_basicsize)))?;
-            let values = object.wrapping_add(basicsize);
-            if objects.memory.read_u8(values.wrapping_add(3))? != 0 {
-                let items = keys_items(objects, cached_keys()?, Some(values))?;
-                return find_str_key(objects, items, name);
+        let word_before = |words: u64| objects.pointer(object.wrapping_sub(words * 8));
+        match managed {
+            ManagedDict::None => {}
+            ManagedDict::DictAndValuesBefore => {
+                let dict = word_before(3)?;
+                if dict != 0 {
+                    return dict_get_str(objects, dict, name);
+                }
+                let values = word_before(4)?;
+                if values != 0 {
+                    let items = keys_items(objects, cached_keys()?, Some(values))?;
+                    return find_str_key(objects, items, name);
+                }
             }
-        }
-        // MANAGED_DICT_OFFSET (Include/internal/pycore_object.h): 3 words before the object,
-        // 1 in free-threaded builds.
-        let words_before = if layout.shape == Shape::FreeThreaded {
-            1
-        } else {
-            3
-        };
-        let managed = objects.pointer(object.wrapping_sub(words_before * 8))?;
-        // 3.12 stores a values pointer as `values - 1`, so its low bit is set (_PyDictOrValues,
-        // Include/internal/pycore_object.h).
-        if layout.minor == 12 && managed & 1 == 1 {
-            let items = keys_items(objects, cached_keys()?, Some(managed.wrapping_add(1)))?;
-            return find_str_key(objects, items, name);
-        }
-        if managed != 0 {
-            return dict_get_str(objects, managed, name);
-        }
-        // 3.11: values pointer one word further back.
-        if layout.minor == 11 {
-            let values = objects.pointer(object.wrapping_sub(4 * 8))?;
-            if values != 0 {
-                let items = keys_items(objects, cached_keys()?, Some(values))?;
-                return find_str_key(objects, items, name);
+            ManagedDict::TaggedBefore => {
+                let word = word_before(3)?;
+                if word & 1 == 1 {
+                    let items = keys_items(objects, cached_keys()?, Some(word.wrapping_add(1)))?;
+                    return find_str_key(objects, items, name);
+                }
+                if word != 0 {
+                    return dict_get_str(objects, word, name);
+                }
+            }
+            ManagedDict::InlineValues { dict_words_before } => {
+                // The values are valid while byte 3 of PyDictValues (`valid`) is set.
+                if flags & TPFLAGS_INLINE_VALUES != 0 {
+                    let basicsize = objects.read(type_object, layout.type_object.tp_basicsize)?;
+                    let values = object.wrapping_add(basicsize as u64);
+                    if objects.memory.read_u8(values.wrapping_add(3))? != 0 {
+                        let items = keys_items(objects, cached_keys()?, Some(values))?;
+                        return find_str_key(objects, items, name);
+                    }
+                }
+                let dict = word_before(u64::from(dict_words_before))?;
+                if dict != 0 {
+                    return dict_get_str(objects, dict, name);
+                }
             }
         }
         return Ok(None);
     }
-    let dict_offset =
-        objects.pointer(type_object.wrapping_add(u64::from(layout.type_tp_dictoffset)))? as i64;
+    let dict_offset = objects.read(type_object, layout.type_object.tp_dictoffset)?;
     if dict_offset <= 0 || dict_offset > 1 << 16 {
         return Ok(None);
     }

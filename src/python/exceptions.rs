@@ -29,28 +29,28 @@ pub fn handled_exception<M: Memory>(
 ) -> ObjectResult<Option<ExceptionInfo>> {
     let layout = objects.layout;
     let value = match (
-        layout.tstate_exc_info,
-        layout.err_stackitem_exc_value,
-        layout.err_stackitem_previous_item,
-        layout.tstate_exc_value,
+        layout.tstate.exc_info,
+        layout.err_stackitem.exc_value,
+        layout.err_stackitem.previous_item,
+        layout.tstate.exc_value,
     ) {
         (Some(exc_info), Some(exc_value), Some(previous), _) => {
-            let mut item = objects.pointer(tstate.wrapping_add(u64::from(exc_info)))?;
+            let mut item = objects.read(tstate, exc_info)?;
             let mut found = 0;
             for _ in 0..MAX_EXCEPTION_STACK {
                 if item == 0 {
                     break;
                 }
-                let value = objects.pointer(item.wrapping_add(u64::from(exc_value)))?;
+                let value = objects.read(item, exc_value)?;
                 if value != 0 && !is_none(objects, value)? {
                     found = value;
                     break;
                 }
-                item = objects.pointer(item.wrapping_add(u64::from(previous)))?;
+                item = objects.read(item, previous)?;
             }
             found
         }
-        (_, _, _, Some(exc_value)) => objects.pointer(tstate.wrapping_add(u64::from(exc_value)))?,
+        (_, _, _, Some(exc_value)) => objects.read(tstate, exc_value)?,
         _ => 0,
     };
     if value == 0 || is_none(objects, value)? {
@@ -76,8 +76,7 @@ fn is_none<M: Memory>(objects: &Objects<'_, M>, object: u64) -> ObjectResult<boo
 /// `str(exc)` as BaseException computes it from `args`: "" for none, the one argument's text,
 /// or the tuple's text for several.
 fn message<M: Memory>(objects: &Objects<'_, M>, exception: u64) -> ObjectResult<String> {
-    let args =
-        objects.pointer(exception.wrapping_add(u64::from(objects.layout.base_exception_args)))?;
+    let args = objects.read(exception, objects.layout.base_exception.args)?;
     if args == 0 {
         return Ok(String::new());
     }
@@ -85,7 +84,7 @@ fn message<M: Memory>(objects: &Objects<'_, M>, exception: u64) -> ObjectResult<
     if !(0..=MAX_ARGS).contains(&count) {
         return Ok(String::new());
     }
-    let items = args.wrapping_add(u64::from(objects.layout.tuple_ob_item));
+    let items = args.wrapping_add(u64::from(objects.layout.tuple.ob_item));
     let texts = (0..count as u64)
         .map(|index| object_text(objects, objects.pointer(items.wrapping_add(index * 8))?))
         .collect::<ObjectResult<Vec<String>>>()?;
@@ -120,12 +119,12 @@ pub fn gc_collecting<M: Memory>(
 ) -> ObjectResult<Option<bool>> {
     let layout = objects.layout;
     let flag = match (
-        layout.interp_gc_collecting,
-        layout.runtime_gc_collecting,
+        layout.interp.gc_collecting,
+        layout.runtime.gc_collecting,
         runtime,
     ) {
-        (Some(offset), _, _) => interpreter.wrapping_add(u64::from(offset)),
-        (None, Some(offset), Some(runtime)) => runtime.wrapping_add(u64::from(offset)),
+        (Some(field), _, _) => field.address(interpreter),
+        (None, Some(field), Some(runtime)) => field.address(runtime),
         _ => match static_flag {
             Some(address) => address,
             None => return Ok(None),

@@ -12,6 +12,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use super::field::{Field, Ptr};
 use super::linetable;
 use super::objects::{ObjectError, ObjectResult, Objects};
 use crate::memory::Memory;
@@ -27,7 +28,7 @@ const MAX_DECODED_BYTES: usize = 256 << 20;
 /// `_PyInterpreterFrame.owner` values from this one up are not Python code: 3.12/3.13's
 /// `FRAME_OWNED_BY_CSTACK` (3), 3.14's `FRAME_OWNED_BY_INTERPRETER` (3) and `..._CSTACK` (4)
 /// (Include/internal/pycore_frame.h, pycore_interpframe_structs.h).
-const FIRST_NON_PYTHON_OWNER: u8 = 3;
+pub(super) const FIRST_NON_PYTHON_OWNER: u8 = 3;
 
 /// One Python frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,9 +94,9 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
     pub fn stack(&mut self, tstate: u64) -> Stack {
         let layout = self.objects.layout;
         let mut stack = Stack::default();
-        let result = if let Some(frame_field) = layout.tstate_frame {
+        let result = if let Some(frame_field) = layout.tstate.frame {
             self.objects
-                .pointer(tstate.wrapping_add(u64::from(frame_field)))
+                .read(tstate, frame_field)
                 .and_then(|first| self.walk_frame_objects(first, &mut stack))
         } else {
             self.first_interpreter_frame(tstate, &mut stack)
@@ -113,23 +114,18 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
     fn first_interpreter_frame(&self, tstate: u64, stack: &mut Stack) -> ObjectResult<u64> {
         let layout = self.objects.layout;
         match (
-            layout.tstate_current_frame,
-            layout.tstate_cframe,
-            layout.cframe_current_frame,
+            layout.tstate.current_frame,
+            layout.tstate.cframe,
+            layout.cframe.current_frame,
         ) {
-            (Some(current), _, _) => self
-                .objects
-                .pointer(tstate.wrapping_add(u64::from(current))),
+            (Some(current), _, _) => self.objects.read(tstate, current),
             (None, Some(cframe), Some(current)) => {
-                let cframe = self
-                    .objects
-                    .pointer(tstate.wrapping_add(u64::from(cframe)))?;
+                let cframe = self.objects.read(tstate, cframe)?;
                 if cframe == 0 {
                     return Ok(0);
                 }
                 stack.c_stack_hint = Some(cframe);
-                self.objects
-                    .pointer(cframe.wrapping_add(u64::from(current)))
+                self.objects.read(cframe, current)
             }
             _ => Err(ObjectError::Invalid(
                 "layout names no way to the current frame".into(),
@@ -141,9 +137,9 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
     fn walk_frame_objects(&mut self, first: u64, stack: &mut Stack) -> ObjectResult<()> {
         let layout = self.objects.layout;
         let (Some(back), Some(code), Some(lasti)) = (
-            layout.frame_f_back,
-            layout.frame_f_code,
-            layout.frame_f_lasti,
+            layout.frame.f_back,
+            layout.frame.f_code,
+            layout.frame.f_lasti,
         ) else {
             return Err(ObjectError::Invalid(
                 "layout lacks PyFrameObject fields".into(),
@@ -155,16 +151,13 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
             if !self.enter(frame, &mut seen, stack) {
                 break;
             }
-            let code_addr = self.objects.pointer(frame.wrapping_add(u64::from(code)))?;
-            let lasti = self
-                .objects
-                .memory
-                .read_i32(frame.wrapping_add(u64::from(lasti)))?;
+            let code_addr = self.objects.read(frame, code)?;
+            let lasti = self.objects.read(frame, lasti)?;
             let code = self.code_or_placeholder(code_addr, stack);
             stack
                 .frames
                 .push(self.frame_at(&code, FramePosition::Lasti(lasti)));
-            frame = self.objects.pointer(frame.wrapping_add(u64::from(back)))?;
+            frame = self.objects.read(frame, back)?;
         }
         Ok(())
     }
@@ -173,11 +166,11 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
     fn walk_interpreter_frames(&mut self, first: u64, stack: &mut Stack) -> ObjectResult<()> {
         let layout = self.objects.layout;
         let (Some(code), Some(previous), Some(instr), Some(owner), Some(adaptive)) = (
-            layout.iframe_code,
-            layout.iframe_previous,
-            layout.iframe_instr_ptr,
-            layout.iframe_owner,
-            layout.code_co_code_adaptive,
+            layout.iframe.executable,
+            layout.iframe.previous,
+            layout.iframe.instr_ptr,
+            layout.iframe.owner,
+            layout.code.co_code_adaptive,
         ) else {
             return Err(ObjectError::Invalid(
                 "layout lacks _PyInterpreterFrame fields".into(),
@@ -189,13 +182,10 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
             if !self.enter(frame, &mut seen, stack) {
                 break;
             }
-            let owner_value = self
-                .objects
-                .memory
-                .read_u8(frame.wrapping_add(u64::from(owner)))?;
+            let owner_value = self.objects.read(frame, owner)?;
             // 3.14+ tags the low bits of `f_executable` (a `_PyStackRef`); pointers are
             // 8-aligned, so masking is harmless before 3.14.
-            let code_addr = self.objects.pointer(frame.wrapping_add(u64::from(code)))? & !0x7;
+            let code_addr = self.objects.read(frame, code)? & !0x7;
             if code_addr == 0 {
                 // No live frame lacks an executable: this is zeroed memory, as when gdb's gcore
                 // fails to read a thread's C stack (glibc 2.41+ guard regions), where entry frames
@@ -211,7 +201,7 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
                 stack.c_stack_hint = Some(frame);
             }
             if owner_value < FIRST_NON_PYTHON_OWNER && self.is_code(code_addr)? {
-                let instr_ptr = self.objects.pointer(frame.wrapping_add(u64::from(instr)))?;
+                let instr_ptr = self.objects.read(frame, instr)?;
                 let code_info = self.code_or_placeholder(code_addr, stack);
                 let start = code_addr.wrapping_add(u64::from(adaptive));
                 let position = if instr_ptr < start {
@@ -221,9 +211,7 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
                 };
                 stack.frames.push(self.frame_at(&code_info, position));
             }
-            frame = self
-                .objects
-                .pointer(frame.wrapping_add(u64::from(previous)))?;
+            frame = self.objects.read(frame, previous)?;
         }
         Ok(())
     }
@@ -264,9 +252,7 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
         if self.codes.contains_key(&object) {
             return Ok(true);
         }
-        let type_object = self
-            .objects
-            .pointer(object.wrapping_add(u64::from(self.objects.layout.object_ob_type)))?;
+        let type_object = self.objects.type_of(object)?;
         if Some(type_object) == self.code_type {
             return Ok(true);
         }
@@ -313,18 +299,15 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
     fn read_code(&mut self, code: u64) -> ObjectResult<CodeInfo> {
         let objects = self.objects;
         let layout = objects.layout;
-        let field = |offset: u32| objects.pointer(code.wrapping_add(u64::from(offset)));
-        let name = objects.unicode(field(layout.code_co_name)?)?;
-        let file = objects.unicode(field(layout.code_co_filename)?)?;
-        let qualname = match layout.code_co_qualname {
+        let field = |field: Field<Ptr>| objects.read(code, field);
+        let name = objects.unicode(field(layout.code.co_name)?)?;
+        let file = objects.unicode(field(layout.code.co_filename)?)?;
+        let qualname = match layout.code.co_qualname {
             Some(offset) => Some(objects.unicode(field(offset)?)?),
             None => None,
         };
-        let first_line = objects
-            .memory
-            .read_i32(code.wrapping_add(u64::from(layout.code_co_firstlineno)))?
-            .max(0) as u32;
-        let table_field = layout.code_co_linetable.or(layout.code_co_lnotab);
+        let first_line = objects.read(code, layout.code.co_firstlineno)?.max(0) as u32;
+        let table_field = layout.code.co_linetable.or(layout.code.co_lnotab);
         let line_table = match table_field {
             Some(offset) => self.line_table(field(offset)?)?,
             None => Some(Arc::from(Vec::new())),
@@ -365,11 +348,11 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
             // The table could not be decoded within the budget: the line is unknown.
             (_, None) => None,
             (FramePosition::Lasti(lasti), Some(table)) => {
-                if layout.code_co_linetable.is_some() {
+                if layout.code.co_linetable.is_some() {
                     // 3.10: f_lasti counts code units; the table counts bytes.
                     linetable::linetable_310_line(table, code.first_line, lasti as u64 * 2)
                 } else {
-                    let signed = (layout.major, layout.minor) >= (3, 6);
+                    let signed = layout.lnotab_signed;
                     Some(linetable::lnotab_line(
                         table,
                         code.first_line,

@@ -6,14 +6,17 @@
 //! [`Layout`] data only.
 
 mod debug_offsets;
+mod debug_offsets_map;
 mod dicts;
 pub mod exceptions;
+pub mod field;
 pub mod frames;
 pub mod layout;
 mod layouts;
 pub mod linetable;
 mod names;
 pub mod objects;
+mod shape;
 mod threads;
 pub mod version;
 
@@ -218,9 +221,9 @@ fn main_interpreter<M: Memory>(
     states: &[threads::ThreadState],
 ) -> Option<u64> {
     if let (Roots::Runtime(runtime), Some(field)) =
-        (roots, objects.layout.runtime_interpreters_main)
+        (roots, objects.layout.runtime.interpreters_main)
     {
-        if let Ok(main) = objects.pointer(runtime.wrapping_add(u64::from(field))) {
+        if let Ok(main) = objects.read(runtime, field) {
             if main != 0 {
                 return Some(main);
             }
@@ -272,13 +275,13 @@ fn first_interpreter<M: Memory>(
 ) -> Result<u64> {
     let head = match roots {
         Roots::Runtime(runtime) => {
-            let field = objects.layout.runtime_interpreters_head.ok_or_else(|| {
+            let field = objects.layout.runtime.interpreters_head.ok_or_else(|| {
                 Error::PythonState(format!(
                     "pycore's {version} table has no _PyRuntime.interpreters.head"
                 ))
             })?;
             objects
-                .pointer(runtime.wrapping_add(u64::from(field)))
+                .read(runtime, field)
                 .map_err(|e| Error::PythonState(format!("_PyRuntime.interpreters.head: {e}")))?
         }
         Roots::Globals {
@@ -299,7 +302,7 @@ fn first_interpreter<M: Memory>(
                 ));
             }
             objects
-                .pointer(tstate.wrapping_add(u64::from(objects.layout.tstate_interp)))
+                .read(tstate, objects.layout.tstate.interp)
                 .map_err(unreadable)?
         }
         Roots::Globals {
@@ -380,11 +383,11 @@ fn detect_shape(symbols: &impl SymbolSource) -> Shape {
 }
 
 fn table_for(version: PythonVersion, shape: Shape) -> Result<&'static Layout> {
-    // Since 3.8, Py_DEBUG no longer implies Py_TRACE_REFS, and no struct pycore reads changes
-    // under it (the generated debug tables of 3.11, 3.14 and 3.15 equal the release ones): a
-    // debug build without a table of its own is read with the release table.
+    // A debug build without a table of its own reads as the release build from the version the
+    // spec names on (tools/layoutgen/spec.py, DEBUG_READS_AS_RELEASE_SINCE).
     let release_for_debug = || {
-        (shape == Shape::Debug && (version.major, version.minor) >= (3, 8))
+        (shape == Shape::Debug
+            && (version.major, version.minor) >= layouts::DEBUG_READS_AS_RELEASE_SINCE)
             .then(|| layouts::lookup(version.major, version.minor, Shape::Release))
             .flatten()
     };

@@ -16,14 +16,14 @@ pub fn module_attribute<M: Memory>(
     attribute: &str,
 ) -> ObjectResult<Option<u64>> {
     let layout = objects.layout;
-    let modules = objects.pointer(interpreter.wrapping_add(u64::from(layout.interp_modules)))?;
+    let modules = objects.read(interpreter, layout.interp.modules)?;
     if modules == 0 {
         return Ok(None);
     }
     let Some(module) = dict_get_str(objects, modules, module)? else {
         return Ok(None);
     };
-    let module_dict = objects.pointer(module.wrapping_add(u64::from(layout.module_md_dict)))?;
+    let module_dict = objects.read(module, layout.module.md_dict)?;
     dict_get_str(objects, module_dict, attribute)
 }
 

@@ -2,6 +2,7 @@
 //! small ints, dicts and modules. Every size read from memory is bounded before it is used.
 
 use crate::memory::{Memory, Unreadable};
+use crate::python::field::{Field, Scalar};
 use crate::python::layout::Layout;
 
 /// Names, file paths and dict sizes beyond these are treated as corrupt.
@@ -36,28 +37,50 @@ impl<M: Memory> Objects<'_, M> {
         Ok(self.memory.read_u64(addr)?)
     }
 
+    /// The member `field` of the struct at `base`, read with the member's own width.
+    pub fn read<T: Scalar>(&self, base: u64, field: Field<T>) -> ObjectResult<T::Value> {
+        Ok(field.read(self.memory, base)?)
+    }
+
+    /// Like [`Objects::read`] for a member this version may lack: an error naming `what`.
+    pub fn read_some<T: Scalar>(
+        &self,
+        base: u64,
+        field: Option<Field<T>>,
+        what: &str,
+    ) -> ObjectResult<T::Value> {
+        match field {
+            Some(field) => self.read(base, field),
+            None => invalid(format!(
+                "CPython {}.{} has no {what}",
+                self.layout.major, self.layout.minor
+            )),
+        }
+    }
+
+    /// An object's type.
+    pub fn type_of(&self, object: u64) -> ObjectResult<u64> {
+        self.read(object, self.layout.object.ob_type)
+    }
+
     /// The `tp_name` of an object's type.
     pub fn type_name(&self, object: u64) -> ObjectResult<String> {
-        let type_object =
-            self.pointer(object.wrapping_add(u64::from(self.layout.object_ob_type)))?;
-        let name = self.pointer(type_object.wrapping_add(u64::from(self.layout.type_tp_name)))?;
+        let type_object = self.type_of(object)?;
+        let name = self.read(type_object, self.layout.type_object.tp_name)?;
         crate::memory::read_c_string(self.memory, name, MAX_TYPE_NAME).ok_or_else(|| {
             ObjectError::Invalid(format!("type name at {name:#x} is unreadable or too long"))
         })
     }
 
     pub fn ob_size(&self, object: u64) -> ObjectResult<i64> {
-        Ok(self
-            .memory
-            .read_u64(object.wrapping_add(u64::from(self.layout.var_object_ob_size)))?
-            as i64)
+        self.read(object, self.layout.var_object.ob_size)
     }
 
     /// A `str` object's text. Handles compact ASCII, compact latin-1/UCS-2/UCS-4 and legacy
     /// (non-compact) strings; code points that are not valid Unicode become U+FFFD. On 2.7, where
     /// `str` is a byte string, the bytes are decoded as UTF-8 (lossy).
     pub fn unicode(&self, object: u64) -> ObjectResult<String> {
-        let layout = self.layout;
+        let unicode = &self.layout.unicode;
         let (
             Some(length_field),
             Some(state_field),
@@ -65,37 +88,33 @@ impl<M: Memory> Objects<'_, M> {
             Some(compact_size),
             Some(legacy),
         ) = (
-            layout.unicode_length,
-            layout.unicode_state,
-            layout.unicode_ascii_size,
-            layout.unicode_compact_size,
-            layout.unicode_legacy_data,
+            unicode.length,
+            unicode.state,
+            unicode.ascii_size,
+            unicode.compact_size,
+            unicode.legacy_data,
         )
         else {
             return Ok(String::from_utf8_lossy(&self.bytes(object)?).into_owned());
         };
-        let length = self
-            .memory
-            .read_u64(object.wrapping_add(u64::from(length_field)))?;
-        if length > MAX_STR_CHARS {
+        let length = self.read(object, length_field)?;
+        if !(0..=MAX_STR_CHARS as i64).contains(&length) {
             return invalid(format!("str at {object:#x} claims {length} characters"));
         }
         // PyASCIIObject.state: interned:2, kind:3, compact:1, ascii:1 (Include/cpython/unicodeobject.h).
-        let state = self
-            .memory
-            .read_u32(object.wrapping_add(u64::from(state_field)))?;
+        let state = self.read(object, state_field)?;
         let kind = (state >> 2) & 0x7;
         let compact = (state >> 5) & 1 == 1;
         let ascii = (state >> 6) & 1 == 1;
         let data = match (compact, ascii) {
             (true, true) => object.wrapping_add(u64::from(ascii_size)),
             (true, false) => object.wrapping_add(u64::from(compact_size)),
-            (false, _) => self.pointer(object.wrapping_add(u64::from(legacy)))?,
+            (false, _) => self.read(object, legacy)?,
         };
         let raw = match kind {
             1 | 2 | 4 => self
                 .memory
-                .read_vec(data, (length * u64::from(kind)) as usize)?,
+                .read_vec(data, (length as u64 * u64::from(kind)) as usize)?,
             other => return invalid(format!("str at {object:#x} has kind {other}")),
         };
         Ok(decode_pep393(&raw, kind))
@@ -108,24 +127,22 @@ impl<M: Memory> Objects<'_, M> {
             return invalid(format!("bytes at {object:#x} claims {size} bytes"));
         }
         Ok(self.memory.read_vec(
-            object.wrapping_add(u64::from(self.layout.bytes_ob_sval)),
+            object.wrapping_add(u64::from(self.layout.bytes.ob_sval)),
             size as usize,
         )?)
     }
 
     /// An `int` that fits in 64 bits (CPython stores 30-bit digits). On 2.7 also a `PyIntObject`.
     pub fn int(&self, object: u64) -> ObjectResult<i64> {
-        if let Some(ival) = self.layout.int_ob_ival {
+        if let Some(ival) = self.layout.int.ob_ival {
             if self.type_name(object)? == "int" {
-                return Ok(self.memory.read_u64(object.wrapping_add(u64::from(ival)))? as i64);
+                return self.read(object, ival);
             }
         }
-        let (digits, negative) = match self.layout.long_lv_tag {
+        let (digits, negative) = match self.layout.long.lv_tag {
             // 3.12+: lv_tag = ndigits << 3 | sign (0 positive, 1 zero, 2 negative).
-            Some(tag_offset) => {
-                let tag = self
-                    .memory
-                    .read_u64(object.wrapping_add(u64::from(tag_offset)))?;
+            Some(tag_field) => {
+                let tag = self.read(object, tag_field)?;
                 (tag >> 3, tag & 3 == 2)
             }
             None => {
@@ -136,7 +153,7 @@ impl<M: Memory> Objects<'_, M> {
         if digits > 3 {
             return invalid(format!("int at {object:#x} does not fit in 64 bits"));
         }
-        let base = object.wrapping_add(u64::from(self.layout.long_digits));
+        let base = object.wrapping_add(u64::from(self.layout.long.digits));
         let mut value: i128 = 0;
         for index in (0..digits).rev() {
             let digit = self.memory.read_u32(base.wrapping_add(index * 4))? & 0x3fff_ffff;

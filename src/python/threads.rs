@@ -4,6 +4,7 @@
 
 use std::collections::HashSet;
 
+use super::field::{Field, Ptr};
 use super::objects::{ObjectError, ObjectResult, Objects};
 use crate::memory::Memory;
 
@@ -34,24 +35,23 @@ pub fn thread_states<M: Memory>(
     let interpreters = walk_list(
         objects,
         first_interpreter,
-        layout.interp_next,
+        layout.interp.next,
         MAX_INTERPRETERS,
     );
     if let Some(problem) = interpreters.problem {
         warnings.push(format!("interpreter list: {problem}"));
     }
     for interpreter in interpreters.items {
-        let head =
-            match objects.pointer(interpreter.wrapping_add(u64::from(layout.interp_tstate_head))) {
-                Ok(head) => head,
-                Err(e) => {
-                    warnings.push(format!("interpreter at {interpreter:#x}: {e}"));
-                    continue;
-                }
-            };
+        let head = match objects.read(interpreter, layout.interp.threads_head) {
+            Ok(head) => head,
+            Err(e) => {
+                warnings.push(format!("interpreter at {interpreter:#x}: {e}"));
+                continue;
+            }
+        };
         // One budget for all interpreters: corrupt lists may share their nodes.
         let budget = MAX_THREADS.saturating_sub(states.len());
-        let threads = walk_list(objects, head, layout.tstate_next, budget);
+        let threads = walk_list(objects, head, layout.tstate.next, budget);
         if let Some(problem) = threads.problem {
             warnings.push(format!(
                 "thread list of interpreter {interpreter:#x}: {problem}"
@@ -73,9 +73,9 @@ fn read_thread_state<M: Memory>(
     interpreter: u64,
 ) -> ObjectResult<ThreadState> {
     let layout = objects.layout;
-    let thread_id = objects.pointer(address.wrapping_add(u64::from(layout.tstate_thread_id)))?;
-    let native_thread_id = match layout.tstate_native_thread_id {
-        Some(offset) => Some(objects.pointer(address.wrapping_add(u64::from(offset)))?),
+    let thread_id = objects.read(address, layout.tstate.thread_id)?;
+    let native_thread_id = match layout.tstate.native_thread_id {
+        Some(field) => Some(objects.read(address, field)?),
         None => None,
     };
     Ok(ThreadState {
@@ -95,7 +95,7 @@ struct Walked {
 fn walk_list<M: Memory>(
     objects: &Objects<'_, M>,
     head: u64,
-    next_offset: u32,
+    next: Field<Ptr>,
     limit: usize,
 ) -> Walked {
     let mut items = Vec::new();
@@ -115,7 +115,7 @@ fn walk_list<M: Memory>(
             };
         }
         items.push(node);
-        match objects.pointer(node.wrapping_add(u64::from(next_offset))) {
+        match objects.read(node, next) {
             Ok(next) => node = next,
             Err(e) => {
                 return Walked {
@@ -136,11 +136,10 @@ pub fn interpreter_id<M: Memory>(
     objects: &Objects<'_, M>,
     interpreter: u64,
 ) -> ObjectResult<Option<i64>> {
-    let Some(offset) = objects.layout.interp_id else {
+    let Some(field) = objects.layout.interp.id else {
         return Ok(None);
     };
-    let id = objects.pointer(interpreter.wrapping_add(u64::from(offset)))?;
-    Ok(Some(id as i64))
+    Ok(Some(objects.read(interpreter, field)?))
 }
 
 /// What can be told about the GIL of one interpreter.
@@ -187,35 +186,27 @@ pub fn gil_state<M: Memory>(
     interpreter: u64,
 ) -> ObjectResult<Gil> {
     let layout = objects.layout;
-    if let Some(offset) = layout.runtime_gilstate_tstate_current {
-        return Gil::from_holder(objects.pointer(runtime.wrapping_add(u64::from(offset)))?);
+    if let Some(field) = layout.runtime.gilstate_tstate_current {
+        return Gil::from_holder(objects.read(runtime, field)?);
     }
     let (Some(gil_field), Some(locked), Some(last_holder)) = (
-        layout.interp_ceval_gil,
-        layout.gil_locked,
-        layout.gil_last_holder,
+        layout.interp.ceval_gil,
+        layout.gil.locked,
+        layout.gil.last_holder,
     ) else {
         return Err(ObjectError::Invalid("layout has no GIL fields".into()));
     };
-    let gil = objects.pointer(interpreter.wrapping_add(u64::from(gil_field)))?;
+    let gil = objects.read(interpreter, gil_field)?;
     if gil == 0 {
         return Ok(Gil::Unknown);
     }
-    if let Some(enabled) = layout.gil_enabled {
-        if objects
-            .memory
-            .read_i32(gil.wrapping_add(u64::from(enabled)))?
-            == 0
-        {
+    if let Some(enabled) = layout.gil.enabled {
+        if objects.read(gil, enabled)? == 0 {
             return Ok(Gil::Disabled);
         }
     }
-    if objects
-        .memory
-        .read_i32(gil.wrapping_add(u64::from(locked)))?
-        == 0
-    {
+    if objects.read(gil, locked)? == 0 {
         return Ok(Gil::Free);
     }
-    Gil::from_holder(objects.pointer(gil.wrapping_add(u64::from(last_holder)))?)
+    Gil::from_holder(objects.read(gil, last_holder)?)
 }

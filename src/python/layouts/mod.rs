@@ -37,6 +37,10 @@ pub const ALL: &[&Layout] = &[
     &v3_15::DEBUG,
 ];
 
+/// From this version on, a debug build without a table of its own reads as the release
+/// build: `Py_DEBUG` no longer implies `Py_TRACE_REFS`, and no struct pycore reads differs.
+pub const DEBUG_READS_AS_RELEASE_SINCE: (u8, u8) = (3, 8);
+
 /// The layout of CPython `major.minor` built as `shape`, if one was generated.
 pub fn lookup(major: u8, minor: u8, shape: Shape) -> Option<&'static Layout> {
     match (major, minor, shape) {

@@ -3,7 +3,15 @@
 // Cross-checked [RELEASE]: /usr/include/python3.11 (3.11.2) gives identical values.
 // Regenerate with `python3 tools/gen_layouts.py`; verify with `--check`.
 
-use super::super::layout::{Layout, Shape};
+use super::super::dicts::ManagedDict;
+use super::super::field::Field;
+use super::super::layout::{
+    BaseExceptionLayout, BytesLayout, CFrameLayout, CodeLayout, DictKeysLayout, DictLayout,
+    DictValuesLayout, ErrStackItemLayout, FrameObjectLayout, GilLayout, HeapTypeLayout, IntLayout,
+    InterpreterFrameLayout, InterpreterLayout, Layout, LongLayout, ModuleLayout, ObjectLayout,
+    RuntimeLayout, Shape, ThreadStateLayout, TupleLayout, TypeObjectLayout, UnicodeLayout,
+    VarObjectLayout,
+};
 
 // source: $PYENV_ROOT/versions/3.11.7/include/python3.11 (3.11.7)
 // cross-checked: $PYCORE_PYTHONS/debian-3.11d/usr/include/python3.11 (3.11.2)
@@ -14,139 +22,185 @@ pub const RELEASE: Layout = Layout {
     major: 3,
     minor: 11,
     shape: Shape::Release,
-    // offsetof(PyObject, ob_type)
-    object_ob_type: 8,
-    // offsetof(PyVarObject, ob_size)
-    var_object_ob_size: 16,
-    // offsetof(PyTypeObject, tp_name)
-    type_tp_name: 24,
-    // offsetof(PyTypeObject, tp_flags)
-    type_tp_flags: 168,
-    // offsetof(PyTypeObject, tp_dictoffset)
-    type_tp_dictoffset: 288,
-    // offsetof(PyTypeObject, tp_basicsize)
-    type_tp_basicsize: 32,
-    // offsetof(PyHeapTypeObject, ht_cached_keys)
-    heaptype_ht_cached_keys: Some(872),
-    // offsetof(_PyRuntimeState, interpreters.head)
-    runtime_interpreters_head: Some(40),
-    // offsetof(_PyRuntimeState, interpreters.main)
-    runtime_interpreters_main: Some(48),
-    // offsetof(_PyRuntimeState, gilstate.tstate_current)
-    runtime_gilstate_tstate_current: Some(576),
-    // offsetof(PyInterpreterState, next)
-    interp_next: 0,
-    // offsetof(PyInterpreterState, threads.head)
-    interp_tstate_head: 16,
-    // offsetof(PyInterpreterState, modules)
-    interp_modules: 888,
-    // offsetof(PyInterpreterState, id)
-    interp_id: Some(48),
-    interp_ceval_gil: None,
-    // None: offsetof(struct _gil_runtime_state, locked) exists, but interp_ceval_gil is None
-    gil_locked: None,
-    // None: offsetof(struct _gil_runtime_state, last_holder) exists, but interp_ceval_gil is None
-    gil_last_holder: None,
-    gil_enabled: None,
-    // offsetof(PyThreadState, next)
-    tstate_next: 8,
-    // offsetof(PyThreadState, interp)
-    tstate_interp: 16,
-    tstate_frame: None,
-    // offsetof(PyThreadState, cframe)
-    tstate_cframe: Some(56),
-    tstate_current_frame: None,
-    // offsetof(PyThreadState, thread_id)
-    tstate_thread_id: 152,
-    // offsetof(PyThreadState, native_thread_id)
-    tstate_native_thread_id: Some(160),
-    // offsetof(PyThreadState, exc_info)
-    tstate_exc_info: Some(120),
-    tstate_exc_value: None,
-    // offsetof(_PyErr_StackItem, exc_value)
-    err_stackitem_exc_value: Some(0),
-    // offsetof(_PyErr_StackItem, previous_item)
-    err_stackitem_previous_item: Some(8),
-    // offsetof(PyInterpreterState, gc.collecting)
-    interp_gc_collecting: Some(848),
-    runtime_gc_collecting: None,
-    // offsetof(_PyCFrame, current_frame)
-    cframe_current_frame: Some(8),
-    // None: offsetof(PyFrameObject, f_back) exists, but frame_f_code is None
-    frame_f_back: None,
-    frame_f_code: None,
-    frame_f_lasti: None,
-    // None: offsetof(PyFrameObject, f_lineno) exists, but frame_f_code is None
-    frame_f_lineno: None,
-    // offsetof(_PyInterpreterFrame, f_code)
-    iframe_code: Some(32),
-    // offsetof(_PyInterpreterFrame, previous)
-    iframe_previous: Some(48),
-    // offsetof(_PyInterpreterFrame, prev_instr)
-    iframe_instr_ptr: Some(56),
-    // offsetof(_PyInterpreterFrame, owner)
-    iframe_owner: Some(69),
-    // offsetof(PyCodeObject, co_filename)
-    code_co_filename: 112,
-    // offsetof(PyCodeObject, co_name)
-    code_co_name: 120,
-    // offsetof(PyCodeObject, co_qualname)
-    code_co_qualname: Some(128),
-    // offsetof(PyCodeObject, co_firstlineno)
-    code_co_firstlineno: 72,
-    code_co_lnotab: None,
-    // offsetof(PyCodeObject, co_linetable)
-    code_co_linetable: Some(136),
-    // offsetof(PyCodeObject, co_code_adaptive)
-    code_co_code_adaptive: Some(184),
-    // offsetof(PyBytesObject, ob_sval)
-    bytes_ob_sval: 32,
-    // offsetof(PyASCIIObject, length)
-    unicode_length: Some(16),
-    // offsetof(PyASCIIObject, state)
-    unicode_state: Some(32),
-    // sizeof(PyASCIIObject)
-    unicode_ascii_size: Some(48),
-    // sizeof(PyCompactUnicodeObject)
-    unicode_compact_size: Some(72),
-    // offsetof(PyUnicodeObject, data)
-    unicode_legacy_data: Some(72),
-    int_ob_ival: None,
-    // offsetof(PyLongObject, ob_digit)
-    long_digits: 24,
-    long_lv_tag: None,
-    // offsetof(PyDictObject, ma_used)
-    dict_ma_used: 16,
-    dict_ma_mask: None,
-    dict_ma_table: None,
-    // offsetof(PyDictObject, ma_keys)
-    dict_ma_keys: Some(32),
-    // offsetof(PyDictObject, ma_values)
-    dict_ma_values: Some(40),
-    dictkeys_dk_size: None,
-    // offsetof(PyDictKeysObject, dk_log2_size)
-    dictkeys_dk_log2_size: Some(8),
-    // offsetof(PyDictKeysObject, dk_log2_index_bytes)
-    dictkeys_dk_log2_index_bytes: Some(9),
-    // offsetof(PyDictKeysObject, dk_kind)
-    dictkeys_dk_kind: Some(10),
-    // offsetof(PyDictKeysObject, dk_nentries)
-    dictkeys_dk_nentries: Some(24),
-    // offsetof(PyDictKeysObject, dk_indices)
-    dictkeys_dk_indices: Some(32),
-    // sizeof(PyDictKeyEntry)
-    dict_entry_size: 24,
-    // sizeof(PyDictUnicodeEntry)
-    dict_unicode_entry_size: Some(16),
-    // offsetof(PyDictValues, values)
-    dict_values_values: Some(0),
+    lnotab_signed: true,
+    managed_dict: ManagedDict::DictAndValuesBefore,
+    object: ObjectLayout {
+        // offsetof(PyObject, ob_type)
+        ob_type: Field::at(8),
+    },
+    var_object: VarObjectLayout {
+        // offsetof(PyVarObject, ob_size)
+        ob_size: Field::at(16),
+    },
+    type_object: TypeObjectLayout {
+        // offsetof(PyTypeObject, tp_name)
+        tp_name: Field::at(24),
+        // offsetof(PyTypeObject, tp_flags)
+        tp_flags: Field::at(168),
+        // offsetof(PyTypeObject, tp_dictoffset)
+        tp_dictoffset: Field::at(288),
+        // offsetof(PyTypeObject, tp_basicsize)
+        tp_basicsize: Field::at(32),
+    },
+    heap_type: HeapTypeLayout {
+        // offsetof(PyHeapTypeObject, ht_cached_keys)
+        ht_cached_keys: Some(Field::at(872)),
+    },
+    runtime: RuntimeLayout {
+        // offsetof(_PyRuntimeState, interpreters.head)
+        interpreters_head: Some(Field::at(40)),
+        // offsetof(_PyRuntimeState, interpreters.main)
+        interpreters_main: Some(Field::at(48)),
+        // offsetof(_PyRuntimeState, gilstate.tstate_current)
+        gilstate_tstate_current: Some(Field::at(576)),
+        gc_collecting: None,
+    },
+    interp: InterpreterLayout {
+        // offsetof(PyInterpreterState, next)
+        next: Field::at(0),
+        // offsetof(PyInterpreterState, threads.head)
+        threads_head: Field::at(16),
+        // offsetof(PyInterpreterState, modules)
+        modules: Field::at(888),
+        // offsetof(PyInterpreterState, id)
+        id: Some(Field::at(48)),
+        ceval_gil: None,
+        // offsetof(PyInterpreterState, gc.collecting)
+        gc_collecting: Some(Field::at(848)),
+    },
+    gil: GilLayout {
+        // None: offsetof(struct _gil_runtime_state, locked) exists, but interp.ceval_gil is None
+        locked: None,
+        // None: offsetof(struct _gil_runtime_state, last_holder) exists, but interp.ceval_gil is None
+        last_holder: None,
+        enabled: None,
+    },
+    tstate: ThreadStateLayout {
+        // offsetof(PyThreadState, next)
+        next: Field::at(8),
+        // offsetof(PyThreadState, interp)
+        interp: Field::at(16),
+        frame: None,
+        // offsetof(PyThreadState, cframe)
+        cframe: Some(Field::at(56)),
+        current_frame: None,
+        // offsetof(PyThreadState, thread_id)
+        thread_id: Field::at(152),
+        // offsetof(PyThreadState, native_thread_id)
+        native_thread_id: Some(Field::at(160)),
+        // offsetof(PyThreadState, exc_info)
+        exc_info: Some(Field::at(120)),
+        exc_value: None,
+    },
+    err_stackitem: ErrStackItemLayout {
+        // offsetof(_PyErr_StackItem, exc_value)
+        exc_value: Some(Field::at(0)),
+        // offsetof(_PyErr_StackItem, previous_item)
+        previous_item: Some(Field::at(8)),
+    },
+    cframe: CFrameLayout {
+        // offsetof(_PyCFrame, current_frame)
+        current_frame: Some(Field::at(8)),
+    },
+    frame: FrameObjectLayout {
+        // None: offsetof(PyFrameObject, f_back) exists, but frame.f_code is None
+        f_back: None,
+        f_code: None,
+        f_lasti: None,
+        // None: offsetof(PyFrameObject, f_lineno) exists, but frame.f_code is None
+        f_lineno: None,
+    },
+    iframe: InterpreterFrameLayout {
+        // offsetof(_PyInterpreterFrame, f_code)
+        executable: Some(Field::at(32)),
+        // offsetof(_PyInterpreterFrame, previous)
+        previous: Some(Field::at(48)),
+        // offsetof(_PyInterpreterFrame, prev_instr)
+        instr_ptr: Some(Field::at(56)),
+        // offsetof(_PyInterpreterFrame, owner)
+        owner: Some(Field::at(69)),
+    },
+    code: CodeLayout {
+        // offsetof(PyCodeObject, co_filename)
+        co_filename: Field::at(112),
+        // offsetof(PyCodeObject, co_name)
+        co_name: Field::at(120),
+        // offsetof(PyCodeObject, co_qualname)
+        co_qualname: Some(Field::at(128)),
+        // offsetof(PyCodeObject, co_firstlineno)
+        co_firstlineno: Field::at(72),
+        co_lnotab: None,
+        // offsetof(PyCodeObject, co_linetable)
+        co_linetable: Some(Field::at(136)),
+        // offsetof(PyCodeObject, co_code_adaptive)
+        co_code_adaptive: Some(184),
+    },
+    bytes: BytesLayout {
+        // offsetof(PyBytesObject, ob_sval)
+        ob_sval: 32,
+    },
+    unicode: UnicodeLayout {
+        // offsetof(PyASCIIObject, length)
+        length: Some(Field::at(16)),
+        // offsetof(PyASCIIObject, state)
+        state: Some(Field::at(32)),
+        // sizeof(PyASCIIObject)
+        ascii_size: Some(48),
+        // sizeof(PyCompactUnicodeObject)
+        compact_size: Some(72),
+        // offsetof(PyUnicodeObject, data)
+        legacy_data: Some(Field::at(72)),
+    },
+    int: IntLayout { ob_ival: None },
+    long: LongLayout {
+        // offsetof(PyLongObject, ob_digit)
+        digits: 24,
+        lv_tag: None,
+    },
+    dict: DictLayout {
+        // offsetof(PyDictObject, ma_used)
+        ma_used: Field::at(16),
+        ma_mask: None,
+        ma_table: None,
+        // offsetof(PyDictObject, ma_keys)
+        ma_keys: Some(Field::at(32)),
+        // offsetof(PyDictObject, ma_values)
+        ma_values: Some(Field::at(40)),
+        // sizeof(PyDictKeyEntry)
+        entry_size: 24,
+        // sizeof(PyDictUnicodeEntry)
+        unicode_entry_size: Some(16),
+    },
+    dict_keys: DictKeysLayout {
+        dk_size: None,
+        // offsetof(PyDictKeysObject, dk_log2_size)
+        dk_log2_size: Some(Field::at(8)),
+        // offsetof(PyDictKeysObject, dk_log2_index_bytes)
+        dk_log2_index_bytes: Some(Field::at(9)),
+        // offsetof(PyDictKeysObject, dk_kind)
+        dk_kind: Some(Field::at(10)),
+        // offsetof(PyDictKeysObject, dk_nentries)
+        dk_nentries: Some(Field::at(24)),
+        // offsetof(PyDictKeysObject, dk_indices)
+        dk_indices: Some(32),
+    },
+    dict_values: DictValuesLayout {
+        // offsetof(PyDictValues, values)
+        values: Some(0),
+    },
+    base_exception: BaseExceptionLayout {
+        // offsetof(PyBaseExceptionObject, args)
+        args: Field::at(24),
+    },
+    tuple: TupleLayout {
+        // offsetof(PyTupleObject, ob_item)
+        ob_item: 24,
+    },
+    module: ModuleLayout {
+        // offsetof(PyModuleObject, md_dict)
+        md_dict: Field::at(16),
+    },
     debug_offsets: None,
-    // offsetof(PyBaseExceptionObject, args)
-    base_exception_args: 24,
-    // offsetof(PyTupleObject, ob_item)
-    tuple_ob_item: 24,
-    // offsetof(PyModuleObject, md_dict)
-    module_md_dict: 16,
 };
 
 // source: $PYCORE_PYTHONS/debian-3.11d/usr/include/python3.11d (3.11.2)

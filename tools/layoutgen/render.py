@@ -1,0 +1,399 @@
+"""Rendering the spec and the probed values as Rust: src/python/layout.rs (the types),
+src/python/debug_offsets_map.rs (the `_Py_DebugOffsets` mapping) and one const per version and
+shape in src/python/layouts/; and reading previously generated tables back (to keep those whose
+headers this machine lacks)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import shutil
+import subprocess
+from typing import List, Optional, Sequence, Tuple
+
+from .probe import ProbeResult, Value
+from .spec import (BEHAVIOURS, DEBUG_OFFSETS_MEMBERS, DEBUG_READS_AS_RELEASE_SINCE,
+                   DEBUG_RELATIVE, DEBUG_TO_LAYOUT, DEBUG_ZERO_MEANS_ABSENT_UNLESS_FREE_THREADED,
+                   FIELDS, GROUPS, SHAPE_ORDER, SHAPES, GenError, debug_offsets_candidate)
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SCRIPT_NAME = "tools/gen_layouts.py"
+SPEC_NAME = "tools/layoutgen/spec.py"
+
+
+@dataclasses.dataclass
+class Entry:
+    """One `pub const <SHAPE>: Layout` in a vM_N.rs file."""
+
+    major: int
+    minor: int
+    shape: str
+    source_label: str
+    cross_checked: List[str]
+    text: str  # rendered const block, starting at its `// source:` comment
+
+    @property
+    def key(self):
+        return (self.major, self.minor, SHAPE_ORDER.index(self.shape))
+
+
+def field_value(f, val: Value, what: str) -> str:
+    if val.value is None:
+        if not f.optional:
+            raise GenError(f"{what} is required by the spec but absent here")
+        return "None"
+    inner = str(val.value) if f.ty == "offset" else f"Field::at({val.value})"
+    return f"Some({inner})" if f.optional else inner
+
+
+def debug_value(val: Value, required: bool, what: str) -> str:
+    if val.value is None:
+        if required:
+            raise GenError(f"{what} is required by the spec but absent here")
+        return "None"
+    return str(val.value) if required else f"Some({val.value})"
+
+
+def label_sort_key(label: str):
+    """Order of cross-checked labels `<include dir> (<PY_VERSION>)`: newest first, then by dir."""
+    m = re.fullmatch(r"(.*) \((\d+)\.(\d+)\.(\d+)[^)]*\)", label)
+    if not m:
+        return (0, 0, 0, label)
+    return (-int(m.group(2)), -int(m.group(3)), -int(m.group(4)), m.group(1))
+
+
+def render_entry(res: ProbeResult, others: List[ProbeResult],
+                 earlier_cross: Sequence[str] = ()) -> Entry:
+    """`earlier_cross`: labels that a previous run (maybe on another machine) cross-checked."""
+    src = res.source
+    major, minor = src.minor_key
+    variant, const = SHAPES[res.shape]
+    out = [f"// source: {src.label()}"]
+    crossed = sorted({o.source.label() for o in others} | set(earlier_cross), key=label_sort_key)
+    for c in crossed:
+        out.append(f"// cross-checked: {c}")
+    out.append(f"// flags: {display_flags(res.flags)}")
+    for hd in res.hand_defined:
+        out.append(f"// hand-defined in tools/layoutgen/handdefs.py (not installed): "
+                   f"https://github.com/python/cpython/blob/v{src.py_version}/{hd}")
+    out.append(f"/// CPython {major}.{minor}, {res.shape} build.")
+    out.append(f"pub const {const}: Layout = Layout {{")
+    out.append(f"    major: {major},")
+    out.append(f"    minor: {minor},")
+    out.append(f"    shape: Shape::{variant},")
+    for b in BEHAVIOURS:
+        out.append(f"    {b.name}: {b.value((major, minor), res.shape)},")
+    for g in GROUPS:
+        out.append(f"    {g.name}: {g.rust} {{")
+        for f in FIELDS:
+            if f.group != g.name:
+                continue
+            val = res.values[f.name]
+            if val.comment:
+                out.append(f"        // {val.comment}")
+            out.append(f"        {f.member}: {field_value(f, val, f'{src.label()}: {f.name}')},")
+        out.append("    },")
+    if res.debug is None:
+        out.append("    debug_offsets: None,")
+    else:
+        out.append("    debug_offsets: Some(DebugOffsetsLayout {")
+        for name, required in DEBUG_OFFSETS_MEMBERS:
+            val = res.debug[name]
+            if val.comment:
+                out.append(f"        // {val.comment}")
+            out.append(f"        {name}: {debug_value(val, required, f'{src.label()}: {name}')},")
+        out.append("    }),")
+    out.append("};")
+    return Entry(major, minor, res.shape, src.label(), crossed, "\n".join(out) + "\n")
+
+
+def display_flags(flags) -> str:
+    from .probe import display_flags as probe_display_flags
+    return probe_display_flags(flags)
+
+
+def entry_field_names(text: str) -> Tuple[List[str], List[str]]:
+    """(Layout members, members of its groups and of DebugOffsetsLayout) named in a const block."""
+    return (re.findall(r"^    (\w+):", text, re.M), re.findall(r"^        (\w+):", text, re.M))
+
+
+def entry_values(text: str) -> List[Tuple[str, str]]:
+    """(indented member, value) pairs of a rendered const block, comments dropped."""
+    return re.findall(r"^( +\w+): (.*),$", text, re.M)
+
+
+def expected_field_names(with_debug: bool) -> Tuple[List[str], List[str]]:
+    top = ["major", "minor", "shape"] + [b.name for b in BEHAVIOURS] + [g.name for g in GROUPS]
+    top.append("debug_offsets")
+    nested = [f.member for g in GROUPS for f in FIELDS if f.group == g.name]
+    if with_debug:
+        nested += [n for n, _ in DEBUG_OFFSETS_MEMBERS]
+    return top, nested
+
+
+def check_kept_entry(e: Entry, path: str) -> None:
+    """A const kept verbatim must still match the spec, or the crate would not compile."""
+    got = entry_field_names(e.text)
+    want = expected_field_names("DebugOffsetsLayout {" in e.text)
+    if got != want:
+        diff = sorted(set(want[0] + want[1]) ^ set(got[0] + got[1]))
+        raise GenError(f"{path}: {SHAPES[e.shape][1]} cannot be kept verbatim: the spec changed "
+                       f"since it was generated (members differing: {diff}) and this machine has "
+                       f"no {e.major}.{e.minor} {e.shape} headers to regenerate it from "
+                       f"({e.source_label}); regenerate it where they exist")
+
+
+def parse_existing(path: str) -> List[Entry]:
+    """Const blocks of a previously generated vM_N.rs file."""
+    with open(path, encoding="utf-8") as fh:
+        text = fh.read()
+    m = re.fullmatch(r"v(\d+)_(\d+)\.rs", os.path.basename(path))
+    major, minor = int(m.group(1)), int(m.group(2))
+    entries = []
+    block_re = re.compile(r"^// source: (.*?)\n(.*?^pub const (\w+): Layout = Layout \{\n.*?^\};\n)",
+                          re.M | re.S)
+    by_const = {c: s for s, (_, c) in SHAPES.items()}
+    blocks = {bm.group(3): bm.group(0) for bm in block_re.finditer(text)}
+    for bm in block_re.finditer(text):
+        const = bm.group(3)
+        if const not in by_const:
+            raise GenError(f"{path}: unknown const {const}")
+        block = expand_compact(bm.group(0), blocks.get("RELEASE"), by_const[const], path)
+        crossed = re.findall(r"^// cross-checked: (.*)$", block, re.M)
+        entries.append(Entry(major, minor, by_const[const], bm.group(1), crossed, block))
+    if not entries:
+        raise GenError(f"{path}: no generated Layout consts found; delete it or fix it")
+    return entries
+
+
+BODY_START = "    major:"
+SAME_AS_RELEASE = "    ..RELEASE"
+
+
+def split_block(text: str) -> Tuple[str, str]:
+    """(comments and `pub const` line, member lines through `};`) of a rendered const block."""
+    at = text.index("\n" + BODY_START) + 1
+    return text[:at], text[at:]
+
+
+def body_as_shape(body: str, shape: str) -> str:
+    return re.sub(r"^    shape: Shape::\w+,$", f"    shape: Shape::{SHAPES[shape][0]},", body,
+                  flags=re.M)
+
+
+def compact_text(e: Entry, release: Optional[Entry]) -> str:
+    """A debug or free-threaded const whose members all equal RELEASE's is written as
+    `Layout { shape: ..., ..RELEASE }` (Py_DEBUG changes none of these structs since 3.8):
+    the data stands once. parse_existing() expands it back."""
+    if release is None or e is release:
+        return e.text
+    head, body = split_block(e.text)
+    if body_as_shape(split_block(release.text)[1], e.shape) != body:
+        return e.text
+    return (f"{head}    shape: Shape::{SHAPES[e.shape][0]},\n"
+            f"    // Every other member equals RELEASE's.\n{SAME_AS_RELEASE}\n}};\n")
+
+
+def expand_compact(block: str, release_block: Optional[str], shape: str, path: str) -> str:
+    """The full form of a block that compact_text() shortened."""
+    if SAME_AS_RELEASE not in block:
+        return block
+    if release_block is None:
+        raise GenError(f"{path}: {SHAPES[shape][1]} refers to RELEASE, which the file lacks")
+    head = block[: block.index("\n    shape:") + 1]
+    return head + body_as_shape(split_block(release_block)[1], shape)
+
+
+def render_version_file(entries: List[Entry]) -> str:
+    entries = sorted(entries, key=lambda e: e.key)
+    if len(entries) == 1:
+        origin = entries[0].source_label
+    else:
+        origin = ", ".join(f"{e.source_label} [{SHAPES[e.shape][1]}]" for e in entries)
+    out = [f"// @generated by {SCRIPT_NAME} from {origin} — do not edit"]
+    for e in entries:
+        for c in e.cross_checked:
+            tag = "" if len(entries) == 1 else f" [{SHAPES[e.shape][1]}]"
+            out.append(f"// Cross-checked{tag}: {c} gives identical values.")
+    out.append(f"// Regenerate with `python3 {SCRIPT_NAME}`; verify with `--check`.")
+    out.append("")
+    names = ["Layout", "Shape"] + [g.rust for g in GROUPS]
+    if any("DebugOffsetsLayout {" in e.text for e in entries):
+        names.append("DebugOffsetsLayout")
+    out.append(f"use super::super::layout::{{{', '.join(sorted(names))}}};")
+    out.append("use super::super::field::Field;")
+    out.append("use super::super::dicts::ManagedDict;")
+    release = next((e for e in entries if e.shape == "release"), None)
+    for e in entries:
+        out.append("")
+        out.append(compact_text(e, release).rstrip("\n"))
+    return "\n".join(out) + "\n"
+
+
+def render_mod(entries: List[Entry]) -> str:
+    entries = sorted(entries, key=lambda e: e.key)
+    mods = sorted({(e.major, e.minor) for e in entries})
+    out = [
+        f"// @generated by {SCRIPT_NAME} — do not edit",
+        f"// Regenerate with `python3 {SCRIPT_NAME}`; verify with `--check`.",
+        "",
+        "//! Generated per-version layout tables: the single dispatch point from a CPython",
+        "//! (major, minor, shape) to its [`Layout`].",
+        "",
+        "use super::layout::{Layout, Shape};",
+        "",
+    ]
+    out += [f"mod v{a}_{b};" for a, b in mods]
+    out.append("")
+    out.append("/// Every generated layout, ordered by (major, minor, shape).")
+    out.append("pub const ALL: &[&Layout] = &[")
+    out += [f"    &v{e.major}_{e.minor}::{SHAPES[e.shape][1]}," for e in entries]
+    out.append("];")
+    out.append("")
+    v = DEBUG_READS_AS_RELEASE_SINCE
+    out.append("/// From this version on, a debug build without a table of its own reads as the release")
+    out.append("/// build: `Py_DEBUG` no longer implies `Py_TRACE_REFS`, and no struct pycore reads differs.")
+    out.append(f"pub const DEBUG_READS_AS_RELEASE_SINCE: (u8, u8) = ({v[0]}, {v[1]});")
+    out.append("")
+    out.append("/// The layout of CPython `major.minor` built as `shape`, if one was generated.")
+    out.append("pub fn lookup(major: u8, minor: u8, shape: Shape) -> Option<&'static Layout> {")
+    out.append("    match (major, minor, shape) {")
+    for e in entries:
+        variant, const = SHAPES[e.shape]
+        out.append(f"        ({e.major}, {e.minor}, Shape::{variant}) => "
+                   f"Some(&v{e.major}_{e.minor}::{const}),")
+    out.append("        _ => None,")
+    out.append("    }")
+    out.append("}")
+    return "\n".join(out) + "\n"
+
+
+def rustfmt(text: str, what: str) -> str:
+    exe = shutil.which("rustfmt")
+    if not exe:
+        raise GenError("rustfmt not found (install it with `rustup component add rustfmt`)")
+    # Run from the repo so a future rustfmt.toml applies, matching `cargo fmt`.
+    r = subprocess.run([exe, "--edition", "2021", "--emit", "stdout"], input=text,
+                       capture_output=True, text=True, cwd=REPO)
+    if r.returncode != 0:
+        raise GenError(f"rustfmt failed on {what}:\n{r.stderr}\n{text}")
+    return r.stdout
+
+
+
+
+def field_doc(f) -> str:
+    first = f.candidates[0]
+    text = f"`{first.expr()}`"
+    if len(f.candidates) > 1:
+        text += " (or " + ", ".join(f"`{c.expr()}`" for c in f.candidates[1:]) + ")"
+    text += f", {f.versions()}"
+    if f.doc:
+        text += f": {f.doc}"
+    return text + "."
+
+
+def render_layout_rs() -> str:
+    """src/python/layout.rs: the Rust types of every table, from the spec."""
+    out = [
+        f"// @generated by {SCRIPT_NAME} from {SPEC_NAME} — do not edit",
+        f"// Regenerate with `python3 {SCRIPT_NAME}`; verify with `--check`.",
+        "",
+        "//! The members of CPython's structs that pycore reads, grouped by C struct and typed by",
+        f"//! width, as {SPEC_NAME} lists them. One [`Layout`] per version and build shape is",
+        "//! generated into `layouts/` from that build's own headers; a member is `None` in the",
+        "//! versions and shapes that lack it.",
+        "",
+        "use super::dicts::ManagedDict;",
+        "use super::field::{Field, Ptr};",
+        "pub use super::shape::Shape;",
+        "",
+        "/// Offsets, sizes and behaviours of one CPython minor version and build shape.",
+        "#[derive(Debug, Clone, PartialEq, Eq)]",
+        "pub struct Layout {",
+        "    pub major: u8,",
+        "    pub minor: u8,",
+        "    pub shape: Shape,",
+    ]
+    for b in BEHAVIOURS:
+        out.append(f"    /// {b.doc}.")
+        out.append(f"    pub {b.name}: {b.rust_type},")
+    for g in GROUPS:
+        out.append(f"    /// {g.doc}.")
+        out.append(f"    pub {g.name}: {g.rust},")
+    out.append("    /// Where `_Py_DebugOffsets` keeps each member (3.13+), to read the process's own.")
+    out.append("    pub debug_offsets: Option<DebugOffsetsLayout>,")
+    out.append("}")
+    for g in GROUPS:
+        out.append("")
+        out.append(f"/// {g.doc}.")
+        out.append("#[derive(Debug, Clone, PartialEq, Eq)]")
+        out.append(f"pub struct {g.rust} {{")
+        for f in FIELDS:
+            if f.group == g.name:
+                out.append(f"    /// {field_doc(f)}")
+                out.append(f"    pub {f.member}: {f.rust_type()},")
+        out.append("}")
+    out += [
+        "",
+        "/// Byte positions of members inside `_Py_DebugOffsets` (Include/internal/pycore_runtime.h",
+        "/// in 3.13, pycore_debug_offsets.h from 3.14): `offsetof(_Py_DebugOffsets,",
+        "/// thread_state.next)`. `None` where that version's struct lacks the member.",
+        "#[derive(Debug, Clone, PartialEq, Eq)]",
+        "pub struct DebugOffsetsLayout {",
+    ]
+    for name, required in DEBUG_OFFSETS_MEMBERS:
+        out.append(f"    /// `{debug_offsets_candidate(name).expr()}`")
+        out.append(f"    pub {name}: {'u32' if required else 'Option<u32>'},")
+    out.append("}")
+    return "\n".join(out) + "\n"
+
+
+def render_debug_map() -> str:
+    """src/python/debug_offsets_map.rs: which layout field each `_Py_DebugOffsets` member gives."""
+    out = [
+        f"// @generated by {SCRIPT_NAME} from {SPEC_NAME} — do not edit",
+        f"// Regenerate with `python3 {SCRIPT_NAME}`; verify with `--check`.",
+        "",
+        "//! Which layout field each member of `_Py_DebugOffsets` gives (DEBUG_TO_LAYOUT in",
+        f"//! {SPEC_NAME}).",
+        "",
+        "use super::field::OffsetSlot;",
+        "use super::layout::{DebugOffsetsLayout, Layout};",
+        "",
+        "/// One member of `_Py_DebugOffsets` and the layout field its value gives.",
+        "pub struct Mapping<'a> {",
+        "    /// `thread_state.native_thread_id`",
+        "    pub name: &'static str,",
+        "    /// Where the value sits in `_Py_DebugOffsets`; `None` when this version's struct lacks it.",
+        "    pub position: Option<u32>,",
+        "    /// The stored value is relative to the value at this position: subtract it first.",
+        "    pub relative_to: Option<u32>,",
+        "    /// A stored 0 means \"absent\" unless the build is free-threaded.",
+        "    pub zero_means_absent_unless_free_threaded: bool,",
+        "    pub slot: &'a mut dyn OffsetSlot,",
+        "}",
+        "",
+        "/// Every member the spec maps, with `layout`'s field each one overrides.",
+        "pub fn mappings<'a>(layout: &'a mut Layout, positions: &DebugOffsetsLayout) -> Vec<Mapping<'a>> {",
+        "    vec![",
+    ]
+    for name, field in DEBUG_TO_LAYOUT.items():
+        cand = debug_offsets_candidate(name)
+        relative = DEBUG_RELATIVE.get(name)
+        required = dict(DEBUG_OFFSETS_MEMBERS)
+        def position(member):
+            return f"Some(positions.{member})" if required[member] else f"positions.{member}"
+        out += [
+            "        Mapping {",
+            f"            name: \"{cand.member}\",",
+            f"            position: {position(name)},",
+            f"            relative_to: {position(relative) if relative else 'None'},",
+            "            zero_means_absent_unless_free_threaded: "
+            f"{'true' if name in DEBUG_ZERO_MEANS_ABSENT_UNLESS_FREE_THREADED else 'false'},",
+            f"            slot: &mut layout.{field},",
+            "        },",
+        ]
+    out += ["    ]", "}"]
+    return "\n".join(out) + "\n"

@@ -1,0 +1,507 @@
+"""The field spec: every C struct member pycore reads, grouped by struct, with its Rust type, the
+C expressions that locate it, and the versions it exists in. Everything pycore knows about
+CPython's structs comes from here: the generated src/python/layout.rs (the Rust types), the
+per-version tables in src/python/layouts/ (probed from each build's headers), and the
+`_Py_DebugOffsets` -> layout mapping (src/python/debug_offsets_map.rs).
+
+Standard library only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Dict, List, Optional, Tuple
+
+Version = Tuple[int, int]
+
+# Oldest version the generator handles (older builds are skipped with a message).
+MIN_VERSION: Version = (2, 7)
+
+# Pointer size the probes are compiled for (LP64: x86_64, aarch64). Cores of the same pointer
+# size share these tables.
+PTR = 8
+
+# Shape name on the command line -> (Rust enum variant, const name).
+SHAPES = {
+    "release": ("Release", "RELEASE"),
+    "debug": ("Debug", "DEBUG"),
+    "free-threaded": ("FreeThreaded", "FREE_THREADED"),
+}
+SHAPE_ORDER = list(SHAPES)
+
+
+class GenError(Exception):
+    pass
+
+
+@dataclasses.dataclass(frozen=True)
+class Off:
+    """`offsetof(ctype, member)`; `member` may be a dotted path (`threads.head`)."""
+
+    ctype: str
+    member: str
+
+    def expr(self) -> str:
+        return f"offsetof({self.ctype}, {self.member})"
+
+    def size_expr(self) -> str:
+        return f"sizeof((({self.ctype} *)0)->{self.member})"
+
+
+@dataclasses.dataclass(frozen=True)
+class Size:
+    """`sizeof(ctype)`."""
+
+    ctype: str
+
+    def expr(self) -> str:
+        return f"sizeof({self.ctype})"
+
+
+# Rust types of members: a scalar read through `Field<T>` (with its C size), or a plain offset
+# (`u32`) for the start of an array or a struct size, which is never read as one value.
+TYPES: Dict[str, Tuple[str, Optional[int]]] = {
+    "ptr": ("Field<Ptr>", PTR),
+    "u64": ("Field<u64>", 8),
+    "i64": ("Field<i64>", 8),
+    "u32": ("Field<u32>", 4),
+    "i32": ("Field<i32>", 4),
+    "u8": ("Field<u8>", 1),
+    "offset": ("u32", None),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Group:
+    """One C struct: the Rust struct and the `Layout` member that hold its fields."""
+
+    name: str  # Layout member: `tstate`
+    rust: str  # Rust struct: `ThreadStateLayout`
+    doc: str
+
+
+GROUPS: List[Group] = [
+    Group("object", "ObjectLayout", "`PyObject` (Include/object.h)"),
+    Group("var_object", "VarObjectLayout", "`PyVarObject` (Include/object.h)"),
+    Group("type_object", "TypeObjectLayout", "`PyTypeObject` (Include/cpython/object.h)"),
+    Group("heap_type", "HeapTypeLayout", "`PyHeapTypeObject` (Include/cpython/object.h)"),
+    Group("runtime", "RuntimeLayout",
+          "`_PyRuntimeState` (Include/internal/pycore_runtime.h), 3.7+"),
+    Group("interp", "InterpreterLayout",
+          "`PyInterpreterState` (Include/internal/pycore_interp.h)"),
+    Group("gil", "GilLayout", "`struct _gil_runtime_state` (Include/internal/pycore_gil.h)"),
+    Group("tstate", "ThreadStateLayout", "`PyThreadState` (Include/cpython/pystate.h)"),
+    Group("err_stackitem", "ErrStackItemLayout", "`_PyErr_StackItem` (Include/cpython/pystate.h)"),
+    Group("cframe", "CFrameLayout", "`_PyCFrame` (3.11, 3.12: Include/cpython/pystate.h)"),
+    Group("frame", "FrameObjectLayout",
+          "`PyFrameObject`, the frame chain of <=3.10 (Include/cpython/frameobject.h)"),
+    Group("iframe", "InterpreterFrameLayout",
+          "`_PyInterpreterFrame`, 3.11+ (Include/internal/pycore_frame.h)"),
+    Group("code", "CodeLayout", "`PyCodeObject` (Include/cpython/code.h)"),
+    Group("bytes", "BytesLayout", "`PyBytesObject` (`PyStringObject` on 2.7)"),
+    Group("unicode", "UnicodeLayout",
+          "PEP 393 strings: `PyASCIIObject`, `PyCompactUnicodeObject`, `PyUnicodeObject`"),
+    Group("int", "IntLayout", "`PyIntObject` (2.7's `int`)"),
+    Group("long", "LongLayout", "`PyLongObject` (Include/cpython/longintrepr.h)"),
+    Group("dict", "DictLayout", "`PyDictObject` and its entries (Include/cpython/dictobject.h)"),
+    Group("dict_keys", "DictKeysLayout",
+          "`PyDictKeysObject` (Objects/dict-common.h, 3.11+ Include/internal/pycore_dict.h)"),
+    Group("dict_values", "DictValuesLayout", "`PyDictValues` (3.11+)"),
+    Group("base_exception", "BaseExceptionLayout", "`PyBaseExceptionObject`"),
+    Group("tuple", "TupleLayout", "`PyTupleObject`"),
+    Group("module", "ModuleLayout", "`PyModuleObject`"),
+]
+GROUP_BY_NAME = {g.name: g for g in GROUPS}
+
+
+@dataclasses.dataclass(frozen=True)
+class Field:
+    name: str  # "group.member": `layout.group.member` in Rust
+    ty: str  # a key of TYPES
+    candidates: Tuple[object, ...]
+    # The member is expected to exist for since <= version < until (None: unbounded).
+    since: Optional[Version] = None
+    until: Optional[Version] = None
+    # Force None when this other field is None (the member exists but is not what we mirror).
+    requires: Optional[str] = None
+    # Value to emit (as Some) for versions >= absent_since where the member does not exist.
+    absent: Optional[int] = None
+    absent_why: str = ""
+    absent_since: Optional[Version] = None
+    # The member is expected only in these build shapes (None: every shape).
+    shapes: Optional[Tuple[str, ...]] = None
+    # What the Rust doc comment adds to the C expression.
+    doc: str = ""
+
+    @property
+    def group(self) -> str:
+        return self.name.split(".")[0]
+
+    @property
+    def member(self) -> str:
+        return self.name.split(".")[1]
+
+    @property
+    def size(self) -> Optional[int]:
+        return TYPES[self.ty][1]
+
+    @property
+    def optional(self) -> bool:
+        """Absent in some version or shape: `Option<...>` in Rust."""
+        return (self.since is not None and self.since > MIN_VERSION) or self.until is not None \
+            or self.shapes is not None
+
+    def rust_type(self) -> str:
+        ty = TYPES[self.ty][0]
+        return f"Option<{ty}>" if self.optional else ty
+
+    def versions(self) -> str:
+        """`3.11+`, `<3.11`, `3.7 to 3.8`, `every version`, for documentation."""
+        def v(x):
+            return f"{x[0]}.{x[1]}"
+        since = self.since if self.since is not None and self.since > MIN_VERSION else None
+        if since and self.until:
+            last = (self.until[0], self.until[1] - 1) if self.until[1] else self.until
+            text = f"{v(since)} to {v(last)}"
+        elif since:
+            text = f"{v(since)}+"
+        elif self.until:
+            text = f"before {v(self.until)}"
+        else:
+            text = "every version"
+        if self.shapes:
+            text += ", " + "/".join(self.shapes) + " builds"
+        return text
+
+
+def F(name, ty, *candidates, **kw) -> Field:
+    return Field(name, ty, tuple(candidates), **kw)
+
+
+FIELDS: List[Field] = [
+    F("object.ob_type", "ptr", Off("PyObject", "ob_type")),
+    F("var_object.ob_size", "i64", Off("PyVarObject", "ob_size")),
+    F("type_object.tp_name", "ptr", Off("PyTypeObject", "tp_name")),
+    F("type_object.tp_flags", "u64", Off("PyTypeObject", "tp_flags")),
+    F("type_object.tp_dictoffset", "i64", Off("PyTypeObject", "tp_dictoffset")),
+    F("type_object.tp_basicsize", "i64", Off("PyTypeObject", "tp_basicsize")),
+    F("heap_type.ht_cached_keys", "ptr", Off("PyHeapTypeObject", "ht_cached_keys"),
+      since=(3, 3), doc="the shared keys of split-table instance dicts (PEP 412)"),
+    F("runtime.interpreters_head", "ptr", Off("_PyRuntimeState", "interpreters.head"),
+      since=(3, 7)),
+    F("runtime.interpreters_main", "ptr", Off("_PyRuntimeState", "interpreters.main"),
+      since=(3, 7)),
+    F("runtime.gilstate_tstate_current", "ptr",
+      Off("_PyRuntimeState", "gilstate.tstate_current"), since=(3, 7), until=(3, 12),
+      doc="the thread state holding the GIL (3.12 keeps it in a thread-local)"),
+    F("runtime.gc_collecting", "i32", Off("_PyRuntimeState", "gc.collecting"), since=(3, 7),
+      until=(3, 9), doc="a collection is running (per interpreter from 3.9)"),
+    F("interp.next", "ptr", Off("PyInterpreterState", "next")),
+    F("interp.threads_head", "ptr", Off("PyInterpreterState", "threads.head"),
+      Off("PyInterpreterState", "tstate_head")),
+    F("interp.modules", "ptr", Off("PyInterpreterState", "imports.modules"),
+      Off("PyInterpreterState", "modules")),
+    F("interp.id", "i64", Off("PyInterpreterState", "id"), since=(3, 7)),
+    # A pointer from 3.12 (the size check also rules out the struct that 3.9-3.11 embed under
+    # EXPERIMENTAL_ISOLATED_SUBINTERPRETERS).
+    F("interp.ceval_gil", "ptr", Off("PyInterpreterState", "ceval.gil"), since=(3, 12)),
+    F("interp.gc_collecting", "i32", Off("PyInterpreterState", "gc.collecting"), since=(3, 9)),
+    # struct _gil_runtime_state exists in every version, but before 3.12 it lives inside
+    # _PyRuntime.ceval, not behind PyInterpreterState.ceval.gil.
+    F("gil.locked", "i32", Off("struct _gil_runtime_state", "locked"), since=(3, 12),
+      requires="interp.ceval_gil"),
+    F("gil.last_holder", "ptr", Off("struct _gil_runtime_state", "last_holder"), since=(3, 12),
+      requires="interp.ceval_gil"),
+    F("gil.enabled", "i32", Off("struct _gil_runtime_state", "enabled"), since=(3, 13),
+      shapes=("free-threaded",), requires="interp.ceval_gil",
+      doc="compiled in under Py_GIL_DISABLED only"),
+    F("tstate.next", "ptr", Off("PyThreadState", "next")),
+    F("tstate.interp", "ptr", Off("PyThreadState", "interp")),
+    F("tstate.frame", "ptr", Off("PyThreadState", "frame"), until=(3, 11),
+      doc="the innermost PyFrameObject"),
+    # 3.10's CFrame has no current_frame: only 3.11 and 3.12 find the frame through it.
+    F("tstate.cframe", "ptr", Off("PyThreadState", "cframe"), since=(3, 11), until=(3, 13),
+      requires="cframe.current_frame"),
+    F("tstate.current_frame", "ptr", Off("PyThreadState", "current_frame"), since=(3, 13)),
+    F("tstate.thread_id", "u64", Off("PyThreadState", "thread_id"),
+      doc="the thread's `pthread_t`"),
+    F("tstate.native_thread_id", "u64", Off("PyThreadState", "native_thread_id"),
+      since=(3, 11), doc="the kernel TID"),
+    F("tstate.exc_info", "ptr", Off("PyThreadState", "exc_info"), since=(3, 7),
+      doc="the top of the `_PyErr_StackItem` stack of exceptions being handled"),
+    F("tstate.exc_value", "ptr", Off("PyThreadState", "exc_value"), until=(3, 7),
+      doc="the exception being handled"),
+    F("err_stackitem.exc_value", "ptr", Off("_PyErr_StackItem", "exc_value"), since=(3, 7)),
+    F("err_stackitem.previous_item", "ptr", Off("_PyErr_StackItem", "previous_item"),
+      since=(3, 7)),
+    F("cframe.current_frame", "ptr", Off("_PyCFrame", "current_frame"), since=(3, 11),
+      until=(3, 13)),
+    # 3.11+ still has a `struct _frame` with f_back/f_lineno, but it is a lazily-created wrapper
+    # around _PyInterpreterFrame with no f_code: all frame.* are None there (keyed on f_code).
+    F("frame.f_back", "ptr", Off("PyFrameObject", "f_back"), until=(3, 11),
+      requires="frame.f_code"),
+    F("frame.f_code", "ptr", Off("PyFrameObject", "f_code"), until=(3, 11)),
+    F("frame.f_lasti", "i32", Off("PyFrameObject", "f_lasti"), until=(3, 11),
+      requires="frame.f_code"),
+    F("frame.f_lineno", "i32", Off("PyFrameObject", "f_lineno"), until=(3, 11),
+      requires="frame.f_code"),
+    F("iframe.executable", "ptr", Off("_PyInterpreterFrame", "f_executable"),
+      Off("_PyInterpreterFrame", "f_code"), since=(3, 11),
+      doc="the code object (a tagged `_PyStackRef` from 3.14)"),
+    F("iframe.previous", "ptr", Off("_PyInterpreterFrame", "previous"), since=(3, 11)),
+    F("iframe.instr_ptr", "ptr", Off("_PyInterpreterFrame", "instr_ptr"),
+      Off("_PyInterpreterFrame", "prev_instr"), since=(3, 11)),
+    F("iframe.owner", "u8", Off("_PyInterpreterFrame", "owner"), since=(3, 11)),
+    F("code.co_filename", "ptr", Off("PyCodeObject", "co_filename")),
+    F("code.co_name", "ptr", Off("PyCodeObject", "co_name")),
+    F("code.co_qualname", "ptr", Off("PyCodeObject", "co_qualname"), since=(3, 11)),
+    F("code.co_firstlineno", "i32", Off("PyCodeObject", "co_firstlineno")),
+    F("code.co_lnotab", "ptr", Off("PyCodeObject", "co_lnotab"), until=(3, 10)),
+    F("code.co_linetable", "ptr", Off("PyCodeObject", "co_linetable"), since=(3, 10)),
+    F("code.co_code_adaptive", "offset", Off("PyCodeObject", "co_code_adaptive"), since=(3, 11),
+      doc="where the bytecode starts, inside the code object"),
+    # 2.7's bytesobject.h #defines PyBytesObject to PyStringObject.
+    F("bytes.ob_sval", "offset", Off("PyBytesObject", "ob_sval"),
+      Off("PyStringObject", "ob_sval"), doc="where the bytes start"),
+    F("unicode.length", "i64", Off("PyASCIIObject", "length"), since=(3, 3)),
+    F("unicode.state", "u32", Off("PyASCIIObject", "state"), since=(3, 3),
+      doc="the bit fields (kind, compact, ascii); their positions are fixed in Rust"),
+    F("unicode.ascii_size", "offset", Size("PyASCIIObject"), since=(3, 3),
+      doc="where a compact ASCII string's characters start"),
+    F("unicode.compact_size", "offset", Size("PyCompactUnicodeObject"), since=(3, 3),
+      doc="where a compact non-ASCII string's characters start"),
+    F("unicode.legacy_data", "ptr", Off("PyUnicodeObject", "data"), since=(3, 3)),
+    F("int.ob_ival", "i64", Off("PyIntObject", "ob_ival"), until=(3, 0)),
+    F("long.digits", "offset", Off("PyLongObject", "long_value.ob_digit"),
+      Off("PyLongObject", "ob_digit"), doc="where the digits start"),
+    F("long.lv_tag", "u64", Off("PyLongObject", "long_value.lv_tag"), since=(3, 12)),
+    F("dict.ma_used", "i64", Off("PyDictObject", "ma_used")),
+    # Before 3.3: one open-addressing table of PyDictEntry (hash, key, value).
+    F("dict.ma_mask", "i64", Off("PyDictObject", "ma_mask"), until=(3, 3)),
+    F("dict.ma_table", "ptr", Off("PyDictObject", "ma_table"), until=(3, 3)),
+    F("dict.ma_keys", "ptr", Off("PyDictObject", "ma_keys"), since=(3, 3)),
+    F("dict.ma_values", "ptr", Off("PyDictObject", "ma_values"), since=(3, 3)),
+    F("dict.entry_size", "offset", Size("PyDictKeyEntry"), Size("PyDictEntry"),
+      doc="`sizeof(PyDictKeyEntry)` (`PyDictEntry` before 3.3)"),
+    F("dict.unicode_entry_size", "offset", Size("PyDictUnicodeEntry"), since=(3, 11)),
+    F("dict_keys.dk_size", "i64", Off("PyDictKeysObject", "dk_size"), since=(3, 3),
+      until=(3, 11)),
+    F("dict_keys.dk_log2_size", "u8", Off("PyDictKeysObject", "dk_log2_size"), since=(3, 11)),
+    F("dict_keys.dk_log2_index_bytes", "u8", Off("PyDictKeysObject", "dk_log2_index_bytes"),
+      since=(3, 11)),
+    F("dict_keys.dk_kind", "u8", Off("PyDictKeysObject", "dk_kind"), since=(3, 11)),
+    F("dict_keys.dk_nentries", "i64", Off("PyDictKeysObject", "dk_nentries"), since=(3, 6)),
+    # 3.6: a union of int8/16/32/64 arrays; 3.7+: `char dk_indices[]`. Same start either way.
+    F("dict_keys.dk_indices", "offset", Off("PyDictKeysObject", "dk_indices"), since=(3, 6)),
+    # Before 3.11 `ma_values` (PyObject **) points straight at the values: 0 there.
+    F("dict_values.values", "offset", Off("PyDictValues", "values"), since=(3, 11), absent=0,
+      absent_since=(3, 3),
+      absent_why="no PyDictValues before 3.11: ma_values (PyObject **) points at the values",
+      doc="where the values start, from `ma_values` (0 before 3.11)"),
+    F("base_exception.args", "ptr", Off("PyBaseExceptionObject", "args")),
+    F("tuple.ob_item", "offset", Off("PyTupleObject", "ob_item"), doc="where the items start"),
+    F("module.md_dict", "ptr", Off("PyModuleObject", "md_dict")),
+]
+
+FIELD_BY_NAME = {f.name: f for f in FIELDS}
+
+
+# ---------------------------------------------------------------------------------------------
+# Behaviour: what differs between versions and shapes beyond offsets, as data (no version tests
+# in the Rust walkers). Each rule maps (version, shape) to a Rust expression.
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Behaviour:
+    name: str  # Layout member
+    rust_type: str
+    doc: str
+    value: Callable[[Version, str], str]
+
+
+def managed_dict(v: Version, shape: str) -> str:
+    # Include/internal/pycore_object.h: MANAGED_DICT_OFFSET and the values' place, per version.
+    if v < (3, 11):
+        return "ManagedDict::None"
+    if v == (3, 11):
+        return "ManagedDict::DictAndValuesBefore"
+    if v == (3, 12):
+        return "ManagedDict::TaggedBefore"
+    words = 1 if shape == "free-threaded" else 3
+    return f"ManagedDict::InlineValues {{ dict_words_before: {words} }}"
+
+
+BEHAVIOURS: List[Behaviour] = [
+    Behaviour("lnotab_signed", "bool",
+              "`co_lnotab` line deltas are signed bytes (3.6+), not unsigned",
+              lambda v, shape: "true" if v >= (3, 6) else "false"),
+    Behaviour("managed_dict", "ManagedDict",
+              "Where instances of classes with `Py_TPFLAGS_MANAGED_DICT` keep their attributes",
+              managed_dict),
+]
+
+# Since 3.8 Py_DEBUG no longer implies Py_TRACE_REFS, and none of these structs differ between
+# a debug and a release build: a debug build without its own table is read with the release one.
+DEBUG_READS_AS_RELEASE_SINCE: Version = (3, 8)
+
+
+# ---------------------------------------------------------------------------------------------
+# _Py_DebugOffsets (3.13+: Include/internal/pycore_runtime.h, 3.14+ pycore_debug_offsets.h):
+# where each of its members sits (generated per version like the rest), and which layout field
+# the value stored there gives. Every member is a uint64_t (checked).
+# ---------------------------------------------------------------------------------------------
+
+DEBUG_OFFSETS_TYPE = "_Py_DebugOffsets"
+DEBUG_OFFSETS_SINCE: Version = (3, 13)
+DEBUG_OFFSETS_GROUPS = (
+    "runtime_state", "interpreter_state", "thread_state", "err_stackitem", "interpreter_frame",
+    "code_object", "pyobject", "type_object", "heap_type_object", "tuple_object", "list_object",
+    "set_object", "dict_object", "float_object", "long_object", "bytes_object", "unicode_object",
+    "gc", "gen_object", "llist_node", "debugger_support",
+)
+
+# DebugOffsetsLayout members: (name, required). `size` is sizeof(_Py_DebugOffsets);
+# `<group>_<member>` is offsetof(_Py_DebugOffsets, <group>.<member>); others are top-level.
+DEBUG_OFFSETS_MEMBERS: List[Tuple[str, bool]] = [
+    ("size", True),
+    ("version", True),
+    ("free_threaded", False),
+    ("runtime_state_interpreters_head", False),
+    ("interpreter_state_id", False),
+    ("interpreter_state_next", False),
+    ("interpreter_state_threads_head", False),
+    ("interpreter_state_imports_modules", False),
+    ("interpreter_state_ceval_gil", False),
+    ("interpreter_state_gil_runtime_state", False),
+    ("interpreter_state_gil_runtime_state_enabled", False),
+    ("interpreter_state_gil_runtime_state_locked", False),
+    ("interpreter_state_gil_runtime_state_holder", False),
+    ("thread_state_next", False),
+    ("thread_state_interp", False),
+    ("thread_state_current_frame", False),
+    ("thread_state_thread_id", False),
+    ("thread_state_native_thread_id", False),
+    ("interpreter_frame_previous", False),
+    ("interpreter_frame_executable", False),
+    ("interpreter_frame_instr_ptr", False),
+    ("interpreter_frame_owner", False),
+    ("code_object_filename", False),
+    ("code_object_name", False),
+    ("code_object_qualname", False),
+    ("code_object_linetable", False),
+    ("code_object_firstlineno", False),
+    ("code_object_co_code_adaptive", False),
+    ("pyobject_ob_type", False),
+    ("type_object_tp_name", False),
+    ("type_object_tp_flags", False),
+    ("type_object_tp_basicsize", False),
+    ("type_object_tp_dictoffset", False),
+    ("heap_type_object_ht_cached_keys", False),
+    ("dict_object_ma_keys", False),
+    ("dict_object_ma_values", False),
+    ("long_object_lv_tag", False),
+    ("long_object_ob_digit", False),
+    ("bytes_object_ob_size", False),
+    ("bytes_object_ob_sval", False),
+    ("unicode_object_state", False),
+    ("unicode_object_length", False),
+    ("unicode_object_asciiobject_size", False),
+    ("unicode_object_compactunicodeobject_size", False),
+]
+
+
+def debug_offsets_candidate(name: str):
+    if name == "size":
+        return Size(DEBUG_OFFSETS_TYPE)
+    for group in sorted(DEBUG_OFFSETS_GROUPS, key=len, reverse=True):
+        if name.startswith(group + "_"):
+            return Off(DEBUG_OFFSETS_TYPE, f"{group}.{name[len(group) + 1:]}")
+    return Off(DEBUG_OFFSETS_TYPE, name)
+
+
+# DebugOffsetsLayout member -> the layout field the value stored there gives. Two quirks of
+# CPython's initializer (pycore_runtime_init.h in 3.13, pycore_debug_offsets.h 3.14+):
+#  - gil_runtime_state_locked/_holder are offsetof(PyInterpreterState, _gil.locked), relative to
+#    the interpreter; the layout keeps them relative to struct _gil_runtime_state, so the stored
+#    gil_runtime_state (= offsetof(PyInterpreterState, _gil)) is subtracted first (DEBUG_RELATIVE);
+#  - gil_runtime_state_enabled is offsetof(struct _gil_runtime_state, enabled) in free-threaded
+#    builds and 0 ("absent") otherwise, which is also its real offset in free-threaded builds:
+#    only the shape tells them apart (DEBUG_ZERO_MEANS_ABSENT_UNLESS_FREE_THREADED).
+DEBUG_RELATIVE = {
+    "interpreter_state_gil_runtime_state_locked": "interpreter_state_gil_runtime_state",
+    "interpreter_state_gil_runtime_state_holder": "interpreter_state_gil_runtime_state",
+}
+DEBUG_ZERO_MEANS_ABSENT_UNLESS_FREE_THREADED = {"interpreter_state_gil_runtime_state_enabled"}
+DEBUG_TO_LAYOUT = {
+    "runtime_state_interpreters_head": "runtime.interpreters_head",
+    "interpreter_state_id": "interp.id",
+    "interpreter_state_next": "interp.next",
+    "interpreter_state_threads_head": "interp.threads_head",
+    "interpreter_state_imports_modules": "interp.modules",
+    "interpreter_state_ceval_gil": "interp.ceval_gil",
+    "interpreter_state_gil_runtime_state_enabled": "gil.enabled",
+    "interpreter_state_gil_runtime_state_locked": "gil.locked",
+    "interpreter_state_gil_runtime_state_holder": "gil.last_holder",
+    "thread_state_next": "tstate.next",
+    "thread_state_interp": "tstate.interp",
+    "thread_state_current_frame": "tstate.current_frame",
+    "thread_state_thread_id": "tstate.thread_id",
+    "thread_state_native_thread_id": "tstate.native_thread_id",
+    "interpreter_frame_previous": "iframe.previous",
+    "interpreter_frame_executable": "iframe.executable",
+    "interpreter_frame_instr_ptr": "iframe.instr_ptr",
+    "interpreter_frame_owner": "iframe.owner",
+    "code_object_filename": "code.co_filename",
+    "code_object_name": "code.co_name",
+    "code_object_qualname": "code.co_qualname",
+    "code_object_linetable": "code.co_linetable",
+    "code_object_firstlineno": "code.co_firstlineno",
+    "code_object_co_code_adaptive": "code.co_code_adaptive",
+    "pyobject_ob_type": "object.ob_type",
+    "type_object_tp_name": "type_object.tp_name",
+    "type_object_tp_flags": "type_object.tp_flags",
+    "type_object_tp_basicsize": "type_object.tp_basicsize",
+    "type_object_tp_dictoffset": "type_object.tp_dictoffset",
+    "heap_type_object_ht_cached_keys": "heap_type.ht_cached_keys",
+    "dict_object_ma_keys": "dict.ma_keys",
+    "dict_object_ma_values": "dict.ma_values",
+    "long_object_lv_tag": "long.lv_tag",
+    "long_object_ob_digit": "long.digits",
+    "bytes_object_ob_size": "var_object.ob_size",
+    "bytes_object_ob_sval": "bytes.ob_sval",
+    "unicode_object_state": "unicode.state",
+    "unicode_object_length": "unicode.length",
+    "unicode_object_asciiobject_size": "unicode.ascii_size",
+    "unicode_object_compactunicodeobject_size": "unicode.compact_size",
+}
+
+
+def check_spec() -> None:
+    """The spec's own consistency (run on every generation, and by the tests)."""
+    problems = []
+    if len(FIELD_BY_NAME) != len(FIELDS):
+        problems.append("duplicate field names")
+    for f in FIELDS:
+        if f.name.count(".") != 1 or f.group not in GROUP_BY_NAME:
+            problems.append(f"{f.name}: not `group.member` of a known group")
+        if f.ty not in TYPES:
+            problems.append(f"{f.name}: unknown type {f.ty}")
+        if f.requires is not None and f.requires not in FIELD_BY_NAME:
+            problems.append(f"{f.name}: requires unknown {f.requires}")
+    members = [n for n, _ in DEBUG_OFFSETS_MEMBERS]
+    if len(set(members)) != len(members):
+        problems.append("duplicate DebugOffsetsLayout members")
+    for d, field in DEBUG_TO_LAYOUT.items():
+        if d not in members:
+            problems.append(f"DEBUG_TO_LAYOUT: {d} is no DebugOffsetsLayout member")
+        if field not in FIELD_BY_NAME:
+            problems.append(f"DEBUG_TO_LAYOUT: {d} -> unknown field {field}")
+    for d, base in DEBUG_RELATIVE.items():
+        if d not in DEBUG_TO_LAYOUT or base not in members:
+            problems.append(f"DEBUG_RELATIVE: {d} -> {base}")
+    for g in GROUPS:
+        if not any(f.group == g.name for f in FIELDS):
+            problems.append(f"group {g.name} has no field")
+    if problems:
+        raise GenError("field spec: " + "; ".join(problems))
