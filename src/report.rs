@@ -327,6 +327,7 @@ impl Report {
                 .push(thread_report(None, 0, None, vec![orphan]));
         }
         self.warnings.extend(process.warnings);
+        self.notes.extend(process.notes);
         self.python = Some(PythonSummary {
             version: process.version.to_string(),
             shape: process.shape,

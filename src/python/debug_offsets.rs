@@ -16,6 +16,8 @@ use crate::memory::Memory;
 pub struct DebugOffsets {
     /// Fields where the generated table disagreed: `name: table X, process Y`.
     pub disagreements: Vec<String>,
+    /// Every member the process gave (`thread_state.next`, ...).
+    pub applied: Vec<&'static str>,
 }
 
 /// Reads `_Py_DebugOffsets` at `runtime`. `None` when the layout has no description of the
@@ -31,7 +33,7 @@ impl Reader {
         Some(Reader { raw })
     }
 
-    fn word(&self, position: Option<u32>) -> Option<u64> {
+    pub fn word(&self, position: Option<u32>) -> Option<u64> {
         crate::bytes::u64_at(&self.raw, position? as usize)
     }
 
@@ -64,6 +66,7 @@ impl Reader {
             let Ok(value) = u32::try_from(value) else {
                 continue;
             };
+            result.applied.push(mapping.name);
             let table = mapping.slot.get();
             if table != Some(value) {
                 result.disagreements.push(format!(

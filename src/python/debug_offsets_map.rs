@@ -4,8 +4,9 @@
 //! Which layout field each member of `_Py_DebugOffsets` gives (DEBUG_TO_LAYOUT in
 //! tools/layoutgen/spec.py).
 
-use super::field::OffsetSlot;
-use super::layout::{DebugOffsetsLayout, Layout};
+use super::dicts::ManagedDict;
+use super::field::{Field, OffsetSlot};
+use super::layout::*;
 
 /// One member of `_Py_DebugOffsets` and the layout field its value gives.
 pub struct Mapping<'a> {
@@ -305,3 +306,161 @@ pub fn mappings<'a>(layout: &'a mut Layout, positions: &DebugOffsetsLayout) -> V
         },
     ]
 }
+
+/// A layout for `shape` of `base`'s version when that shape has no table of its own (such
+/// as free-threaded 3.14t/3.15t): each member of a PyObject-headed struct moves with the
+/// object header (`header_growth` bytes), members of structs that do not differ between
+/// shapes stay, and every other member is absent until the process's own `_Py_DebugOffsets`
+/// (applied next) gives it. The members in [`GIVEN_BY_PROCESS`] must come from there.
+pub fn for_other_shape(
+    base: &Layout,
+    shape: Shape,
+    managed_dict: ManagedDict,
+    header_growth: u32,
+) -> Layout {
+    let moved = |offset: u32| offset.saturating_add(header_growth);
+    Layout {
+        major: base.major,
+        minor: base.minor,
+        shape,
+        lnotab_signed: base.lnotab_signed,
+        managed_dict,
+        object: ObjectLayout {
+            ob_type: Field::at(moved(base.object.ob_type.offset())),
+        },
+        var_object: VarObjectLayout {
+            ob_size: Field::at(moved(base.var_object.ob_size.offset())),
+        },
+        type_object: TypeObjectLayout {
+            tp_name: Field::at(moved(base.type_object.tp_name.offset())),
+            tp_flags: Field::at(moved(base.type_object.tp_flags.offset())),
+            tp_dictoffset: Field::at(moved(base.type_object.tp_dictoffset.offset())),
+            tp_basicsize: Field::at(moved(base.type_object.tp_basicsize.offset())),
+        },
+        heap_type: HeapTypeLayout {
+            ht_cached_keys: base
+                .heap_type
+                .ht_cached_keys
+                .map(|f| Field::at(moved(f.offset()))),
+        },
+        runtime: RuntimeLayout {
+            interpreters_head: None,
+            interpreters_main: None,
+            gilstate_tstate_current: None,
+            gc_collecting: None,
+        },
+        interp: InterpreterLayout {
+            next: base.interp.next,
+            threads_head: base.interp.threads_head,
+            modules: base.interp.modules,
+            id: None,
+            ceval_gil: None,
+            gc_collecting: None,
+        },
+        gil: GilLayout {
+            locked: None,
+            last_holder: None,
+            enabled: None,
+        },
+        tstate: ThreadStateLayout {
+            next: base.tstate.next,
+            interp: base.tstate.interp,
+            frame: None,
+            cframe: None,
+            current_frame: None,
+            thread_id: base.tstate.thread_id,
+            native_thread_id: None,
+            exc_info: None,
+            exc_value: None,
+        },
+        err_stackitem: ErrStackItemLayout {
+            exc_value: base.err_stackitem.exc_value,
+            previous_item: base.err_stackitem.previous_item,
+        },
+        cframe: CFrameLayout {
+            current_frame: None,
+        },
+        frame: FrameObjectLayout {
+            f_back: None,
+            f_code: None,
+            f_lasti: None,
+            f_lineno: None,
+        },
+        iframe: InterpreterFrameLayout {
+            executable: None,
+            previous: None,
+            instr_ptr: None,
+            owner: None,
+        },
+        code: CodeLayout {
+            co_filename: Field::at(moved(base.code.co_filename.offset())),
+            co_name: Field::at(moved(base.code.co_name.offset())),
+            co_qualname: base.code.co_qualname.map(|f| Field::at(moved(f.offset()))),
+            co_firstlineno: Field::at(moved(base.code.co_firstlineno.offset())),
+            co_lnotab: base.code.co_lnotab.map(|f| Field::at(moved(f.offset()))),
+            co_linetable: base.code.co_linetable.map(|f| Field::at(moved(f.offset()))),
+            co_code_adaptive: base.code.co_code_adaptive.map(moved),
+        },
+        bytes: BytesLayout {
+            ob_sval: moved(base.bytes.ob_sval),
+        },
+        unicode: UnicodeLayout {
+            length: base.unicode.length.map(|f| Field::at(moved(f.offset()))),
+            state: base.unicode.state.map(|f| Field::at(moved(f.offset()))),
+            ascii_size: base.unicode.ascii_size.map(moved),
+            compact_size: base.unicode.compact_size.map(moved),
+            legacy_data: base
+                .unicode
+                .legacy_data
+                .map(|f| Field::at(moved(f.offset()))),
+        },
+        int: IntLayout {
+            ob_ival: base.int.ob_ival.map(|f| Field::at(moved(f.offset()))),
+        },
+        long: LongLayout {
+            digits: moved(base.long.digits),
+            lv_tag: base.long.lv_tag.map(|f| Field::at(moved(f.offset()))),
+        },
+        dict: DictLayout {
+            ma_used: Field::at(moved(base.dict.ma_used.offset())),
+            ma_mask: base.dict.ma_mask.map(|f| Field::at(moved(f.offset()))),
+            ma_table: base.dict.ma_table.map(|f| Field::at(moved(f.offset()))),
+            ma_keys: base.dict.ma_keys.map(|f| Field::at(moved(f.offset()))),
+            ma_values: base.dict.ma_values.map(|f| Field::at(moved(f.offset()))),
+            entry_size: base.dict.entry_size,
+            unicode_entry_size: base.dict.unicode_entry_size,
+        },
+        dict_keys: DictKeysLayout {
+            dk_size: base.dict_keys.dk_size,
+            dk_log2_size: base.dict_keys.dk_log2_size,
+            dk_log2_index_bytes: base.dict_keys.dk_log2_index_bytes,
+            dk_kind: base.dict_keys.dk_kind,
+            dk_nentries: base.dict_keys.dk_nentries,
+            dk_indices: base.dict_keys.dk_indices,
+        },
+        dict_values: DictValuesLayout {
+            values: base.dict_values.values,
+        },
+        base_exception: BaseExceptionLayout {
+            args: Field::at(moved(base.base_exception.args.offset())),
+        },
+        tuple: TupleLayout {
+            ob_item: moved(base.tuple.ob_item),
+        },
+        module: ModuleLayout {
+            md_dict: Field::at(moved(base.module.md_dict.offset())),
+        },
+        debug_offsets: base.debug_offsets.clone(),
+    }
+}
+
+/// The `_Py_DebugOffsets` members a process must give for [`for_other_shape`]: they hold
+/// required members whose place in another shape the spec cannot tell.
+pub const GIVEN_BY_PROCESS: &[&str] = &[
+    "interpreter_state.next",
+    "interpreter_state.threads_head",
+    "interpreter_state.imports_modules",
+    "thread_state.next",
+    "thread_state.interp",
+    "thread_state.thread_id",
+];

@@ -82,6 +82,8 @@ pub struct PythonProcess {
     pub runtime: Option<u64>,
     pub threads: Vec<PythonThread>,
     pub warnings: Vec<String>,
+    /// Information that does not make the data partial (how the layout was found).
+    pub notes: Vec<String>,
 }
 
 /// Where the interpreter state hangs from, which changed in 3.7.
@@ -117,6 +119,15 @@ fn find_roots(symbols: &impl SymbolSource) -> Result<Roots> {
 
 /// Read every thread's Python stack.
 pub fn inspect(memory: &impl Memory, symbols: &impl SymbolSource) -> Result<PythonProcess> {
+    inspect_with(memory, symbols, layouts::lookup)
+}
+
+/// [`inspect`] with the tables `tables` gives.
+fn inspect_with(
+    memory: &impl Memory,
+    symbols: &impl SymbolSource,
+    tables: Tables,
+) -> Result<PythonProcess> {
     let roots = find_roots(symbols)?;
     let runtime = match roots {
         Roots::Runtime(runtime) => Some(runtime),
@@ -130,7 +141,16 @@ pub fn inspect(memory: &impl Memory, symbols: &impl SymbolSource) -> Result<Pyth
             )
         })?;
     let mut warnings = Vec::new();
-    let (layout, shape) = select_layout(memory, symbols, runtime, version, &mut warnings)?;
+    let mut notes = Vec::new();
+    let (layout, shape) = select_layout(
+        memory,
+        symbols,
+        runtime,
+        version,
+        tables,
+        &mut notes,
+        &mut warnings,
+    )?;
     let objects = Objects {
         memory,
         layout: &layout,
@@ -201,6 +221,7 @@ pub fn inspect(memory: &impl Memory, symbols: &impl SymbolSource) -> Result<Pyth
         runtime,
         threads,
         warnings,
+        notes,
     })
 }
 
@@ -232,21 +253,36 @@ fn main_interpreter<M: Memory>(
     states.last().map(|s| s.interpreter)
 }
 
+/// Where tables come from: the generated ones, or others in tests.
+type Tables = fn(u8, u8, Shape) -> Option<&'static Layout>;
+
 /// The table for this build, corrected by the process's own `_Py_DebugOffsets` (3.13+), which
-/// also says whether the build is free-threaded.
+/// also says whether the build is free-threaded. A 3.13+ shape with no table of its own
+/// (free-threaded 3.14t, 3.15t) is read through those offsets alone, with a note.
 fn select_layout(
     memory: &impl Memory,
     symbols: &impl SymbolSource,
     runtime: Option<u64>,
     version: PythonVersion,
+    tables: Tables,
+    notes: &mut Vec<String>,
     warnings: &mut Vec<String>,
 ) -> Result<(Layout, Shape)> {
     let mut shape = detect_shape(symbols);
-    let mut layout = table_for(version, shape)?.clone();
-    let Some(runtime) = runtime else {
-        return Ok((layout, shape));
+    let exact = table_for(version, shape, tables);
+    // Where the members of _Py_DebugOffsets sit does not depend on the shape: any table of the
+    // version tells.
+    let base = exact.as_ref().ok().copied().or_else(|| {
+        [Shape::Release, Shape::Debug, Shape::FreeThreaded]
+            .into_iter()
+            .find_map(|other| tables(version.major, version.minor, other))
+    });
+    let reader = match (runtime, base) {
+        (Some(runtime), Some(base)) => debug_offsets::Reader::read(memory, runtime, base),
+        _ => None,
     };
-    let Some(reader) = debug_offsets::Reader::read(memory, runtime, &layout) else {
+    let Some(reader) = reader else {
+        let layout = exact?.clone();
         if layout.debug_offsets.is_some() {
             warnings.push(format!(
                 "cannot read _Py_DebugOffsets of {version}; relying on pycore's own table"
@@ -254,18 +290,50 @@ fn select_layout(
         }
         return Ok((layout, shape));
     };
-    if let Some(positions) = &layout.debug_offsets {
-        if reader.free_threaded(positions) && shape != Shape::FreeThreaded {
+    if let Some(positions) = base.and_then(|b| b.debug_offsets.as_ref()) {
+        if reader.free_threaded(positions) {
             shape = Shape::FreeThreaded;
-            layout = table_for(version, shape)?.clone();
         }
     }
+    let mut layout = match (table_for(version, shape, tables), base) {
+        (Ok(table), _) => table.clone(),
+        (Err(no_table), Some(base)) => {
+            let layout = from_debug_offsets_alone(&reader, base, shape).ok_or(no_table)?;
+            notes.push(format!(
+                "pycore has no table of its own for CPython {version} {shape} builds: it read this one through the process's own _Py_DebugOffsets (thread names, handled exceptions and the garbage collector's state may be missing)"
+            ));
+            return Ok((layout, shape));
+        }
+        (Err(no_table), None) => return Err(no_table),
+    };
     for disagreement in reader.apply(&mut layout).disagreements {
         warnings.push(format!(
             "_Py_DebugOffsets disagrees with pycore's {version} {shape} table on {disagreement}; using the process's value"
         ));
     }
     Ok((layout, shape))
+}
+
+/// A layout for `shape` from another shape's table of the same version and what the process's
+/// `_Py_DebugOffsets` gives; `None` unless it gives every member a walk needs.
+fn from_debug_offsets_alone(
+    reader: &debug_offsets::Reader,
+    base: &Layout,
+    shape: Shape,
+) -> Option<Layout> {
+    let positions = base.debug_offsets.as_ref()?;
+    let ob_type = reader.word(positions.pyobject_ob_type)?;
+    let header_growth =
+        u32::try_from(ob_type.checked_sub(u64::from(base.object.ob_type.offset()))?)
+            .ok()
+            .filter(|growth| *growth < 256)?;
+    let managed = layouts::managed_dict(base.major, base.minor, shape).unwrap_or(base.managed_dict);
+    let mut layout = debug_offsets_map::for_other_shape(base, shape, managed, header_growth);
+    let applied = reader.apply(&mut layout).applied;
+    debug_offsets_map::GIVEN_BY_PROCESS
+        .iter()
+        .all(|name| applied.contains(name))
+        .then_some(layout)
 }
 
 fn first_interpreter<M: Memory>(
@@ -382,16 +450,16 @@ fn detect_shape(symbols: &impl SymbolSource) -> Shape {
     }
 }
 
-fn table_for(version: PythonVersion, shape: Shape) -> Result<&'static Layout> {
+fn table_for(version: PythonVersion, shape: Shape, tables: Tables) -> Result<&'static Layout> {
     // A debug build without a table of its own reads as the release build from the version the
     // spec names on (tools/layoutgen/spec.py, DEBUG_READS_AS_RELEASE_SINCE).
     let release_for_debug = || {
         (shape == Shape::Debug
             && (version.major, version.minor) >= layouts::DEBUG_READS_AS_RELEASE_SINCE)
-            .then(|| layouts::lookup(version.major, version.minor, Shape::Release))
+            .then(|| tables(version.major, version.minor, Shape::Release))
             .flatten()
     };
-    layouts::lookup(version.major, version.minor, shape)
+    tables(version.major, version.minor, shape)
         .or_else(release_for_debug)
         .ok_or_else(|| {
             let known: Vec<String> = layouts::ALL

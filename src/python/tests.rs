@@ -360,3 +360,94 @@ fn no_runtime_symbol_means_not_python() {
     let error = inspect(&FakeMemory::default(), &NoSymbols).unwrap_err();
     assert_eq!(error.exit_code(), 4);
 }
+
+/// A free-threaded build pycore has no table for (as 3.14t and 3.15t, which cannot be built
+/// here) is read through the process's own `_Py_DebugOffsets` with a note: a 3.13t process laid
+/// out by its real table, analysed with that table hidden, from the 3.13 release table and the
+/// offsets alone.
+#[test]
+fn a_shape_without_a_table_is_read_through_its_debug_offsets() {
+    fn without_free_threaded(major: u8, minor: u8, shape: Shape) -> Option<&'static Layout> {
+        match shape {
+            Shape::FreeThreaded => None,
+            _ => layouts::lookup(major, minor, shape),
+        }
+    }
+    let layout = layouts::lookup(3, 13, Shape::FreeThreaded).expect("the 3.13t table");
+    let memory = process_memory(layout, false);
+    let process = inspect_with(&memory, &Symbols(layout), without_free_threaded).unwrap();
+    assert_eq!(process.shape, Shape::FreeThreaded);
+    assert!(
+        process
+            .notes
+            .iter()
+            .any(|n| n.contains("no table of its own")),
+        "{:?}",
+        process.notes
+    );
+    assert!(process.warnings.is_empty(), "{:?}", process.warnings);
+    let thread = &process.threads[0];
+    assert_eq!(thread.native_thread_id, Some(NATIVE_ID));
+    assert_eq!(thread.holds_gil, Some(true));
+    assert_eq!(thread.frames.len(), 1);
+    assert_eq!(thread.frames[0].qualname.as_deref(), Some("Cls.naïve_λ"));
+    assert_eq!(thread.frames[0].line, Some(FIRST_LINE + 2));
+
+    // Without the free-threaded flag's offsets for the members a walk needs, it is refused.
+    let mut hidden = FakeMemory::default();
+    let mut runtime = Block::new(0x1000);
+    runtime
+        .bytes(0, b"xdebugpy")
+        .u64(layout.debug_offsets.as_ref().unwrap().version, 0x030d_00f0);
+    if let Some(flag) = layout.debug_offsets.as_ref().unwrap().free_threaded {
+        runtime.u64(flag, 1);
+    }
+    hidden.add(RUNTIME, runtime.0);
+    let error = inspect_with(&hidden, &Symbols(layout), without_free_threaded).unwrap_err();
+    assert_eq!(error.exit_code(), 6, "{error}");
+}
+
+/// Deriving 3.13t from the 3.13 release table and the spec's rules alone (no process) gives the
+/// real 3.13t table for every member the rules place: they are right where they claim to know.
+#[test]
+fn other_shape_rules_agree_with_a_real_table() {
+    let release = layouts::lookup(3, 13, Shape::Release).unwrap();
+    let real = layouts::lookup(3, 13, Shape::FreeThreaded).unwrap();
+    let growth = real.object.ob_type.offset() - release.object.ob_type.offset();
+    let managed = layouts::managed_dict(3, 13, Shape::FreeThreaded).unwrap();
+    let mut derived =
+        debug_offsets_map::for_other_shape(release, Shape::FreeThreaded, managed, growth);
+    let mut real = real.clone();
+    let positions = release.debug_offsets.clone().unwrap();
+    let derived_slots: Vec<(&str, Option<u32>)> =
+        debug_offsets_map::mappings(&mut derived, &positions)
+            .into_iter()
+            .map(|m| (m.name, m.slot.get()))
+            .collect();
+    let real_slots: Vec<Option<u32>> = debug_offsets_map::mappings(&mut real, &positions)
+        .into_iter()
+        .map(|m| m.slot.get())
+        .collect();
+    assert_eq!(derived.managed_dict, real.managed_dict);
+    assert_eq!(derived.tuple.ob_item, real.tuple.ob_item);
+    assert_eq!(derived.module.md_dict, real.module.md_dict);
+    assert_eq!(derived.dict.ma_used, real.dict.ma_used);
+    assert_eq!(derived.unicode.legacy_data, real.unicode.legacy_data);
+    assert_eq!(derived.base_exception.args, real.base_exception.args);
+    assert_eq!(derived.dict_keys, real.dict_keys);
+    for ((name, derived), real) in derived_slots.into_iter().zip(real_slots) {
+        // Members the rules leave to the process (None or the base's value) are not judged.
+        if let (Some(derived), Some(real)) = (derived, real) {
+            if name.starts_with("pyobject")
+                || name.starts_with("type_object")
+                || name.starts_with("code_object")
+                || name.starts_with("unicode")
+                || name.starts_with("bytes")
+                || name.starts_with("long")
+                || name.starts_with("dict_object")
+            {
+                assert_eq!(derived, real, "{name}");
+            }
+        }
+    }
+}

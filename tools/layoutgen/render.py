@@ -241,6 +241,7 @@ def render_mod(entries: List[Entry]) -> str:
         "//! Generated per-version layout tables: the single dispatch point from a CPython",
         "//! (major, minor, shape) to its [`Layout`].",
         "",
+        "use super::dicts::ManagedDict;",
         "use super::layout::{Layout, Shape};",
         "",
     ]
@@ -250,6 +251,19 @@ def render_mod(entries: List[Entry]) -> str:
     out.append("pub const ALL: &[&Layout] = &[")
     out += [f"    &v{e.major}_{e.minor}::{SHAPES[e.shape][1]}," for e in entries]
     out.append("];")
+    out.append("")
+    out.append("/// How instances keep managed dicts in each version and shape with a table (see")
+    out.append("/// `BEHAVIOURS` in the spec), also for shapes without a table of their own.")
+    out.append("pub fn managed_dict(major: u8, minor: u8, shape: Shape) -> Option<ManagedDict> {")
+    out.append("    match (major, minor, shape) {")
+    rule = next(b for b in BEHAVIOURS if b.name == "managed_dict")
+    for major, minor in mods:
+        for shape, (variant, _) in SHAPES.items():
+            out.append(f"        ({major}, {minor}, Shape::{variant}) => "
+                       f"Some({rule.value((major, minor), shape)}),")
+    out.append("        _ => None,")
+    out.append("    }")
+    out.append("}")
     out.append("")
     v = DEBUG_READS_AS_RELEASE_SINCE
     out.append("/// From this version on, a debug build without a table of its own reads as the release")
@@ -359,8 +373,9 @@ def render_debug_map() -> str:
         "//! Which layout field each member of `_Py_DebugOffsets` gives (DEBUG_TO_LAYOUT in",
         f"//! {SPEC_NAME}).",
         "",
-        "use super::field::OffsetSlot;",
-        "use super::layout::{DebugOffsetsLayout, Layout};",
+        "use super::dicts::ManagedDict;",
+        "use super::field::{Field, OffsetSlot};",
+        "use super::layout::*;",
         "",
         "/// One member of `_Py_DebugOffsets` and the layout field its value gives.",
         "pub struct Mapping<'a> {",
@@ -396,4 +411,65 @@ def render_debug_map() -> str:
             "        },",
         ]
     out += ["    ]", "}"]
+    out += render_for_other_shape()
     return "\n".join(out) + "\n"
+
+
+def render_for_other_shape() -> List[str]:
+    """`for_other_shape`: a layout for a build shape with no table of its own, from the same
+    version's table of another shape, as far as the spec's `other_shapes` tells."""
+    out = [
+        "",
+        "/// A layout for `shape` of `base`'s version when that shape has no table of its own (such",
+        "/// as free-threaded 3.14t/3.15t): each member of a PyObject-headed struct moves with the",
+        "/// object header (`header_growth` bytes), members of structs that do not differ between",
+        "/// shapes stay, and every other member is absent until the process's own `_Py_DebugOffsets`",
+        "/// (applied next) gives it. The members in [`GIVEN_BY_PROCESS`] must come from there.",
+        "pub fn for_other_shape(",
+        "    base: &Layout,",
+        "    shape: Shape,",
+        "    managed_dict: ManagedDict,",
+        "    header_growth: u32,",
+        ") -> Layout {",
+        "    let moved = |offset: u32| offset.saturating_add(header_growth);",
+        "    Layout {",
+        "        major: base.major,",
+        "        minor: base.minor,",
+        "        shape,",
+        "        lnotab_signed: base.lnotab_signed,",
+        "        managed_dict,",
+    ]
+    for g in GROUPS:
+        out.append(f"        {g.name}: {g.rust} {{")
+        for f in FIELDS:
+            if f.group != g.name:
+                continue
+            here = f"base.{f.name}"
+            if f.other_shapes == "object":
+                if f.ty == "offset":
+                    expr = f"{here}.map(moved)" if f.optional else f"moved({here})"
+                else:
+                    one = "Field::at(moved(f.offset()))"
+                    expr = (f"{here}.map(|f| {one})" if f.optional
+                            else f"Field::at(moved({here}.offset()))")
+            elif f.other_shapes == "same" or not f.optional:
+                expr = here
+            else:
+                expr = "None"
+            out.append(f"            {f.member}: {expr},")
+        out.append("        },")
+    out += [
+        "        debug_offsets: base.debug_offsets.clone(),",
+        "    }",
+        "}",
+        "",
+        "/// The `_Py_DebugOffsets` members a process must give for [`for_other_shape`]: they hold",
+        "/// required members whose place in another shape the spec cannot tell.",
+        "pub const GIVEN_BY_PROCESS: &[&str] = &[",
+    ]
+    for name, field in DEBUG_TO_LAYOUT.items():
+        f = next(x for x in FIELDS if x.name == field)
+        if not f.optional and f.other_shapes is None:
+            out.append(f"    \"{debug_offsets_candidate(name).member}\",")
+    out.append("];")
+    return out

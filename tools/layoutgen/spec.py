@@ -132,6 +132,12 @@ class Field:
     shapes: Optional[Tuple[str, ...]] = None
     # What the Rust doc comment adds to the C expression.
     doc: str = ""
+    # For a build shape with no table of its own, read through its _Py_DebugOffsets: where this
+    # member is when the process does not say. "object": in a PyObject-headed struct, so it moves
+    # with the object header; "same": its struct does not differ between shapes; None: unknown
+    # (the member is then absent, which only optional members may be, or, for a required member,
+    # must come from the process's _Py_DebugOffsets).
+    other_shapes: Optional[str] = None
 
     @property
     def group(self) -> str:
@@ -174,18 +180,25 @@ class Field:
         return text
 
 
+OS_OBJECT = "object"
+OS_SAME = "same"
+
+
 def F(name, ty, *candidates, **kw) -> Field:
+    if candidates and candidates[0] in (OS_OBJECT, OS_SAME):
+        kw["other_shapes"] = candidates[0]
+        candidates = candidates[1:]
     return Field(name, ty, tuple(candidates), **kw)
 
 
 FIELDS: List[Field] = [
-    F("object.ob_type", "ptr", Off("PyObject", "ob_type")),
-    F("var_object.ob_size", "i64", Off("PyVarObject", "ob_size")),
-    F("type_object.tp_name", "ptr", Off("PyTypeObject", "tp_name")),
-    F("type_object.tp_flags", "u64", Off("PyTypeObject", "tp_flags")),
-    F("type_object.tp_dictoffset", "i64", Off("PyTypeObject", "tp_dictoffset")),
-    F("type_object.tp_basicsize", "i64", Off("PyTypeObject", "tp_basicsize")),
-    F("heap_type.ht_cached_keys", "ptr", Off("PyHeapTypeObject", "ht_cached_keys"),
+    F("object.ob_type", "ptr", OS_OBJECT, Off("PyObject", "ob_type")),
+    F("var_object.ob_size", "i64", OS_OBJECT, Off("PyVarObject", "ob_size")),
+    F("type_object.tp_name", "ptr", OS_OBJECT, Off("PyTypeObject", "tp_name")),
+    F("type_object.tp_flags", "u64", OS_OBJECT, Off("PyTypeObject", "tp_flags")),
+    F("type_object.tp_dictoffset", "i64", OS_OBJECT, Off("PyTypeObject", "tp_dictoffset")),
+    F("type_object.tp_basicsize", "i64", OS_OBJECT, Off("PyTypeObject", "tp_basicsize")),
+    F("heap_type.ht_cached_keys", "ptr", OS_OBJECT, Off("PyHeapTypeObject", "ht_cached_keys"),
       since=(3, 3), doc="the shared keys of split-table instance dicts (PEP 412)"),
     F("runtime.interpreters_head", "ptr", Off("_PyRuntimeState", "interpreters.head"),
       since=(3, 7)),
@@ -231,8 +244,8 @@ FIELDS: List[Field] = [
       doc="the top of the `_PyErr_StackItem` stack of exceptions being handled"),
     F("tstate.exc_value", "ptr", Off("PyThreadState", "exc_value"), until=(3, 7),
       doc="the exception being handled"),
-    F("err_stackitem.exc_value", "ptr", Off("_PyErr_StackItem", "exc_value"), since=(3, 7)),
-    F("err_stackitem.previous_item", "ptr", Off("_PyErr_StackItem", "previous_item"),
+    F("err_stackitem.exc_value", "ptr", OS_SAME, Off("_PyErr_StackItem", "exc_value"), since=(3, 7)),
+    F("err_stackitem.previous_item", "ptr", OS_SAME, Off("_PyErr_StackItem", "previous_item"),
       since=(3, 7)),
     F("cframe.current_frame", "ptr", Off("_PyCFrame", "current_frame"), since=(3, 11),
       until=(3, 13)),
@@ -252,55 +265,55 @@ FIELDS: List[Field] = [
     F("iframe.instr_ptr", "ptr", Off("_PyInterpreterFrame", "instr_ptr"),
       Off("_PyInterpreterFrame", "prev_instr"), since=(3, 11)),
     F("iframe.owner", "u8", Off("_PyInterpreterFrame", "owner"), since=(3, 11)),
-    F("code.co_filename", "ptr", Off("PyCodeObject", "co_filename")),
-    F("code.co_name", "ptr", Off("PyCodeObject", "co_name")),
-    F("code.co_qualname", "ptr", Off("PyCodeObject", "co_qualname"), since=(3, 11)),
-    F("code.co_firstlineno", "i32", Off("PyCodeObject", "co_firstlineno")),
-    F("code.co_lnotab", "ptr", Off("PyCodeObject", "co_lnotab"), until=(3, 10)),
-    F("code.co_linetable", "ptr", Off("PyCodeObject", "co_linetable"), since=(3, 10)),
-    F("code.co_code_adaptive", "offset", Off("PyCodeObject", "co_code_adaptive"), since=(3, 11),
+    F("code.co_filename", "ptr", OS_OBJECT, Off("PyCodeObject", "co_filename")),
+    F("code.co_name", "ptr", OS_OBJECT, Off("PyCodeObject", "co_name")),
+    F("code.co_qualname", "ptr", OS_OBJECT, Off("PyCodeObject", "co_qualname"), since=(3, 11)),
+    F("code.co_firstlineno", "i32", OS_OBJECT, Off("PyCodeObject", "co_firstlineno")),
+    F("code.co_lnotab", "ptr", OS_OBJECT, Off("PyCodeObject", "co_lnotab"), until=(3, 10)),
+    F("code.co_linetable", "ptr", OS_OBJECT, Off("PyCodeObject", "co_linetable"), since=(3, 10)),
+    F("code.co_code_adaptive", "offset", OS_OBJECT, Off("PyCodeObject", "co_code_adaptive"), since=(3, 11),
       doc="where the bytecode starts, inside the code object"),
     # 2.7's bytesobject.h #defines PyBytesObject to PyStringObject.
-    F("bytes.ob_sval", "offset", Off("PyBytesObject", "ob_sval"),
+    F("bytes.ob_sval", "offset", OS_OBJECT, Off("PyBytesObject", "ob_sval"),
       Off("PyStringObject", "ob_sval"), doc="where the bytes start"),
-    F("unicode.length", "i64", Off("PyASCIIObject", "length"), since=(3, 3)),
-    F("unicode.state", "u32", Off("PyASCIIObject", "state"), since=(3, 3),
+    F("unicode.length", "i64", OS_OBJECT, Off("PyASCIIObject", "length"), since=(3, 3)),
+    F("unicode.state", "u32", OS_OBJECT, Off("PyASCIIObject", "state"), since=(3, 3),
       doc="the bit fields (kind, compact, ascii); their positions are fixed in Rust"),
-    F("unicode.ascii_size", "offset", Size("PyASCIIObject"), since=(3, 3),
+    F("unicode.ascii_size", "offset", OS_OBJECT, Size("PyASCIIObject"), since=(3, 3),
       doc="where a compact ASCII string's characters start"),
-    F("unicode.compact_size", "offset", Size("PyCompactUnicodeObject"), since=(3, 3),
+    F("unicode.compact_size", "offset", OS_OBJECT, Size("PyCompactUnicodeObject"), since=(3, 3),
       doc="where a compact non-ASCII string's characters start"),
-    F("unicode.legacy_data", "ptr", Off("PyUnicodeObject", "data"), since=(3, 3)),
-    F("int.ob_ival", "i64", Off("PyIntObject", "ob_ival"), until=(3, 0)),
-    F("long.digits", "offset", Off("PyLongObject", "long_value.ob_digit"),
+    F("unicode.legacy_data", "ptr", OS_OBJECT, Off("PyUnicodeObject", "data"), since=(3, 3)),
+    F("int.ob_ival", "i64", OS_OBJECT, Off("PyIntObject", "ob_ival"), until=(3, 0)),
+    F("long.digits", "offset", OS_OBJECT, Off("PyLongObject", "long_value.ob_digit"),
       Off("PyLongObject", "ob_digit"), doc="where the digits start"),
-    F("long.lv_tag", "u64", Off("PyLongObject", "long_value.lv_tag"), since=(3, 12)),
-    F("dict.ma_used", "i64", Off("PyDictObject", "ma_used")),
+    F("long.lv_tag", "u64", OS_OBJECT, Off("PyLongObject", "long_value.lv_tag"), since=(3, 12)),
+    F("dict.ma_used", "i64", OS_OBJECT, Off("PyDictObject", "ma_used")),
     # Before 3.3: one open-addressing table of PyDictEntry (hash, key, value).
-    F("dict.ma_mask", "i64", Off("PyDictObject", "ma_mask"), until=(3, 3)),
-    F("dict.ma_table", "ptr", Off("PyDictObject", "ma_table"), until=(3, 3)),
-    F("dict.ma_keys", "ptr", Off("PyDictObject", "ma_keys"), since=(3, 3)),
-    F("dict.ma_values", "ptr", Off("PyDictObject", "ma_values"), since=(3, 3)),
-    F("dict.entry_size", "offset", Size("PyDictKeyEntry"), Size("PyDictEntry"),
+    F("dict.ma_mask", "i64", OS_OBJECT, Off("PyDictObject", "ma_mask"), until=(3, 3)),
+    F("dict.ma_table", "ptr", OS_OBJECT, Off("PyDictObject", "ma_table"), until=(3, 3)),
+    F("dict.ma_keys", "ptr", OS_OBJECT, Off("PyDictObject", "ma_keys"), since=(3, 3)),
+    F("dict.ma_values", "ptr", OS_OBJECT, Off("PyDictObject", "ma_values"), since=(3, 3)),
+    F("dict.entry_size", "offset", OS_SAME, Size("PyDictKeyEntry"), Size("PyDictEntry"),
       doc="`sizeof(PyDictKeyEntry)` (`PyDictEntry` before 3.3)"),
-    F("dict.unicode_entry_size", "offset", Size("PyDictUnicodeEntry"), since=(3, 11)),
-    F("dict_keys.dk_size", "i64", Off("PyDictKeysObject", "dk_size"), since=(3, 3),
+    F("dict.unicode_entry_size", "offset", OS_SAME, Size("PyDictUnicodeEntry"), since=(3, 11)),
+    F("dict_keys.dk_size", "i64", OS_SAME, Off("PyDictKeysObject", "dk_size"), since=(3, 3),
       until=(3, 11)),
-    F("dict_keys.dk_log2_size", "u8", Off("PyDictKeysObject", "dk_log2_size"), since=(3, 11)),
-    F("dict_keys.dk_log2_index_bytes", "u8", Off("PyDictKeysObject", "dk_log2_index_bytes"),
+    F("dict_keys.dk_log2_size", "u8", OS_SAME, Off("PyDictKeysObject", "dk_log2_size"), since=(3, 11)),
+    F("dict_keys.dk_log2_index_bytes", "u8", OS_SAME, Off("PyDictKeysObject", "dk_log2_index_bytes"),
       since=(3, 11)),
-    F("dict_keys.dk_kind", "u8", Off("PyDictKeysObject", "dk_kind"), since=(3, 11)),
-    F("dict_keys.dk_nentries", "i64", Off("PyDictKeysObject", "dk_nentries"), since=(3, 6)),
+    F("dict_keys.dk_kind", "u8", OS_SAME, Off("PyDictKeysObject", "dk_kind"), since=(3, 11)),
+    F("dict_keys.dk_nentries", "i64", OS_SAME, Off("PyDictKeysObject", "dk_nentries"), since=(3, 6)),
     # 3.6: a union of int8/16/32/64 arrays; 3.7+: `char dk_indices[]`. Same start either way.
-    F("dict_keys.dk_indices", "offset", Off("PyDictKeysObject", "dk_indices"), since=(3, 6)),
+    F("dict_keys.dk_indices", "offset", OS_SAME, Off("PyDictKeysObject", "dk_indices"), since=(3, 6)),
     # Before 3.11 `ma_values` (PyObject **) points straight at the values: 0 there.
-    F("dict_values.values", "offset", Off("PyDictValues", "values"), since=(3, 11), absent=0,
+    F("dict_values.values", "offset", OS_SAME, Off("PyDictValues", "values"), since=(3, 11), absent=0,
       absent_since=(3, 3),
       absent_why="no PyDictValues before 3.11: ma_values (PyObject **) points at the values",
       doc="where the values start, from `ma_values` (0 before 3.11)"),
-    F("base_exception.args", "ptr", Off("PyBaseExceptionObject", "args")),
-    F("tuple.ob_item", "offset", Off("PyTupleObject", "ob_item"), doc="where the items start"),
-    F("module.md_dict", "ptr", Off("PyModuleObject", "md_dict")),
+    F("base_exception.args", "ptr", OS_OBJECT, Off("PyBaseExceptionObject", "args")),
+    F("tuple.ob_item", "offset", OS_OBJECT, Off("PyTupleObject", "ob_item"), doc="where the items start"),
+    F("module.md_dict", "ptr", OS_OBJECT, Off("PyModuleObject", "md_dict")),
 ]
 
 FIELD_BY_NAME = {f.name: f for f in FIELDS}
@@ -489,6 +502,9 @@ def check_spec() -> None:
             problems.append(f"{f.name}: unknown type {f.ty}")
         if f.requires is not None and f.requires not in FIELD_BY_NAME:
             problems.append(f"{f.name}: requires unknown {f.requires}")
+        if not f.optional and f.other_shapes is None and f.name not in DEBUG_TO_LAYOUT.values():
+            problems.append(f"{f.name}: required, so it needs other_shapes (object or same) "
+                            f"or a _Py_DebugOffsets member that gives it")
     members = [n for n, _ in DEBUG_OFFSETS_MEMBERS]
     if len(set(members)) != len(members):
         problems.append("duplicate DebugOffsetsLayout members")

@@ -4,6 +4,7 @@
 //! Generated per-version layout tables: the single dispatch point from a CPython
 //! (major, minor, shape) to its [`Layout`].
 
+use super::dicts::ManagedDict;
 use super::layout::{Layout, Shape};
 
 mod v2_7;
@@ -36,6 +37,65 @@ pub const ALL: &[&Layout] = &[
     &v3_15::RELEASE,
     &v3_15::DEBUG,
 ];
+
+/// How instances keep managed dicts in each version and shape with a table (see
+/// `BEHAVIOURS` in the spec), also for shapes without a table of their own.
+pub fn managed_dict(major: u8, minor: u8, shape: Shape) -> Option<ManagedDict> {
+    match (major, minor, shape) {
+        (2, 7, Shape::Release) => Some(ManagedDict::None),
+        (2, 7, Shape::Debug) => Some(ManagedDict::None),
+        (2, 7, Shape::FreeThreaded) => Some(ManagedDict::None),
+        (3, 6, Shape::Release) => Some(ManagedDict::None),
+        (3, 6, Shape::Debug) => Some(ManagedDict::None),
+        (3, 6, Shape::FreeThreaded) => Some(ManagedDict::None),
+        (3, 7, Shape::Release) => Some(ManagedDict::None),
+        (3, 7, Shape::Debug) => Some(ManagedDict::None),
+        (3, 7, Shape::FreeThreaded) => Some(ManagedDict::None),
+        (3, 8, Shape::Release) => Some(ManagedDict::None),
+        (3, 8, Shape::Debug) => Some(ManagedDict::None),
+        (3, 8, Shape::FreeThreaded) => Some(ManagedDict::None),
+        (3, 9, Shape::Release) => Some(ManagedDict::None),
+        (3, 9, Shape::Debug) => Some(ManagedDict::None),
+        (3, 9, Shape::FreeThreaded) => Some(ManagedDict::None),
+        (3, 10, Shape::Release) => Some(ManagedDict::None),
+        (3, 10, Shape::Debug) => Some(ManagedDict::None),
+        (3, 10, Shape::FreeThreaded) => Some(ManagedDict::None),
+        (3, 11, Shape::Release) => Some(ManagedDict::DictAndValuesBefore),
+        (3, 11, Shape::Debug) => Some(ManagedDict::DictAndValuesBefore),
+        (3, 11, Shape::FreeThreaded) => Some(ManagedDict::DictAndValuesBefore),
+        (3, 12, Shape::Release) => Some(ManagedDict::TaggedBefore),
+        (3, 12, Shape::Debug) => Some(ManagedDict::TaggedBefore),
+        (3, 12, Shape::FreeThreaded) => Some(ManagedDict::TaggedBefore),
+        (3, 13, Shape::Release) => Some(ManagedDict::InlineValues {
+            dict_words_before: 3,
+        }),
+        (3, 13, Shape::Debug) => Some(ManagedDict::InlineValues {
+            dict_words_before: 3,
+        }),
+        (3, 13, Shape::FreeThreaded) => Some(ManagedDict::InlineValues {
+            dict_words_before: 1,
+        }),
+        (3, 14, Shape::Release) => Some(ManagedDict::InlineValues {
+            dict_words_before: 3,
+        }),
+        (3, 14, Shape::Debug) => Some(ManagedDict::InlineValues {
+            dict_words_before: 3,
+        }),
+        (3, 14, Shape::FreeThreaded) => Some(ManagedDict::InlineValues {
+            dict_words_before: 1,
+        }),
+        (3, 15, Shape::Release) => Some(ManagedDict::InlineValues {
+            dict_words_before: 3,
+        }),
+        (3, 15, Shape::Debug) => Some(ManagedDict::InlineValues {
+            dict_words_before: 3,
+        }),
+        (3, 15, Shape::FreeThreaded) => Some(ManagedDict::InlineValues {
+            dict_words_before: 1,
+        }),
+        _ => None,
+    }
+}
 
 /// From this version on, a debug build without a table of its own reads as the release
 /// build: `Py_DEBUG` no longer implies `Py_TRACE_REFS`, and no struct pycore reads differs.
