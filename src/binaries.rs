@@ -8,7 +8,6 @@ use crate::core::{CoreFile, FileMapping};
 use crate::error::{Error, Result};
 use crate::held_pages;
 use crate::memory::AddressSpace;
-use crate::python::{version, PythonVersion, SymbolSource};
 
 /// `AT_PHDR`: address of the executable's program headers (include/uapi/linux/auxvec.h).
 const AT_PHDR: u64 = 3;
@@ -202,24 +201,19 @@ impl PythonBinaries {
     }
 }
 
-impl SymbolSource for PythonBinaries {
-    fn symbol(&self, name: &str) -> Option<u64> {
+impl PythonBinaries {
+    /// Run-time address of a symbol of libpython or the executable.
+    pub fn symbol_address(&self, name: &str) -> Option<u64> {
         self.images()
             .find_map(|loaded| Some(loaded.image.symbol(name)?.wrapping_add(loaded.bias)))
     }
 
-    fn abi_flags(&self) -> String {
+    /// The file names the core recorded for the images (`libpython3.13t.so.1.0`), libpython
+    /// first: the version and ABI flags in them are a hint when memory says nothing.
+    pub fn file_names(&self) -> Vec<&str> {
         self.images()
-            .find_map(|loaded| {
-                version::abi_flags_from_file_name(binary::display_name(&loaded.core_path))
-            })
-            .unwrap_or_default()
-    }
-
-    fn version_hint(&self) -> Option<PythonVersion> {
-        self.images().find_map(|loaded| {
-            version::version_from_file_name(binary::display_name(&loaded.core_path))
-        })
+            .map(|loaded| binary::display_name(&loaded.core_path))
+            .collect()
     }
 }
 

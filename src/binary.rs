@@ -54,7 +54,7 @@ pub struct ElfImage {
 
 impl ElfImage {
     pub fn open(path: &Path) -> Result<ElfImage> {
-        let file = Arc::new(input::open(path)?);
+        let file = Arc::new(input::open(path, crate::elf::described_len)?);
         let bad = |reason: String| Error::BadBinary {
             path: path.to_path_buf(),
             reason,
@@ -318,32 +318,27 @@ pub fn build_id_in_notes(notes: &[u8]) -> Option<Vec<u8>> {
 pub fn build_id_in_memory(memory: &impl Memory, start: u64) -> Option<Vec<u8>> {
     let mut header = [0u8; 64];
     memory.read(start, &mut header).ok()?;
-    if &header[..4] != b"\x7fELF" {
-        return None;
-    }
-    let phoff = u64_at(&header, 32)?;
-    let phentsize = crate::bytes::u16_at(&header, 54)? as u64;
-    let phnum = crate::bytes::u16_at(&header, 56)? as u64;
-    if phentsize != 56 || phnum > 512 {
+    let (table_offset, table_len) = crate::elf::program_header_table_place(&header)?;
+    // Images have a few program headers; more means the page is not what it claims.
+    if table_len > 512 * 56 {
         return None;
     }
     let table = memory
-        .read_vec(start.wrapping_add(phoff), (phnum * phentsize) as usize)
+        .read_vec(start.wrapping_add(table_offset), table_len)
         .ok()?;
-    let headers: Vec<&[u8]> = table.chunks_exact(56).collect();
+    let headers = crate::elf::program_header_table(&table)?;
     // Load bias: where the segment at file offset 0 landed, minus its link-time address.
     let base = headers
         .iter()
-        .find(|ph| u32_at(ph, 0) == Some(PT_LOAD) && u64_at(ph, 8) == Some(0))
-        .and_then(|ph| u64_at(ph, 16))?;
+        .find(|ph| ph.p_type == PT_LOAD && ph.p_offset == 0)?
+        .p_vaddr;
     let bias = start.wrapping_sub(base);
     headers
         .iter()
-        .filter(|ph| u32_at(ph, 0) == Some(PT_NOTE))
+        .filter(|ph| ph.p_type == PT_NOTE)
         .find_map(|ph| {
-            let vaddr = u64_at(ph, 16)?;
-            let size = u64_at(ph, 32)?.min(4096) as usize;
-            let notes = memory.read_vec(bias.wrapping_add(vaddr), size).ok()?;
+            let size = ph.p_filesz.min(4096) as usize;
+            let notes = memory.read_vec(bias.wrapping_add(ph.p_vaddr), size).ok()?;
             build_id_in_notes(&notes)
         })
 }

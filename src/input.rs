@@ -101,11 +101,17 @@ pub fn display_path(path: &Path) -> &Path {
     }
 }
 
+/// How long data is, from its first bytes; `None` while more bytes are needed to tell.
+pub type LengthOf = fn(&[u8]) -> Option<u64>;
+
 /// Map `path`, transparently decompressing it when its first bytes say it is compressed.
 /// `-` is standard input; it and any other input that cannot be mapped or seeked (a pipe, a
 /// FIFO, `/dev/stdin`) is streamed into an unlinked temporary file first, with the same bounds
 /// as decompression.
-pub fn open(path: &Path) -> Result<MappedFile> {
+/// `length_of` tells, from the first bytes of the (decompressed) data, how long the whole is
+/// (`None` while it needs more bytes): nothing past that is written, so a small "decompression
+/// bomb" cannot fill `$TMPDIR` (for cores and ELF files: [`crate::elf::described_len`]).
+pub fn open(path: &Path, length_of: LengthOf) -> Result<MappedFile> {
     let open_err = |source: io::Error| Error::Open {
         path: display_path(path).to_path_buf(),
         source,
@@ -114,13 +120,13 @@ pub fn open(path: &Path) -> Result<MappedFile> {
         // `< core` makes standard input the file itself: map it like any other.
         match File::open("/dev/stdin") {
             Ok(file) if file.metadata().is_ok_and(|m| m.is_file()) => file,
-            _ => return stream(io::stdin().lock(), None).map_err(open_err),
+            _ => return stream(io::stdin().lock(), None, length_of).map_err(open_err),
         }
     } else {
         File::open(path).map_err(open_err)?
     };
     if !file.metadata().map_err(open_err)?.is_file() {
-        return stream(file, None).map_err(open_err);
+        return stream(file, None, length_of).map_err(open_err);
     }
     let mut magic = [0u8; 6];
     let got = read_prefix(&mut file, &mut magic).map_err(open_err)?;
@@ -128,7 +134,7 @@ pub fn open(path: &Path) -> Result<MappedFile> {
     let file = match sniff(&magic[..got]) {
         Some(compression) => {
             let total = file.metadata().map_err(open_err)?.len();
-            decompress(file, Some(total), compression).map_err(open_err)?
+            decompress(file, Some(total), compression, length_of).map_err(open_err)?
         }
         None => file,
     };
@@ -137,15 +143,15 @@ pub fn open(path: &Path) -> Result<MappedFile> {
 
 /// A non-seekable input: its first bytes say whether to decompress it; either way it is copied
 /// into a temporary file, which is mapped.
-fn stream(mut input: impl Read, total: Option<u64>) -> io::Result<MappedFile> {
+fn stream(mut input: impl Read, total: Option<u64>, length_of: LengthOf) -> io::Result<MappedFile> {
     let mut magic = [0u8; 6];
     let got = read_prefix(&mut input, &mut magic)?;
     let input = io::Cursor::new(magic[..got].to_vec()).chain(input);
     let file = match sniff(&magic[..got]) {
-        Some(compression) => decompress(input, total, compression)?,
+        Some(compression) => decompress(input, total, compression, length_of)?,
         None => {
             let mut file_out = temporary_file()?;
-            let mut out = CappedWriter::new(&mut file_out);
+            let mut out = CappedWriter::new(&mut file_out, length_of);
             finish_copy(io::copy(
                 &mut Progress::new(input, total, "reading"),
                 &mut out,
@@ -205,7 +211,12 @@ fn finish_copy(copied: io::Result<u64>) -> io::Result<()> {
 }
 
 /// Stream-decompress into an anonymous temporary file (unlinked at creation).
-fn decompress(input: impl Read, total: Option<u64>, compression: Compression) -> io::Result<File> {
+fn decompress(
+    input: impl Read,
+    total: Option<u64>,
+    compression: Compression,
+    length_of: LengthOf,
+) -> io::Result<File> {
     let failed = |e: io::Error| {
         io::Error::new(
             e.kind(),
@@ -214,7 +225,7 @@ fn decompress(input: impl Read, total: Option<u64>, compression: Compression) ->
     };
     let input = Progress::new(input, total, compression.name());
     let mut file_out = temporary_file()?;
-    let mut out = CappedWriter::new(&mut file_out);
+    let mut out = CappedWriter::new(&mut file_out, length_of);
     let copied = match compression {
         Compression::Zstd => zstd::stream::read::Decoder::new(input)
             .and_then(|mut decoder| io::copy(&mut decoder, &mut out)),
@@ -237,12 +248,12 @@ fn decompress(input: impl Read, total: Option<u64>, compression: Compression) ->
     Ok(file_out)
 }
 
-/// Once the ELF header and program headers are through, nothing past the end of the last
-/// segment they describe is written: a small "decompression bomb" cannot fill `$TMPDIR`.
-/// Input that does not start like a 64-bit ELF file stops after [`PROBE_BYTES`] (it cannot
-/// be a core; the parser then says so).
+/// Once `length_of` can tell the whole length from the first bytes, nothing past it is written.
+/// Input whose length it cannot tell within [`PROBE_BYTES`] stops there (the parser then says
+/// what is wrong with it).
 struct CappedWriter<'a> {
     out: &'a mut File,
+    length_of: LengthOf,
     head: Vec<u8>,
     written: u64,
     limit: Option<u64>,
@@ -252,9 +263,10 @@ struct CappedWriter<'a> {
 const PROBE_BYTES: usize = 1 << 20;
 
 impl<'a> CappedWriter<'a> {
-    fn new(out: &'a mut File) -> Self {
+    fn new(out: &'a mut File, length_of: LengthOf) -> Self {
         CappedWriter {
             out,
+            length_of,
             head: Vec::new(),
             written: 0,
             limit: None,
@@ -267,7 +279,7 @@ impl io::Write for CappedWriter<'_> {
         if self.limit.is_none() && self.head.len() < PROBE_BYTES {
             self.head
                 .extend_from_slice(&buf[..buf.len().min(PROBE_BYTES - self.head.len())]);
-            self.limit = elf_file_end(&self.head);
+            self.limit = (self.length_of)(&self.head);
             if self.limit.is_none() && self.head.len() >= PROBE_BYTES {
                 self.limit = Some(PROBE_BYTES as u64);
             }
@@ -291,43 +303,6 @@ impl io::Write for CappedWriter<'_> {
     fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }
-}
-
-/// The end of the last byte an ELF64 file's headers describe (segments, section headers), once
-/// `head` holds its program headers;
-/// `Some(len)` of what is there for anything that is not a 64-bit little-endian ELF file.
-fn elf_file_end(head: &[u8]) -> Option<u64> {
-    use crate::bytes::{u16_at, u64_at};
-    if head.len() < 64 {
-        return None;
-    }
-    if &head[..4] != b"\x7fELF" || head[4] != 2 || head[5] != 1 {
-        return Some(head.len() as u64);
-    }
-    let phoff = u64_at(head, 32)? as usize;
-    let phentsize = u16_at(head, 54)? as usize;
-    let phnum = u16_at(head, 56)? as usize;
-    // Not the program headers of an ELF64 file: no more is needed to refuse it.
-    if phentsize != 56 {
-        return Some(head.len() as u64);
-    }
-    // PN_XNUM (more than 65534 segments): the count is elsewhere; no limit then.
-    if phnum == 0xffff {
-        return Some(u64::MAX);
-    }
-    let table = crate::bytes::slice(head, phoff, phnum.checked_mul(phentsize)?)?;
-    let end = table
-        .chunks_exact(phentsize)
-        .filter_map(|ph| Some(u64_at(ph, 8)?.saturating_add(u64_at(ph, 32)?)))
-        .max()
-        .unwrap_or(0);
-    // Executables and libraries keep their section headers after the last segment.
-    let shoff = u64_at(head, 40)?;
-    let sections = u64::from(u16_at(head, 60)?) * u64::from(u16_at(head, 58)?);
-    Some(
-        end.max(phoff as u64 + table.len() as u64)
-            .max(shoff.saturating_add(sections)),
-    )
 }
 
 /// A reader that shows a progress bar (of compressed bytes read) once reading has taken longer
@@ -413,7 +388,6 @@ mod tests {
     #[test]
     fn every_format_round_trips() {
         use std::io::Write;
-        // An ELF file, as pycore only ever decompresses cores and binaries.
         let mut payload = std::fs::read(std::env::current_exe().unwrap()).unwrap();
         payload.truncate(256 << 10);
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -431,9 +405,12 @@ mod tests {
         for bytes in encoded {
             let dir = std::env::temp_dir().join(format!("pycore-input-{}", std::process::id()));
             std::fs::write(&dir, &bytes).unwrap();
-            let opened = open(&dir).unwrap();
+            let whole = open(&dir, |_| Some(u64::MAX)).unwrap();
+            // What `length_of` says the data is long is where writing stops.
+            let capped = open(&dir, |head| (head.len() >= 64).then_some(1000)).unwrap();
             std::fs::remove_file(&dir).unwrap();
-            assert_eq!(opened.bytes(), &payload[..]);
+            assert_eq!(whole.bytes(), &payload[..]);
+            assert_eq!(capped.bytes(), &payload[..1000]);
         }
     }
 }

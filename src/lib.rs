@@ -4,10 +4,12 @@
 //! [`input`] → [`core`] → [`memory`] → [`binary`]/[`binaries`] → [`python`] → [`report`] →
 //! [`render`].
 
+mod address_space;
 pub mod binaries;
 pub mod binary;
 mod bytes;
 pub mod core;
+pub mod elf;
 pub mod error;
 pub mod held_pages;
 pub mod input;
@@ -67,7 +69,7 @@ const GC_FUNCTIONS: &[&str] = &[
 
 /// Read the core and every thread's Python stack.
 pub fn analyze(options: &Options) -> Result<Report> {
-    let data = input::open(&options.core)?;
+    let data = input::open(&options.core, elf::described_len)?;
     analyze_data(data, options)
 }
 

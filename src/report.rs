@@ -12,6 +12,10 @@ use crate::core::{CoreFile, Dumper, Registers, SignalInfo, ThreadStatus};
 use crate::error::Error;
 use crate::python::{Frame, PythonProcess, PythonThread};
 
+// What renderers need of the layers below, so that they read the report alone.
+pub use crate::core::signal::{signal_name, SIGSTOP};
+pub use crate::python::Shape;
+
 pub const SCHEMA_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, Serialize)]
@@ -84,7 +88,7 @@ pub struct CrashSummary {
 pub struct PythonSummary {
     /// `3.12.1`, or `3.9` when only the file name told.
     pub version: String,
-    pub shape: crate::python::Shape,
+    pub shape: Shape,
     /// Whether a garbage collection was running (in any interpreter); null if unknown.
     pub gc_collecting: Option<bool>,
     /// Every interpreter with a thread state: the main one first, then subinterpreters.

@@ -8,10 +8,9 @@ pub mod signal;
 
 use std::path::{Path, PathBuf};
 
-use goblin::container::{Container, Ctx, Endian};
-use goblin::elf::header::{self, Header};
-use goblin::elf::program_header::{ProgramHeader, PT_LOAD, PT_NOTE};
+use goblin::elf::header;
 
+use crate::elf::{self, PT_LOAD, PT_NOTE};
 use crate::error::{Error, Result};
 use crate::input::MappedFile;
 pub use notes::{Arch, FileMapping, ProcessInfo, Registers, SignalInfo, ThreadStatus};
@@ -94,16 +93,7 @@ impl CoreFile {
             reason: reason.to_string(),
         };
         let bytes = data.bytes();
-        if bytes.len() < 64 || &bytes[..4] != b"\x7fELF" {
-            return Err(not_core("no ELF magic at its start"));
-        }
-        let header = goblin::elf::Elf::parse_header(bytes)
-            .map_err(|e| not_core(&format!("bad ELF header ({e})")))?;
-        if header.e_ident[header::EI_CLASS] != header::ELFCLASS64
-            || header.e_ident[header::EI_DATA] != header::ELFDATA2LSB
-        {
-            return Err(not_core("only 64-bit little-endian cores are supported"));
-        }
+        let header = elf::header(bytes).map_err(|e| not_core(&e.to_string()))?;
         if header.e_type != header::ET_CORE {
             return Err(not_core(&format!(
                 "it is an ELF {} file, not a core (e_type {})",
@@ -121,23 +111,12 @@ impl CoreFile {
                 )))
             }
         };
-        let program_headers = parse_program_headers(bytes, &header)
+        let program_headers = elf::program_headers(bytes, &header)
             .ok_or_else(|| not_core("its program headers are cut off or malformed"))?;
 
-        let mut core = CoreFile {
-            path: path.to_path_buf(),
-            data: MappedFile::empty(),
-            arch,
-            segments: Vec::new(),
-            threads: Vec::new(),
-            process: None,
-            signal: None,
-            auxv: Vec::new(),
-            files: Vec::new(),
-            truncated_bytes: 0,
-            truncation: None,
-            dumper: Dumper::Unknown,
-        };
+        let mut notes = Notes::default();
+        let mut segments = Vec::new();
+        let mut truncated_bytes = 0u64;
         let file_len = bytes.len() as u64;
         let notes_cut = program_headers
             .iter()
@@ -147,10 +126,9 @@ impl CoreFile {
                 PT_LOAD => {
                     let available = file_len.saturating_sub(ph.p_offset);
                     let file_size = ph.p_filesz.min(available).min(ph.p_memsz);
-                    core.truncated_bytes = core
-                        .truncated_bytes
-                        .saturating_add(ph.p_filesz.min(ph.p_memsz) - file_size);
-                    core.segments.push(Segment {
+                    truncated_bytes =
+                        truncated_bytes.saturating_add(ph.p_filesz.min(ph.p_memsz) - file_size);
+                    segments.push(Segment {
                         vaddr: ph.p_vaddr,
                         mem_size: ph.p_memsz,
                         offset: ph.p_offset,
@@ -162,7 +140,7 @@ impl CoreFile {
                 PT_NOTE => {
                     let start = ph.p_offset.min(file_len) as usize;
                     let end = ph.p_offset.saturating_add(ph.p_filesz).min(file_len) as usize;
-                    core.read_notes(bytes.get(start..end).unwrap_or_default());
+                    notes.read(bytes.get(start..end).unwrap_or_default(), arch);
                 }
                 _ => {}
             }
@@ -171,15 +149,15 @@ impl CoreFile {
             // Without the thread list or the mapped-file list nothing can be located; with
             // them, the threads whose notes survived are analysed and the cut is reported.
             let lost = [
-                (core.threads.is_empty(), "the threads (NT_PRSTATUS)"),
-                (core.files.is_empty(), "the mapped files (NT_FILE)"),
+                (notes.threads.is_empty(), "the threads (NT_PRSTATUS)"),
+                (notes.files.is_empty(), "the mapped files (NT_FILE)"),
             ];
             if let Some((_, what)) = lost.iter().find(|(missing, _)| *missing) {
                 return Err(not_core(&format!(
                     "the file is truncated: its notes are cut off, and with them {what}"
                 )));
             }
-        } else if core.threads.is_empty() {
+        } else if notes.threads.is_empty() {
             return Err(not_core("it has no NT_PRSTATUS thread notes"));
         }
         let expected_len = program_headers
@@ -187,6 +165,7 @@ impl CoreFile {
             .map(|ph| ph.p_offset.saturating_add(ph.p_filesz))
             .max()
             .unwrap_or(0);
+        let mut truncation = None;
         if expected_len > file_len {
             // Each cut segment loses its memory from where the file ends.
             let cut_segments: Vec<u64> = program_headers
@@ -199,7 +178,7 @@ impl CoreFile {
                         .saturating_add(file_len.saturating_sub(ph.p_offset))
                 })
                 .collect();
-            core.truncation = Some(Truncation {
+            truncation = Some(Truncation {
                 file_len,
                 expected_len,
                 first_missing_address: cut_segments.iter().copied().min().unwrap_or(0),
@@ -207,48 +186,30 @@ impl CoreFile {
                 notes_cut,
             });
         }
-        if core.dumper != Dumper::Gdb && header.e_shnum <= 1 && core.signal.is_some() {
-            core.dumper = Dumper::Kernel;
-        }
-        core.segments.sort_by_key(|s| s.vaddr);
-        core.files.sort_by_key(|f| f.start);
-        core.data = data;
-        Ok(core)
-    }
-
-    fn read_notes(&mut self, segment: &[u8]) {
-        for note in notes::iter_notes(segment) {
-            match (note.name, note.kind) {
-                (b"CORE", notes::NT_PRSTATUS) => {
-                    if let Some(thread) = notes::parse_prstatus(note.desc, self.arch) {
-                        self.threads.push(thread);
-                    }
-                }
-                (b"CORE", notes::NT_PRPSINFO) => self.process = notes::parse_prpsinfo(note.desc),
-                (b"CORE", notes::NT_AUXV) => self.auxv = notes::parse_auxv(note.desc),
-                (b"CORE", notes::NT_SIGINFO) => {
-                    let info = notes::parse_siginfo(note.desc);
-                    if self.signal.is_none() {
-                        self.signal = info;
-                    }
-                    // It belongs to the thread whose NT_PRSTATUS it follows.
-                    if let Some(thread) = self.threads.last_mut() {
-                        thread.siginfo = thread.siginfo.or(info);
-                    }
-                }
-                (b"CORE", notes::NT_FILE) => self.files = notes::parse_file_note(note.desc),
-                (b"GDB", _) => self.dumper = Dumper::Gdb,
-                // The TLS register note follows the NT_PRSTATUS of the thread it belongs to.
-                (b"LINUX", notes::NT_ARM_TLS) => {
-                    if let (Some(thread), Some(tp)) =
-                        (self.threads.last_mut(), crate::bytes::u64_at(note.desc, 0))
-                    {
-                        thread.registers.thread_pointer = Some(tp);
-                    }
-                }
-                _ => {}
-            }
-        }
+        // gcore adds a "GDB" note; the kernel writes no section headers.
+        let dumper = if notes.gdb {
+            Dumper::Gdb
+        } else if header.e_shnum <= 1 && notes.signal.is_some() {
+            Dumper::Kernel
+        } else {
+            Dumper::Unknown
+        };
+        segments.sort_by_key(|s| s.vaddr);
+        notes.files.sort_by_key(|f| f.start);
+        Ok(CoreFile {
+            path: path.to_path_buf(),
+            data,
+            arch,
+            segments,
+            threads: notes.threads,
+            process: notes.process,
+            signal: notes.signal,
+            auxv: notes.auxv,
+            files: notes.files,
+            truncated_bytes,
+            truncation,
+            dumper,
+        })
     }
 
     /// The whole core file's bytes.
@@ -279,22 +240,51 @@ impl CoreFile {
     }
 }
 
-/// Program headers, honouring extended numbering (`e_phnum == PN_XNUM`: the real count is in
-/// section header 0's `sh_info`), as cores of processes with many mappings use.
-fn parse_program_headers(bytes: &[u8], header: &Header) -> Option<Vec<ProgramHeader>> {
-    const PN_XNUM: u16 = 0xffff;
-    let mut count = header.e_phnum as usize;
-    if header.e_phnum == PN_XNUM {
-        // Elf64_Shdr.sh_info is at byte 44 of the first section header.
-        count = crate::bytes::u32_at(bytes, (header.e_shoff as usize).checked_add(44)?)? as usize;
+/// What the PT_NOTE segments say, gathered before the core is put together.
+#[derive(Default)]
+struct Notes {
+    threads: Vec<ThreadStatus>,
+    process: Option<ProcessInfo>,
+    signal: Option<SignalInfo>,
+    auxv: Vec<(u64, u64)>,
+    files: Vec<FileMapping>,
+    /// gdb (`gcore`, `generate-core-file`) wrote it.
+    gdb: bool,
+}
+
+impl Notes {
+    fn read(&mut self, segment: &[u8], arch: Arch) {
+        for note in notes::iter_notes(segment) {
+            match (note.name, note.kind) {
+                (b"CORE", notes::NT_PRSTATUS) => {
+                    if let Some(thread) = notes::parse_prstatus(note.desc, arch) {
+                        self.threads.push(thread);
+                    }
+                }
+                (b"CORE", notes::NT_PRPSINFO) => self.process = notes::parse_prpsinfo(note.desc),
+                (b"CORE", notes::NT_AUXV) => self.auxv = notes::parse_auxv(note.desc),
+                (b"CORE", notes::NT_SIGINFO) => {
+                    let info = notes::parse_siginfo(note.desc);
+                    if self.signal.is_none() {
+                        self.signal = info;
+                    }
+                    // It belongs to the thread whose NT_PRSTATUS it follows.
+                    if let Some(thread) = self.threads.last_mut() {
+                        thread.siginfo = thread.siginfo.or(info);
+                    }
+                }
+                (b"CORE", notes::NT_FILE) => self.files = notes::parse_file_note(note.desc),
+                (b"GDB", _) => self.gdb = true,
+                // The TLS register note follows the NT_PRSTATUS of the thread it belongs to.
+                (b"LINUX", notes::NT_ARM_TLS) => {
+                    if let (Some(thread), Some(tp)) =
+                        (self.threads.last_mut(), crate::bytes::u64_at(note.desc, 0))
+                    {
+                        thread.registers.thread_pointer = Some(tp);
+                    }
+                }
+                _ => {}
+            }
+        }
     }
-    let table_len = count.checked_mul(header.e_phentsize as usize)?;
-    if header.e_phentsize as usize
-        != std::mem::size_of::<goblin::elf64::program_header::ProgramHeader>()
-        || (header.e_phoff as usize).checked_add(table_len)? > bytes.len()
-    {
-        return None;
-    }
-    let ctx = Ctx::new(Container::Big, Endian::Little);
-    ProgramHeader::parse(bytes, header.e_phoff as usize, count, ctx).ok()
 }

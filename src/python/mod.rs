@@ -17,6 +17,7 @@ pub mod linetable;
 mod names;
 pub mod objects;
 mod shape;
+mod symbols;
 mod threads;
 pub mod version;
 

@@ -5,8 +5,7 @@ pub mod markdown;
 pub mod table;
 pub mod text;
 
-use crate::core::signal::{signal_name, SIGSTOP};
-use crate::report::{CoreKind, FrameReport, Report, ThreadReport};
+use crate::report::{signal_name, CoreKind, FrameReport, Report, ThreadReport, SIGSTOP};
 
 /// A copy of `report` whose strings from the core are safe to print on a terminal: control
 /// characters (a hostile core could carry escape sequences that retitle the window or write

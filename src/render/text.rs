@@ -7,8 +7,7 @@ use std::io::{self, Write};
 
 use anstyle::{AnsiColor, Style};
 
-use crate::python::Shape;
-use crate::report::{CoreKind, Report, ThreadReport};
+use crate::report::{CoreKind, Report, Shape, ThreadReport};
 
 const BOLD: Style = Style::new().bold();
 const CRASH: Style = AnsiColor::Red.on_default().bold();

@@ -1,0 +1,77 @@
+//! Warnings: what makes a report partial (exit code 1), each with a stable kind that scripts and
+//! tests match on, and a message for people. In JSON: `{"kind": "frame-chain-loop",
+//! "message": "..."}` (docs/json-schema.md).
+
+use std::fmt;
+
+use serde::Serialize;
+
+/// What went wrong, in a word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WarningKind {
+    /// The core file is shorter than its headers say.
+    CoreTruncated,
+    /// The executable is missing, but libpython holds the interpreter.
+    ExecutableMissing,
+    /// A binary could not be shown to be the build the process ran (no build-id in the core).
+    BinaryUnverified,
+    /// A candidate binary was skipped (unparsable, or another build).
+    BinarySkipped,
+    /// A binary of another build is used because of `--allow-mismatch`.
+    BinaryMismatchAllowed,
+    /// The list of interpreters is cut (a loop, too long, unreadable).
+    InterpreterList,
+    /// An interpreter's state or list of thread states is unreadable or cut.
+    ThreadList,
+    /// A thread state is unreadable.
+    ThreadStateUnreadable,
+    /// A Python thread state matches no thread of the core.
+    ThreadStateWithoutThread,
+    /// Thread names (`threading._active`) are unreadable.
+    ThreadNames,
+    /// Who holds the GIL cannot be told.
+    GilUnknown,
+    /// Whether a garbage collection runs cannot be told.
+    GcUnknown,
+    /// An interpreter's id is unreadable.
+    InterpreterId,
+    /// `_Py_DebugOffsets` is unreadable, or disagrees with pycore's table.
+    DebugOffsets,
+    /// A frame chain loops.
+    FrameChainLoop,
+    /// A stack is deeper than pycore reads.
+    StackTooDeep,
+    /// A stack stops at unreadable memory.
+    StackCut,
+    /// A frame reads as zeros (memory the core lost).
+    FrameZeroed,
+    /// The frames of all threads exceed what a real process has: the core is corrupt.
+    FrameBudget,
+    /// A code object is unreadable (its frame is a placeholder).
+    CodeObjectUnreadable,
+    /// The exception a thread handles is unreadable.
+    ExceptionUnreadable,
+}
+
+/// One warning.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Warning {
+    pub kind: WarningKind,
+    pub message: String,
+}
+
+impl Warning {
+    pub fn new(kind: WarningKind, message: impl Into<String>) -> Warning {
+        Warning {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
