@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 
 use crate::binary::{self, ElfImage};
 use crate::core::{CoreFile, FileMapping};
-use crate::error::{Error, Result};
+use crate::error::{ArgumentProblem, Error, Result};
 use crate::held_pages;
 use crate::memory::AddressSpace;
+use crate::warning::{Warning, WarningKind};
 
 /// `AT_PHDR`: address of the executable's program headers (include/uapi/linux/auxvec.h).
 const AT_PHDR: u64 = 3;
@@ -32,22 +33,31 @@ pub struct LoadedImage {
 pub struct PythonBinaries {
     pub executable: Option<LoadedImage>,
     pub libpython: Option<LoadedImage>,
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Warning>,
 }
 
-/// Where to look for the binaries a core names, and how strict to be about them.
-#[derive(Debug, Clone, Default)]
+/// Where to look for the binaries a core names, and how strict to be about them (the command
+/// line's options of the same names).
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct Locator {
-    /// The executable the process ran (`--python`), wherever it is on this machine.
+    /// The python executable the process ran, if not at the path recorded in the core.
+    #[arg(long, value_name = "BIN")]
     pub python: Option<PathBuf>,
-    /// A copy of the filesystem of the machine that made the core (`--sysroot`).
+    /// A copy of the filesystem of the machine (or container) that made the core: binaries and
+    /// source files are looked up under it first.
+    #[arg(long, value_name = "DIR")]
     pub sysroot: Option<PathBuf>,
-    /// Folders holding copies of its binaries, matched by file name (`--lib-path`).
+    /// A folder holding copies of the core's binaries (libpython, python), matched by file name
+    /// and build-id (repeatable).
+    #[arg(long = "lib-path", value_name = "DIR")]
     pub lib_paths: Vec<PathBuf>,
-    /// Go on, with a warning, when no candidate has the build-id the core recorded.
+    /// Use a binary even if its build-id differs from the one the core recorded (with a warning;
+    /// the stacks may be wrong).
+    #[arg(long)]
     pub allow_mismatch: bool,
-    /// Roots of detached debug symbols (`DIR/.build-id/…`), besides `/usr/lib/debug` and the
-    /// sysroot's (`--debug-dir`).
+    /// A folder of detached debug symbols laid out as `.build-id/ab/cdef….debug`, for stripped
+    /// builds (repeatable; /usr/lib/debug and the sysroot's are always searched).
+    #[arg(long = "debug-dir", value_name = "DIR")]
     pub debug_dirs: Vec<PathBuf>,
 }
 
@@ -104,10 +114,11 @@ impl PythonBinaries {
             .filter(|p| binary::display_name(p).starts_with("python"));
         if let (None, Some(launcher), Some(ran)) = (&libpython_path, &launcher, ran_python) {
             if let Some(needed) = launcher.needed.iter().find(|n| is_libpython(n)) {
-                return Err(Error::NotTheBuild(format!(
-                    "{} is a launcher linking {needed}, but the process ran {ran} with the interpreter linked in (no libpython was mapped), so it is not the build the process ran; pass --python of that build",
-                    launcher.path.display()
-                )));
+                return Err(Error::LauncherForStaticPython {
+                    launcher: launcher.path.clone(),
+                    needed: needed.clone(),
+                    ran: ran.to_string(),
+                });
             }
         }
         if executable_path.is_none() && locator.python.is_some() {
@@ -122,16 +133,16 @@ impl PythonBinaries {
                 match load(memory, core_path, &candidates, locator, &mut warnings) {
                     Ok(image) => Some(image),
                     // With a libpython, the interpreter lives there; the executable is optional.
-                    Err(Error::BinaryMissing(_)) if libpython_path.is_some() => {
-                        warnings.push(format!(
+                    Err(Error::NoCandidate { .. }) if libpython_path.is_some() => {
+                        warnings.push(Warning::new(WarningKind::ExecutableMissing, format!(
                             "executable {core_path} not found; reading the interpreter from libpython only"
-                        ));
+                        )));
                         None
                     }
-                    Err(Error::BinaryMissing(_)) => {
-                        return Err(Error::BinaryMissing(format!(
-                            "the core's executable {core_path} is not on this machine; pass --python PATH (or --sysroot DIR) to the same build"
-                        )))
+                    Err(Error::NoCandidate { .. }) => {
+                        return Err(Error::ExecutableMissing {
+                            core_path: core_path.clone(),
+                        })
                     }
                     Err(e) => return Err(e),
                 }
@@ -152,10 +163,10 @@ impl PythonBinaries {
                 }
                 match load(memory, core_path, &candidates, locator, &mut warnings) {
                     Ok(image) => Some(image),
-                    Err(Error::BinaryMissing(_)) => {
-                        return Err(Error::BinaryMissing(format!(
-                            "the core's {core_path} is not on this machine; pass --lib-path DIR (a folder with that file) or --sysroot DIR"
-                        )))
+                    Err(Error::NoCandidate { .. }) => {
+                        return Err(Error::LibpythonMissing {
+                            core_path: core_path.clone(),
+                        })
                     }
                     Err(e) => return Err(e),
                 }
@@ -165,7 +176,10 @@ impl PythonBinaries {
         for image in executable.iter().chain(libpython.iter()) {
             if let (None, Some(held)) = (&image.core_build_id, &image.held_pages) {
                 let local = image.image.path.display().to_string();
-                warnings.push(held.describe(&image.core_path, &local));
+                warnings.push(Warning::new(
+                    WarningKind::BinaryUnverified,
+                    held.describe(&image.core_path, &local),
+                ));
             }
         }
         Ok(PythonBinaries {
@@ -220,19 +234,19 @@ impl PythonBinaries {
 /// `--python PATH` opened, or an error saying what is wrong with PATH itself.
 fn open_python_arg(path: &Path) -> Result<ElfImage> {
     let problem = match std::fs::metadata(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some("does not exist".to_string()),
-        Err(e) => Some(format!("cannot be read: {e}")),
-        Ok(meta) if meta.is_dir() => Some("is a directory, not a python executable".to_string()),
-        Ok(meta) if !meta.is_file() => Some("is not a regular file".to_string()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(ArgumentProblem::Missing),
+        Err(e) => Some(ArgumentProblem::Unreadable(e)),
+        Ok(meta) if meta.is_dir() => Some(ArgumentProblem::Directory),
+        Ok(meta) if !meta.is_file() => Some(ArgumentProblem::NotAFile),
         Ok(_) => std::fs::File::open(path)
             .err()
-            .map(|e| format!("cannot be read: {e}")),
+            .map(ArgumentProblem::Unreadable),
     };
     match problem {
-        Some(problem) => Err(Error::BinaryMissing(format!(
-            "--python {} {problem}",
-            path.display()
-        ))),
+        Some(problem) => Err(Error::PythonArgument {
+            path: path.to_path_buf(),
+            problem,
+        }),
         None => ElfImage::open(path),
     }
 }
@@ -311,7 +325,7 @@ fn load(
     core_path: &str,
     candidates: &[PathBuf],
     locator: &Locator,
-    warnings: &mut Vec<String>,
+    warnings: &mut Vec<Warning>,
 ) -> Result<LoadedImage> {
     let allow_mismatch = locator.allow_mismatch;
     let core = memory.core();
@@ -340,7 +354,10 @@ fn load(
             Ok(image) => image,
             Err(error) if candidates.len() == 1 => return Err(error),
             Err(error) => {
-                warnings.push(format!("skipped {}: {error}", candidate.display()));
+                warnings.push(Warning::new(
+                    WarningKind::BinarySkipped,
+                    format!("skipped {}: {error}", candidate.display()),
+                ));
                 continue;
             }
         };
@@ -376,10 +393,10 @@ fn load(
                     offset,
                 });
             }
-            warnings.push(format!(
+            warnings.push(Warning::new(WarningKind::BinaryMismatchAllowed, format!(
                 "{} is not the file the process mapped as {core_path} (the core keeps no build-id for it, and the page it holds at file offset {offset:#x} differs); going on because of --allow-mismatch: stacks may be wrong",
                 image.path.display()
-            ));
+            )));
             image
         }
         (None, Some((image, None))) => {
@@ -393,21 +410,16 @@ fn load(
                     file_id,
                 });
             }
-            warnings.push(format!(
+            warnings.push(Warning::new(WarningKind::BinaryMismatchAllowed, format!(
                 "{} is not the build the process ran (build-id {file_id}, the core's {core_path} has {core_id}); going on because of --allow-mismatch: stacks may be wrong",
                 image.path.display()
-            ));
+            )));
             image
         }
         (None, None) => {
-            return Err(Error::BinaryMissing(format!(
-                "none of {} exists",
-                candidates
-                    .iter()
-                    .map(|c| c.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )))
+            return Err(Error::NoCandidate {
+                tried: candidates.to_vec(),
+            })
         }
     };
     let mut image = image;

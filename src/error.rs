@@ -14,10 +14,25 @@ pub enum Error {
     },
     #[error("{path} is not an ELF core dump: {reason}")]
     NotACore { path: PathBuf, reason: String },
-    #[error("the core is not of a Python process: {0}")]
-    NotPython(String),
-    #[error("{0}")]
-    BinaryMissing(String),
+    #[error(
+        "the core is not of a Python process: neither the executable nor a mapped libpython defines _PyRuntime or interp_head"
+    )]
+    NotPython,
+    #[error(
+        "the core's executable {core_path} is not on this machine; pass --python PATH (or --sysroot DIR) to the same build"
+    )]
+    ExecutableMissing { core_path: String },
+    #[error(
+        "the core's {core_path} is not on this machine; pass --lib-path DIR (a folder with that file) or --sysroot DIR"
+    )]
+    LibpythonMissing { core_path: String },
+    #[error("none of {} exists", list(.tried))]
+    NoCandidate { tried: Vec<PathBuf> },
+    #[error("--python {path} {problem}")]
+    PythonArgument {
+        path: PathBuf,
+        problem: ArgumentProblem,
+    },
     #[error("{path} is not a usable ELF binary: {reason}")]
     BadBinary { path: PathBuf, reason: String },
     #[error(
@@ -37,13 +52,69 @@ pub enum Error {
         mapped: String,
         offset: u64,
     },
-    /// A binary that is plainly not the build the process ran (not a build-id comparison).
-    #[error("{0}")]
-    NotTheBuild(String),
-    #[error("{0}")]
-    UnsupportedVersion(String),
-    #[error("cannot read the Python interpreter state: {0}")]
-    PythonState(String),
+    /// A launcher that needs libpython, for a process that ran a python with the interpreter
+    /// linked in: plainly not the build the process ran (no build-id comparison needed).
+    #[error(
+        "{} is a launcher linking {needed}, but the process ran {ran} with the interpreter linked in (no libpython was mapped), so it is not the build the process ran; pass --python of that build", .launcher.display()
+    )]
+    LauncherForStaticPython {
+        launcher: PathBuf,
+        needed: String,
+        ran: String,
+    },
+    #[error(
+        "cannot tell the CPython version: no _Py_DebugOffsets, no Py_Version, and no version in the binaries' file names"
+    )]
+    UnknownVersion,
+    #[error("CPython {version}{shape} is newer than this pycore knows (it knows {})", .known.join(", "))]
+    NewerVersion {
+        version: String,
+        /// "" or " debug build", " free-threaded build".
+        shape: String,
+        known: Vec<String>,
+    },
+    #[error("CPython {version}{shape} is not supported by this pycore (supported: {})", .known.join(", "))]
+    UnsupportedVersion {
+        version: String,
+        shape: String,
+        known: Vec<String>,
+    },
+    #[error("cannot read the Python interpreter state: pycore's {version} table has no {member}")]
+    TableLacks {
+        version: String,
+        member: &'static str,
+    },
+    #[error("cannot read the Python interpreter state: {what}: {reason}")]
+    StateUnreadable { what: &'static str, reason: String },
+    #[error(
+        "cannot read the Python interpreter state: this stripped build has no interp_head symbol and no thread held the GIL, so the interpreter cannot be found"
+    )]
+    InterpreterNotFound,
+    #[error(
+        "cannot read the Python interpreter state: no interpreter: the process had not initialised Python yet or had finalised it"
+    )]
+    NoInterpreter,
+}
+
+/// What is wrong with the file given as `--python`.
+#[derive(Debug, thiserror::Error)]
+pub enum ArgumentProblem {
+    #[error("does not exist")]
+    Missing,
+    #[error("is a directory, not a python executable")]
+    Directory,
+    #[error("is not a regular file")]
+    NotAFile,
+    #[error("cannot be read: {0}")]
+    Unreadable(std::io::Error),
+}
+
+fn list(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl Error {
@@ -52,13 +123,21 @@ impl Error {
         match self {
             Error::Open { .. } => "unreadable",
             Error::NotACore { .. } => "not-a-core",
-            Error::NotPython(_) => "not-python",
-            Error::BinaryMissing(_) => "binary-missing",
+            Error::NotPython => "not-python",
+            Error::ExecutableMissing { .. }
+            | Error::LibpythonMissing { .. }
+            | Error::NoCandidate { .. }
+            | Error::PythonArgument { .. } => "binary-missing",
             Error::BadBinary { .. } => "bad-binary",
             Error::BuildIdMismatch { .. } | Error::HeldPagesMismatch { .. } => "build-id-mismatch",
-            Error::NotTheBuild(_) => "not-the-build",
-            Error::UnsupportedVersion(_) => "unsupported-version",
-            Error::PythonState(_) => "python-state-unreadable",
+            Error::LauncherForStaticPython { .. } => "not-the-build",
+            Error::UnknownVersion
+            | Error::NewerVersion { .. }
+            | Error::UnsupportedVersion { .. } => "unsupported-version",
+            Error::TableLacks { .. }
+            | Error::StateUnreadable { .. }
+            | Error::InterpreterNotFound
+            | Error::NoInterpreter => "python-state-unreadable",
         }
     }
 
@@ -66,14 +145,22 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Open { .. } | Error::NotACore { .. } => 3,
-            Error::NotPython(_) => 4,
-            Error::BinaryMissing(_)
+            Error::NotPython => 4,
+            Error::ExecutableMissing { .. }
+            | Error::LibpythonMissing { .. }
+            | Error::NoCandidate { .. }
+            | Error::PythonArgument { .. }
             | Error::BadBinary { .. }
             | Error::BuildIdMismatch { .. }
             | Error::HeldPagesMismatch { .. }
-            | Error::NotTheBuild(_) => 5,
-            Error::UnsupportedVersion(_) => 6,
-            Error::PythonState(_) => 7,
+            | Error::LauncherForStaticPython { .. } => 5,
+            Error::UnknownVersion
+            | Error::NewerVersion { .. }
+            | Error::UnsupportedVersion { .. } => 6,
+            Error::TableLacks { .. }
+            | Error::StateUnreadable { .. }
+            | Error::InterpreterNotFound
+            | Error::NoInterpreter => 7,
         }
     }
 }

@@ -5,44 +5,47 @@
 //! [`render`].
 
 mod address_space;
-pub mod binaries;
-pub mod binary;
+mod binaries;
+mod binary;
 mod bytes;
-pub mod core;
-pub mod elf;
+mod core;
+mod elf;
 pub mod error;
-pub mod held_pages;
+mod held_pages;
 pub mod input;
-pub mod memory;
-pub mod python;
+mod memory;
+mod python;
 pub mod render;
 pub mod report;
 pub mod source;
 mod stack_scan;
+pub mod warning;
 
 use std::path::PathBuf;
 
+pub use binaries::Locator;
 pub use error::{Error, Result};
 pub use report::Report;
 
-/// What to analyse.
-#[derive(Debug, Clone, Default)]
+/// Open a core file (`-`: standard input), decompressing it when its first bytes say so; never
+/// more than its headers describe.
+pub fn open_core(path: &std::path::Path) -> Result<input::MappedFile> {
+    input::open(path, elf::described_len)
+}
+
+/// What to analyse, and how (also the options of `pycore analyze`, which flattens it).
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct Options {
-    /// The core file (compressed or not); `-` is standard input.
+    /// The core file: a kernel core or gcore output, plain or compressed (zstd, gzip, xz, lz4);
+    /// `-` reads it from standard input (reported as `<stdin>`).
     pub core: PathBuf,
-    /// The python executable the process ran, when it is not at the path the core recorded.
-    pub python: Option<PathBuf>,
-    /// A copy of the core's machine's filesystem to find its binaries and sources in (`--sysroot`).
-    pub sysroot: Option<PathBuf>,
-    /// Folders with copies of the core's binaries, matched by file name (`--lib-path`).
-    pub lib_paths: Vec<PathBuf>,
-    /// Use binaries whose build-id differs from the core's, with a warning.
-    pub allow_mismatch: bool,
-    /// Roots of detached debug symbols (`DIR/.build-id/…`), besides `/usr/lib/debug`.
-    pub debug_dirs: Vec<PathBuf>,
-    /// Path prefixes to rewrite when reading source files (`--source-root OLD=NEW`).
+    #[command(flatten)]
+    pub locator: Locator,
+    /// Rewrite source paths from the machine that made the core: OLD=NEW (repeatable).
+    #[arg(long = "source-root", value_name = "OLD=NEW")]
     pub source_roots: Vec<source::SourceRoot>,
-    /// Read source files to show each frame's line.
+    /// Do not read source files to show each frame's line.
+    #[arg(long = "no-source", action = clap::ArgAction::SetFalse)]
     pub show_source: bool,
 }
 
@@ -69,7 +72,7 @@ const GC_FUNCTIONS: &[&str] = &[
 
 /// Read the core and every thread's Python stack.
 pub fn analyze(options: &Options) -> Result<Report> {
-    let data = input::open(&options.core, elf::described_len)?;
+    let data = open_core(&options.core)?;
     analyze_data(data, options)
 }
 
@@ -99,7 +102,7 @@ pub fn analyze_data(data: input::MappedFile, options: &Options) -> Result<Report
         source::annotate(
             &mut report,
             &options.source_roots,
-            options.sysroot.as_deref(),
+            options.locator.sysroot.as_deref(),
         );
     }
     Ok(report)
@@ -112,14 +115,7 @@ fn add_python(
     options: &Options,
     report: &mut Report,
 ) -> Result<()> {
-    let locator = binaries::Locator {
-        python: options.python.clone(),
-        sysroot: options.sysroot.clone(),
-        lib_paths: options.lib_paths.clone(),
-        allow_mismatch: options.allow_mismatch,
-        debug_dirs: options.debug_dirs.clone(),
-    };
-    let binaries = binaries::PythonBinaries::locate(memory, &locator)?;
+    let binaries = binaries::PythonBinaries::locate(memory, &options.locator)?;
     report.warnings.extend(binaries.warnings.iter().cloned());
     let process = python::inspect(&*memory, &binaries)?;
     let collectors = if process
@@ -137,7 +133,7 @@ fn add_python(
 }
 
 /// What a cut-off core lost, as warnings.
-fn truncation_warnings(core: &core::CoreFile) -> Vec<String> {
+fn truncation_warnings(core: &core::CoreFile) -> Vec<warning::Warning> {
     let Some(cut) = core.truncation else {
         return Vec::new();
     };
@@ -154,10 +150,13 @@ fn truncation_warnings(core: &core::CoreFile) -> Vec<String> {
             cut.segments_cut, core.truncated_bytes, cut.first_missing_address
         ));
     }
-    vec![format!(
-        "the core is truncated: the file has {} of the {} bytes its headers describe; {}; threads whose memory is there are shown, the others may be partial",
-        cut.file_len,
-        cut.expected_len,
-        lost.join("; ")
+    vec![warning::Warning::new(
+        warning::WarningKind::CoreTruncated,
+        format!(
+            "the core is truncated: the file has {} of the {} bytes its headers describe; {}; threads whose memory is there are shown, the others may be partial",
+            cut.file_len,
+            cut.expected_len,
+            lost.join("; ")
+        ),
     )]
 }

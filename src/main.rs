@@ -1,11 +1,9 @@
 //! The `pycore` command line: parse arguments, run the library, print, exit with a documented code.
 
 use std::io::{self, Write};
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use pycore::source::SourceRoot;
 
 /// Print every thread's Python stack from a Linux core dump, offline.
 #[derive(Parser)]
@@ -29,40 +27,14 @@ enum Command {
 
 #[derive(clap::Args)]
 struct AnalyzeArgs {
-    /// The core file: a kernel core or gcore output, plain or compressed (zstd, gzip, xz, lz4);
-    /// `-` reads it from standard input (reported as `<stdin>`).
-    core: PathBuf,
-    /// The python executable the process ran, if not at the path recorded in the core.
-    #[arg(long, value_name = "BIN")]
-    python: Option<PathBuf>,
-    /// A copy of the filesystem of the machine (or container) that made the core: binaries and
-    /// source files are looked up under it first.
-    #[arg(long, value_name = "DIR")]
-    sysroot: Option<PathBuf>,
-    /// A folder holding copies of the core's binaries (libpython, python), matched by file name
-    /// and build-id (repeatable).
-    #[arg(long = "lib-path", value_name = "DIR")]
-    lib_paths: Vec<PathBuf>,
-    /// Use a binary even if its build-id differs from the one the core recorded (with a warning;
-    /// the stacks may be wrong).
-    #[arg(long)]
-    allow_mismatch: bool,
-    /// A folder of detached debug symbols laid out as `.build-id/ab/cdef….debug`, for stripped
-    /// builds (repeatable; /usr/lib/debug and the sysroot's are always searched).
-    #[arg(long = "debug-dir", value_name = "DIR")]
-    debug_dirs: Vec<PathBuf>,
+    #[command(flatten)]
+    options: pycore::Options,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
     /// Shorthand for --format json.
     #[arg(long, conflicts_with = "format")]
     json: bool,
-    /// Rewrite source paths from the machine that made the core: OLD=NEW (repeatable).
-    #[arg(long, value_name = "OLD=NEW")]
-    source_root: Vec<SourceRoot>,
-    /// Do not read source files to show each frame's line.
-    #[arg(long)]
-    no_source: bool,
     /// When to colour the text output (NO_COLOR is honoured in `auto`).
     #[arg(long, value_enum, default_value_t = ColorWhen::Auto)]
     color: ColorWhen,
@@ -111,18 +83,9 @@ fn main() -> ExitCode {
 }
 
 fn analyze(args: AnalyzeArgs) -> ExitCode {
-    let options = pycore::Options {
-        core: args.core,
-        python: args.python,
-        sysroot: args.sysroot,
-        lib_paths: args.lib_paths,
-        allow_mismatch: args.allow_mismatch,
-        debug_dirs: args.debug_dirs,
-        source_roots: args.source_root,
-        show_source: !args.no_source,
-    };
+    let options = &args.options;
     let format = if args.json { Format::Json } else { args.format };
-    let report = match pycore::analyze(&options) {
+    let report = match pycore::analyze(options) {
         Ok(report) => report,
         Err(error) => {
             // Not even the core's notes could be read. JSON consumers still get one document.

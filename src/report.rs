@@ -7,13 +7,16 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::binaries::{LoadedImage, PythonBinaries};
-use crate::core::signal::{self, SignalDescription};
-use crate::core::{CoreFile, Dumper, Registers, SignalInfo, ThreadStatus};
+use crate::core::signal;
+use crate::core::{CoreFile, Registers, SignalInfo, ThreadStatus};
 use crate::error::Error;
 use crate::python::{Frame, PythonProcess, PythonThread};
+use crate::warning::{Warning, WarningKind};
 
 // What renderers need of the layers below, so that they read the report alone.
-pub use crate::core::signal::{signal_name, SIGSTOP};
+pub use crate::core::signal::{signal_name, SignalDescription, SIGSTOP};
+pub use crate::core::{Arch, Dumper};
+pub use crate::python::exceptions::ExceptionInfo;
 pub use crate::python::Shape;
 
 pub const SCHEMA_VERSION: u32 = 2;
@@ -30,7 +33,7 @@ pub struct Report {
     /// fatal signal first), then Python thread states that match no thread of the core.
     pub threads: Vec<ThreadReport>,
     /// Problems that make the Python data partial (they set exit code 1).
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Warning>,
     /// Information that does not affect the Python data (e.g. source files that changed).
     pub notes: Vec<String>,
     /// Why the Python state could not be read, when it could not: the process, the crash and
@@ -61,7 +64,7 @@ pub struct CoreSummary {
     /// The path the program was started as (`AT_EXECFN`): a symlink such as a virtualenv's
     /// `bin/python`, or the script of a `#!` line.
     pub invoked_as: Option<String>,
-    pub arch: crate::core::Arch,
+    pub arch: Arch,
     pub dumper: Dumper,
 }
 
@@ -138,7 +141,7 @@ pub struct ThreadReport {
     /// but the thread that ran it could not be told.
     pub gc_collecting: Option<bool>,
     /// The exception being handled in an `except` block: `{"type", "message"}`, or null.
-    pub handling_exception: Option<crate::python::exceptions::ExceptionInfo>,
+    pub handling_exception: Option<ExceptionInfo>,
     /// The signal the thread was stopped by, 0 if none.
     pub signal: i32,
     /// `0x…` hex strings: the instruction and stack pointers.
@@ -151,7 +154,7 @@ pub struct ThreadReport {
     /// The thread's Python thread states, one per interpreter it has entered, innermost first:
     /// `frame_count` frames of `frames` belong to each, in order.
     pub thread_states: Vec<ThreadStateReport>,
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Warning>,
 }
 
 /// One `PyThreadState` of a thread.
@@ -164,7 +167,7 @@ pub struct ThreadStateReport {
     /// The thread's name in that interpreter's `threading`, if registered there.
     pub name: Option<String>,
     pub holds_gil: Option<bool>,
-    pub handling_exception: Option<crate::python::exceptions::ExceptionInfo>,
+    pub handling_exception: Option<ExceptionInfo>,
     pub frame_count: usize,
 }
 
@@ -202,7 +205,7 @@ impl Report {
         core: &CoreFile,
         executable: Option<String>,
         invoked_as: Option<String>,
-        warnings: Vec<String>,
+        warnings: Vec<Warning>,
     ) -> Report {
         let pid = core
             .process
@@ -323,9 +326,12 @@ impl Report {
             };
         }
         for orphan in orphans {
-            self.warnings.push(format!(
-                "a Python thread state (thread id {:#x}) matches no thread in the core",
-                orphan.thread_id
+            self.warnings.push(Warning::new(
+                WarningKind::ThreadStateWithoutThread,
+                format!(
+                    "a Python thread state (thread id {:#x}) matches no thread in the core",
+                    orphan.thread_id
+                ),
             ));
             self.threads
                 .push(thread_report(None, 0, None, vec![orphan]));

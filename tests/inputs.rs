@@ -939,7 +939,7 @@ fn judge_partial_report(
             .and_then(|t| t["warnings"].as_array())
             .map(|w| {
                 w.iter()
-                    .filter_map(|w| w.as_str().map(str::to_owned))
+                    .filter_map(|w| support::stacks::warning_message(w).ok())
                     .collect()
             })
             .unwrap_or_default()
@@ -993,7 +993,7 @@ fn cut_judgement_accepts_only_innermost_frames() {
             {{"tid": 2, "name": "worker", "frames": [{inner}]}}]}}"#
     ))
     .unwrap();
-    let truncated = r#"["the core is truncated: …"]"#;
+    let truncated = r#"[{"kind": "core-truncated", "message": "the core is truncated: …"}]"#;
     let problems = |code: i32, frames: &[&String], warnings: &str, process: &str, both: bool| {
         let frames: Vec<&str> = frames.iter().map(|f| f.as_str()).collect();
         let mut threads = vec![format!(
@@ -1022,7 +1022,7 @@ fn cut_judgement_accepts_only_innermost_frames() {
         judge_partial_report(&ran, &report, &recording, false, &mut found);
         found
     };
-    let why = r#"["frame 1 is unreadable"]"#;
+    let why = r#"[{"kind": "stack-cut", "message": "frame 1 is unreadable"}]"#;
     assert_eq!(
         problems(1, &[&inner, &outer], "[]", truncated, true),
         Vec::<String>::new()

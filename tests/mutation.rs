@@ -831,7 +831,7 @@ fn committed_cores() -> Vec<(String, PathBuf, PathBuf)> {
 }
 
 fn decompress(path: &Path) -> Vec<u8> {
-    pycore::input::open(path, pycore::elf::described_len)
+    pycore::open_core(path)
         .unwrap_or_else(|e| panic!("decompressing {}: {e}", path.display()))
         .bytes()
         .to_vec()

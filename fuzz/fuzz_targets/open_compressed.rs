@@ -21,7 +21,7 @@ fn scratch() -> &'static PathBuf {
 fuzz_target!(|data: &[u8]| {
     let path = scratch();
     std::fs::write(path, data).expect("write the scratch input");
-    let opened = pycore::input::open(path, pycore::elf::described_len);
+    let opened = pycore::open_core(path);
     // The mapping (if the input was not compressed) stays valid after the unlink.
     let _ = std::fs::remove_file(path);
     if let Ok(file) = opened {

@@ -16,6 +16,7 @@ use super::field::{Field, Ptr};
 use super::linetable;
 use super::objects::{ObjectError, ObjectResult, Objects};
 use crate::memory::Memory;
+use crate::warning::{Warning, WarningKind};
 
 /// No real stack is deeper (CPython's recursion limit is 1000 by default).
 pub const MAX_DEPTH: usize = 100_000;
@@ -56,7 +57,7 @@ pub struct CodeInfo {
 #[derive(Debug, Default)]
 pub struct Stack {
     pub frames: Vec<Frame>,
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Warning>,
     /// An address inside the C stack frame of the innermost interpreter loop running these
     /// frames, when the version keeps one in the chain: 3.11/3.12's `tstate->cframe` (a
     /// `_PyCFrame` local of `_PyEval_EvalFrameDefault`), 3.12+'s C-stack entry frames. It
@@ -103,9 +104,12 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
                 .and_then(|first| self.walk_interpreter_frames(first, &mut stack))
         };
         if let Err(error) = result {
-            stack.warnings.push(format!(
-                "stack cut short after {} frames: {error}",
-                stack.frames.len()
+            stack.warnings.push(Warning::new(
+                WarningKind::StackCut,
+                format!(
+                    "stack cut short after {} frames: {error}",
+                    stack.frames.len()
+                ),
             ));
         }
         stack
@@ -190,9 +194,9 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
                 // No live frame lacks an executable: this is zeroed memory, as when gdb's gcore
                 // fails to read a thread's C stack (glibc 2.41+ guard regions), where entry frames
                 // live. The older frames are lost with it.
-                stack.warnings.push(format!(
+                stack.warnings.push(Warning::new(WarningKind::FrameZeroed, format!(
                     "the frame at {frame:#x} reads as zeros (memory the core lost; gcore cannot read thread stacks with glibc guard regions): older frames of this thread are missing"
-                ));
+                )));
                 break;
             }
             if owner_value >= FIRST_NON_PYTHON_OWNER && stack.c_stack_hint.is_none() {
@@ -220,28 +224,36 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
     fn enter(&mut self, frame: u64, seen: &mut HashSet<u64>, stack: &mut Stack) -> bool {
         self.total_frames += 1;
         if self.decoded_bytes > MAX_DECODED_BYTES * 4 {
-            stack.warnings.push(format!(
-                "the frames' names add up to more than {} MiB: the core is corrupt; stopped",
-                (MAX_DECODED_BYTES * 4) >> 20
+            stack.warnings.push(Warning::new(
+                WarningKind::FrameBudget,
+                format!(
+                    "the frames' names add up to more than {} MiB: the core is corrupt; stopped",
+                    (MAX_DECODED_BYTES * 4) >> 20
+                ),
             ));
             return false;
         }
         if self.total_frames > MAX_TOTAL_FRAMES {
-            stack.warnings.push(format!(
+            stack.warnings.push(Warning::new(
+                WarningKind::FrameBudget,
+                format!(
                 "more than {MAX_TOTAL_FRAMES} frames in all threads: the core is corrupt; stopped"
+            ),
             ));
             return false;
         }
         if !seen.insert(frame) {
-            stack.warnings.push(format!(
-                "frame chain loops back to {frame:#x}; stopped there"
+            stack.warnings.push(Warning::new(
+                WarningKind::FrameChainLoop,
+                format!("frame chain loops back to {frame:#x}; stopped there"),
             ));
             return false;
         }
         if seen.len() > MAX_DEPTH {
-            stack
-                .warnings
-                .push(format!("stack deeper than {MAX_DEPTH} frames; cut there"));
+            stack.warnings.push(Warning::new(
+                WarningKind::StackTooDeep,
+                format!("stack deeper than {MAX_DEPTH} frames; cut there"),
+            ));
             return false;
         }
         true
@@ -283,9 +295,10 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
     /// one damaged code object must not cost the frames around it.
     fn code_or_placeholder(&mut self, code: u64, stack: &mut Stack) -> Arc<CodeInfo> {
         self.code(code).unwrap_or_else(|error| {
-            stack
-                .warnings
-                .push(format!("code object at {code:#x} is unreadable: {error}"));
+            stack.warnings.push(Warning::new(
+                WarningKind::CodeObjectUnreadable,
+                format!("code object at {code:#x} is unreadable: {error}"),
+            ));
             Arc::new(CodeInfo {
                 name: format!("<unreadable code object {code:#x}>"),
                 qualname: None,

@@ -29,6 +29,7 @@ pub use version::PythonVersion;
 
 use crate::error::{Error, Result};
 use crate::memory::Memory;
+use crate::warning::{Warning, WarningKind};
 use objects::Objects;
 
 /// Where the interpreter's global symbols are, at run time.
@@ -71,7 +72,7 @@ pub struct PythonThread {
     /// in this thread); `None` when the build does not tell.
     pub interpreter_gc_collecting: Option<bool>,
     pub frames: Vec<Frame>,
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Warning>,
 }
 
 /// The interpreter state of a whole process.
@@ -82,7 +83,7 @@ pub struct PythonProcess {
     /// Address of `_PyRuntime` (3.7+).
     pub runtime: Option<u64>,
     pub threads: Vec<PythonThread>,
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Warning>,
     /// Information that does not make the data partial (how the layout was found).
     pub notes: Vec<String>,
 }
@@ -113,9 +114,7 @@ fn find_roots(symbols: &impl SymbolSource) -> Result<Roots> {
             tstate_current,
         });
     }
-    Err(Error::NotPython(
-        "neither the executable nor a mapped libpython defines _PyRuntime or interp_head".into(),
-    ))
+    Err(Error::NotPython)
 }
 
 /// Read every thread's Python stack.
@@ -136,11 +135,7 @@ fn inspect_with(
     };
     let version = version::version_from_memory(memory, runtime, symbols.symbol("Py_Version"))
         .or_else(|| symbols.version_hint())
-        .ok_or_else(|| {
-            Error::UnsupportedVersion(
-                "cannot tell the CPython version: no _Py_DebugOffsets, no Py_Version, and no version in the binaries' file names".into(),
-            )
-        })?;
+        .ok_or(Error::UnknownVersion)?;
     let mut warnings = Vec::new();
     let mut notes = Vec::new();
     let (layout, shape) = select_layout(
@@ -171,23 +166,35 @@ fn inspect_with(
             .entry(state.interpreter)
             .or_insert_with(|| {
                 let names = names::thread_names(&objects, state.interpreter).unwrap_or_else(|e| {
-                    warnings.push(format!("thread names unavailable: {e}"));
+                    warnings.push(Warning::new(
+                        WarningKind::ThreadNames,
+                        format!("thread names unavailable: {e}"),
+                    ));
                     HashMap::new()
                 });
                 let gil = gil_state(&objects, roots, state.interpreter).unwrap_or_else(|e| {
-                    warnings.push(format!("GIL holder unknown: {e}"));
+                    warnings.push(Warning::new(
+                        WarningKind::GilUnknown,
+                        format!("GIL holder unknown: {e}"),
+                    ));
                     threads::Gil::Unknown
                 });
                 let gc =
                     exceptions::gc_collecting(&objects, runtime, state.interpreter, static_gc_flag)
                         .unwrap_or_else(|e| {
-                            warnings.push(format!("garbage collector state unknown: {e}"));
+                            warnings.push(Warning::new(
+                                WarningKind::GcUnknown,
+                                format!("garbage collector state unknown: {e}"),
+                            ));
                             None
                         });
                 let id = threads::interpreter_id(&objects, state.interpreter).unwrap_or_else(|e| {
-                    warnings.push(format!(
-                        "interpreter at {:#x}: its id is unreadable: {e}",
-                        state.interpreter
+                    warnings.push(Warning::new(
+                        WarningKind::InterpreterId,
+                        format!(
+                            "interpreter at {:#x}: its id is unreadable: {e}",
+                            state.interpreter
+                        ),
                     ));
                     None
                 });
@@ -196,7 +203,10 @@ fn inspect_with(
         let mut thread_warnings = Vec::new();
         let handling_exception = exceptions::handled_exception(&objects, state.address)
             .unwrap_or_else(|e| {
-                thread_warnings.push(format!("the exception being handled is unreadable: {e}"));
+                thread_warnings.push(Warning::new(
+                    WarningKind::ExceptionUnreadable,
+                    format!("the exception being handled is unreadable: {e}"),
+                ));
                 None
             });
         let stack = walker.stack(state.address);
@@ -267,7 +277,7 @@ fn select_layout(
     version: PythonVersion,
     tables: Tables,
     notes: &mut Vec<String>,
-    warnings: &mut Vec<String>,
+    warnings: &mut Vec<Warning>,
 ) -> Result<(Layout, Shape)> {
     let mut shape = detect_shape(symbols);
     let exact = table_for(version, shape, tables);
@@ -285,8 +295,9 @@ fn select_layout(
     let Some(reader) = reader else {
         let layout = exact?.clone();
         if layout.debug_offsets.is_some() {
-            warnings.push(format!(
-                "cannot read _Py_DebugOffsets of {version}; relying on pycore's own table"
+            warnings.push(Warning::new(
+                WarningKind::DebugOffsets,
+                format!("cannot read _Py_DebugOffsets of {version}; relying on pycore's own table"),
             ));
         }
         return Ok((layout, shape));
@@ -308,9 +319,9 @@ fn select_layout(
         (Err(no_table), None) => return Err(no_table),
     };
     for disagreement in reader.apply(&mut layout).disagreements {
-        warnings.push(format!(
+        warnings.push(Warning::new(WarningKind::DebugOffsets, format!(
             "_Py_DebugOffsets disagrees with pycore's {version} {shape} table on {disagreement}; using the process's value"
-        ));
+        )));
     }
     Ok((layout, shape))
 }
@@ -344,35 +355,37 @@ fn first_interpreter<M: Memory>(
 ) -> Result<u64> {
     let head = match roots {
         Roots::Runtime(runtime) => {
-            let field = objects.layout.runtime.interpreters_head.ok_or_else(|| {
-                Error::PythonState(format!(
-                    "pycore's {version} table has no _PyRuntime.interpreters.head"
-                ))
-            })?;
+            let field =
+                objects
+                    .layout
+                    .runtime
+                    .interpreters_head
+                    .ok_or_else(|| Error::TableLacks {
+                        version: version.to_string(),
+                        member: "_PyRuntime.interpreters.head",
+                    })?;
             objects
                 .read(runtime, field)
-                .map_err(|e| Error::PythonState(format!("_PyRuntime.interpreters.head: {e}")))?
+                .map_err(|e| unreadable("_PyRuntime.interpreters.head", e))?
         }
         Roots::Globals {
             interp_head: Some(interp_head),
             ..
         } => objects
             .pointer(interp_head)
-            .map_err(|e| Error::PythonState(format!("interp_head: {e}")))?,
+            .map_err(|e| unreadable("interp_head", e))?,
         Roots::Globals {
             interp_head: None,
             tstate_current: Some(current),
         } => {
-            let unreadable = |e| Error::PythonState(format!("_PyThreadState_Current: {e}"));
-            let tstate = objects.pointer(current).map_err(unreadable)?;
+            let current_unreadable = |e| unreadable("_PyThreadState_Current", e);
+            let tstate = objects.pointer(current).map_err(current_unreadable)?;
             if tstate == 0 {
-                return Err(Error::PythonState(
-                    "this stripped build has no interp_head symbol and no thread held the GIL, so the interpreter cannot be found".into(),
-                ));
+                return Err(Error::InterpreterNotFound);
             }
             objects
                 .read(tstate, objects.layout.tstate.interp)
-                .map_err(unreadable)?
+                .map_err(current_unreadable)?
         }
         Roots::Globals {
             interp_head: None,
@@ -380,11 +393,17 @@ fn first_interpreter<M: Memory>(
         } => 0,
     };
     if head == 0 {
-        return Err(Error::PythonState(
-            "no interpreter: the process had not initialised Python yet or had finalised it".into(),
-        ));
+        return Err(Error::NoInterpreter);
     }
     Ok(head)
+}
+
+/// The interpreter state's root could not be read.
+fn unreadable(what: &'static str, error: objects::ObjectError) -> Error {
+    Error::StateUnreadable {
+        what,
+        reason: error.to_string(),
+    }
 }
 
 fn gil_state<M: Memory>(
@@ -474,16 +493,20 @@ fn table_for(version: PythonVersion, shape: Shape, tables: Tables) -> Result<&'s
                 Shape::Debug => " debug build",
                 Shape::FreeThreaded => " free-threaded build",
             };
-            if newest.is_some_and(|n| (version.major, version.minor) > n) {
-                Error::UnsupportedVersion(format!(
-                    "CPython {version}{shape_name} is newer than this pycore knows (it knows {})",
-                    known.join(", ")
-                ))
+            let newer = newest.is_some_and(|n| (version.major, version.minor) > n);
+            let (version, shape) = (version.to_string(), shape_name.to_string());
+            if newer {
+                Error::NewerVersion {
+                    version,
+                    shape,
+                    known,
+                }
             } else {
-                Error::UnsupportedVersion(format!(
-                    "CPython {version}{shape_name} is not supported by this pycore (supported: {})",
-                    known.join(", ")
-                ))
+                Error::UnsupportedVersion {
+                    version,
+                    shape,
+                    known,
+                }
             }
         })
 }

@@ -338,7 +338,10 @@ fn a_cyclic_frame_chain_stops_with_a_warning() {
         let thread = &process.threads[0];
         assert_eq!(thread.frames.len(), 1, "{}", label(layout));
         assert!(
-            thread.warnings.iter().any(|w| w.contains("loops back")),
+            thread
+                .warnings
+                .iter()
+                .any(|w| w.kind == crate::warning::WarningKind::FrameChainLoop),
             "{}: {:?}",
             label(layout),
             thread.warnings

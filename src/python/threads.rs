@@ -7,6 +7,7 @@ use std::collections::HashSet;
 use super::field::{Field, Ptr};
 use super::objects::{ObjectError, ObjectResult, Objects};
 use crate::memory::Memory;
+use crate::warning::{Warning, WarningKind};
 
 /// More interpreters or threads than this means the list is corrupt.
 const MAX_INTERPRETERS: usize = 256;
@@ -28,7 +29,7 @@ pub struct ThreadState {
 pub fn thread_states<M: Memory>(
     objects: &Objects<'_, M>,
     first_interpreter: u64,
-) -> (Vec<ThreadState>, Vec<String>) {
+) -> (Vec<ThreadState>, Vec<Warning>) {
     let layout = objects.layout;
     let mut states = Vec::new();
     let mut warnings = Vec::new();
@@ -39,13 +40,19 @@ pub fn thread_states<M: Memory>(
         MAX_INTERPRETERS,
     );
     if let Some(problem) = interpreters.problem {
-        warnings.push(format!("interpreter list: {problem}"));
+        warnings.push(Warning::new(
+            WarningKind::InterpreterList,
+            format!("interpreter list: {problem}"),
+        ));
     }
     for interpreter in interpreters.items {
         let head = match objects.read(interpreter, layout.interp.threads_head) {
             Ok(head) => head,
             Err(e) => {
-                warnings.push(format!("interpreter at {interpreter:#x}: {e}"));
+                warnings.push(Warning::new(
+                    WarningKind::ThreadList,
+                    format!("interpreter at {interpreter:#x}: {e}"),
+                ));
                 continue;
             }
         };
@@ -53,14 +60,18 @@ pub fn thread_states<M: Memory>(
         let budget = MAX_THREADS.saturating_sub(states.len());
         let threads = walk_list(objects, head, layout.tstate.next, budget);
         if let Some(problem) = threads.problem {
-            warnings.push(format!(
-                "thread list of interpreter {interpreter:#x}: {problem}"
+            warnings.push(Warning::new(
+                WarningKind::ThreadList,
+                format!("thread list of interpreter {interpreter:#x}: {problem}"),
             ));
         }
         for address in threads.items {
             match read_thread_state(objects, address, interpreter) {
                 Ok(state) => states.push(state),
-                Err(e) => warnings.push(format!("thread state at {address:#x}: {e}")),
+                Err(e) => warnings.push(Warning::new(
+                    WarningKind::ThreadStateUnreadable,
+                    format!("thread state at {address:#x}: {e}"),
+                )),
             }
         }
     }

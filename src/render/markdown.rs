@@ -101,7 +101,7 @@ pub fn write(report: &Report, out: &mut impl Write) -> io::Result<()> {
     if !report.warnings.is_empty() {
         writeln!(out)?;
         for warning in &report.warnings {
-            writeln!(out, "> warning: {}", escape(warning))?;
+            writeln!(out, "> warning: {}", escape(&warning.message))?;
         }
     }
     Ok(())

@@ -23,11 +23,17 @@ pub fn printable(report: &Report) -> Report {
     {
         clean(text);
     }
-    report.warnings.iter_mut().for_each(clean);
+    report
+        .warnings
+        .iter_mut()
+        .for_each(|w| clean(&mut w.message));
     report.notes.iter_mut().for_each(clean);
     for thread in &mut report.threads {
         thread.name.iter_mut().for_each(clean);
-        thread.warnings.iter_mut().for_each(clean);
+        thread
+            .warnings
+            .iter_mut()
+            .for_each(|w| clean(&mut w.message));
         if let Some(exception) = &mut thread.handling_exception {
             clean(&mut exception.type_name);
             clean(&mut exception.message);

@@ -721,7 +721,7 @@ fn binaries_without_build_id_are_checked_by_their_held_pages() {
         .as_array()
         .unwrap()
         .iter()
-        .filter_map(Value::as_str)
+        .filter_map(|w| crate::support::stacks::warning_message(w).ok())
         .any(|w| w.contains(decoy_exe.to_str().unwrap()) && w.contains("offset"));
     assert!(
         warned,

@@ -314,11 +314,7 @@ impl Report {
                 .as_array()
                 .ok_or("report warnings is not an array")?
                 .iter()
-                .map(|w| {
-                    w.as_str()
-                        .map(str::to_owned)
-                        .ok_or("report warnings holds a non-string".to_string())
-                })
+                .map(warning_message)
                 .collect::<Result<_, String>>()?,
             None => Vec::new(),
         };
@@ -800,4 +796,14 @@ fn frames(thread: &Value, at: &str) -> Result<Vec<Frame>, String> {
             })
         })
         .collect()
+}
+
+/// The message of one warning of the report, `{"kind": "...", "message": "..."}` (both strings).
+pub fn warning_message(warning: &Value) -> Result<String, String> {
+    match (warning["kind"].as_str(), warning["message"].as_str()) {
+        (Some(kind), Some(message)) if !kind.is_empty() => Ok(message.to_owned()),
+        _ => Err(format!(
+            "a warning is not {{\"kind\", \"message\"}}: {warning}"
+        )),
+    }
 }
