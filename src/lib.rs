@@ -12,6 +12,7 @@ pub mod error;
 pub mod held_pages;
 pub mod input;
 pub mod memory;
+pub mod native;
 pub mod python;
 pub mod render;
 pub mod report;
@@ -42,6 +43,8 @@ pub struct Options {
     pub source_roots: Vec<source::SourceRoot>,
     /// Read source files to show each frame's line.
     pub show_source: bool,
+    /// Native frames: off (crash site and thread states only), merged, or all.
+    pub native: native::NativeMode,
 }
 
 /// Functions of CPython's garbage collector across versions (Modules/gcmodule.c, Python/gc.c,
@@ -100,6 +103,7 @@ pub fn analyze_data(data: input::MappedFile, options: &Options) -> Result<Report
             options.sysroot.as_deref(),
         );
     }
+    native::add_to_report(&core, &memory, locator(options), options.native, &mut report);
     Ok(report)
 }
 
@@ -110,13 +114,7 @@ fn add_python(
     options: &Options,
     report: &mut Report,
 ) -> Result<()> {
-    let locator = binaries::Locator {
-        python: options.python.clone(),
-        sysroot: options.sysroot.clone(),
-        lib_paths: options.lib_paths.clone(),
-        allow_mismatch: options.allow_mismatch,
-        debug_dirs: options.debug_dirs.clone(),
-    };
+    let locator = locator(options);
     let binaries = binaries::PythonBinaries::locate(memory, &locator)?;
     report.warnings.extend(binaries.warnings.iter().cloned());
     let process = python::inspect(&*memory, &binaries)?;
@@ -132,6 +130,17 @@ fn add_python(
     };
     report.add_python(core, &binaries, process, collectors);
     Ok(())
+}
+
+/// Where the core's binaries are looked for.
+fn locator(options: &Options) -> binaries::Locator {
+    binaries::Locator {
+        python: options.python.clone(),
+        sysroot: options.sysroot.clone(),
+        lib_paths: options.lib_paths.clone(),
+        allow_mismatch: options.allow_mismatch,
+        debug_dirs: options.debug_dirs.clone(),
+    }
 }
 
 /// What a cut-off core lost, as warnings.

@@ -63,6 +63,14 @@ struct AnalyzeArgs {
     /// Do not read source files to show each frame's line.
     #[arg(long)]
     no_source: bool,
+    /// Native stacks: every thread's native frames (unwound with the mapped files' CFI, named by
+    /// their symbols and DWARF) with the Python frames each interpreter-loop frame ran in its
+    /// place; the interpreter's own native frames are folded.
+    #[arg(long)]
+    native: bool,
+    /// Like --native, with every native frame, the interpreter's included.
+    #[arg(long, conflicts_with = "native")]
+    native_all: bool,
     /// When to colour the text output (NO_COLOR is honoured in `auto`).
     #[arg(long, value_enum, default_value_t = ColorWhen::Auto)]
     color: ColorWhen,
@@ -120,6 +128,11 @@ fn analyze(args: AnalyzeArgs) -> ExitCode {
         debug_dirs: args.debug_dirs,
         source_roots: args.source_root,
         show_source: !args.no_source,
+        native: match (args.native, args.native_all) {
+            (_, true) => pycore::native::NativeMode::All,
+            (true, false) => pycore::native::NativeMode::Merged,
+            (false, false) => pycore::native::NativeMode::Off,
+        },
     };
     let format = if args.json { Format::Json } else { args.format };
     let report = match pycore::analyze(&options) {

@@ -37,6 +37,10 @@ pub struct Frame {
     pub file: String,
     pub line: Option<u32>,
     pub first_line: u32,
+    /// The outermost frame of the run one C call of the interpreter loop executes
+    /// (`_PyEval_EvalFrameDefault`/`PyEval_EvalFrameEx`): every frame ≤3.10; 3.11's `is_entry`
+    /// frames; 3.12+ the frame before a C-stack entry shim and the thread's last frame.
+    pub entry: bool,
 }
 
 /// What a code object contributes to every frame that runs it.
@@ -161,9 +165,9 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
                 .memory
                 .read_i32(frame.wrapping_add(u64::from(lasti)))?;
             let code = self.code_or_placeholder(code_addr, stack);
-            stack
-                .frames
-                .push(self.frame_at(&code, FramePosition::Lasti(lasti)));
+            let mut python_frame = self.frame_at(&code, FramePosition::Lasti(lasti));
+            python_frame.entry = true;
+            stack.frames.push(python_frame);
             frame = self.objects.pointer(frame.wrapping_add(u64::from(back)))?;
         }
         Ok(())
@@ -183,8 +187,16 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
                 "layout lacks _PyInterpreterFrame fields".into(),
             ));
         };
+        // 3.11 marks a loop's first frame with `bool is_entry`, the byte before `char owner`
+        // (Include/internal/pycore_frame.h); 3.12+ put a C-stack shim frame after it instead.
+        let is_entry_field = ((layout.major, layout.minor) == (3, 11)).then(|| owner - 1);
         let mut seen = HashSet::new();
         let mut frame = first;
+        let run_start = |stack: &mut Stack| {
+            if let Some(last) = stack.frames.last_mut() {
+                last.entry = true;
+            }
+        };
         while frame != 0 {
             if !self.enter(frame, &mut seen, stack) {
                 break;
@@ -205,6 +217,9 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
                 ));
                 break;
             }
+            if owner_value >= FIRST_NON_PYTHON_OWNER {
+                run_start(stack);
+            }
             if owner_value >= FIRST_NON_PYTHON_OWNER && stack.c_stack_hint.is_none() {
                 // The innermost loop's entry frame lives on its C stack (3.14's base frame,
                 // in the thread state, does not: the report checks the address).
@@ -219,12 +234,21 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
                 } else {
                     FramePosition::CodeUnit((instr_ptr - start) / 2)
                 };
-                stack.frames.push(self.frame_at(&code_info, position));
+                let mut python_frame = self.frame_at(&code_info, position);
+                if let Some(field) = is_entry_field {
+                    python_frame.entry = self
+                        .objects
+                        .memory
+                        .read_u8(frame.wrapping_add(u64::from(field)))?
+                        != 0;
+                }
+                stack.frames.push(python_frame);
             }
             frame = self
                 .objects
                 .pointer(frame.wrapping_add(u64::from(previous)))?;
         }
+        run_start(stack);
         Ok(())
     }
 
@@ -388,6 +412,7 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
             file: code.file.clone(),
             line,
             first_line: code.first_line,
+            entry: false,
         }
     }
 }

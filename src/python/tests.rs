@@ -166,6 +166,7 @@ fn walks_a_synthetic_312_thread() {
             file: "/src/données_𠀀.py".into(),
             line: Some(12),
             first_line: 10,
+            entry: true,
         }]
     );
     assert!(thread.warnings.is_empty(), "{:?}", thread.warnings);

@@ -1,0 +1,155 @@
+//! Function symbols of one module (`.symtab` of the file and of its debug file, else
+//! `.dynsym`) as a sorted address table searched by binary search, and demangling.
+
+use super::modules::ElfFile;
+use crate::bytes::{u16_at, u32_at, u64_at};
+
+const SYM_SIZE: usize = 24;
+const STT_FUNC: u8 = 2;
+const STT_GNU_IFUNC: u8 = 10;
+/// At most this many symbols are kept per module.
+const MAX_SYMBOLS: usize = 4 << 20;
+
+#[derive(Debug, Clone, Copy)]
+struct Symbol {
+    addr: u64,
+    size: u64,
+    /// Which string table (0: the module's, 1: its debug file's) and where in it.
+    file: u8,
+    name: u32,
+    /// Preference among aliases at one address: global 2, weak 1, local 0.
+    rank: u8,
+}
+
+/// A module's function symbols, by link-time address.
+#[derive(Debug, Default)]
+pub struct SymbolTable {
+    symbols: Vec<Symbol>,
+    /// `[offset, len)` of the string table of each file's table.
+    strings: [(usize, usize); 2],
+}
+
+impl SymbolTable {
+    pub(crate) fn build(image: &ElfFile, debug: Option<&ElfFile>) -> SymbolTable {
+        let mut table = SymbolTable::default();
+        let files = [Some(image), debug];
+        for (which, file) in files.iter().enumerate() {
+            let Some(file) = file else { continue };
+            // `.symtab` holds every function `.dynsym` has, and the static ones.
+            let name = if file.section_range(".symtab").is_some() {
+                ".symtab"
+            } else {
+                ".dynsym"
+            };
+            let strtab = if name == ".symtab" { ".strtab" } else { ".dynstr" };
+            let (Some((offset, len)), Some(strings)) =
+                (file.section_range(name), file.section_range(strtab))
+            else {
+                continue;
+            };
+            table.strings[which] = strings;
+            let bytes = file.bytes();
+            for index in 0..len / SYM_SIZE {
+                if table.symbols.len() >= MAX_SYMBOLS {
+                    break;
+                }
+                let entry = offset + index * SYM_SIZE;
+                let (Some(name), Some(&info), Some(shndx), Some(addr), Some(size)) = (
+                    u32_at(bytes, entry),
+                    bytes.get(entry + 4),
+                    u16_at(bytes, entry + 6),
+                    u64_at(bytes, entry + 8),
+                    u64_at(bytes, entry + 16),
+                ) else {
+                    break;
+                };
+                let kind = info & 0xf;
+                if (kind != STT_FUNC && kind != STT_GNU_IFUNC) || shndx == 0 || addr == 0 {
+                    continue;
+                }
+                let rank = match info >> 4 {
+                    1 => 2,
+                    2 => 1,
+                    _ => 0,
+                };
+                table.symbols.push(Symbol {
+                    addr,
+                    size,
+                    file: which as u8,
+                    name,
+                    rank,
+                });
+            }
+        }
+        // Aliases at one address: the preferred one last, where the search lands.
+        table
+            .symbols
+            .sort_unstable_by_key(|s| (s.addr, s.rank, std::cmp::Reverse(s.name)));
+        table
+    }
+
+    /// The function containing link-time `address`: its raw name and start. A symbol with a
+    /// size must contain the address; one without (hand-written assembly) is taken as gdb does.
+    pub(crate) fn lookup<'f>(
+        &self,
+        address: u64,
+        image: &'f ElfFile,
+        debug: Option<&'f ElfFile>,
+    ) -> Option<(&'f str, u64)> {
+        let end = self.symbols.partition_point(|s| s.addr <= address);
+        let best = self.symbols[..end].last()?;
+        // Among aliases at this address, the preferred is last; a sized one must cover it.
+        let covers = |s: &Symbol| s.size == 0 || address < s.addr.saturating_add(s.size);
+        let symbol = self.symbols[..end]
+            .iter()
+            .rev()
+            .take_while(|s| s.addr == best.addr)
+            .find(|s| covers(s))?;
+        let file = if symbol.file == 0 { image } else { debug? };
+        let (offset, len) = self.strings[usize::from(symbol.file)];
+        let strings = file.bytes().get(offset..)?.get(..len)?;
+        let name = strings.get(symbol.name as usize..)?;
+        let name = &name[..name.iter().position(|&b| b == 0)?];
+        Some((std::str::from_utf8(name).ok()?, symbol.addr))
+    }
+
+    pub fn len(&self) -> usize {
+        self.symbols.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.symbols.is_empty()
+    }
+}
+
+/// A symbol as people read it: Rust (legacy and v0) and C++ names demangled, Rust's hash
+/// dropped; anything else as it is.
+pub fn demangle(name: &str) -> String {
+    if let Ok(rust) = rustc_demangle::try_demangle(name) {
+        return format!("{rust:#}");
+    }
+    if name.starts_with("_Z") {
+        if let Ok(symbol) = cpp_demangle::Symbol::new(name) {
+            if let Ok(text) = symbol.demangle() {
+                return text;
+            }
+        }
+    }
+    name.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::demangle;
+
+    #[test]
+    fn demangles_rust_and_cpp() {
+        assert_eq!(
+            demangle("_ZN4core9panicking5panic17h0123456789abcdefE"),
+            "core::panicking::panic"
+        );
+        assert_eq!(demangle("_ZN3foo3barEv"), "foo::bar()");
+        assert_eq!(demangle("strlen"), "strlen");
+        assert_eq!(demangle("_Zgarbage"), "_Zgarbage");
+    }
+}
