@@ -17,8 +17,6 @@ struct Symbol {
     /// Which string table (0: the module's, 1: its debug file's) and where in it.
     file: u8,
     name: u32,
-    /// Preference among aliases at one address: global 2, weak 1, local 0.
-    rank: u8,
 }
 
 /// A module's function symbols, by link-time address.
@@ -67,24 +65,30 @@ impl SymbolTable {
                 if (kind != STT_FUNC && kind != STT_GNU_IFUNC) || shndx == 0 || addr == 0 {
                     continue;
                 }
-                let rank = match info >> 4 {
-                    1 => 2,
-                    2 => 1,
-                    _ => 0,
-                };
                 table.symbols.push(Symbol {
                     addr,
                     size,
                     file: which as u8,
                     name,
-                    rank,
                 });
             }
         }
-        // Aliases at one address: the preferred one last, where the search lands.
+        // Aliases at one address in name order, as gdb sorts its minimal symbols: the search
+        // takes the last one (`select` over `__select`), as gdb does.
+        let names = [Some(image), debug].map(|f| f.map(ElfFile::bytes));
+        let strings = table.strings;
+        let name_of = |s: &Symbol| -> &[u8] {
+            let (offset, len) = strings[usize::from(s.file)];
+            names[usize::from(s.file)]
+                .and_then(|bytes| bytes.get(offset..)?.get(..len)?.get(s.name as usize..))
+                .map_or(&[][..], |n| &n[..n.iter().position(|&b| b == 0).unwrap_or(n.len())])
+        };
         table
             .symbols
-            .sort_unstable_by_key(|s| (s.addr, s.rank, std::cmp::Reverse(s.name)));
+            .sort_unstable_by(|a, b| (a.addr, name_of(a)).cmp(&(b.addr, name_of(b))));
+        table
+            .symbols
+            .dedup_by(|a, b| a.addr == b.addr && name_of(a) == name_of(b));
         table
     }
 
@@ -99,12 +103,17 @@ impl SymbolTable {
         let end = self.symbols.partition_point(|s| s.addr <= address);
         let best = self.symbols[..end].last()?;
         // Among aliases at this address, the preferred is last; a sized one must cover it.
-        let covers = |s: &Symbol| s.size == 0 || address < s.addr.saturating_add(s.size);
-        let symbol = self.symbols[..end]
-            .iter()
-            .rev()
-            .take_while(|s| s.addr == best.addr)
-            .find(|s| covers(s))?;
+        // gdb prefers a sized alias to a zero-sized one; a sized one must cover the address.
+        let aliases = || {
+            self.symbols[..end]
+                .iter()
+                .rev()
+                .take_while(|s| s.addr == best.addr)
+        };
+        let symbol = aliases()
+            .find(|s| s.size != 0)
+            .or_else(|| aliases().next())
+            .filter(|s| s.size == 0 || address < s.addr.saturating_add(s.size))?;
         let file = if symbol.file == 0 { image } else { debug? };
         let (offset, len) = self.strings[usize::from(symbol.file)];
         let strings = file.bytes().get(offset..)?.get(..len)?;

@@ -129,12 +129,16 @@ pub fn unwind(
         });
         let loaded = module.and_then(|m| modules.loaded(m).ok());
         let cfi = loaded.and_then(|l| cfi_step(l, lookup, &regs, memory, &mut context));
+        let cfi_found = cfi.is_some();
         let step = match cfi {
             Some(Ok(step)) => Ok(step),
             Some(Err(error)) => Err(error),
             None if first && module.is_none() => call_into_nowhere(&regs, memory),
             None => frame_pointer_step(&regs, memory),
         };
+        if std::env::var_os("PYCORE_DEBUG_UNWIND").is_some() {
+            eprintln!("DEBUG pc {pc:#x} sp {sp:#x} cfi {} module {module:?} -> {:?}", cfi_found, match &step { Ok(Step::Caller{regs, ..}) => format!("{:x?}", regs), Ok(Step::End) => "end".into(), Err(e) => e.clone() });
+        }
         match step {
             Ok(Step::Caller {
                 regs: next,
