@@ -103,8 +103,10 @@ fn segv_in_libc_from_ctypes() {
     native_matrix("libc-segv", SIGSEGV, |report| {
         let location = &report["crash"]["location"];
         expect_module(location, "libc.so")?;
+        // A libc with no .symtab (Debian 3.14's own glibc) has no symbol for its local memset
+        // variants: no name then (gdb's agreement is checked frame by frame).
         expect(
-            function(location).contains("memset"),
+            function(location).contains("memset") || location["function"].is_null(),
             format!("crash site should be memset: {location}"),
         )
     });

@@ -230,14 +230,21 @@ fn name_frame<'m>(
     let interpreter = raw
         .module
         .is_some_and(|m| paths.contains(&modules.modules[m].core_path));
-    let symbol = raw.module.and_then(|m| symbol_name(modules, m, raw.lookup));
+    // A signal trampoline is named by its own address: the return address into it is its
+    // first instruction (the CFI's FDE starts one byte before, for the unwinder's look-up).
+    let lookup = if raw.signal_frame {
+        raw.address
+    } else {
+        raw.lookup
+    };
+    let symbol = raw.module.and_then(|m| symbol_name(modules, m, lookup));
     let mut from_dwarf: Vec<NamedFrame> = Vec::new();
     if let (Some(index), Ok(loaded)) = (
         raw.module,
         raw.module.map_or(Err(""), |m| modules.loaded(m)),
     ) {
         if let Some(context) = dwarfs.get(modules, index) {
-            let svma = raw.lookup.wrapping_sub(loaded.bias);
+            let svma = lookup.wrapping_sub(loaded.bias);
             if let Ok(mut frames) = context.find_frames(svma).skip_all_loads() {
                 // Bounded: inlining is never this deep.
                 for _ in 0..256 {
