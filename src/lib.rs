@@ -103,7 +103,13 @@ pub fn analyze_data(data: input::MappedFile, options: &Options) -> Result<Report
             options.sysroot.as_deref(),
         );
     }
-    native::add_to_report(&core, &memory, locator(options), options.native, &mut report);
+    native::add_to_report(
+        &core,
+        &memory,
+        locator(options),
+        options.native,
+        &mut report,
+    );
     Ok(report)
 }
 

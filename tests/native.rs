@@ -260,7 +260,12 @@ fn run_row(
         .envs(python.scenario_env());
     let mut command = with_unlimited_core_size(&inner, true);
     command.current_dir(&cwd);
-    let finished = run_with_timeout(&mut command, Duration::from_secs(120), dir.path(), "scenario")?;
+    let finished = run_with_timeout(
+        &mut command,
+        Duration::from_secs(120),
+        dir.path(),
+        "scenario",
+    )?;
     if finished.code() == Some(CANNOT_ENABLE_CORES) {
         return Err("cannot raise RLIMIT_CORE".into());
     }
@@ -309,7 +314,12 @@ fn build_extension(dir: &TestDir) -> Result<PathBuf, String> {
     Ok(library)
 }
 
-fn pycore_json(python: &Interpreter, core: &Path, dir: &Path, extra: &[&str]) -> Result<Value, String> {
+fn pycore_json(
+    python: &Interpreter,
+    core: &Path,
+    dir: &Path,
+    extra: &[&str],
+) -> Result<Value, String> {
     let debug = python.pycore_args();
     let mut args: Vec<&OsStr> = vec![
         OsStr::new("analyze"),
@@ -338,7 +348,11 @@ struct GdbFrame {
     kind: String,
 }
 
-fn gdb_frames(python: &Interpreter, core: &Path, dir: &Path) -> Result<HashMap<i64, Vec<GdbFrame>>, String> {
+fn gdb_frames(
+    python: &Interpreter,
+    core: &Path,
+    dir: &Path,
+) -> Result<HashMap<i64, Vec<GdbFrame>>, String> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/gdb_frames.py");
     let mut command = Command::new("gdb");
     command
@@ -378,7 +392,10 @@ fn gdb_frames(python: &Interpreter, core: &Path, dir: &Path) -> Result<HashMap<i
 }
 
 /// Per thread: the same real frames (addresses) as gdb, the same names where gdb has one.
-fn compare_with_gdb(report: &Value, oracle: &HashMap<i64, Vec<GdbFrame>>) -> Result<Vec<String>, String> {
+fn compare_with_gdb(
+    report: &Value,
+    oracle: &HashMap<i64, Vec<GdbFrame>>,
+) -> Result<Vec<String>, String> {
     let mut notes = Vec::new();
     let mut failures = Vec::new();
     let threads = report["threads"].as_array().ok_or("no threads")?;
@@ -442,7 +459,10 @@ fn compare_with_gdb(report: &Value, oracle: &HashMap<i64, Vec<GdbFrame>>) -> Res
     if failures.is_empty() {
         Ok(notes)
     } else {
-        Err(format!("native frames differ from gdb's:\n{}", failures.join("\n")))
+        Err(format!(
+            "native frames differ from gdb's:\n{}",
+            failures.join("\n")
+        ))
     }
 }
 
@@ -450,10 +470,7 @@ fn compare_with_gdb(report: &Value, oracle: &HashMap<i64, Vec<GdbFrame>>) -> Res
 fn check_states(report: &Value) -> Result<(), String> {
     let threads = report["threads"].as_array().ok_or("no threads")?;
     let state_of = |pred: &dyn Fn(&Value) -> bool| -> Result<String, String> {
-        let thread = threads
-            .iter()
-            .find(|t| pred(t))
-            .ok_or("thread not found")?;
+        let thread = threads.iter().find(|t| pred(t)).ok_or("thread not found")?;
         Ok(text(&thread["state"]["kind"]))
     };
     let named = |name: &'static str| move |t: &Value| t["name"] == name;
@@ -468,7 +485,10 @@ fn check_states(report: &Value) -> Result<(), String> {
     let selector = state_of(&named("selector"))?;
     expect(selector == "poll", format!("selector's state: {selector}"))?;
     let c_thread = state_of(&|t: &Value| t["python"] == false)?;
-    expect(c_thread == "sleep", format!("the C thread's state: {c_thread}"))?;
+    expect(
+        c_thread == "sleep",
+        format!("the C thread's state: {c_thread}"),
+    )?;
     let site = &report["crash"]["location"];
     expect(
         site["address"].is_string() && site["module"].is_string(),
@@ -485,7 +505,10 @@ fn check_merge(plain: &Value, all: &Value) -> Result<(), String> {
         let Some(before) = plain_threads.iter().find(|t| &t["tid"] == tid) else {
             continue;
         };
-        let python_before: Vec<String> = frames(before).iter().map(|f| text(&f["function"])).collect();
+        let python_before: Vec<String> = frames(before)
+            .iter()
+            .map(|f| text(&f["function"]))
+            .collect();
         let merged = frames(thread);
         let python_after: Vec<String> = merged
             .iter()
@@ -524,7 +547,9 @@ fn check_folded(report: &Value) -> Result<(), String> {
     for thread in report["threads"].as_array().ok_or("no threads")? {
         let names = native_names(thread);
         expect(
-            !names.iter().any(|n| n.starts_with("_PyEval_EvalFrame") || n == "PyEval_EvalFrameEx"),
+            !names
+                .iter()
+                .any(|n| n.starts_with("_PyEval_EvalFrame") || n == "PyEval_EvalFrameEx"),
             format!("--native kept interpreter loop frames: {names:?}"),
         )?;
     }
@@ -541,7 +566,8 @@ fn check_c_thread(report: &Value) -> Result<(), String> {
     let names = native_names(thread);
     let at = names.iter().position(|n| n == "native_park");
     expect(
-        at.is_some() && names.get(at.unwrap_or(0) + 1).map(String::as_str) == Some("parked_thread_main"),
+        at.is_some()
+            && names.get(at.unwrap_or(0) + 1).map(String::as_str) == Some("parked_thread_main"),
         format!("the C thread's frames: {names:?}"),
     )
 }
@@ -579,7 +605,9 @@ fn expect_module(location: &Value, name: &str) -> Result<(), String> {
 }
 
 fn text(value: &Value) -> String {
-    value.as_str().map_or_else(|| value.to_string(), str::to_string)
+    value
+        .as_str()
+        .map_or_else(|| value.to_string(), str::to_string)
 }
 
 fn hex(value: &Value) -> u64 {
@@ -595,4 +623,183 @@ fn expect(condition: bool, message: String) -> Result<(), String> {
     } else {
         Err(message)
     }
+}
+
+// ---- hostile input ---------------------------------------------------------------
+
+/// The committed example core with every thread's registers and stack top corrupted
+/// (registers pointing nowhere, into the middle of code, misaligned; stacks of random words
+/// and of words pointing at themselves), and with libc's `.eh_frame`/`.eh_frame_hdr`
+/// scrambled (given by `--lib-path`: the build-id still matches): `--native-all` must finish
+/// quickly with a documented exit code and a JSON document, never panic.
+#[test]
+fn hostile_registers_stacks_and_cfi() {
+    use support::process::run_pycore_with;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = TestDir::new("native-hostile");
+    let original = zstd::decode_all(
+        std::fs::File::open(root.join("testdata/example/core.zst")).expect("example core"),
+    )
+    .expect("decompress the example core");
+    let python = dir.join("python3.11");
+    std::fs::write(
+        &python,
+        zstd::decode_all(
+            std::fs::File::open(root.join("testdata/example/python3.11.zst")).expect("python"),
+        )
+        .expect("decompress python"),
+    )
+    .expect("write python");
+    // A copy of libc with its CFI scrambled.
+    let libdir = dir.join("lib");
+    std::fs::create_dir(&libdir).expect("lib dir");
+    let libc_path = Path::new("/usr/lib/x86_64-linux-gnu/libc.so.6");
+    let have_libc = libc_path.is_file();
+    if have_libc {
+        let mut libc = std::fs::read(libc_path).expect("read libc");
+        let elf = goblin::elf::Elf::parse(&libc).expect("parse libc");
+        let ranges: Vec<(usize, usize)> = elf
+            .section_headers
+            .iter()
+            .filter(|sh| {
+                matches!(
+                    elf.shdr_strtab.get_at(sh.sh_name),
+                    Some(".eh_frame" | ".eh_frame_hdr")
+                )
+            })
+            .map(|sh| (sh.sh_offset as usize, sh.sh_size as usize))
+            .collect();
+        let mut seed = 0x1234_5678_9abc_def0u64;
+        for (offset, size) in ranges {
+            // Every 7th byte: most FDEs stay parseable, with nonsense in them.
+            for byte in libc[offset..offset + size].iter_mut().step_by(7) {
+                *byte = next(&mut seed) as u8;
+            }
+        }
+        std::fs::write(libdir.join("libc.so.6"), &libc).expect("write libc");
+    }
+    let threads = prstatus_offsets(&original);
+    assert!(!threads.is_empty(), "no NT_PRSTATUS in the example core");
+    let mut seed = 0xfeed_f00d_u64;
+    let start = Instant::now();
+    for variant in 0..12u64 {
+        let mut core = original.clone();
+        for &regs in &threads {
+            let sp = read_u64(&core, regs + 19 * 8);
+            let pc = read_u64(&core, regs + 16 * 8);
+            let (new_pc, new_sp, new_bp) = match variant % 6 {
+                0 => (0, 0, 0),
+                1 => (u64::MAX, u64::MAX - 7, 1),
+                2 => (pc + 1, sp + 3, sp),
+                3 => (next(&mut seed), next(&mut seed), next(&mut seed)),
+                4 => (pc, sp, sp),
+                _ => (pc, sp + 8 * (next(&mut seed) % 64), sp),
+            };
+            write_u64(&mut core, regs + 16 * 8, new_pc);
+            write_u64(&mut core, regs + 19 * 8, new_sp);
+            write_u64(&mut core, regs + 4 * 8, new_bp);
+            // The stack's top words: random (odd variants) or pointing at themselves.
+            if let Some(at) = file_offset(&core, sp) {
+                for word in 0..256u64 {
+                    let value = if variant % 2 == 1 {
+                        next(&mut seed)
+                    } else {
+                        sp + word * 8
+                    };
+                    if at + word as usize * 8 + 8 <= core.len() {
+                        write_u64(&mut core, at + word as usize * 8, value);
+                    }
+                }
+            }
+        }
+        let path = dir.join(&format!("hostile-{variant}.core"));
+        std::fs::write(&path, &core).expect("write core");
+        let mut args: Vec<&OsStr> = vec![
+            OsStr::new("analyze"),
+            path.as_os_str(),
+            OsStr::new("--python"),
+            python.as_os_str(),
+            OsStr::new("--native-all"),
+            OsStr::new("--json"),
+        ];
+        if have_libc && variant >= 6 {
+            args.extend([OsStr::new("--lib-path"), libdir.as_os_str()]);
+        }
+        let began = Instant::now();
+        let finished = run_pycore_with(&args, &[], Duration::from_secs(20), dir.path(), "pycore")
+            .unwrap_or_else(|e| panic!("variant {variant}: {e}"));
+        assert!(
+            matches!(finished.code(), Some(0 | 1 | 4 | 7)),
+            "variant {variant}: {} {}",
+            finished.status,
+            finished.stderr
+        );
+        let report: Value = serde_json::from_slice(&finished.stdout)
+            .unwrap_or_else(|e| panic!("variant {variant}: not JSON: {e}"));
+        assert!(report["threads"].is_array(), "variant {variant}");
+        assert!(
+            began.elapsed() < Duration::from_secs(10),
+            "variant {variant} took {:?}",
+            began.elapsed()
+        );
+    }
+    println!("12 hostile variants in {:?}", start.elapsed());
+    dir.remove();
+}
+
+fn next(seed: &mut u64) -> u64 {
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    *seed
+}
+
+fn read_u64(bytes: &[u8], at: usize) -> u64 {
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&bytes[at..at + 8]);
+    u64::from_le_bytes(word)
+}
+
+fn write_u64(bytes: &mut [u8], at: usize, value: u64) {
+    bytes[at..at + 8].copy_from_slice(&value.to_le_bytes());
+}
+
+/// File offsets of the register block (`pr_reg`) of every NT_PRSTATUS.
+fn prstatus_offsets(core: &[u8]) -> Vec<usize> {
+    let elf = goblin::elf::Elf::parse_header(core).expect("ELF header");
+    let mut out = Vec::new();
+    for index in 0..usize::from(elf.e_phnum) {
+        let ph = elf.e_phoff as usize + index * 56;
+        if u32::from_le_bytes(core[ph..ph + 4].try_into().expect("4 bytes")) != 4 {
+            continue;
+        }
+        let start = read_u64(core, ph + 8) as usize;
+        let end = start + read_u64(core, ph + 32) as usize;
+        let mut at = start;
+        while at + 12 <= end {
+            let namesz = u32::from_le_bytes(core[at..at + 4].try_into().expect("4")) as usize;
+            let descsz = u32::from_le_bytes(core[at + 4..at + 8].try_into().expect("4")) as usize;
+            let kind = u32::from_le_bytes(core[at + 8..at + 12].try_into().expect("4"));
+            let desc = at + 12 + namesz.div_ceil(4) * 4;
+            if kind == 1 {
+                out.push(desc + 112);
+            }
+            at = desc + descsz.div_ceil(4) * 4;
+        }
+    }
+    out
+}
+
+/// Where the core file holds the byte at virtual address `address`.
+fn file_offset(core: &[u8], address: u64) -> Option<usize> {
+    let elf = goblin::elf::Elf::parse_header(core).ok()?;
+    (0..usize::from(elf.e_phnum)).find_map(|index| {
+        let ph = elf.e_phoff as usize + index * 56;
+        let kind = u32::from_le_bytes(core.get(ph..ph + 4)?.try_into().ok()?);
+        let offset = read_u64(core, ph + 8);
+        let vaddr = read_u64(core, ph + 16);
+        let filesz = read_u64(core, ph + 32);
+        (kind == 1 && vaddr <= address && address < vaddr + filesz)
+            .then(|| (offset + address - vaddr) as usize)
+    })
 }

@@ -98,14 +98,20 @@ pub fn parse_prstatus(desc: &[u8], arch: Arch) -> Option<ThreadStatus> {
             pc: reg(16)?,
             sp: reg(19)?,
             thread_pointer: reg(21),
-            general: super::regs::RegisterSet::from_words(arch, desc.get(PRSTATUS_REGS..)?.get(..27 * 8)?),
+            general: super::regs::RegisterSet::from_words(
+                arch,
+                desc.get(PRSTATUS_REGS..)?.get(..27 * 8)?,
+            ),
         },
         // struct user_pt_regs: x0..x30, sp, pc, pstate. TLS comes in NT_ARM_TLS.
         Arch::Aarch64 => Registers {
             pc: reg(32)?,
             sp: reg(31)?,
             thread_pointer: None,
-            general: super::regs::RegisterSet::from_words(arch, desc.get(PRSTATUS_REGS..)?.get(..34 * 8)?),
+            general: super::regs::RegisterSet::from_words(
+                arch,
+                desc.get(PRSTATUS_REGS..)?.get(..34 * 8)?,
+            ),
         },
     };
     Some(ThreadStatus {

@@ -87,7 +87,9 @@ struct Dwarfs<'m> {
 impl<'m> Dwarfs<'m> {
     fn new(modules: &Modules<'_>) -> Self {
         Dwarfs {
-            contexts: (0..modules.modules.len()).map(|_| OnceCell::new()).collect(),
+            contexts: (0..modules.modules.len())
+                .map(|_| OnceCell::new())
+                .collect(),
         }
     }
 
@@ -127,7 +129,11 @@ pub fn add_to_report(
     let modules = Modules::new(core, memory, locator, executable);
     let dwarfs = Dwarfs::new(&modules);
     if report.crash.kind == CoreKind::Crashed {
-        if let Some(status) = core.threads.iter().find(|t| Some(t.tid) == report.crash.thread) {
+        if let Some(status) = core
+            .threads
+            .iter()
+            .find(|t| Some(t.tid) == report.crash.thread)
+        {
             let pc = status.registers.pc;
             let module = modules.index_at(pc);
             let function = module.and_then(|m| symbol_name(&modules, m, pc));
@@ -296,7 +302,10 @@ pub fn frame_report(modules: &Modules<'_>, frame: &NamedFrame) -> FrameReport {
     let module = frame.raw.module.map(|m| &modules.modules[m]);
     let offset = frame.raw.module.and_then(|m| {
         let loaded = modules.loaded(m).ok()?;
-        Some(format!("{:#x}", frame.raw.address.wrapping_sub(loaded.bias)))
+        Some(format!(
+            "{:#x}",
+            frame.raw.address.wrapping_sub(loaded.bias)
+        ))
     });
     FrameReport {
         function: frame.function.clone().unwrap_or_else(|| "??".into()),

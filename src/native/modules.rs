@@ -53,24 +53,31 @@ impl ElfFile {
         let bytes = file.bytes();
         let elf = Elf::parse(bytes).map_err(|e| format!("{}: {e}", path.display()))?;
         if !elf.is_64 || !elf.little_endian {
-            return Err(format!("{}: not a 64-bit little-endian ELF", path.display()));
+            return Err(format!(
+                "{}: not a 64-bit little-endian ELF",
+                path.display()
+            ));
         }
-        let build_id = elf
-            .program_headers
-            .iter()
-            .filter(|ph| ph.p_type == PT_NOTE)
-            .find_map(|ph| {
-                let notes = bytes.get(ph.p_offset as usize..)?.get(..ph.p_filesz as usize)?;
-                binary::build_id_in_notes(notes)
-            })
-            .or_else(|| {
-                // Detached debug files keep the note as a section only.
-                let sh = elf.section_headers.iter().find(|sh| {
-                    elf.shdr_strtab.get_at(sh.sh_name) == Some(".note.gnu.build-id")
-                })?;
-                let notes = bytes.get(sh.sh_offset as usize..)?.get(..sh.sh_size as usize)?;
-                binary::build_id_in_notes(notes)
-            });
+        let build_id =
+            elf.program_headers
+                .iter()
+                .filter(|ph| ph.p_type == PT_NOTE)
+                .find_map(|ph| {
+                    let notes = bytes
+                        .get(ph.p_offset as usize..)?
+                        .get(..ph.p_filesz as usize)?;
+                    binary::build_id_in_notes(notes)
+                })
+                .or_else(|| {
+                    // Detached debug files keep the note as a section only.
+                    let sh = elf.section_headers.iter().find(|sh| {
+                        elf.shdr_strtab.get_at(sh.sh_name) == Some(".note.gnu.build-id")
+                    })?;
+                    let notes = bytes
+                        .get(sh.sh_offset as usize..)?
+                        .get(..sh.sh_size as usize)?;
+                    binary::build_id_in_notes(notes)
+                });
         let loads = elf
             .program_headers
             .iter()
@@ -86,7 +93,8 @@ impl ElfFile {
             if sh.sh_type == SHT_NOBITS || name.is_empty() {
                 continue;
             }
-            let (Ok(offset), Ok(size)) = (usize::try_from(sh.sh_offset), usize::try_from(sh.sh_size))
+            let (Ok(offset), Ok(size)) =
+                (usize::try_from(sh.sh_offset), usize::try_from(sh.sh_size))
             else {
                 continue;
             };
@@ -129,7 +137,11 @@ impl ElfFile {
         if section.compressed {
             return Some((self.inflated.get(name)?.as_slice(), section.addr));
         }
-        let bytes = self.file.bytes().get(section.offset..)?.get(..section.size)?;
+        let bytes = self
+            .file
+            .bytes()
+            .get(section.offset..)?
+            .get(..section.size)?;
         Some((bytes, section.addr))
     }
 
@@ -304,7 +316,8 @@ impl<'c> Modules<'c> {
             .filter(|m| m.2 == 0)
             .map(|m| m.0)
             .min();
-        let core_id = header.and_then(|start| binary::build_id_in_memory(&CoreOnly(self.memory), start));
+        let core_id =
+            header.and_then(|start| binary::build_id_in_memory(&CoreOnly(self.memory), start));
         let mut problems = Vec::new();
         let mut chosen = None;
         for candidate in self.locator.candidates(core_path, is_executable) {
@@ -341,13 +354,16 @@ impl<'c> Modules<'c> {
             .mappings
             .iter()
             .find_map(|&(start, _, offset)| {
-                let (vaddr, file_offset) = image
-                    .loads
-                    .iter()
-                    .find(|(_, o)| o & !0xfff == offset)?;
+                let (vaddr, file_offset) =
+                    image.loads.iter().find(|(_, o)| o & !0xfff == offset)?;
                 Some(start.wrapping_sub(vaddr.wrapping_sub(file_offset - offset) & !0xfff))
             })
-            .ok_or_else(|| format!("{core_path}: no mapping matches a PT_LOAD of {}", image.path.display()))?;
+            .ok_or_else(|| {
+                format!(
+                    "{core_path}: no mapping matches a PT_LOAD of {}",
+                    image.path.display()
+                )
+            })?;
         let debug = self.debug_file(&image);
         let symbols = SymbolTable::build(&image, debug.as_ref());
         Ok(Loaded {
@@ -366,12 +382,20 @@ impl<'c> Modules<'c> {
         if let Some(id) = image.build_id.as_deref().map(crate::bytes::hex) {
             if id.len() > 2 {
                 for root in &roots {
-                    candidates.push(root.join(format!(".build-id/{}/{}.debug", &id[..2], &id[2..])));
+                    candidates.push(root.join(format!(
+                        ".build-id/{}/{}.debug",
+                        &id[..2],
+                        &id[2..]
+                    )));
                 }
             }
         }
         if let Some(link) = image.debuglink() {
-            let dir = image.path.parent().map(Path::to_path_buf).unwrap_or_default();
+            let dir = image
+                .path
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default();
             candidates.push(dir.join(&link));
             candidates.push(dir.join(".debug").join(&link));
             for root in &roots {

@@ -39,7 +39,11 @@ impl SymbolTable {
             } else {
                 ".dynsym"
             };
-            let strtab = if name == ".symtab" { ".strtab" } else { ".dynstr" };
+            let strtab = if name == ".symtab" {
+                ".strtab"
+            } else {
+                ".dynstr"
+            };
             let (Some((offset, len)), Some(strings)) =
                 (file.section_range(name), file.section_range(strtab))
             else {
@@ -81,7 +85,9 @@ impl SymbolTable {
             let (offset, len) = strings[usize::from(s.file)];
             names[usize::from(s.file)]
                 .and_then(|bytes| bytes.get(offset..)?.get(..len)?.get(s.name as usize..))
-                .map_or(&[][..], |n| &n[..n.iter().position(|&b| b == 0).unwrap_or(n.len())])
+                .map_or(&[][..], |n| {
+                    &n[..n.iter().position(|&b| b == 0).unwrap_or(n.len())]
+                })
         };
         table
             .symbols

@@ -89,12 +89,10 @@ pub fn state(number: i64) -> ThreadState {
             description: "running".into(),
         };
     }
-    let (name, kind) = CALLS
-        .iter()
-        .find(|(n, _, _)| *n == number)
-        .map_or((format!("syscall {number}"), StateKind::Syscall), |(_, name, kind)| {
-            (name.to_string(), *kind)
-        });
+    let (name, kind) = CALLS.iter().find(|(n, _, _)| *n == number).map_or(
+        (format!("syscall {number}"), StateKind::Syscall),
+        |(_, name, kind)| (name.to_string(), *kind),
+    );
     let words = match kind {
         StateKind::Lock => "waiting on a lock",
         StateKind::Sleep => "sleeping",

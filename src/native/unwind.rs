@@ -56,8 +56,12 @@ pub struct Unwound {
 }
 
 /// What one step found.
+#[allow(clippy::large_enum_variant)] // one per step, on the stack, never stored
 enum Step {
-    Caller { regs: Regs, signal_frame: bool },
+    Caller {
+        regs: Regs,
+        signal_frame: bool,
+    },
     /// The CFI says the stack ends here (undefined return address: `_start`, `clone3`).
     End,
 }
@@ -129,16 +133,12 @@ pub fn unwind(
         });
         let loaded = module.and_then(|m| modules.loaded(m).ok());
         let cfi = loaded.and_then(|l| cfi_step(l, lookup, &regs, memory, &mut context));
-        let cfi_found = cfi.is_some();
         let step = match cfi {
             Some(Ok(step)) => Ok(step),
             Some(Err(error)) => Err(error),
             None if first && module.is_none() => call_into_nowhere(&regs, memory),
             None => frame_pointer_step(&regs, memory),
         };
-        if std::env::var_os("PYCORE_DEBUG_UNWIND").is_some() {
-            eprintln!("DEBUG pc {pc:#x} sp {sp:#x} cfi {} module {module:?} -> {:?}", cfi_found, match &step { Ok(Step::Caller{regs, ..}) => format!("{:x?}", regs), Ok(Step::End) => "end".into(), Err(e) => e.clone() });
-        }
         match step {
             Ok(Step::Caller {
                 regs: next,
@@ -346,7 +346,9 @@ fn evaluate(
                     .get(usize::from(register.0))
                     .copied()
                     .flatten()
-                    .ok_or_else(|| format!("CFI expression needs unknown register {}", register.0))?;
+                    .ok_or_else(|| {
+                        format!("CFI expression needs unknown register {}", register.0)
+                    })?;
                 evaluation
                     .resume_with_register(Value::Generic(value))
                     .map_err(fail)?
