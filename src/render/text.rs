@@ -100,7 +100,7 @@ fn write_header(report: &Report, out: &mut impl Write) -> io::Result<()> {
     let with_frames = report
         .threads
         .iter()
-        .filter(|t| !t.frames.is_empty())
+        .filter(|t| t.frames.iter().any(|f| f.native.is_none()))
         .count();
     write!(
         out,
