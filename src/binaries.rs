@@ -63,7 +63,7 @@ pub struct Locator {
 
 impl Locator {
     /// Where detached debug symbols are looked for, in order.
-    fn debug_roots(&self) -> Vec<PathBuf> {
+    pub(crate) fn debug_roots(&self) -> Vec<PathBuf> {
         let mut roots = self.debug_dirs.clone();
         if let Some(root) = &self.sysroot {
             roots.push(root.join("usr/lib/debug"));
@@ -73,7 +73,7 @@ impl Locator {
     }
 
     /// Files that may be the core's `core_path`, in the order they are tried.
-    fn candidates(&self, core_path: &str, is_executable: bool) -> Vec<PathBuf> {
+    pub(crate) fn candidates(&self, core_path: &str, is_executable: bool) -> Vec<PathBuf> {
         // An executable named on the command line is the only one considered.
         if let (true, Some(python)) = (is_executable, &self.python) {
             return vec![python.clone()];

@@ -14,6 +14,7 @@ pub mod error;
 mod held_pages;
 pub mod input;
 mod memory;
+mod native;
 mod python;
 pub mod render;
 pub mod report;
@@ -47,6 +48,25 @@ pub struct Options {
     /// Do not read source files to show each frame's line.
     #[arg(long = "no-source", action = clap::ArgAction::SetFalse)]
     pub show_source: bool,
+    /// Native stacks: every thread's native frames (unwound with the mapped files' CFI, named by
+    /// their symbols and DWARF) with the Python frames each interpreter-loop frame ran in its
+    /// place; the interpreter's own native frames are folded.
+    #[arg(long)]
+    pub native: bool,
+    /// Like --native, with every native frame, the interpreter's included.
+    #[arg(long, conflicts_with = "native")]
+    pub native_all: bool,
+}
+
+impl Options {
+    /// Native frames: none (the crash site and thread states only), merged, or all of them.
+    fn native_mode(&self) -> native::NativeMode {
+        match (self.native, self.native_all) {
+            (_, true) => native::NativeMode::All,
+            (true, false) => native::NativeMode::Merged,
+            (false, false) => native::NativeMode::Off,
+        }
+    }
 }
 
 /// Functions of CPython's garbage collector across versions (Modules/gcmodule.c, Python/gc.c,
@@ -105,6 +125,13 @@ pub fn analyze_data(data: input::MappedFile, options: &Options) -> Result<Report
             options.locator.sysroot.as_deref(),
         );
     }
+    report::add_native(
+        &core,
+        &memory,
+        options.locator.clone(),
+        options.native_mode(),
+        &mut report,
+    );
     Ok(report)
 }
 

@@ -52,6 +52,12 @@ pub enum WarningKind {
     CodeObjectUnreadable,
     /// The exception a thread handles is unreadable.
     ExceptionUnreadable,
+    /// A native stack stops early (unreadable stack, a loop, no unwind data).
+    NativeStackCut,
+    /// The interpreter-loop frames and the runs of Python frames do not pair up.
+    NativeMerge,
+    /// A mapped module is not on this machine (or is another build): its frames are unnamed.
+    NativeModuleMissing,
 }
 
 /// One warning.

@@ -4,6 +4,7 @@
 //! [`crate::memory`]. Only 64-bit little-endian x86_64 and aarch64 cores are accepted.
 
 pub mod notes;
+pub mod regs;
 pub mod signal;
 
 use std::path::{Path, PathBuf};

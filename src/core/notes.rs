@@ -64,6 +64,8 @@ pub struct Registers {
     /// x86_64 `fs_base` / aarch64 `tpidr_el0`: the thread pointer. On x86_64 glibc it equals the
     /// `pthread_t` that CPython stores in `PyThreadState.thread_id`.
     pub thread_pointer: Option<u64>,
+    /// Every general register the note holds (the unwinder's start, the system call).
+    pub general: super::regs::RegisterSet,
 }
 
 /// One thread, from NT_PRSTATUS.
@@ -96,12 +98,20 @@ pub fn parse_prstatus(desc: &[u8], arch: Arch) -> Option<ThreadStatus> {
             pc: reg(16)?,
             sp: reg(19)?,
             thread_pointer: reg(21),
+            general: super::regs::RegisterSet::from_words(
+                arch,
+                desc.get(PRSTATUS_REGS..)?.get(..27 * 8)?,
+            ),
         },
         // struct user_pt_regs: x0..x30, sp, pc, pstate. TLS comes in NT_ARM_TLS.
         Arch::Aarch64 => Registers {
             pc: reg(32)?,
             sp: reg(31)?,
             thread_pointer: None,
+            general: super::regs::RegisterSet::from_words(
+                arch,
+                desc.get(PRSTATUS_REGS..)?.get(..34 * 8)?,
+            ),
         },
     };
     Some(ThreadStatus {

@@ -391,6 +391,7 @@ pub fn for_other_shape(
             previous: None,
             instr_ptr: None,
             owner: None,
+            is_entry: None,
         },
         code: CodeLayout {
             co_filename: Field::at(moved(base.code.co_filename.offset())),

@@ -39,6 +39,10 @@ pub struct Frame {
     pub file: String,
     pub line: Option<u32>,
     pub first_line: u32,
+    /// The outermost frame of the run one C call of the interpreter loop executes
+    /// (`_PyEval_EvalFrameDefault`/`PyEval_EvalFrameEx`): every frame ≤3.10; 3.11's `is_entry`
+    /// frames; 3.12+ the frame before a C-stack entry shim and the thread's last frame.
+    pub entry: bool,
 }
 
 /// What a code object contributes to every frame that runs it.
@@ -158,9 +162,9 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
             let code_addr = self.objects.read(frame, code)?;
             let lasti = self.objects.read(frame, lasti)?;
             let code = self.code_or_placeholder(code_addr, stack);
-            stack
-                .frames
-                .push(self.frame_at(&code, FramePosition::Lasti(lasti)));
+            let mut python_frame = self.frame_at(&code, FramePosition::Lasti(lasti));
+            python_frame.entry = true;
+            stack.frames.push(python_frame);
             frame = self.objects.read(frame, back)?;
         }
         Ok(())
@@ -180,8 +184,16 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
                 "layout lacks _PyInterpreterFrame fields".into(),
             ));
         };
+        // 3.11 marks a loop's first frame with `is_entry`; 3.12+ put a C-stack shim frame
+        // after it instead (Include/internal/pycore_frame.h).
+        let is_entry_field = layout.iframe.is_entry;
         let mut seen = HashSet::new();
         let mut frame = first;
+        let run_start = |stack: &mut Stack| {
+            if let Some(last) = stack.frames.last_mut() {
+                last.entry = true;
+            }
+        };
         while frame != 0 {
             if !self.enter(frame, &mut seen, stack) {
                 break;
@@ -199,6 +211,9 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
                 )));
                 break;
             }
+            if owner_value >= FIRST_NON_PYTHON_OWNER {
+                run_start(stack);
+            }
             if owner_value >= FIRST_NON_PYTHON_OWNER && stack.c_stack_hint.is_none() {
                 // The innermost loop's entry frame lives on its C stack (3.14's base frame,
                 // in the thread state, does not: the report checks the address).
@@ -213,10 +228,15 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
                 } else {
                     FramePosition::CodeUnit((instr_ptr - start) / 2)
                 };
-                stack.frames.push(self.frame_at(&code_info, position));
+                let mut python_frame = self.frame_at(&code_info, position);
+                if let Some(field) = is_entry_field {
+                    python_frame.entry = self.objects.read(frame, field)? != 0;
+                }
+                stack.frames.push(python_frame);
             }
             frame = self.objects.read(frame, previous)?;
         }
+        run_start(stack);
         Ok(())
     }
 
@@ -384,6 +404,7 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
             file: code.file.clone(),
             line,
             first_line: code.first_line,
+            entry: false,
         }
     }
 }

@@ -208,6 +208,8 @@ pub struct InterpreterFrameLayout {
     pub instr_ptr: Option<Field<Ptr>>,
     /// `offsetof(_PyInterpreterFrame, owner)`, 3.11+.
     pub owner: Option<Field<u8>>,
+    /// `offsetof(_PyInterpreterFrame, is_entry)`, 3.11 to 3.11: the first frame an interpreter-loop call ran (3.12+ put a C-stack shim after it).
+    pub is_entry: Option<Field<u8>>,
 }
 
 /// `PyCodeObject` (Include/cpython/code.h).

@@ -199,6 +199,9 @@ fn process_memory(layout: &Layout, cyclic: bool) -> FakeMemory {
                 .field(executable, CODE)
                 .field(previous, FRAME_2)
                 .field(instr, CODE + adaptive + position * 2);
+            if let Some(is_entry) = iframe.is_entry {
+                frame_1.bytes(is_entry.offset(), &[1]);
+            }
             // A C-stack shim: the owner that comes after the Python ones.
             frame_2
                 .field(executable, CODE)
@@ -323,6 +326,7 @@ fn every_table_walks_a_thread_laid_out_by_it() {
                 file: "/src/données_𠀀.py".into(),
                 line: Some(FIRST_LINE + 2),
                 first_line: FIRST_LINE,
+                entry: true,
             }],
             "{what} (PEP 393 strings: {pep393})"
         );

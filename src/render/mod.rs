@@ -125,8 +125,49 @@ pub fn headline(report: &Report) -> String {
     }
 }
 
+/// The crash site in words: `__strlen_evex in libc.so.6 (pc 0x7f…)`.
+pub fn crash_site(report: &Report) -> Option<String> {
+    let location = report.crash.location.as_ref()?;
+    let function = location.function.as_deref().unwrap_or("??");
+    let module = location
+        .module
+        .as_deref()
+        .map_or("no mapped file".to_string(), |m| {
+            file_name(m).to_string()
+        });
+    Some(format!("{function} in {module} (pc {})", location.address))
+}
+
+/// A native frame in one line: `0x7f… in strlen (libc.so.6) at file.c:12`, `None` for
+/// Python frames.
+pub fn native_frame_line(frame: &FrameReport) -> Option<String> {
+    let native = frame.native.as_ref()?;
+    let module = native
+        .module
+        .as_deref()
+        .map_or("?", file_name);
+    let mut line = if native.inlined {
+        format!("(inlined) {} ({module})", frame.function)
+    } else {
+        format!("{} in {} ({module})", native.address, frame.function)
+    };
+    if native.signal_frame {
+        line.push_str(" <signal handler called>");
+    }
+    if !frame.file.is_empty() {
+        line.push_str(&format!(" at {}", frame.file));
+        if let Some(number) = frame.line {
+            line.push_str(&format!(":{number}"));
+        }
+    }
+    Some(line)
+}
+
 /// `File "x.py", line 3, in f`, as Python tracebacks print it.
 pub fn frame_line(frame: &FrameReport) -> String {
+    if let Some(native) = native_frame_line(frame) {
+        return format!("  {native}");
+    }
     let function = frame.qualname.as_deref().unwrap_or(&frame.function);
     match frame.line {
         Some(line) => format!("  File \"{}\", line {line}, in {function}", frame.file),
@@ -136,6 +177,13 @@ pub fn frame_line(frame: &FrameReport) -> String {
 
 /// `f (x.py:3)`: a frame in a few words.
 pub fn frame_summary(frame: &FrameReport) -> String {
+    if let Some(native) = &frame.native {
+        let module = native
+            .module
+            .as_deref()
+            .map_or("?", file_name);
+        return format!("{} ({module})", frame.function);
+    }
     let function = frame.qualname.as_deref().unwrap_or(&frame.function);
     let file = frame.file.rsplit('/').next().unwrap_or(&frame.file);
     match frame.line {
@@ -165,6 +213,9 @@ pub fn thread_roles(report: &Report, thread: &ThreadReport, with_gil: bool) -> V
     if thread.gc_collecting == Some(true) {
         roles.push("running a garbage collection".to_string());
     }
+    if let Some(state) = &thread.state {
+        roles.push(state.description.clone());
+    }
     roles
 }
 
@@ -179,4 +230,9 @@ mod tests {
         super::clean(&mut plain);
         assert_eq!(plain, "naïve_λ");
     }
+}
+
+/// The last component of a path as the core recorded it (`libc.so.6`).
+fn file_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
 }

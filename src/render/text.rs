@@ -60,6 +60,9 @@ fn write_header(report: &Report, out: &mut impl Write) -> io::Result<()> {
         .map(|c| c.to_uppercase().collect())
         .unwrap_or_default();
     writeln!(out, "{style}{first}{}{style:#}", chars.as_str())?;
+    if let Some(site) = super::crash_site(report) {
+        writeln!(out, "{style}Crash site: {site}{style:#}")?;
+    }
     let Some(python) = &report.python else {
         let why = report.error.as_ref().map_or("", |e| e.message.as_str());
         writeln!(out, "{WARNING}Python: not read: {why}{WARNING:#}")?;
@@ -96,7 +99,7 @@ fn write_header(report: &Report, out: &mut impl Write) -> io::Result<()> {
     let with_frames = report
         .threads
         .iter()
-        .filter(|t| !t.frames.is_empty())
+        .filter(|t| t.frames.iter().any(|f| f.native.is_none()))
         .count();
     write!(
         out,
@@ -140,6 +143,11 @@ fn write_thread(report: &Report, thread: &ThreadReport, out: &mut impl Write) ->
             _ => "no registers".to_string(),
         };
         writeln!(out, ": {DIM}{registers}{DIM:#}")?;
+    } else if !thread.python && !thread.frames.is_empty() {
+        writeln!(
+            out,
+            ": {DIM}no Python thread state{DIM:#}; native frames, most recent call first:"
+        )?;
     } else if !thread.python {
         writeln!(out, ": {DIM}no Python thread state{DIM:#}")?;
     } else if thread.frames.is_empty() {
@@ -160,10 +168,14 @@ fn write_thread(report: &Report, thread: &ThreadReport, out: &mut impl Write) ->
     let indent = if grouped { "    " } else { "  " };
     let mut current_group = None;
     for frame in &thread.frames {
-        if grouped && current_group != Some(frame.interpreter) {
+        if grouped && frame.native.is_none() && current_group != Some(frame.interpreter) {
             current_group = Some(frame.interpreter);
             let title = super::interpreter_title(report, frame.interpreter);
             writeln!(out, "  {BOLD}{title}:{BOLD:#}")?;
+        }
+        if let Some(native) = super::native_frame_line(frame) {
+            writeln!(out, "{indent}{DIM}{native}{DIM:#}")?;
+            continue;
         }
         let function = frame.qualname.as_deref().unwrap_or(&frame.function);
         match frame.line {

@@ -102,6 +102,7 @@ pub const RELEASE: Layout = Layout {
         previous: None,
         instr_ptr: None,
         owner: None,
+        is_entry: None,
     },
     code: CodeLayout {
         // offsetof(PyCodeObject, co_filename)

@@ -119,6 +119,8 @@ pub const RELEASE: Layout = Layout {
         instr_ptr: Some(Field::at(56)),
         // offsetof(_PyInterpreterFrame, owner)
         owner: Some(Field::at(69)),
+        // offsetof(_PyInterpreterFrame, is_entry)
+        is_entry: Some(Field::at(68)),
     },
     code: CodeLayout {
         // offsetof(PyCodeObject, co_filename)

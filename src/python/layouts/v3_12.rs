@@ -115,6 +115,7 @@ pub const RELEASE: Layout = Layout {
         instr_ptr: Some(Field::at(56)),
         // offsetof(_PyInterpreterFrame, owner)
         owner: Some(Field::at(70)),
+        is_entry: None,
     },
     code: CodeLayout {
         // offsetof(PyCodeObject, co_filename)

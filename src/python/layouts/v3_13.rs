@@ -116,6 +116,7 @@ pub const RELEASE: Layout = Layout {
         instr_ptr: Some(Field::at(56)),
         // offsetof(_PyInterpreterFrame, owner)
         owner: Some(Field::at(70)),
+        is_entry: None,
     },
     code: CodeLayout {
         // offsetof(PyCodeObject, co_filename)
@@ -392,6 +393,7 @@ pub const FREE_THREADED: Layout = Layout {
         instr_ptr: Some(Field::at(56)),
         // offsetof(_PyInterpreterFrame, owner)
         owner: Some(Field::at(70)),
+        is_entry: None,
     },
     code: CodeLayout {
         // offsetof(PyCodeObject, co_filename)

@@ -1,6 +1,9 @@
 //! The report: plain data describing the process, serialised as the `--json` output.
 //! Its schema is documented in docs/json-schema.md; bump `SCHEMA_VERSION` on any breaking change.
 
+mod merge;
+mod native;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 
@@ -18,6 +21,8 @@ pub use crate::core::signal::{signal_name, SignalDescription, SIGSTOP};
 pub use crate::core::{Arch, Dumper};
 pub use crate::python::exceptions::ExceptionInfo;
 pub use crate::python::Shape;
+pub(crate) use native::add_native;
+pub use native::{CrashLocation, NativeFrameReport};
 
 pub const SCHEMA_VERSION: u32 = 2;
 
@@ -85,6 +90,8 @@ pub struct CrashSummary {
     pub signal: Option<SignalDescription>,
     /// Kernel TID of the thread that received the signal.
     pub thread: Option<i32>,
+    /// Crashes: where the crashed thread was, its innermost native frame.
+    pub location: Option<CrashLocation>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -144,6 +151,8 @@ pub struct ThreadReport {
     pub handling_exception: Option<ExceptionInfo>,
     /// The signal the thread was stopped by, 0 if none.
     pub signal: i32,
+    /// What the thread was blocked in, from its registers (x86_64 `orig_rax`); null if unknown.
+    pub state: Option<crate::native::syscall::ThreadState>,
     /// `0x…` hex strings: the instruction and stack pointers.
     pub pc: Option<String>,
     pub sp: Option<String>,
@@ -182,6 +191,21 @@ pub struct FrameReport {
     pub source: Option<String>,
     /// Id of the interpreter that runs it.
     pub interpreter: Option<i64>,
+    /// `python` or `native` (native frames come with `--native`/`--native-all`).
+    pub kind: FrameKind,
+    /// The outermost Python frame of one interpreter-loop call (see `python::Frame::entry`).
+    #[serde(skip)]
+    pub entry: bool,
+    /// A native frame's address, module, offset (flattened into the frame).
+    #[serde(flatten)]
+    pub native: Option<NativeFrameReport>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FrameKind {
+    Python,
+    Native,
 }
 
 impl From<&Frame> for FrameReport {
@@ -194,6 +218,9 @@ impl From<&Frame> for FrameReport {
             first_line: frame.first_line,
             source: None,
             interpreter: None,
+            kind: FrameKind::Python,
+            entry: frame.entry,
+            native: None,
         }
     }
 }
@@ -410,6 +437,7 @@ fn thread_report(
         handling_exception: innermost.and_then(|p| p.handling_exception.clone()),
         holds_gil,
         signal,
+        state: None,
         pc: registers.map(|r| hex(r.pc)),
         sp: registers.map(|r| hex(r.sp)),
         interpreter: innermost.and_then(|s| s.interpreter_id),
@@ -487,6 +515,7 @@ fn crash_summary(
             kind: CoreKind::Crashed,
             thread: signal.as_ref().and(threads.first()).map(|t| t.tid),
             signal: signal.filter(|s| s.number != 0),
+            location: None,
         };
     }
     let matches = |t: &&ThreadStatus, info: Option<&SignalInfo>| {
@@ -523,6 +552,7 @@ fn crash_summary(
             .map(signal::describe)
             .filter(|s| s.number != 0),
         thread: taken.filter(|_| kind != CoreKind::Snapshot).map(|t| t.tid),
+        location: None,
     }
 }
 

@@ -1,0 +1,159 @@
+//! Native stacks: every thread's frames from its registers, named, merged with its Python
+//! frames (docs/json-schema.md: `frames[].kind`, `crash.location`, `threads[].state`).
+//!
+//! Layers: [`modules`] finds and checks the mapped ELF files, [`unwind`] walks the stack with
+//! their CFI, [`symbols`] and DWARF (addr2line) name each address, [`merge`] puts the Python
+//! frames each interpreter-loop frame ran in its place, [`syscall`] tells what a thread waits in.
+
+pub mod modules;
+pub mod symbols;
+pub mod syscall;
+pub mod unwind;
+
+use std::cell::OnceCell;
+
+use gimli::{EndianSlice, LittleEndian};
+
+use modules::Modules;
+use unwind::RawFrame;
+
+/// Which native frames the report gets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum NativeMode {
+    /// Python frames only; the crash site and thread states still come from the registers.
+    #[default]
+    Off,
+    /// Merged stacks, the interpreter's own frames folded (`--native`).
+    Merged,
+    /// Merged stacks with every native frame (`--native-all`).
+    All,
+}
+
+/// One named native frame (an inlined call is its own).
+#[derive(Debug, Clone)]
+pub struct NamedFrame {
+    pub raw: RawFrame,
+    pub function: Option<String>,
+    pub file: Option<String>,
+    pub line: Option<u32>,
+    pub inlined: bool,
+    /// The module belongs to the interpreter (libpython, or a static python executable).
+    pub interpreter: bool,
+}
+
+type Dwarf<'m> = addr2line::Context<EndianSlice<'m, LittleEndian>>;
+
+/// Addr2line contexts of the modules, built on first use.
+pub(crate) struct Dwarfs<'m> {
+    contexts: Vec<OnceCell<Option<Dwarf<'m>>>>,
+}
+
+impl<'m> Dwarfs<'m> {
+    pub(crate) fn new(modules: &Modules<'_>) -> Self {
+        Dwarfs {
+            contexts: (0..modules.modules.len())
+                .map(|_| OnceCell::new())
+                .collect(),
+        }
+    }
+
+    fn get(&self, modules: &'m Modules<'_>, index: usize) -> Option<&Dwarf<'m>> {
+        self.contexts
+            .get(index)?
+            .get_or_init(|| {
+                let loaded = modules.loaded(index).ok()?;
+                loaded.debug_section(".debug_info")?;
+                let dwarf = gimli::Dwarf::load(|id| {
+                    let data = loaded.debug_section(id.name()).map_or(&[][..], |(d, _)| d);
+                    Ok::<_, gimli::Error>(EndianSlice::new(data, LittleEndian))
+                })
+                .ok()?;
+                addr2line::Context::from_dwarf(dwarf).ok()
+            })
+            .as_ref()
+    }
+}
+
+/// The symbol covering `address` (demangled), from the module's symbol tables only.
+pub(crate) fn symbol_name(modules: &Modules<'_>, index: usize, address: u64) -> Option<String> {
+    let loaded = modules.loaded(index).ok()?;
+    let (name, _) = loaded.symbols.lookup(
+        address.wrapping_sub(loaded.bias),
+        &loaded.image,
+        loaded.debug.as_ref(),
+    )?;
+    Some(symbols::demangle(name))
+}
+
+/// Name one frame: its inlined calls (innermost first) then itself, from DWARF where the
+/// module has it, else from its symbols.
+pub(crate) fn name_frame<'m>(
+    is_interpreter: &dyn Fn(&str) -> bool,
+    modules: &'m Modules<'_>,
+    dwarfs: &Dwarfs<'m>,
+    raw: &RawFrame,
+    out: &mut Vec<NamedFrame>,
+) {
+    let interpreter = raw
+        .module
+        .is_some_and(|m| is_interpreter(&modules.modules[m].core_path));
+    // A signal trampoline is named by its own address: the return address into it is its
+    // first instruction (the CFI's FDE starts one byte before, for the unwinder's look-up).
+    let lookup = if raw.signal_frame {
+        raw.address
+    } else {
+        raw.lookup
+    };
+    let symbol = raw.module.and_then(|m| symbol_name(modules, m, lookup));
+    let mut from_dwarf: Vec<NamedFrame> = Vec::new();
+    if let (Some(index), Ok(loaded)) = (
+        raw.module,
+        raw.module.map_or(Err(""), |m| modules.loaded(m)),
+    ) {
+        if let Some(context) = dwarfs.get(modules, index) {
+            let svma = lookup.wrapping_sub(loaded.bias);
+            if let Ok(mut frames) = context.find_frames(svma).skip_all_loads() {
+                // Bounded: inlining is never this deep.
+                for _ in 0..256 {
+                    let Ok(Some(frame)) = frames.next() else {
+                        break;
+                    };
+                    let function = frame
+                        .function
+                        .as_ref()
+                        .and_then(|f| f.raw_name().ok())
+                        .map(|name| symbols::demangle(&name));
+                    let (file, line) = frame
+                        .location
+                        .as_ref()
+                        .map_or((None, None), |l| (l.file.map(str::to_string), l.line));
+                    from_dwarf.push(NamedFrame {
+                        raw: *raw,
+                        function,
+                        file,
+                        line,
+                        inlined: true,
+                        interpreter,
+                    });
+                }
+            }
+        }
+    }
+    match from_dwarf.last_mut() {
+        Some(outer) => {
+            outer.inlined = false;
+            if outer.function.is_none() {
+                outer.function = symbol;
+            }
+            out.extend(from_dwarf);
+        }
+        None => out.push(NamedFrame {
+            raw: *raw,
+            function: symbol,
+            file: None,
+            line: None,
+            inlined: false,
+            interpreter,
+        }),
+    }
+}

@@ -1,0 +1,410 @@
+//! The ELF modules a process had mapped (NT_FILE): the executable, libpython, libc, libffi,
+//! extension `.so` files. Each is found on this machine like the python binaries are
+//! (`--sysroot`, `--lib-path`, the recorded path), checked against the build-id the core kept in
+//! its first page, and opened lazily, the first time an address falls in it. Files are mapped,
+//! never read whole; only compressed debug sections are inflated (bounded).
+
+use std::cell::OnceCell;
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use goblin::elf::program_header::{PT_LOAD, PT_NOTE};
+use goblin::elf::section_header::{SHF_COMPRESSED, SHT_NOBITS};
+use goblin::elf::Elf;
+
+use super::symbols::SymbolTable;
+use crate::binaries::Locator;
+use crate::binary;
+use crate::core::CoreFile;
+use crate::input::{self, MappedFile};
+use crate::memory::{AddressSpace, Memory, Unreadable};
+
+/// A compressed section inflates to at most this many bytes.
+const MAX_INFLATED: u64 = 1 << 30;
+/// At most this many distinct files are considered modules.
+const MAX_MODULES: usize = 4096;
+
+/// One section of a file: link-time address and bytes' place in the file.
+#[derive(Debug, Clone)]
+struct Section {
+    addr: u64,
+    offset: usize,
+    size: usize,
+    compressed: bool,
+}
+
+/// One opened ELF file (the module or its detached debug file) and its sections by name.
+pub(crate) struct ElfFile {
+    pub path: PathBuf,
+    file: Arc<MappedFile>,
+    sections: HashMap<String, Section>,
+    /// Inflated compressed sections, by name.
+    inflated: HashMap<String, Vec<u8>>,
+    pub build_id: Option<Vec<u8>>,
+    /// Link-time address and file offset of each PT_LOAD.
+    loads: Vec<(u64, u64)>,
+}
+
+impl ElfFile {
+    fn open(path: &Path) -> Result<ElfFile, String> {
+        let file =
+            Arc::new(input::open(path, crate::elf::described_len).map_err(|e| e.to_string())?);
+        let bytes = file.bytes();
+        let elf = Elf::parse(bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        if !elf.is_64 || !elf.little_endian {
+            return Err(format!(
+                "{}: not a 64-bit little-endian ELF",
+                path.display()
+            ));
+        }
+        let build_id =
+            elf.program_headers
+                .iter()
+                .filter(|ph| ph.p_type == PT_NOTE)
+                .find_map(|ph| {
+                    let notes = bytes
+                        .get(ph.p_offset as usize..)?
+                        .get(..ph.p_filesz as usize)?;
+                    binary::build_id_in_notes(notes)
+                })
+                .or_else(|| {
+                    // Detached debug files keep the note as a section only.
+                    let sh = elf.section_headers.iter().find(|sh| {
+                        elf.shdr_strtab.get_at(sh.sh_name) == Some(".note.gnu.build-id")
+                    })?;
+                    let notes = bytes
+                        .get(sh.sh_offset as usize..)?
+                        .get(..sh.sh_size as usize)?;
+                    binary::build_id_in_notes(notes)
+                });
+        let loads = elf
+            .program_headers
+            .iter()
+            .filter(|ph| ph.p_type == PT_LOAD)
+            .map(|ph| (ph.p_vaddr, ph.p_offset))
+            .collect();
+        let mut sections = HashMap::new();
+        let mut inflated = HashMap::new();
+        for sh in &elf.section_headers {
+            let Some(name) = elf.shdr_strtab.get_at(sh.sh_name) else {
+                continue;
+            };
+            if sh.sh_type == SHT_NOBITS || name.is_empty() {
+                continue;
+            }
+            let (Ok(offset), Ok(size)) =
+                (usize::try_from(sh.sh_offset), usize::try_from(sh.sh_size))
+            else {
+                continue;
+            };
+            if offset.checked_add(size).is_none_or(|end| end > bytes.len()) {
+                continue;
+            }
+            let compressed = sh.sh_flags & u64::from(SHF_COMPRESSED) != 0;
+            if compressed && name.starts_with(".debug_") {
+                if let Some(data) = inflate(&bytes[offset..offset + size]) {
+                    inflated.insert(name.to_string(), data);
+                }
+            }
+            sections.insert(
+                name.to_string(),
+                Section {
+                    addr: sh.sh_addr,
+                    offset,
+                    size,
+                    compressed,
+                },
+            );
+        }
+        Ok(ElfFile {
+            path: path.to_path_buf(),
+            file,
+            sections,
+            inflated,
+            build_id,
+            loads,
+        })
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        self.file.bytes()
+    }
+
+    /// A section's bytes (inflated if it was compressed) and link-time address.
+    pub fn section(&self, name: &str) -> Option<(&[u8], u64)> {
+        let section = self.sections.get(name)?;
+        if section.compressed {
+            return Some((self.inflated.get(name)?.as_slice(), section.addr));
+        }
+        let bytes = self
+            .file
+            .bytes()
+            .get(section.offset..)?
+            .get(..section.size)?;
+        Some((bytes, section.addr))
+    }
+
+    /// `[file offset, len)` of a section, for symbol tables read straight from the file.
+    pub fn section_range(&self, name: &str) -> Option<(usize, usize)> {
+        let section = self.sections.get(name).filter(|s| !s.compressed)?;
+        Some((section.offset, section.size))
+    }
+
+    /// The `.gnu_debuglink` file name.
+    fn debuglink(&self) -> Option<String> {
+        let (bytes, _) = self.section(".gnu_debuglink")?;
+        let end = bytes.iter().position(|&b| b == 0)?;
+        let name = std::str::from_utf8(&bytes[..end]).ok()?;
+        (!name.is_empty() && !name.contains('/')).then(|| name.to_string())
+    }
+}
+
+/// A `SHF_COMPRESSED` section: `Elf64_Chdr` (type 1 zlib, 2 zstd; size), then the data.
+fn inflate(raw: &[u8]) -> Option<Vec<u8>> {
+    let kind = crate::bytes::u32_at(raw, 0)?;
+    let size = crate::bytes::u64_at(raw, 8)?;
+    if size > MAX_INFLATED {
+        return None;
+    }
+    let data = raw.get(24..)?;
+    let mut out = Vec::with_capacity(usize::try_from(size).ok()?);
+    match kind {
+        1 => {
+            flate2::read::ZlibDecoder::new(data)
+                .take(size)
+                .read_to_end(&mut out)
+                .ok()?;
+        }
+        2 => {
+            zstd::stream::read::Decoder::new(data)
+                .ok()?
+                .take(size)
+                .read_to_end(&mut out)
+                .ok()?;
+        }
+        _ => return None,
+    }
+    Some(out)
+}
+
+/// A module found on this machine and checked.
+pub struct Loaded {
+    pub(crate) image: ElfFile,
+    /// Its detached debug file (by build-id or `.gnu_debuglink`), if found.
+    pub(crate) debug: Option<ElfFile>,
+    /// Run-time address minus link-time address.
+    pub bias: u64,
+    pub(crate) symbols: SymbolTable,
+}
+
+impl Loaded {
+    /// A DWARF or `.debug_frame` section: from the debug file first, then the module.
+    pub fn debug_section(&self, name: &str) -> Option<(&[u8], u64)> {
+        self.debug
+            .as_ref()
+            .and_then(|d| d.section(name))
+            .or_else(|| self.image.section(name))
+    }
+}
+
+/// One file the process mapped.
+pub struct Module {
+    /// The path NT_FILE recorded.
+    pub core_path: String,
+    /// Its mappings: `[start, end)` at file offset.
+    mappings: Vec<(u64, u64, u64)>,
+    loaded: OnceCell<Result<Loaded, String>>,
+}
+
+/// Every mapped file, opened on demand.
+pub struct Modules<'c> {
+    memory: &'c AddressSpace<'c>,
+    locator: Locator,
+    executable: Option<String>,
+    pub modules: Vec<Module>,
+    /// For each `core.files` entry (sorted by start), its module.
+    of_mapping: Vec<usize>,
+    files: &'c [crate::core::FileMapping],
+}
+
+impl<'c> Modules<'c> {
+    pub fn new(
+        core: &'c CoreFile,
+        memory: &'c AddressSpace<'c>,
+        locator: Locator,
+        executable: Option<String>,
+    ) -> Modules<'c> {
+        let mut by_path: HashMap<&str, usize> = HashMap::new();
+        let mut modules: Vec<Module> = Vec::new();
+        let mut of_mapping = Vec::with_capacity(core.files.len());
+        for mapping in &core.files {
+            let index = match by_path.get(mapping.path.as_str()) {
+                Some(&index) => index,
+                None if modules.len() < MAX_MODULES => {
+                    modules.push(Module {
+                        core_path: mapping.path.clone(),
+                        mappings: Vec::new(),
+                        loaded: OnceCell::new(),
+                    });
+                    by_path.insert(&mapping.path, modules.len() - 1);
+                    modules.len() - 1
+                }
+                None => usize::MAX,
+            };
+            if let Some(module) = modules.get_mut(index) {
+                module
+                    .mappings
+                    .push((mapping.start, mapping.end, mapping.file_offset));
+            }
+            of_mapping.push(index);
+        }
+        Modules {
+            memory,
+            locator,
+            executable,
+            modules,
+            of_mapping,
+            files: &core.files,
+        }
+    }
+
+    /// The module mapped at `address`, if a file is mapped there.
+    pub fn index_at(&self, address: u64) -> Option<usize> {
+        let i = self
+            .files
+            .partition_point(|f| f.start <= address)
+            .checked_sub(1)?;
+        let mapping = self.files.get(i)?;
+        if address >= mapping.end {
+            return None;
+        }
+        let index = *self.of_mapping.get(i)?;
+        (index < self.modules.len()).then_some(index)
+    }
+
+    /// The module's checked local file, opened on first use; `Err` says why it is missing.
+    pub fn loaded(&self, index: usize) -> Result<&Loaded, &str> {
+        let Some(module) = self.modules.get(index) else {
+            return Err("no such module");
+        };
+        module
+            .loaded
+            .get_or_init(|| self.load(module))
+            .as_ref()
+            .map_err(String::as_str)
+    }
+
+    fn load(&self, module: &Module) -> Result<Loaded, String> {
+        let core_path = module.core_path.as_str();
+        let is_executable = self.executable.as_deref() == Some(core_path);
+        // The build-id the core kept in the module's first page.
+        let header = module
+            .mappings
+            .iter()
+            .filter(|m| m.2 == 0)
+            .map(|m| m.0)
+            .min();
+        let core_id =
+            header.and_then(|start| binary::build_id_in_memory(&CoreOnly(self.memory), start));
+        let mut problems = Vec::new();
+        let mut chosen = None;
+        for candidate in self.locator.candidates(core_path, is_executable) {
+            if !candidate.is_file() {
+                continue;
+            }
+            let image = match ElfFile::open(&candidate) {
+                Ok(image) => image,
+                Err(error) => {
+                    problems.push(error);
+                    continue;
+                }
+            };
+            if core_id.is_some() && image.build_id != core_id {
+                problems.push(format!(
+                    "{} has build-id {}, the core's {}",
+                    candidate.display(),
+                    crate::bytes::hex(image.build_id.as_deref().unwrap_or_default()),
+                    crate::bytes::hex(core_id.as_deref().unwrap_or_default())
+                ));
+                continue;
+            }
+            chosen = Some(image);
+            break;
+        }
+        let Some(image) = chosen else {
+            return Err(if problems.is_empty() {
+                format!("{core_path} is not on this machine")
+            } else {
+                problems.join("; ")
+            });
+        };
+        let bias = module
+            .mappings
+            .iter()
+            .find_map(|&(start, _, offset)| {
+                let (vaddr, file_offset) =
+                    image.loads.iter().find(|(_, o)| o & !0xfff == offset)?;
+                Some(start.wrapping_sub(vaddr.wrapping_sub(file_offset - offset) & !0xfff))
+            })
+            .ok_or_else(|| {
+                format!(
+                    "{core_path}: no mapping matches a PT_LOAD of {}",
+                    image.path.display()
+                )
+            })?;
+        let debug = self.debug_file(&image);
+        let symbols = SymbolTable::build(&image, debug.as_ref());
+        Ok(Loaded {
+            image,
+            debug,
+            bias,
+            symbols,
+        })
+    }
+
+    /// The detached debug file: `.build-id/ab/cdef.debug` under the debug roots, else
+    /// `.gnu_debuglink` next to the file, in its `.debug/`, or under the debug roots.
+    fn debug_file(&self, image: &ElfFile) -> Option<ElfFile> {
+        let roots = self.locator.debug_roots();
+        let mut candidates = Vec::new();
+        if let Some(id) = image.build_id.as_deref().map(crate::bytes::hex) {
+            if id.len() > 2 {
+                for root in &roots {
+                    candidates.push(root.join(format!(
+                        ".build-id/{}/{}.debug",
+                        &id[..2],
+                        &id[2..]
+                    )));
+                }
+            }
+        }
+        if let Some(link) = image.debuglink() {
+            let dir = image
+                .path
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default();
+            candidates.push(dir.join(&link));
+            candidates.push(dir.join(".debug").join(&link));
+            for root in &roots {
+                candidates.push(root.join(dir.strip_prefix("/").unwrap_or(&dir)).join(&link));
+            }
+        }
+        candidates
+            .into_iter()
+            .filter(|c| c.is_file() && c.as_path() != image.path.as_path())
+            .filter_map(|c| ElfFile::open(&c).ok())
+            .find(|d| image.build_id.is_none() || d.build_id == image.build_id)
+    }
+}
+
+/// Reads served by the core file alone: what the process really had, not what disk says.
+struct CoreOnly<'a, 'c>(&'a AddressSpace<'c>);
+
+impl Memory for CoreOnly<'_, '_> {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), Unreadable> {
+        self.0.read_core_only(addr, buf)
+    }
+}

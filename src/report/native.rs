@@ -1,0 +1,187 @@
+//! Native stacks in the report: every thread's state from its registers, the crash site, and
+//! (with `--native`/`--native-all`) every thread's native frames, unwound by the native layer and
+//! merged with its Python frames.
+
+use serde::Serialize;
+
+use super::merge;
+use super::{CoreKind, FrameKind, FrameReport, PythonSummary, Report};
+use crate::binaries::Locator;
+use crate::core::CoreFile;
+use crate::memory::AddressSpace;
+use crate::native::modules::Modules;
+use crate::native::{name_frame, symbol_name, syscall, unwind, Dwarfs, NamedFrame, NativeMode};
+use crate::warning::{Warning, WarningKind};
+
+/// The crashed thread's innermost native frame (`crash.location`).
+#[derive(Debug, Clone, Serialize)]
+pub struct CrashLocation {
+    /// `0x…`: the pc.
+    pub address: String,
+    /// The function (demangled), null when no symbol covers the address.
+    pub function: Option<String>,
+    /// The mapped file's path as the core recorded it, null when no file is mapped there.
+    pub module: Option<String>,
+}
+
+/// The native half of a `frames` entry (flattened into it).
+#[derive(Debug, Clone, Serialize)]
+pub struct NativeFrameReport {
+    /// `0x…`: the pc of the innermost frame (and of a frame a signal interrupted), the return
+    /// address of the others; an inlined entry has its containing frame's address.
+    pub address: String,
+    /// The mapped file's path as the core recorded it (null: no file mapped there).
+    pub module: Option<String>,
+    /// `0x…`: the address in the module's own (link-time) addresses, as `addr2line -e MODULE`
+    /// takes it (for callers, of the return address).
+    pub offset: Option<String>,
+    /// A call the compiler inlined: its own entry, before the frame it was inlined into.
+    pub inlined: bool,
+    /// A signal trampoline (`__restore_rt`): the frame after it was interrupted by a signal.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub signal_frame: bool,
+}
+
+/// Add what the registers and the mapped files tell to `report`: every thread's state, the
+/// crash site, and (`mode` on) every thread's native frames merged with its Python frames.
+pub(crate) fn add_native(
+    core: &CoreFile,
+    memory: &AddressSpace<'_>,
+    locator: Locator,
+    mode: NativeMode,
+    report: &mut Report,
+) {
+    for thread in &mut report.threads {
+        let Some(status) = core.threads.iter().find(|t| Some(t.tid) == thread.tid) else {
+            continue;
+        };
+        thread.state = status.registers.general.syscall().map(syscall::state);
+    }
+    let executable = report.core.executable.clone();
+    let modules = Modules::new(core, memory, locator, executable);
+    let dwarfs = Dwarfs::new(&modules);
+    if report.crash.kind == CoreKind::Crashed {
+        if let Some(status) = core
+            .threads
+            .iter()
+            .find(|t| Some(t.tid) == report.crash.thread)
+        {
+            let pc = status.registers.pc;
+            let module = modules.index_at(pc);
+            let function = module.and_then(|m| symbol_name(&modules, m, pc));
+            report.crash.location = Some(CrashLocation {
+                address: format!("{pc:#x}"),
+                function,
+                module: module.map(|m| modules.modules[m].core_path.clone()),
+            });
+        }
+    }
+    if mode == NativeMode::Off {
+        return;
+    }
+    let mut missing: Vec<String> = Vec::new();
+    let paths = report_ref(&report.python);
+    let is_interpreter = |core_path: &str| paths.contains(core_path);
+    for thread in &mut report.threads {
+        let Some(status) = core.threads.iter().find(|t| Some(t.tid) == thread.tid) else {
+            continue;
+        };
+        let unwound = unwind::unwind(
+            core,
+            &modules,
+            memory,
+            &status.registers.general,
+            unwind::MAX_FRAMES,
+        );
+        let mut named = Vec::with_capacity(unwound.frames.len());
+        for raw in &unwound.frames {
+            if let Some(index) = raw.module {
+                if let Err(why) = modules.loaded(index) {
+                    let name = &modules.modules[index].core_path;
+                    if !missing.iter().any(|m| m.starts_with(name.as_str())) {
+                        missing.push(format!("{name}: {why}"));
+                    }
+                }
+            }
+            name_frame(&is_interpreter, &modules, &dwarfs, raw, &mut named);
+        }
+        let python_frames = std::mem::take(&mut thread.frames);
+        let (frames, warning) = merge::merge(&modules, named, python_frames, mode);
+        thread.frames = frames;
+        thread.warnings.extend(
+            unwound
+                .warnings
+                .into_iter()
+                .map(|w| Warning::new(WarningKind::NativeStackCut, w)),
+        );
+        thread
+            .warnings
+            .extend(warning.map(|w| Warning::new(WarningKind::NativeMerge, w)));
+    }
+    for module in missing {
+        report.warnings.push(Warning::new(
+            WarningKind::NativeModuleMissing,
+            format!(
+                "native frames in {module}: their functions are unnamed and unwinding through them relies on frame pointers"
+            ),
+        ));
+    }
+}
+
+/// The summary's binaries, to tell the interpreter's modules (a borrow that outlives the
+/// threads' mutable borrow).
+fn report_ref(python: &Option<PythonSummary>) -> InterpreterPaths {
+    InterpreterPaths {
+        libpython: python
+            .as_ref()
+            .and_then(|p| p.libpython.as_ref().map(|b| b.path.clone())),
+        executable: python
+            .as_ref()
+            .and_then(|p| p.executable.as_ref().map(|b| b.path.clone())),
+    }
+}
+
+struct InterpreterPaths {
+    libpython: Option<String>,
+    executable: Option<String>,
+}
+
+impl InterpreterPaths {
+    fn contains(&self, core_path: &str) -> bool {
+        match (&self.libpython, &self.executable) {
+            (Some(lib), _) => lib == core_path,
+            (None, Some(exe)) => exe == core_path,
+            (None, None) => crate::binary::display_name(core_path).starts_with("libpython"),
+        }
+    }
+}
+
+/// A native frame as a `frames` entry.
+pub fn frame_report(modules: &Modules<'_>, frame: &NamedFrame) -> FrameReport {
+    let module = frame.raw.module.map(|m| &modules.modules[m]);
+    let offset = frame.raw.module.and_then(|m| {
+        let loaded = modules.loaded(m).ok()?;
+        Some(format!(
+            "{:#x}",
+            frame.raw.address.wrapping_sub(loaded.bias)
+        ))
+    });
+    FrameReport {
+        function: frame.function.clone().unwrap_or_else(|| "??".into()),
+        qualname: None,
+        file: frame.file.clone().unwrap_or_default(),
+        line: frame.line,
+        first_line: 0,
+        source: None,
+        interpreter: None,
+        kind: FrameKind::Native,
+        entry: false,
+        native: Some(NativeFrameReport {
+            address: format!("{:#x}", frame.raw.address),
+            module: module.map(|m| m.core_path.clone()),
+            offset,
+            inlined: frame.inlined,
+            signal_frame: frame.raw.signal_frame && !frame.inlined,
+        }),
+    }
+}
