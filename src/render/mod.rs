@@ -132,9 +132,7 @@ pub fn crash_site(report: &Report) -> Option<String> {
     let module = location
         .module
         .as_deref()
-        .map_or("no mapped file".to_string(), |m| {
-            file_name(m).to_string()
-        });
+        .map_or("no mapped file".to_string(), |m| file_name(m).to_string());
     Some(format!("{function} in {module} (pc {})", location.address))
 }
 
@@ -142,10 +140,7 @@ pub fn crash_site(report: &Report) -> Option<String> {
 /// Python frames.
 pub fn native_frame_line(frame: &FrameReport) -> Option<String> {
     let native = frame.native.as_ref()?;
-    let module = native
-        .module
-        .as_deref()
-        .map_or("?", file_name);
+    let module = native.module.as_deref().map_or("?", file_name);
     let mut line = if native.inlined {
         format!("(inlined) {} ({module})", frame.function)
     } else {
@@ -178,10 +173,7 @@ pub fn frame_line(frame: &FrameReport) -> String {
 /// `f (x.py:3)`: a frame in a few words.
 pub fn frame_summary(frame: &FrameReport) -> String {
     if let Some(native) = &frame.native {
-        let module = native
-            .module
-            .as_deref()
-            .map_or("?", file_name);
+        let module = native.module.as_deref().map_or("?", file_name);
         return format!("{} ({module})", frame.function);
     }
     let function = frame.qualname.as_deref().unwrap_or(&frame.function);
@@ -219,6 +211,11 @@ pub fn thread_roles(report: &Report, thread: &ThreadReport, with_gil: bool) -> V
     roles
 }
 
+/// The last component of a path as the core recorded it (`libc.so.6`).
+fn file_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -230,9 +227,4 @@ mod tests {
         super::clean(&mut plain);
         assert_eq!(plain, "naïve_λ");
     }
-}
-
-/// The last component of a path as the core recorded it (`libc.so.6`).
-fn file_name(path: &str) -> &str {
-    path.rsplit('/').next().unwrap_or(path)
 }
