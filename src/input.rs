@@ -257,10 +257,14 @@ struct CappedWriter<'a> {
     head: Vec<u8>,
     written: u64,
     limit: Option<u64>,
+    /// Bytes decoded past the limit and dropped.
+    drained: u64,
 }
 
 /// How much is decompressed before the limit must be known.
 const PROBE_BYTES: usize = 1 << 20;
+/// How much is decoded (and dropped) past the limit before decompression stops.
+const DRAIN_BYTES: u64 = 16 << 20;
 
 impl<'a> CappedWriter<'a> {
     fn new(out: &'a mut File, length_of: LengthOf) -> Self {
@@ -270,6 +274,7 @@ impl<'a> CappedWriter<'a> {
             head: Vec::new(),
             written: 0,
             limit: None,
+            drained: 0,
         }
     }
 }
@@ -288,16 +293,19 @@ impl io::Write for CappedWriter<'_> {
             Some(limit) => limit.saturating_sub(self.written).min(buf.len() as u64) as usize,
             None => buf.len(),
         };
-        if allowed == 0 {
-            // Past the end the headers describe: stop decompressing.
+        self.out.write_all(&buf[..allowed])?;
+        self.written += allowed as u64;
+        // Past the end: decode a little further, writing nothing, so that a stream corrupted
+        // near its end still meets its checksum (gzip's CRC, zstd's and xz's checks); stop
+        // only data that goes on and on (a decompression bomb).
+        self.drained += (buf.len() - allowed) as u64;
+        if self.drained > DRAIN_BYTES {
             return Err(io::Error::new(
                 io::ErrorKind::FileTooLarge,
                 "decompressed data goes on past the end the core's headers describe",
             ));
         }
-        self.out.write_all(&buf[..allowed])?;
-        self.written += allowed as u64;
-        Ok(allowed)
+        Ok(buf.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {

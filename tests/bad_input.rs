@@ -2,7 +2,7 @@
 //! line on stderr, and never a panic or a Rust backtrace, even with
 //! RUST_BACKTRACE=1 (which support::process::run_pycore always sets).
 
-mod support;
+use crate::support;
 
 use std::ffi::OsStr;
 use std::process::Command;

@@ -18,7 +18,7 @@
 //! tools/fetch-test-pythons.sh). Cores are deleted after a passing check and
 //! kept (path printed) otherwise.
 
-mod support;
+use crate::support;
 
 use std::path::PathBuf;
 use std::time::Instant;

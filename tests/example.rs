@@ -3,7 +3,7 @@
 //! with that binary and the stacks the process recorded about itself before it was dumped.
 //! This is the README's first command; it must work on a machine without that Python.
 
-mod support;
+use crate::support;
 
 use std::ffi::OsStr;
 use std::path::PathBuf;

@@ -32,7 +32,7 @@
 //! stack comparison on every interpreter. A row that is not on the machine is
 //! skipped with the reason, or fails with PYCORE_REQUIRE_ALL_PYTHONS=1.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::time::Instant;

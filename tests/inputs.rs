@@ -32,7 +32,7 @@
 //! whose interpreter is missing is skipped with the reason, or fails with
 //! PYCORE_REQUIRE_ALL_PYTHONS=1. Every test prints what it checked.
 
-mod support;
+use crate::support;
 
 // Issue 8 §4: kept apart, sharing this file's helpers.
 #[path = "inputs/new_user.rs"]

@@ -345,6 +345,13 @@ fn run_pycore(dir: &Path, core: &Path, python: &Path, format: &str) -> Run {
         .arg("--python")
         .arg(python)
         .args(["--no-source", "--format", format])
+        // Markdown runs also unwind every thread's native stack: the unwinder meets the
+        // mutants too.
+        .args(if format == "markdown" {
+            &["--native-all"][..]
+        } else {
+            &[]
+        })
         .env("RUST_BACKTRACE", "1")
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())

@@ -20,9 +20,9 @@
 //!
 //! Rows: 2.7, 3.6, 3.8 (pyenv, shared libpython with DWARF), Debian's static stripped 3.11,
 //! 3.12 and 3.13 (pyenv), Debian's static 3.14. Run with
-//! `cargo nextest run -E 'binary(native)'`.
+//! `cargo nextest run -E 'test(/^native::/)'`.
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 use std::ffi::OsStr;

@@ -15,7 +15,7 @@
 //! 3.11+ orders one thread's states by where their interpreter loops sit on
 //! its C stack; 3.8 to 3.10 by interpreter id (see src/report.rs).
 
-mod support;
+use crate::support;
 
 use std::time::Instant;
 

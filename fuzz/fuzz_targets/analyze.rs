@@ -6,5 +6,5 @@ mod common;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    common::analyze(pycore::input::MappedFile::from_vec(data.to_vec()));
+    common::analyze(data);
 });

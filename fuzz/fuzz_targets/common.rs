@@ -4,10 +4,19 @@ use std::path::PathBuf;
 
 /// What `pycore analyze CORE --no-source` does, minus the printing to a terminal: parse the
 /// core, open the binaries its NT_FILE note names (from this machine's disk; see
-/// docs/fuzzing.md), walk the interpreter, build the report, render it in every format.
-pub fn analyze(data: pycore::input::MappedFile) {
+/// docs/fuzzing.md), walk the interpreter, build the report, render it in every format; then
+/// the same with `--native-all` (every thread's native stack unwound).
+pub fn analyze(data: &[u8]) {
+    for native_all in [false, true] {
+        analyze_with(data, native_all);
+    }
+}
+
+fn analyze_with(data: &[u8], native_all: bool) {
+    let data = pycore::input::MappedFile::from_vec(data.to_vec());
     let options = pycore::Options {
         core: PathBuf::from("fuzz-input"),
+        native_all,
         ..Default::default()
     };
     let Ok(report) = pycore::analyze_data(data, &options) else {

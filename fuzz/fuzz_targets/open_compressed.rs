@@ -25,6 +25,6 @@ fuzz_target!(|data: &[u8]| {
     // The mapping (if the input was not compressed) stays valid after the unlink.
     let _ = std::fs::remove_file(path);
     if let Ok(file) = opened {
-        common::analyze(file);
+        common::analyze(file.bytes());
     }
 });

@@ -75,7 +75,7 @@ pub struct Truncation {
 }
 
 /// What wrote a core, as far as its notes tell.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Dumper {
     /// gdb: `gcore` or `generate-core-file` (it adds a "GDB" target-description note). A

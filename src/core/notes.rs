@@ -49,7 +49,7 @@ fn align4(n: usize) -> Option<usize> {
 }
 
 /// Which register file layout NT_PRSTATUS carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Arch {
     X86_64,
@@ -123,7 +123,7 @@ pub fn parse_prstatus(desc: &[u8], arch: Arch) -> Option<ThreadStatus> {
 }
 
 /// Process information from NT_PRPSINFO.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct ProcessInfo {
     pub pid: i32,
     pub ppid: i32,
@@ -151,7 +151,7 @@ pub fn parse_prpsinfo(desc: &[u8]) -> Option<ProcessInfo> {
 }
 
 /// The signal that killed the process, from NT_SIGINFO (`siginfo_t`).
-#[derive(Debug, Clone, Copy, serde::Serialize)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 pub struct SignalInfo {
     pub signo: i32,
     pub errno: i32,

@@ -1,12 +1,12 @@
 //! What a Linux signal and its `si_code` mean, in words
 //! (include/uapi/asm-generic/signal.h, include/uapi/asm-generic/siginfo.h).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::notes::SignalInfo;
 
 /// A decoded `siginfo_t`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignalDescription {
     pub number: i32,
     /// `SIGSEGV`, or `signal 42` for numbers without a name (real-time signals).

@@ -2,10 +2,10 @@
 //! of the call the thread is in, -1 when it is not in one), x86_64 Linux numbering
 //! (arch/x86/entry/syscalls/syscall_64.tbl).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The kinds of waiting a user tells apart.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum StateKind {
     /// `futex`: waiting on a lock, a condition or a semaphore (Python's locks, the GIL, joins).
@@ -30,7 +30,7 @@ pub enum StateKind {
 
 /// A thread's state: its kind, the system call's name (null when running) and the words the
 /// text output prints.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ThreadState {
     pub kind: StateKind,
     pub syscall: Option<String>,

@@ -5,7 +5,7 @@
 //! `_PyErr_GetTopmostException` (Python/errors.c) we take the first item holding an exception.
 //! ≤3.6: `tstate->exc_value` holds it directly.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::objects::{ObjectResult, Objects};
 use crate::memory::Memory;
@@ -15,7 +15,7 @@ const MAX_EXCEPTION_STACK: usize = 256;
 const MAX_ARGS: i64 = 64;
 
 /// An exception: its type's name and its message (`str(exc)` for the common cases).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExceptionInfo {
     #[serde(rename = "type")]
     pub type_name: String,

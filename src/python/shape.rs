@@ -1,7 +1,7 @@
 //! The build shapes a layout table describes.
 
 /// Which build shape a table describes: object header sizes differ between them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Shape {
     /// Ordinary release build (GIL, no `Py_TRACE_REFS`).

@@ -7,7 +7,7 @@ mod native;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::binaries::{LoadedImage, PythonBinaries};
 use crate::core::signal;
@@ -26,7 +26,7 @@ pub use native::{CrashLocation, NativeFrameReport};
 
 pub const SCHEMA_VERSION: u32 = 2;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     pub schema_version: u32,
     pub core: CoreSummary,
@@ -48,14 +48,14 @@ pub struct Report {
 
 /// An analysis that stopped after reading the core: its exit code, a stable kind and the
 /// message (the same as on standard error).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ReportError {
     pub code: i32,
-    pub kind: &'static str,
+    pub kind: String,
     pub message: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CoreSummary {
     pub path: PathBuf,
     pub pid: Option<i32>,
@@ -75,7 +75,7 @@ pub struct CoreSummary {
 
 /// `crashed`: killed (or, under gdb, stopped) by a crash signal; `snapshot`: taken from a live
 /// process (gcore, or gdb stopped at a breakpoint or interrupt); `unknown`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum CoreKind {
     Crashed,
@@ -83,7 +83,7 @@ pub enum CoreKind {
     Unknown,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CrashSummary {
     pub kind: CoreKind,
     /// The signal that crashed the process (for snapshots: whatever stopped it).
@@ -94,7 +94,7 @@ pub struct CrashSummary {
     pub location: Option<CrashLocation>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PythonSummary {
     /// `3.12.1`, or `3.9` when only the file name told.
     pub version: String,
@@ -108,7 +108,7 @@ pub struct PythonSummary {
 }
 
 /// One interpreter of the process.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InterpreterSummary {
     /// `PyInterpreterState.id` (0 for the main interpreter); null before 3.7.
     pub id: Option<i64>,
@@ -119,7 +119,7 @@ pub struct InterpreterSummary {
     pub thread_states: usize,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BinarySummary {
     /// The path recorded in the core.
     pub path: String,
@@ -131,7 +131,7 @@ pub struct BinarySummary {
     pub debug_file: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ThreadReport {
     /// Kernel thread id; `null` for a Python thread state with no thread in the core.
     pub tid: Option<i32>,
@@ -167,7 +167,7 @@ pub struct ThreadReport {
 }
 
 /// One `PyThreadState` of a thread.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ThreadStateReport {
     pub interpreter: Option<i64>,
     pub main_interpreter: bool,
@@ -180,7 +180,7 @@ pub struct ThreadStateReport {
     pub frame_count: usize,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FrameReport {
     pub function: String,
     pub qualname: Option<String>,
@@ -201,7 +201,7 @@ pub struct FrameReport {
     pub native: Option<NativeFrameReport>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FrameKind {
     Python,
@@ -379,7 +379,7 @@ impl Report {
     pub fn set_error(&mut self, error: &Error) {
         self.error = Some(ReportError {
             code: error.exit_code(),
-            kind: error.kind(),
+            kind: error.kind().to_string(),
             message: error.to_string(),
         });
     }

@@ -2,7 +2,7 @@
 //! (with `--native`/`--native-all`) every thread's native frames, unwound by the native layer and
 //! merged with its Python frames.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::merge;
 use super::{CoreKind, FrameKind, FrameReport, PythonSummary, Report};
@@ -14,7 +14,7 @@ use crate::native::{name_frame, symbol_name, syscall, unwind, Dwarfs, NamedFrame
 use crate::warning::{Warning, WarningKind};
 
 /// The crashed thread's innermost native frame (`crash.location`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CrashLocation {
     /// `0x…`: the pc.
     pub address: String,
@@ -25,7 +25,7 @@ pub struct CrashLocation {
 }
 
 /// The native half of a `frames` entry (flattened into it).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NativeFrameReport {
     /// `0x…`: the pc of the innermost frame (and of a frame a signal interrupted), the return
     /// address of the others; an inlined entry has its containing frame's address.
@@ -38,7 +38,7 @@ pub struct NativeFrameReport {
     /// A call the compiler inlined: its own entry, before the frame it was inlined into.
     pub inlined: bool,
     /// A signal trampoline (`__restore_rt`): the frame after it was interrupted by a signal.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub signal_frame: bool,
 }
 

@@ -8,8 +8,10 @@ use std::time::{Duration, Instant};
 
 use super::interpreters::{require_all, Candidate, Interpreter, FETCH_HINT, REQUIRE_ALL_ENV};
 
-/// The machine has two cores; each check runs a Python process, gcore and pycore.
-pub const PARALLEL: usize = 2;
+/// How many checks run at once: one per core (each runs a Python process, gcore and pycore).
+fn parallel() -> usize {
+    std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
+}
 
 pub enum Outcome {
     /// `caveat`: what could not be checked on this row and why, shown in the
@@ -95,10 +97,6 @@ impl CoreKind {
             }
             CoreKind::GdbCrash => "gdb core (crash under gdb, generate-core-file)",
         }
-    }
-
-    pub fn is_kernel(self) -> bool {
-        !matches!(self, CoreKind::Gcore | CoreKind::GdbCrash)
     }
 }
 
@@ -243,12 +241,12 @@ fn row_for(
     row
 }
 
-/// `f` on every item, at most PARALLEL at a time; results in item order.
+/// `f` on every item, at most [`parallel`] at a time; results in item order.
 fn run_parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<R>>> = Mutex::new(items.iter().map(|_| None).collect());
     thread::scope(|scope| {
-        for _ in 0..PARALLEL.min(items.len()) {
+        for _ in 0..parallel().min(items.len()) {
             scope.spawn(|| loop {
                 let index = next.fetch_add(1, Ordering::Relaxed);
                 let Some(item) = items.get(index) else { break };

@@ -1,9 +1,6 @@
 //! Helpers shared by the integration tests: finding Python interpreters,
 //! running the scenario programs of tests/scenarios/, taking cores, running
 //! pycore and comparing its report with what the scenario recorded.
-//!
-//! Each test binary uses a different subset of these helpers.
-#![allow(dead_code)]
 
 pub mod elf;
 pub mod facts;

@@ -54,17 +54,6 @@ impl<'a> Run<'a> {
     }
 }
 
-/// `python SCENARIO RECORD` with a controlled environment:
-/// -E ignores PYTHON* variables of the caller, -s the user's site-packages,
-/// -B keeps __pycache__ out of the source tree; MALLOC_ARENA_MAX=1 keeps glibc
-/// from giving each thread its own 64 MB heap arena, which keeps cores small;
-/// a UTF-8 locale makes Python 3.6 decode the non-ASCII file name données.py
-/// (under the C locale it would use ASCII and fail to import it); plus what
-/// this interpreter's build needs ([`Interpreter::scenario_env`]).
-pub fn python_command(python: &Interpreter, scenario: &str, record: &Path) -> Command {
-    python_run_command(python, &Run::new(scenario), record)
-}
-
 pub fn python_run_command(python: &Interpreter, run: &Run, record: &Path) -> Command {
     let mut command = Command::new(&python.path);
     command
@@ -454,13 +443,6 @@ fn wait_until_blocked(pid: u32, recording: &Recording) -> Result<(), String> {
 pub struct Analysis {
     pub exit_code: i32,
     pub report: Report,
-}
-
-/// Runs `pycore analyze CORE --json`, without --python: pycore must find the
-/// interpreter from the core's file mappings. The core must be analysable
-/// (exit code 0, or 1 for partial results with warnings).
-pub fn analyze(core: &Path, dir: &Path) -> Result<Analysis, String> {
-    analyze_with(core, dir, &[])
 }
 
 /// [`analyze`] of a core of `python`'s process, with the arguments every

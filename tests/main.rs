@@ -1,0 +1,20 @@
+//! The integration tests, one crate (their helpers in `support` compile once): each module
+//! runs the real `pycore` binary on real cores or hostile input.
+//!
+//! - `cores`: every interpreter row's parked threads, against what the process recorded;
+//! - `forensics`: crashes (kernel and gdb cores) and per-thread facts;
+//! - `subinterpreters`: thread states in several interpreters;
+//! - `native`: native stacks against gdb on the same core;
+//! - `inputs`, `bad_input`, `mutation`: real-world, wrong and hostile input;
+//! - `example`: the committed example.
+
+mod support;
+
+mod bad_input;
+mod cores;
+mod example;
+mod forensics;
+mod inputs;
+mod mutation;
+mod native;
+mod subinterpreters;
