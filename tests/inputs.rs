@@ -447,24 +447,7 @@ fn moved_binaries_found_through_sysroot_and_lib_path() {
     // The copy loads the copied libpython (the executable's RUNPATH yields
     // to LD_LIBRARY_PATH) and the stdlib of the original prefix (PYTHONHOME,
     // which -E would ignore: no -E here).
-    let prefix = python.path.parent().and_then(Path::parent).unwrap();
-    let mut command = Command::new(&app_exe);
-    command
-        .args(["-s", "-B"])
-        .arg(scenario_path("parked_threads.py"))
-        .arg(record_path(&dir))
-        .env("LD_LIBRARY_PATH", app.join("lib"))
-        .env("PYTHONHOME", prefix)
-        .env_remove("PYTHONPATH")
-        .env("MALLOC_ARENA_MAX", "1")
-        .env("LC_ALL", "C.UTF-8");
-    let (recording, core) = core_of_parked_command(
-        &small_stacks(&command),
-        &dir,
-        Take::GcoreOrKernel,
-        &mut Progress::default(),
-    )
-    .unwrap_or_else(|e| panic!("core of {}: {e}", app_exe.display()));
+    let (recording, core) = core_of_copied_python(&python, &app_exe, &app.join("lib"), &dir);
 
     // Move the binaries away: SYSROOT/<absolute path of DIR/app>.
     let sysroot = dir.join("sysroot");
@@ -1432,6 +1415,35 @@ fn file_note(page_size: u64, files: &[(u64, u64, u64, &str)]) -> Vec<u8> {
         f.push(0);
     }
     f
+}
+
+/// A core of parked_threads.py run by a copy of `python`'s executable (`exe`) with the
+/// libpython in `lib_dir` (LD_LIBRARY_PATH wins over its RUNPATH) and the stdlib of the
+/// original prefix (PYTHONHOME, which -E would ignore: no -E here).
+fn core_of_copied_python(
+    python: &Interpreter,
+    exe: &Path,
+    lib_dir: &Path,
+    dir: &TestDir,
+) -> (Recording, Core) {
+    let prefix = python.path.parent().and_then(Path::parent).unwrap();
+    let mut command = Command::new(exe);
+    command
+        .args(["-s", "-B"])
+        .arg(scenario_path("parked_threads.py"))
+        .arg(record_path(dir))
+        .env("LD_LIBRARY_PATH", lib_dir)
+        .env("PYTHONHOME", prefix)
+        .env_remove("PYTHONPATH")
+        .env("MALLOC_ARENA_MAX", "1")
+        .env("LC_ALL", "C.UTF-8");
+    core_of_parked_command(
+        &small_stacks(&command),
+        dir,
+        Take::GcoreOrKernel,
+        &mut Progress::default(),
+    )
+    .unwrap_or_else(|e| panic!("core of {}: {e}", exe.display()))
 }
 
 // ---- running pycore --------------------------------------------------------------

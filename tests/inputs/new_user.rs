@@ -227,24 +227,7 @@ fn libpython_found_where_the_python_given_links_it() {
     rewrite_runpath(&origin_exe, "$ORIGIN/../libx");
     rewrite_runpath(&plain_exe, "/nonexistent-runpath");
 
-    let prefix = python.path.parent().and_then(Path::parent).unwrap();
-    let mut command = Command::new(&ran_exe);
-    command
-        .args(["-s", "-B"])
-        .arg(scenario_path("parked_threads.py"))
-        .arg(record_path(&dir))
-        .env("LD_LIBRARY_PATH", ran_tree.join("lib"))
-        .env("PYTHONHOME", prefix)
-        .env_remove("PYTHONPATH")
-        .env("MALLOC_ARENA_MAX", "1")
-        .env("LC_ALL", "C.UTF-8");
-    let (recording, core) = core_of_parked_command(
-        &small_stacks(&command),
-        &dir,
-        Take::GcoreOrKernel,
-        &mut Progress::default(),
-    )
-    .unwrap_or_else(|e| panic!("core of {}: {e}", ran_exe.display()));
+    let (recording, core) = core_of_copied_python(&python, &ran_exe, &ran_tree.join("lib"), &dir);
     fs::remove_dir_all(&ran_tree).unwrap();
 
     for (exe, lib, what) in [
@@ -655,24 +638,7 @@ fn binaries_without_build_id_are_checked_by_their_held_pages() {
     strip(&other.path, &decoy_exe);
     strip(&libpython_path(&other.path), &decoy_lib);
 
-    let prefix = python.path.parent().and_then(Path::parent).unwrap();
-    let mut command = Command::new(&app_exe);
-    command
-        .args(["-s", "-B"])
-        .arg(scenario_path("parked_threads.py"))
-        .arg(record_path(&dir))
-        .env("LD_LIBRARY_PATH", app.join("lib"))
-        .env("PYTHONHOME", prefix)
-        .env_remove("PYTHONPATH")
-        .env("MALLOC_ARENA_MAX", "1")
-        .env("LC_ALL", "C.UTF-8");
-    let (recording, core) = core_of_parked_command(
-        &small_stacks(&command),
-        &dir,
-        Take::GcoreOrKernel,
-        &mut Progress::default(),
-    )
-    .unwrap_or_else(|e| panic!("core of {}: {e}", app_exe.display()));
+    let (recording, core) = core_of_copied_python(&python, &app_exe, &app.join("lib"), &dir);
 
     let analysis = analyze_for(&python, &core.path, dir.path()).unwrap();
     assert_judged(&recording, &core, &analysis, "binaries without build-id");
