@@ -200,10 +200,12 @@ pub fn describe(info: &SignalInfo) -> SignalDescription {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn info(signo: i32, code: i32, union_word: u64) -> SignalInfo {
+    /// A siginfo of the given signal, code and first union word (for the tests of the layers
+    /// that judge signals).
+    pub(crate) fn info(signo: i32, code: i32, union_word: u64) -> SignalInfo {
         SignalInfo {
             signo,
             errno: 0,

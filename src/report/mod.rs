@@ -573,15 +573,7 @@ fn binary_summary(loaded: &LoadedImage) -> BinarySummary {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn info(signo: i32, code: i32, union_word: u64) -> SignalInfo {
-        SignalInfo {
-            signo,
-            errno: 0,
-            code,
-            union_word,
-        }
-    }
+    use crate::core::signal::tests::info;
 
     fn thread(tid: i32, cursig: i32, siginfo: Option<SignalInfo>) -> ThreadStatus {
         ThreadStatus {
