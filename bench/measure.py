@@ -426,7 +426,7 @@ def render(args, cores, results, mach, vers, started, finished):
         "The goal of issue #10 is the `native-all` rows: `pycore analyze CORE --native-all` at least "
         "10× faster than `pystack core CORE --native-all`.")
     add("")
-    add("| core | mode | pycore, s | pystack, s | pystack ÷ pycore, time | pystack ÷ pycore, peak RSS | ≥ 10× faster? |")
+    add("| core | mode | pycore, s | pystack, s | pystack ÷ pycore, time | pystack ÷ pycore, peak RSS | pycore ≥ 10× faster? |")
     add("|---|---|---:|---:|---:|---:|---|")
     for c in cores:
         for mode in MODES:
@@ -442,6 +442,20 @@ def render(args, cores, results, mach, vers, started, finished):
                 c["label"], mode, pt, ot, cell("pystack", mode, c["label"], "wall"),
                 cell("pystack", mode, c["label"], "rss"), goal))
     add("")
+    verdicts = []
+    for c in cores:
+        p = results[("pycore", "native-all", c["label"])]
+        o = results[("pystack", "native-all", c["label"])]
+        if p["n"] == 0 or o["n"] == 0:
+            continue
+        r = ratio(o["wall"], p["wall"]) if p["ok"] and o["ok"] else None
+        if r is None:
+            verdicts.append("**%s core: undecided** (a run failed its checks)" % c["label"])
+        else:
+            verdicts.append("**%s core: %s** (%s)" % (c["label"], "met" if r >= 10 else "not met", fmt_ratio(r)))
+    if verdicts:
+        add("The 10× goal for `--native-all` in this run: " + "; ".join(verdicts) + ".")
+        add("")
     add("### Ratios (other tool ÷ pycore, same core and mode; above 1 means pycore is faster / smaller)")
     add("")
     add("| core | mode | pystack ÷ pycore, time | py-spy ÷ pycore, time | pystack ÷ pycore, peak RSS | py-spy ÷ pycore, peak RSS |")

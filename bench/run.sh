@@ -11,8 +11,12 @@
 #   3. runs bench/big_process.py (50 threads parked 20 frames deep, plus
 #      1200 MiB of touched memory) and takes a >1 GiB core of it with gcore,
 #      then a small core of the same program without the ballast;
-#   4. times every tool on both cores (bench/measure.py) and checks that each
-#      one printed the right threads and frames;
+#   4. times every tool on both cores in each of its modes (bench/measure.py):
+#      default, --native and --native-all for pycore and pystack, default only
+#      for py-spy (it has no native mode for cores); checks that each run printed
+#      the right threads and frames (in the native modes: every thread unwound
+#      from clock_nanosleep to start_thread/__libc_start_main, with its Python
+#      frames merged in);
 #   5. deletes the cores (unless KEEP=1).
 #
 # Settings (environment, all optional):
@@ -30,6 +34,7 @@
 #                            docs/performance.md: py-spy needs the text segments)
 #   PYCORE_BENCH_TIMEOUT     seconds allowed per tool run (default 900)
 #   PYCORE_BENCH_TOOLS       comma list, subset of pycore,pystack,py-spy (default all)
+#   PYCORE_BENCH_MODES       comma list, subset of default,native,native-all (default all)
 #   PYCORE_BENCH_DOC         markdown file to update (default docs/performance.md)
 #   PYCORE_BENCH_NO_BUILD=1  skip cargo build (use the existing target/release/pycore)
 set -euo pipefail
@@ -48,6 +53,7 @@ SMALL_STACK_KB=${PYCORE_BENCH_SMALL_STACK_KB:-256}
 FILTER=${PYCORE_BENCH_COREDUMP_FILTER:-0x37}
 TIMEOUT=${PYCORE_BENCH_TIMEOUT:-900}
 TOOLS=${PYCORE_BENCH_TOOLS:-pycore,pystack,py-spy}
+MODES=${PYCORE_BENCH_MODES:-default,native,native-all}
 DOC=${PYCORE_BENCH_DOC:-$REPO/docs/performance.md}
 PYCORE=$REPO/target/release/pycore
 
@@ -160,9 +166,14 @@ take_core big "$BIG_MB" 0 ""
 take_core small 0 "$SMALL_STACK_KB" 1
 
 # --- measure ------------------------------------------------------------------
-log "measuring ($RUNS runs per tool and core)"
+# The command line as the doc shows it: the settings that differ from the defaults, then the script.
+cmdline="bash bench/run.sh"
+[[ "$MODES" == default,native,native-all ]] || cmdline="PYCORE_BENCH_MODES=$MODES $cmdline"
+[[ "$TOOLS" == pycore,pystack,py-spy ]] || cmdline="PYCORE_BENCH_TOOLS=$TOOLS $cmdline"
+[[ "$RUNS" == 3 ]] || cmdline="RUNS=$RUNS $cmdline"
+log "measuring ($RUNS runs per tool, mode and core; modes $MODES)"
 "$VENV/bin/python" "$REPO/bench/measure.py" \
     --cores "$CORES_TSV" --python "$PY" --pycore "$PYCORE" --venv "$VENV" \
     --runs "$RUNS" --timeout "$TIMEOUT" --scratch "$SCRATCH" --doc "$DOC" \
-    --tools "$TOOLS" --command "bash bench/run.sh"
+    --tools "$TOOLS" --modes "$MODES" --command "$cmdline"
 log "done; results in ${DOC#"$REPO"/}"

@@ -117,18 +117,25 @@ fn analyze(args: AnalyzeArgs) -> ExitCode {
 
 fn write_report(report: &pycore::Report, format: Format, color: ColorWhen) -> anyhow::Result<()> {
     use anyhow::Context;
+    let stdout = io::stdout();
+    // Colour is decided for the terminal (NO_COLOR, CLICOLOR, TERM, is it a tty), then the
+    // report is rendered into memory and written at once: one write, not one per line.
     let choice = match color {
-        ColorWhen::Auto => anstream::ColorChoice::Auto,
+        ColorWhen::Auto => anstream::AutoStream::choice(&stdout),
         ColorWhen::Always => anstream::ColorChoice::Always,
         ColorWhen::Never => anstream::ColorChoice::Never,
     };
-    let mut out = anstream::AutoStream::new(io::stdout().lock(), choice);
+    let mut out = anstream::AutoStream::new(Vec::new(), choice);
     match format {
         Format::Text => pycore::render::text::write(report, &mut out),
         Format::Json => pycore::render::json::write(report, &mut out),
         Format::Table => pycore::render::table::write(report, &mut out),
         Format::Markdown => pycore::render::markdown::write(report, &mut out),
     }
-    .and_then(|()| out.flush())
-    .context("cannot write the report to standard output")
+    .context("cannot render the report")?;
+    let mut stdout = stdout.lock();
+    stdout
+        .write_all(&out.into_inner())
+        .and_then(|()| stdout.flush())
+        .context("cannot write the report to standard output")
 }
