@@ -387,8 +387,7 @@ def render(args, cores, results, mach, vers, started, finished):
                     continue
                 s = results[(tool, mode, c["label"])]
                 if s["n"] == 0:
-                    add("| %s | %s | %s | not run | – | – | – | – |" % (c["label"], mode, tool))
-                    continue
+                    continue  # not asked for (PYCORE_BENCH_TOOLS / PYCORE_BENCH_MODES)
                 if s["ok"]:
                     status = "ok (%d/%d)" % (s["n_ok"], s["n"])
                 else:
@@ -540,7 +539,7 @@ def render(args, cores, results, mach, vers, started, finished):
     add("```")
     for mode in MODES:
         for tool in TOOLS:
-            if mode in TOOL_MODES[tool]:
+            if mode in TOOL_MODES[tool] and any(results[(tool, mode, c["label"])]["n"] for c in cores):
                 add(display_argv(tool, mode, args))
     add("```")
     return "\n".join(L)

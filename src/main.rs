@@ -125,17 +125,22 @@ fn write_report(report: &pycore::Report, format: Format, color: ColorWhen) -> an
         ColorWhen::Always => anstream::ColorChoice::Always,
         ColorWhen::Never => anstream::ColorChoice::Never,
     };
-    let mut out = anstream::AutoStream::new(Vec::new(), choice);
-    match format {
-        Format::Text => pycore::render::text::write(report, &mut out),
-        Format::Json => pycore::render::json::write(report, &mut out),
-        Format::Table => pycore::render::table::write(report, &mut out),
-        Format::Markdown => pycore::render::markdown::write(report, &mut out),
+    // Only the text format has styles, and only when colour is on: nothing is written to be
+    // filtered out again.
+    let mut plain = Vec::new();
+    let rendered = match format {
+        Format::Text => {
+            let colour = !matches!(choice, anstream::ColorChoice::Never);
+            pycore::render::text::write(report, &mut plain, colour).map(|()| plain)
+        }
+        Format::Json => pycore::render::json::write(report, &mut plain).map(|()| plain),
+        Format::Table => pycore::render::table::write(report, &mut plain).map(|()| plain),
+        Format::Markdown => pycore::render::markdown::write(report, &mut plain).map(|()| plain),
     }
     .context("cannot render the report")?;
     let mut stdout = stdout.lock();
     stdout
-        .write_all(&out.into_inner())
+        .write_all(&rendered)
         .and_then(|()| stdout.flush())
         .context("cannot write the report to standard output")
 }

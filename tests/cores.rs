@@ -29,7 +29,9 @@ use support::matrix::{
     assert_all_passed, assert_some_passed, print_matrix, run_matrix, Outcome, Progress,
 };
 use support::process::{own_uid, TestDir};
-use support::scenario::{analyze_for, gcore_of_parked_threads, judge, outcome};
+use support::scenario::{
+    analyze_for, core_of_parked, gcore_of_parked_threads, judge, outcome, Run, Take,
+};
 use support::stacks::{compare, compare_with, Recording, Report, Require, Verdict};
 
 #[test]
@@ -66,6 +68,73 @@ fn gcore_and_judge(
     let mut verdict = judge(&recording, &analysis, &expect);
     verdict.notes.extend(core.notes);
     Ok(verdict)
+}
+
+/// A 100,000-call recursion (tests/scenarios/deep_recursion.py) on every row from 3.11 (whose
+/// Python calls do not recurse on the C stack): JSON holds every recorded frame, exactly,
+/// without a warning; the text output folds the repeats as Python's tracebacks do.
+#[test]
+fn deep_recursion_is_complete() {
+    const DEPTH: &str = "100000";
+    let title = "cores of tests/scenarios/deep_recursion.py (100,000 frames)";
+    let found = interpreters::discover();
+    let candidates = interpreters::rows_for(&found, interpreters::WANTED, false);
+    let start = Instant::now();
+    let rows = run_matrix(title, &candidates, |python, progress| {
+        if python.version.major_minor() < (3, 11) {
+            return Outcome::Skipped {
+                reason: "before 3.11 each Python call recurses on the C stack".to_string(),
+            };
+        }
+        let dir = TestDir::new(&format!("deep-{}-{}", python.label(), python.linkage));
+        let result = (|| {
+            let run = Run {
+                scenario: "deep_recursion.py",
+                args: &[DEPTH],
+                flags: &[],
+            };
+            let (recording, core) =
+                core_of_parked(python, &dir, &run, Take::GcoreOrKernel, progress)?;
+            let expect = Expect::for_parked(&core, &recording, own_uid()?)?;
+            let analysis = analyze_for(python, &core.path, dir.path())?;
+            let mut verdict = judge(&recording, &analysis, &expect);
+            // The 100,000 calls below the innermost show 3 times, then are counted.
+            let frames = analysis
+                .report
+                .threads
+                .first()
+                .map_or(0, |t| t.frames.len());
+            // recurse() at depths 100,000 to 0, main() and <module>.
+            if frames != 100_003 {
+                verdict
+                    .problems
+                    .push(format!("{frames} frames, expected 100,003"));
+            }
+            let text = support::process::run_pycore(
+                &[
+                    std::ffi::OsStr::new("analyze"),
+                    core.path.as_os_str(),
+                    std::ffi::OsStr::new("--no-source"),
+                ],
+                dir.path(),
+                "pycore-text",
+            )?;
+            if !text
+                .stdout_text()
+                .contains("[Previous line repeated 99997 more times]")
+            {
+                verdict
+                    .problems
+                    .push("the text output does not fold the recursion".to_string());
+            }
+            verdict.notes.extend(core.notes);
+            Ok(verdict)
+        })();
+        outcome(result, dir)
+    });
+    print_matrix(title, &rows, start.elapsed());
+    assert_all_passed(title, &rows);
+    assert_some_passed(title, &rows);
 }
 
 /// The harness itself: a hand-written report with one of each kind of

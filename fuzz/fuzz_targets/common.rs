@@ -23,7 +23,7 @@ fn analyze_with(data: &[u8], native_all: bool) {
         return;
     };
     let mut out = Vec::new();
-    pycore::render::text::write(&report, &mut out).expect("text to a Vec");
+    pycore::render::text::write(&report, &mut out, true).expect("text to a Vec");
     out.clear();
     pycore::render::json::write(&report, &mut out).expect("json to a Vec");
     out.clear();

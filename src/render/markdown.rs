@@ -80,7 +80,14 @@ pub fn write(report: &Report, out: &mut impl Write) -> io::Result<()> {
         writeln!(out, "```")?;
         let grouped = report.interpreter_count() > 1;
         let mut current_group = None;
-        for frame in &thread.frames {
+        for shown in super::fold_repeats(&thread.frames) {
+            let frame = match shown {
+                super::Shown::Frame(frame) => frame,
+                super::Shown::Repeated(times) => {
+                    writeln!(out, "  {}", super::repeated_line(times))?;
+                    continue;
+                }
+            };
             if grouped && current_group != Some(frame.interpreter) {
                 current_group = Some(frame.interpreter);
                 writeln!(

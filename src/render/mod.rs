@@ -211,6 +211,55 @@ pub fn thread_roles(report: &Report, thread: &ThreadReport, with_gil: bool) -> V
     roles
 }
 
+/// A thread's frames as the text formats show them.
+pub enum Shown<'a> {
+    Frame(&'a FrameReport),
+    /// The frame before was repeated this many more times (a recursion).
+    Repeated(usize),
+}
+
+/// Identical consecutive Python frames (a recursion) are shown [`REPEAT_CUTOFF`] times, then
+/// counted, as Python's tracebacks do (`[Previous line repeated 996 more times]`); JSON keeps
+/// every frame.
+pub const REPEAT_CUTOFF: usize = 3;
+
+pub fn fold_repeats(frames: &[FrameReport]) -> Vec<Shown<'_>> {
+    let same = |a: &FrameReport, b: &FrameReport| {
+        a.native.is_none()
+            && b.native.is_none()
+            && a.file == b.file
+            && a.line == b.line
+            && a.function == b.function
+            && a.qualname == b.qualname
+            && a.interpreter == b.interpreter
+    };
+    let mut shown = Vec::new();
+    let mut index = 0;
+    while index < frames.len() {
+        let run = frames[index..]
+            .iter()
+            .take_while(|f| same(f, &frames[index]))
+            .count()
+            .max(1);
+        shown.extend(
+            frames[index..index + run.min(REPEAT_CUTOFF)]
+                .iter()
+                .map(Shown::Frame),
+        );
+        if run > REPEAT_CUTOFF {
+            shown.push(Shown::Repeated(run - REPEAT_CUTOFF));
+        }
+        index += run;
+    }
+    shown
+}
+
+/// Python's words for a folded run.
+pub fn repeated_line(times: usize) -> String {
+    let plural = if times == 1 { "" } else { "s" };
+    format!("[Previous line repeated {times} more time{plural}]")
+}
+
 /// The last component of a path as the core recorded it (`libc.so.6`).
 fn file_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
@@ -218,6 +267,38 @@ fn file_name(path: &str) -> &str {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn recursion_is_folded_as_python_folds_it() {
+        let frame = |line| FrameReport {
+            function: "f".into(),
+            qualname: None,
+            file: "x.py".into(),
+            line: Some(line),
+            first_line: 1,
+            source: None,
+            interpreter: None,
+            kind: crate::report::FrameKind::Python,
+            entry: false,
+            native: None,
+        };
+        let mut frames = vec![frame(9)];
+        frames.extend(std::iter::repeat_with(|| frame(5)).take(1000));
+        frames.push(frame(2));
+        let shown = fold_repeats(&frames);
+        let kinds: Vec<String> = shown
+            .iter()
+            .map(|s| match s {
+                Shown::Frame(f) => format!("{}", f.line.unwrap_or(0)),
+                Shown::Repeated(n) => format!("+{n}"),
+            })
+            .collect();
+        assert_eq!(kinds, ["9", "5", "5", "5", "+997", "2"]);
+        assert_eq!(repeated_line(1), "[Previous line repeated 1 more time]");
+        assert_eq!(fold_repeats(&frames[..4]).len(), 4);
+    }
+
     #[test]
     fn control_characters_become_visible() {
         let mut text = "evil\u{1b}]0;title\u{7}name".to_string();

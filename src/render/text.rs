@@ -9,34 +9,73 @@ use anstyle::{AnsiColor, Style};
 
 use crate::report::{CoreKind, Report, Shape, ThreadReport};
 
-const BOLD: Style = Style::new().bold();
-const CRASH: Style = AnsiColor::Red.on_default().bold();
-const DIM: Style = Style::new().dimmed();
-const WARNING: Style = AnsiColor::Yellow.on_default();
-const FUNCTION: Style = AnsiColor::Cyan.on_default();
+/// The styles of the text output; all empty (nothing written) when colour is off, so that
+/// uncoloured output needs no escape-sequence filter.
+#[derive(Clone, Copy)]
+struct Palette {
+    bold: Style,
+    crash: Style,
+    dim: Style,
+    warning: Style,
+    function: Style,
+}
 
-pub fn write(report: &Report, out: &mut impl Write) -> io::Result<()> {
+impl Palette {
+    fn new(colour: bool) -> Palette {
+        if !colour {
+            let plain = Style::new();
+            return Palette {
+                bold: plain,
+                crash: plain,
+                dim: plain,
+                warning: plain,
+                function: plain,
+            };
+        }
+        Palette {
+            bold: Style::new().bold(),
+            crash: AnsiColor::Red.on_default().bold(),
+            dim: Style::new().dimmed(),
+            warning: AnsiColor::Yellow.on_default(),
+            function: AnsiColor::Cyan.on_default(),
+        }
+    }
+}
+
+/// The report as text, with ANSI colours when `colour`.
+pub fn write(report: &Report, out: &mut impl Write, colour: bool) -> io::Result<()> {
+    let palette = Palette::new(colour);
+    let Palette {
+        warning: warn_style,
+        dim,
+        ..
+    } = palette;
     let report = &super::printable(report);
-    write_header(report, out)?;
+    write_header(report, palette, out)?;
     for thread in super::crashed_first(report) {
         writeln!(out)?;
-        write_thread(report, thread, out)?;
+        write_thread(report, thread, palette, out)?;
     }
     if !report.warnings.is_empty() || !report.notes.is_empty() {
         writeln!(out)?;
         for warning in &report.warnings {
-            writeln!(out, "{WARNING}warning:{WARNING:#} {warning}")?;
+            writeln!(out, "{warn_style}warning:{warn_style:#} {warning}")?;
         }
         for note in &report.notes {
-            writeln!(out, "{DIM}note:{DIM:#} {note}")?;
+            writeln!(out, "{dim}note:{dim:#} {note}")?;
         }
     }
     Ok(())
 }
 
-fn write_header(report: &Report, out: &mut impl Write) -> io::Result<()> {
+fn write_header(report: &Report, palette: Palette, out: &mut impl Write) -> io::Result<()> {
+    let Palette {
+        bold,
+        warning: warn_style,
+        ..
+    } = palette;
     let core = &report.core;
-    write!(out, "{BOLD}Core {}{BOLD:#}", core.path.display())?;
+    write!(out, "{bold}Core {}{bold:#}", core.path.display())?;
     if let Some(pid) = core.pid {
         write!(out, " of process {pid}")?;
     }
@@ -52,7 +91,7 @@ fn write_header(report: &Report, out: &mut impl Write) -> io::Result<()> {
     let headline = super::headline(report);
     let style = match (report.crash.kind, &report.crash.signal) {
         (CoreKind::Snapshot, _) | (CoreKind::Unknown, None) => Style::new(),
-        _ => CRASH,
+        _ => palette.crash,
     };
     let mut chars = headline.chars();
     let first: String = chars
@@ -65,7 +104,7 @@ fn write_header(report: &Report, out: &mut impl Write) -> io::Result<()> {
     }
     let Some(python) = &report.python else {
         let why = report.error.as_ref().map_or("", |e| e.message.as_str());
-        writeln!(out, "{WARNING}Python: not read: {why}{WARNING:#}")?;
+        writeln!(out, "{warn_style}Python: not read: {why}{warn_style:#}")?;
         writeln!(
             out,
             "{} threads (what the core says of them without the Python state)",
@@ -124,8 +163,20 @@ fn write_header(report: &Report, out: &mut impl Write) -> io::Result<()> {
     Ok(())
 }
 
-fn write_thread(report: &Report, thread: &ThreadReport, out: &mut impl Write) -> io::Result<()> {
-    let style = if thread.crashed { CRASH } else { BOLD };
+fn write_thread(
+    report: &Report,
+    thread: &ThreadReport,
+    palette: Palette,
+    out: &mut impl Write,
+) -> io::Result<()> {
+    let Palette {
+        bold,
+        crash,
+        dim,
+        warning: warn_style,
+        function: fn_style,
+    } = palette;
+    let style = if thread.crashed { crash } else { bold };
     match thread.tid {
         Some(tid) => write!(out, "{style}Thread {tid}{style:#}")?,
         None => write!(out, "{style}Thread (not in the core){style:#}")?,
@@ -142,23 +193,23 @@ fn write_thread(report: &Report, thread: &ThreadReport, out: &mut impl Write) ->
             (Some(pc), Some(sp)) => format!("pc {pc}, sp {sp}"),
             _ => "no registers".to_string(),
         };
-        writeln!(out, ": {DIM}{registers}{DIM:#}")?;
+        writeln!(out, ": {dim}{registers}{dim:#}")?;
     } else if !thread.python && !thread.frames.is_empty() {
         writeln!(
             out,
-            ": {DIM}no Python thread state{DIM:#}; native frames, most recent call first:"
+            ": {dim}no Python thread state{dim:#}; native frames, most recent call first:"
         )?;
     } else if !thread.python {
-        writeln!(out, ": {DIM}no Python thread state{DIM:#}")?;
+        writeln!(out, ": {dim}no Python thread state{dim:#}")?;
     } else if thread.frames.is_empty() {
-        writeln!(out, ": {DIM}no Python frames{DIM:#}")?;
+        writeln!(out, ": {dim}no Python frames{dim:#}")?;
     } else {
         writeln!(out, ", most recent call first:")?;
     }
     if let Some(exception) = &thread.handling_exception {
         writeln!(
             out,
-            "  {WARNING}handling {}: {}{WARNING:#}",
+            "  {warn_style}handling {}: {}{warn_style:#}",
             exception.type_name, exception.message
         )?;
     }
@@ -167,35 +218,42 @@ fn write_thread(report: &Report, thread: &ThreadReport, out: &mut impl Write) ->
     let grouped = report.interpreter_count() > 1;
     let indent = if grouped { "    " } else { "  " };
     let mut current_group = None;
-    for frame in &thread.frames {
+    for shown in super::fold_repeats(&thread.frames) {
+        let frame = match shown {
+            super::Shown::Frame(frame) => frame,
+            super::Shown::Repeated(times) => {
+                writeln!(out, "{indent}{}", super::repeated_line(times))?;
+                continue;
+            }
+        };
         if grouped && frame.native.is_none() && current_group != Some(frame.interpreter) {
             current_group = Some(frame.interpreter);
             let title = super::interpreter_title(report, frame.interpreter);
-            writeln!(out, "  {BOLD}{title}:{BOLD:#}")?;
+            writeln!(out, "  {bold}{title}:{bold:#}")?;
         }
         if let Some(native) = super::native_frame_line(frame) {
-            writeln!(out, "{indent}{DIM}{native}{DIM:#}")?;
+            writeln!(out, "{indent}{dim}{native}{dim:#}")?;
             continue;
         }
         let function = frame.qualname.as_deref().unwrap_or(&frame.function);
         match frame.line {
             Some(line) => writeln!(
                 out,
-                "{indent}File \"{}\", line {line}, in {FUNCTION}{function}{FUNCTION:#}",
+                "{indent}File \"{}\", line {line}, in {fn_style}{function}{fn_style:#}",
                 frame.file
             )?,
             None => writeln!(
                 out,
-                "{indent}File \"{}\", in {FUNCTION}{function}{FUNCTION:#}",
+                "{indent}File \"{}\", in {fn_style}{function}{fn_style:#}",
                 frame.file
             )?,
         }
         if let Some(source) = &frame.source {
-            writeln!(out, "{indent}  {DIM}{source}{DIM:#}")?;
+            writeln!(out, "{indent}  {dim}{source}{dim:#}")?;
         }
     }
     for warning in &thread.warnings {
-        writeln!(out, "  {WARNING}warning:{WARNING:#} {warning}")?;
+        writeln!(out, "  {warn_style}warning:{warn_style:#} {warning}")?;
     }
     Ok(())
 }
