@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use super::field::{Field, Ptr};
 use super::linetable;
+use super::locals::{Family, Local, LocalsReader};
 use super::objects::{ObjectError, ObjectResult, Objects};
 use crate::memory::Memory;
 use crate::warning::{Warning, WarningKind};
@@ -43,6 +44,8 @@ pub struct Frame {
     /// (`_PyEval_EvalFrameDefault`/`PyEval_EvalFrameEx`): every frame ≤3.10; 3.11's `is_entry`
     /// frames; 3.12+ the frame before a C-stack entry shim and the thread's last frame.
     pub entry: bool,
+    /// The frame's bound variables (with `--locals`, else `None`; empty when unreadable).
+    pub locals: Option<Vec<Local>>,
 }
 
 /// What a code object contributes to every frame that runs it.
@@ -81,11 +84,14 @@ pub struct FrameWalker<'a, M: Memory> {
     total_frames: usize,
     /// Bytes decoded so far (strings and line tables).
     decoded_bytes: usize,
+    /// Reads each frame's variables, when asked to.
+    locals: Option<LocalsReader<'a, M>>,
 }
 
 impl<'a, M: Memory> FrameWalker<'a, M> {
-    pub fn new(objects: &'a Objects<'a, M>) -> Self {
+    pub fn new(objects: &'a Objects<'a, M>, locals: bool) -> Self {
         FrameWalker {
+            locals: locals.then(|| LocalsReader::new(objects)),
             objects,
             codes: HashMap::new(),
             line_tables: HashMap::new(),
@@ -164,6 +170,7 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
             let code = self.code_or_placeholder(code_addr, stack);
             let mut python_frame = self.frame_at(&code, FramePosition::Lasti(lasti));
             python_frame.entry = true;
+            python_frame.locals = self.read_locals(Family::FrameObject, frame, code_addr, stack);
             stack.frames.push(python_frame);
             frame = self.objects.read(frame, back)?;
         }
@@ -232,12 +239,35 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
                 if let Some(field) = is_entry_field {
                     python_frame.entry = self.objects.read(frame, field)? != 0;
                 }
+                python_frame.locals =
+                    self.read_locals(Family::InterpreterFrame, frame, code_addr, stack);
                 stack.frames.push(python_frame);
             }
             frame = self.objects.read(frame, previous)?;
         }
         run_start(stack);
         Ok(())
+    }
+
+    /// The frame's variables when asked for; `None` (with a warning) when unreadable.
+    fn read_locals(
+        &mut self,
+        family: Family,
+        frame: u64,
+        code: u64,
+        stack: &mut Stack,
+    ) -> Option<Vec<Local>> {
+        let reader = self.locals.as_mut()?;
+        match reader.locals(family, frame, code) {
+            Ok(locals) => Some(locals),
+            Err(error) => {
+                stack.warnings.push(Warning::new(
+                    WarningKind::LocalsUnreadable,
+                    format!("the variables of the frame at {frame:#x} are unreadable: {error}"),
+                ));
+                Some(Vec::new())
+            }
+        }
     }
 
     /// Record a visit; false (with a warning) on a cycle or past the depth bound.
@@ -405,6 +435,7 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
             line,
             first_line: code.first_line,
             entry: false,
+            locals: None,
         }
     }
 }

@@ -93,6 +93,9 @@ pub fn write(report: &Report, out: &mut impl Write) -> io::Result<()> {
             if let Some(source) = &frame.source {
                 writeln!(out, "    {source}")?;
             }
+            for line in super::locals_lines(frame) {
+                writeln!(out, "      {line}")?;
+            }
         }
         writeln!(out, "```")?;
         writeln!(out)?;

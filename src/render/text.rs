@@ -193,6 +193,9 @@ fn write_thread(report: &Report, thread: &ThreadReport, out: &mut impl Write) ->
         if let Some(source) = &frame.source {
             writeln!(out, "{indent}  {DIM}{source}{DIM:#}")?;
         }
+        for line in super::locals_lines(frame) {
+            writeln!(out, "{indent}    {line}")?;
+        }
     }
     for warning in &thread.warnings {
         writeln!(out, "  {WARNING}warning:{WARNING:#} {warning}")?;

@@ -13,6 +13,7 @@ use crate::binaries::{LoadedImage, PythonBinaries};
 use crate::core::signal;
 use crate::core::{CoreFile, Registers, SignalInfo, ThreadStatus};
 use crate::error::Error;
+pub use crate::python::locals::LocalKind;
 use crate::python::{Frame, PythonProcess, PythonThread};
 use crate::warning::{Warning, WarningKind};
 
@@ -199,6 +200,23 @@ pub struct FrameReport {
     /// A native frame's address, module, offset (flattened into the frame).
     #[serde(flatten)]
     pub native: Option<NativeFrameReport>,
+    /// With `--locals`: the frame's bound variables, parameters first, in the code object's
+    /// order (absent without `--locals`; empty, with a warning, when they could not be read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locals: Option<Vec<LocalReport>>,
+}
+
+/// One bound variable of a Python frame (`--locals`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocalReport {
+    pub name: String,
+    /// `argument`, `local`, `cell` or `free`.
+    pub kind: LocalKind,
+    /// The value's type `__name__` (`tp_name` after its last dot); null when unreadable.
+    #[serde(rename = "type")]
+    pub type_name: Option<String>,
+    /// As Python's `repr()` shows it, bounded (docs/json-schema.md, "Locals").
+    pub repr: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -221,6 +239,17 @@ impl From<&Frame> for FrameReport {
             kind: FrameKind::Python,
             entry: frame.entry,
             native: None,
+            locals: frame.locals.as_ref().map(|locals| {
+                locals
+                    .iter()
+                    .map(|local| LocalReport {
+                        name: local.name.clone(),
+                        kind: local.kind,
+                        type_name: local.type_name.clone(),
+                        repr: local.repr.clone(),
+                    })
+                    .collect()
+            }),
         }
     }
 }

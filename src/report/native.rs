@@ -176,6 +176,7 @@ pub fn frame_report(modules: &Modules<'_>, frame: &NamedFrame) -> FrameReport {
         interpreter: None,
         kind: FrameKind::Native,
         entry: false,
+        locals: None,
         native: Some(NativeFrameReport {
             address: format!("{:#x}", frame.raw.address),
             module: module.map(|m| m.core_path.clone()),
