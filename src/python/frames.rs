@@ -40,6 +40,11 @@ pub struct Frame {
     pub file: String,
     pub line: Option<u32>,
     pub first_line: u32,
+    /// 3.11+: where the instruction ends and its columns (0-based UTF-8 byte offsets), as
+    /// `code.co_positions()` gives them; `None` before 3.11 or when unknown.
+    pub end_line: Option<u32>,
+    pub column: Option<u32>,
+    pub end_column: Option<u32>,
     /// The outermost frame of the run one C call of the interpreter loop executes
     /// (`_PyEval_EvalFrameDefault`/`PyEval_EvalFrameEx`): every frame ≤3.10; 3.11's `is_entry`
     /// frames; 3.12+ the frame before a C-stack entry shim and the thread's last frame.
@@ -405,6 +410,7 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
             code.name.len() + code.file.len() + code.qualname.as_ref().map_or(0, String::len);
         let layout = self.objects.layout;
         let table = code.line_table.as_deref();
+        let mut exact = linetable::Position::default();
         let line = match (position, table) {
             (FramePosition::NotStarted, _) => Some(code.first_line),
             (FramePosition::Lasti(lasti), _) if lasti < 0 => Some(code.first_line),
@@ -425,7 +431,9 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
                 }
             }
             (FramePosition::CodeUnit(index), Some(table)) => {
-                linetable::location_table_line(table, code.first_line, index)
+                exact = linetable::location_table_position(table, code.first_line, index)
+                    .unwrap_or_default();
+                exact.line
             }
         };
         Frame {
@@ -434,6 +442,9 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
             file: code.file.clone(),
             line,
             first_line: code.first_line,
+            end_line: exact.end_line,
+            column: exact.column,
+            end_column: exact.end_column,
             entry: false,
             locals: None,
         }

@@ -192,6 +192,9 @@ fn write_thread(report: &Report, thread: &ThreadReport, out: &mut impl Write) ->
         }
         if let Some(source) = &frame.source {
             writeln!(out, "{indent}  {DIM}{source}{DIM:#}")?;
+            if let Some(markers) = &frame.markers {
+                writeln!(out, "{indent}  {CRASH}{markers}{CRASH:#}")?;
+            }
         }
         for line in super::locals_lines(frame) {
             writeln!(out, "{indent}    {line}")?;

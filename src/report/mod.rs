@@ -188,8 +188,20 @@ pub struct FrameReport {
     pub file: String,
     pub line: Option<u32>,
     pub first_line: u32,
+    /// 3.11+: the instruction's last line and its columns (0-based UTF-8 byte offsets into the
+    /// source lines), as `code.co_positions()` gives them; null before 3.11 or when unknown.
+    #[serde(default)]
+    pub end_line: Option<u32>,
+    #[serde(default)]
+    pub column: Option<u32>,
+    #[serde(default)]
+    pub end_column: Option<u32>,
     /// The source line, when the file could be read (see `--source-root`).
     pub source: Option<String>,
+    /// The `^^^^` line under `source` that marks the instruction's columns, as Python 3.11+
+    /// tracebacks draw it (text formats only; JSON has the columns).
+    #[serde(skip)]
+    pub markers: Option<String>,
     /// Id of the interpreter that runs it.
     pub interpreter: Option<i64>,
     /// `python` or `native` (native frames come with `--native`/`--native-all`).
@@ -234,7 +246,11 @@ impl From<&Frame> for FrameReport {
             file: frame.file.clone(),
             line: frame.line,
             first_line: frame.first_line,
+            end_line: frame.end_line,
+            column: frame.column,
+            end_column: frame.end_column,
             source: None,
+            markers: None,
             interpreter: None,
             kind: FrameKind::Python,
             entry: frame.entry,
