@@ -313,6 +313,8 @@ impl<'a, M: Memory> Reprs<'a, M> {
             out.push(&format!("<unreadable at {object:#x}>"));
             return;
         };
+        // An object that turns out unreadable halfway prints as a whole `<unreadable ...>`.
+        let mark = (out.text.len(), out.chars);
         let result = match info.style {
             Style::Builtin(kind) => self.write_builtin(kind, object, out, active),
             Style::Default(prefix) => {
@@ -325,6 +327,8 @@ impl<'a, M: Memory> Reprs<'a, M> {
             }
         };
         if result.is_err() {
+            out.text.truncate(mark.0);
+            out.chars = mark.1;
             out.push(&format!("<unreadable at {object:#x}>"));
         }
     }
@@ -898,6 +902,93 @@ mod tests {
         );
         assert_eq!(repr_of("é€😀", "u", true), "u'\\xe9\\u20ac\\U0001f600'");
         assert_eq!(repr_of("\u{0}\u{ff}", "b", true), "b'\\x00\\xff'");
+    }
+
+    use crate::memory::fake::FakeMemory;
+    use crate::python::layout::Layout;
+    use crate::python::layouts::ALL;
+
+    const OBJECT_TYPE: u64 = 0x1000;
+    const LIST_TYPE: u64 = 0x2000;
+    const NOWHERE: u64 = 0xdead_0000;
+
+    fn put(buf: &mut [u8], at: u32, value: u64) {
+        let at = at as usize;
+        buf[at..at + 8].copy_from_slice(&value.to_le_bytes());
+    }
+
+    /// A static type named `name` (its `tp_repr` a made-up address) below `base`.
+    fn add_type(memory: &mut FakeMemory, layout: &Layout, at: u64, name: &str, base: u64) {
+        let mut bytes = vec![0u8; 1024];
+        let t = &layout.type_object;
+        put(&mut bytes, t.tp_name.offset(), at + 0x300);
+        put(&mut bytes, t.tp_repr.offset(), at + 0x10_0000);
+        put(&mut bytes, t.tp_base.offset(), base);
+        bytes[0x300..0x300 + name.len()].copy_from_slice(name.as_bytes());
+        memory.add(at, bytes);
+    }
+
+    /// A list at `at` whose `ob_size` is `size` and whose items are `items` (at `at + 0x100`).
+    fn add_list(memory: &mut FakeMemory, layout: &Layout, at: u64, size: i64, items: &[u64]) {
+        let mut bytes = vec![0u8; 0x100 + 8 * items.len()];
+        put(&mut bytes, layout.object.ob_type.offset(), LIST_TYPE);
+        put(&mut bytes, layout.var_object.ob_size.offset(), size as u64);
+        put(&mut bytes, layout.list.ob_item.offset(), at + 0x100);
+        for (index, item) in items.iter().enumerate() {
+            put(&mut bytes, 0x100 + 8 * index as u32, *item);
+        }
+        memory.add(at, bytes);
+    }
+
+    #[test]
+    fn hostile_objects_print_bounded_on_every_layout() {
+        for layout in ALL {
+            let mut memory = FakeMemory::default();
+            add_type(&mut memory, layout, OBJECT_TYPE, "object", 0);
+            add_type(&mut memory, layout, LIST_TYPE, "list", OBJECT_TYPE);
+            // A list that holds itself and a pointer into nowhere.
+            add_list(&mut memory, layout, 0x10_000, 2, &[0x10_000, NOWHERE]);
+            // A list claiming 2**40 items; one claiming more than its memory holds.
+            add_list(&mut memory, layout, 0x20_000, 1 << 40, &[]);
+            add_list(&mut memory, layout, 0x30_000, 1 << 20, &[0x10_000]);
+            // 20 lists, each inside the one before.
+            for depth in 0..20u64 {
+                let at = 0x100_000 + depth * 0x1000;
+                let inner: Vec<u64> = (depth < 19).then_some(at + 0x1000).into_iter().collect();
+                add_list(&mut memory, layout, at, inner.len() as i64, &inner);
+            }
+            let objects = Objects {
+                memory: &memory,
+                layout,
+            };
+            let mut reprs = Reprs::new(&objects);
+            let what = format!("{}.{} {:?}", layout.major, layout.minor, layout.shape);
+            let value = reprs.value(0x10_000);
+            assert_eq!(
+                value.repr,
+                format!("[[...], <unreadable at {NOWHERE:#x}>]"),
+                "{what}"
+            );
+            assert_eq!(value.type_name.as_deref(), Some("list"), "{what}");
+            assert_eq!(
+                reprs.value(0x20_000).repr,
+                "<unreadable at 0x20000>",
+                "{what}"
+            );
+            assert_eq!(
+                reprs.value(0x30_000).repr,
+                "<unreadable at 0x30000>",
+                "{what}"
+            );
+            let deep = reprs.value(0x100_000).repr;
+            let levels = MAX_NESTING + 1;
+            assert_eq!(
+                deep,
+                format!("{}...{}", "[".repeat(levels), "]".repeat(levels)),
+                "{what}"
+            );
+            assert_eq!(reprs.value(NOWHERE).type_name, None, "{what}");
+        }
     }
 
     #[test]
