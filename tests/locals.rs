@@ -7,7 +7,8 @@
 //! inside the process, `[name, kind, type, repr]` of its bound variables in
 //! the code object's order; pycore's frame of that function must list exactly
 //! those (a repr longer than 200 characters cut by pycore's documented rule)
-//! on every interpreter row, and the stacks must match as in `cores`.
+//! on every interpreter row, and the stacks must match as in `cores` (with
+//! 3.11+ positions), on gcore's cores and on the kernel's.
 
 use crate::support;
 
@@ -36,19 +37,44 @@ fn cut(repr: &str) -> String {
 
 #[test]
 fn locals_match_what_the_process_recorded() {
-    let title = "--locals on cores of tests/scenarios/locals.py";
+    matrix(
+        "--locals on cores of tests/scenarios/locals.py",
+        Take::GcoreOrKernel,
+    );
+}
+
+#[test]
+fn locals_match_on_kernel_cores() {
+    matrix(
+        "--locals on kernel cores of tests/scenarios/locals.py",
+        Take::Quit,
+    );
+}
+
+fn matrix(title: &str, take: Take) {
     let found = interpreters::discover();
     let candidates = interpreters::rows_for(&found, interpreters::WANTED, false);
     let start = Instant::now();
-    let rows = run_matrix(title, &candidates, check_row);
+    let rows = run_matrix(title, &candidates, |python, progress| {
+        check_row(python, progress, take)
+    });
     print_matrix(title, &rows, start.elapsed());
     assert_all_passed(title, &rows);
     assert_some_passed(title, &rows);
 }
 
-fn check_row(python: &Interpreter, progress: &mut Progress) -> Outcome {
-    let dir = TestDir::new(&format!("locals-{}-{}", python.label(), python.linkage));
-    let result = core_and_judge(python, &dir, progress);
+fn check_row(python: &Interpreter, progress: &mut Progress, take: Take) -> Outcome {
+    let how = if take == Take::Quit {
+        "kernel"
+    } else {
+        "gcore"
+    };
+    let dir = TestDir::new(&format!(
+        "locals-{how}-{}-{}",
+        python.label(),
+        python.linkage
+    ));
+    let result = core_and_judge(python, &dir, progress, take);
     outcome(result, dir)
 }
 
@@ -56,9 +82,10 @@ fn core_and_judge(
     python: &Interpreter,
     dir: &TestDir,
     progress: &mut Progress,
+    take: Take,
 ) -> Result<Verdict, String> {
     let run = Run::new("locals.py");
-    let (recording, core) = core_of_parked(python, dir, &run, Take::GcoreOrKernel, progress)?;
+    let (recording, core) = core_of_parked(python, dir, &run, take, progress)?;
     let mut locals_path = record_path(dir).into_os_string();
     locals_path.push(".locals.json");
     let expected: BTreeMap<String, Vec<Vec<String>>> = serde_json::from_str(

@@ -40,6 +40,9 @@ const MAX_CONTAINER_LEN: i64 = 1 << 31;
 const MAX_SET_MASK: u64 = 1 << 24;
 /// The `tp_base` chain is never longer than this.
 const MAX_BASES: usize = 64;
+/// Objects visited in all, over every repr of a core (a real process's frames need far fewer):
+/// past it, values print as `<not read: too many objects>`.
+pub const MAX_TOTAL_VISITS: usize = 10_000_000;
 
 /// `Py_TPFLAGS_HEAPTYPE` (Include/object.h, the same bit on 2.7).
 const TPFLAGS_HEAPTYPE: u64 = 1 << 9;
@@ -165,6 +168,7 @@ pub fn cut(repr: &str) -> String {
 pub struct Reprs<'a, M: Memory> {
     objects: &'a Objects<'a, M>,
     types: HashMap<u64, Option<TypeInfo>>,
+    visits: usize,
 }
 
 impl<'a, M: Memory> Reprs<'a, M> {
@@ -172,6 +176,7 @@ impl<'a, M: Memory> Reprs<'a, M> {
         Reprs {
             objects,
             types: HashMap::new(),
+            visits: 0,
         }
     }
 
@@ -307,6 +312,11 @@ impl<'a, M: Memory> Reprs<'a, M> {
         }
         if active.len() > MAX_NESTING {
             out.push("...");
+            return;
+        }
+        self.visits += 1;
+        if self.visits > MAX_TOTAL_VISITS {
+            out.push("<not read: too many objects>");
             return;
         }
         let Some(info) = self.type_info(object) else {
