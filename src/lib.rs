@@ -56,6 +56,10 @@ pub struct Options {
     /// Like --native, with every native frame, the interpreter's included.
     #[arg(long, conflicts_with = "native")]
     pub native_all: bool,
+    /// Every Python frame's arguments, locals, cells and free variables, in the code object's
+    /// order, with their values as `repr()` shows them (bounded: docs/json-schema.md).
+    #[arg(long)]
+    pub locals: bool,
 }
 
 impl Options {
@@ -144,7 +148,7 @@ fn add_python(
 ) -> Result<()> {
     let binaries = binaries::PythonBinaries::locate(memory, &options.locator)?;
     report.warnings.extend(binaries.warnings.iter().cloned());
-    let process = python::inspect(&*memory, &binaries)?;
+    let process = python::inspect(&*memory, &binaries, options.locals)?;
     let collectors = if process
         .threads
         .iter()

@@ -84,14 +84,42 @@ pub fn annotate(report: &mut Report, roots: &[SourceRoot], sysroot: Option<&Path
     for thread in &mut report.threads {
         for frame in &mut thread.frames {
             let Some(line) = frame.line else { continue };
-            frame.source = files
+            let raw = files
                 .get(&frame.file)
                 .and_then(Option::as_ref)
-                .and_then(|lines| lines.get((line as usize).checked_sub(1)?))
+                .and_then(|lines| lines.get((line as usize).checked_sub(1)?));
+            frame.source = raw
                 .map(|text| text.trim().to_string())
                 .filter(|text| !text.is_empty());
+            frame.markers = raw.and_then(|raw| markers(raw, line, frame));
         }
     }
+}
+
+/// The `^^^^` line under a stripped source line that marks the columns of a 3.11+ frame's
+/// instruction (byte offsets into the line, as CPython records them), as Python tracebacks
+/// draw it (all `^`: the `~` anchors Python adds under calls and operators are not drawn);
+/// none when the columns are unknown or cover the whole line, as Python leaves them out then.
+/// An instruction that goes on to later lines is marked to the end of this one.
+fn markers(raw: &str, line: u32, frame: &crate::report::FrameReport) -> Option<String> {
+    let (column, end_column) = (frame.column? as usize, frame.end_column? as usize);
+    let end = if frame.end_line.unwrap_or(line) == line {
+        end_column.min(raw.trim_end().len())
+    } else {
+        raw.trim_end().len()
+    };
+    let chars = |bytes: usize| raw.get(..bytes).map(|s| s.chars().count());
+    let lead = chars(raw.len() - raw.trim_start().len())?;
+    let (start, end) = (chars(column)?.max(lead), chars(end)?);
+    let whole = lead + raw.trim().chars().count();
+    if end <= start || (start == lead && end >= whole) {
+        return None;
+    }
+    Some(format!(
+        "{}{}",
+        " ".repeat(start - lead),
+        "^".repeat(end - start)
+    ))
 }
 
 fn read_lines(file: &str, roots: &[SourceRoot], sysroot: Option<&Path>) -> Option<Vec<String>> {
@@ -144,6 +172,48 @@ fn map_path(path: &Path, roots: &[SourceRoot]) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn markers_under_the_stripped_line() {
+        let frame = |column, end_column, end_line| crate::report::FrameReport {
+            function: "f".into(),
+            qualname: None,
+            file: "x.py".into(),
+            line: Some(3),
+            first_line: 1,
+            end_line,
+            column,
+            end_column,
+            source: None,
+            markers: None,
+            interpreter: None,
+            kind: crate::report::FrameKind::Python,
+            entry: false,
+            native: None,
+            locals: None,
+        };
+        let raw = "    x = time.sleep(1)  # PARK";
+        assert_eq!(
+            markers(raw, 3, &frame(Some(8), Some(21), Some(3))).as_deref(),
+            Some("    ^^^^^^^^^^^^^")
+        );
+        // The whole stripped line, unknown columns: no markers.
+        let raw = "    time.sleep(1)";
+        assert_eq!(markers(raw, 3, &frame(Some(4), Some(17), Some(3))), None);
+        assert_eq!(markers(raw, 3, &frame(None, None, Some(3))), None);
+        // Byte offsets past non-ASCII text count characters.
+        let raw = "  é = f(1)";
+        assert_eq!(
+            markers(raw, 3, &frame(Some(7), Some(11), Some(3))).as_deref(),
+            Some("    ^^^^")
+        );
+        // Going on to the next line: marked to the end of this one.
+        let raw = "  y = g(1,";
+        assert_eq!(
+            markers(raw, 3, &frame(Some(6), Some(2), Some(4))).as_deref(),
+            Some("    ^^^^")
+        );
+    }
 
     #[test]
     fn roots_rewrite_prefixes_only() {

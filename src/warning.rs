@@ -50,6 +50,9 @@ pub enum WarningKind {
     FrameBudget,
     /// A code object is unreadable (its frame is a placeholder).
     CodeObjectUnreadable,
+    /// A frame's variables are unreadable (`--locals`): its code object's names, or the budget
+    /// of locals over all frames is spent.
+    LocalsUnreadable,
     /// The exception a thread handles is unreadable.
     ExceptionUnreadable,
     /// A native stack stops early (unreadable stack, a loop, no unwind data).

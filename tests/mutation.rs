@@ -345,12 +345,12 @@ fn run_pycore(dir: &Path, core: &Path, python: &Path, format: &str) -> Run {
         .arg("--python")
         .arg(python)
         .args(["--no-source", "--format", format])
-        // Markdown runs also unwind every thread's native stack: the unwinder meets the
-        // mutants too.
-        .args(if format == "markdown" {
-            &["--native-all"][..]
-        } else {
-            &[]
+        // Markdown runs also unwind every thread's native stack, and JSON and markdown runs
+        // read every frame's variables: the unwinder and the repr engine meet the mutants too.
+        .args(match format {
+            "markdown" => &["--native-all", "--locals"][..],
+            "json" => &["--locals"][..],
+            _ => &[],
         })
         .env("RUST_BACKTRACE", "1")
         .env("NO_COLOR", "1")

@@ -5,18 +5,20 @@ use std::path::PathBuf;
 /// What `pycore analyze CORE --no-source` does, minus the printing to a terminal: parse the
 /// core, open the binaries its NT_FILE note names (from this machine's disk; see
 /// docs/fuzzing.md), walk the interpreter, build the report, render it in every format; then
-/// the same with `--native-all` (every thread's native stack unwound).
+/// the same with `--native-all --locals` (every thread's native stack unwound, every frame's
+/// variables and their reprs read).
 pub fn analyze(data: &[u8]) {
-    for native_all in [false, true] {
-        analyze_with(data, native_all);
+    for more in [false, true] {
+        analyze_with(data, more);
     }
 }
 
-fn analyze_with(data: &[u8], native_all: bool) {
+fn analyze_with(data: &[u8], more: bool) {
     let data = pycore::input::MappedFile::from_vec(data.to_vec());
     let options = pycore::Options {
         core: PathBuf::from("fuzz-input"),
-        native_all,
+        native_all: more,
+        locals: more,
         ..Default::default()
     };
     let Ok(report) = pycore::analyze_data(data, &options) else {

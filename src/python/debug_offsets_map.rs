@@ -304,6 +304,83 @@ pub fn mappings<'a>(layout: &'a mut Layout, positions: &DebugOffsetsLayout) -> V
             zero_means_absent_unless_free_threaded: false,
             slot: &mut layout.unicode.compact_size,
         },
+        Mapping {
+            name: "interpreter_frame.localsplus",
+            position: positions.interpreter_frame_localsplus,
+            relative_to: None,
+            zero_means_absent_unless_free_threaded: false,
+            slot: &mut layout.iframe.localsplus,
+        },
+        Mapping {
+            name: "code_object.argcount",
+            position: positions.code_object_argcount,
+            relative_to: None,
+            zero_means_absent_unless_free_threaded: false,
+            slot: &mut layout.code.co_argcount,
+        },
+        Mapping {
+            name: "code_object.localsplusnames",
+            position: positions.code_object_localsplusnames,
+            relative_to: None,
+            zero_means_absent_unless_free_threaded: false,
+            slot: &mut layout.code.co_localsplusnames,
+        },
+        Mapping {
+            name: "code_object.localspluskinds",
+            position: positions.code_object_localspluskinds,
+            relative_to: None,
+            zero_means_absent_unless_free_threaded: false,
+            slot: &mut layout.code.co_localspluskinds,
+        },
+        Mapping {
+            name: "type_object.tp_repr",
+            position: positions.type_object_tp_repr,
+            relative_to: None,
+            zero_means_absent_unless_free_threaded: false,
+            slot: &mut layout.type_object.tp_repr,
+        },
+        Mapping {
+            name: "tuple_object.ob_item",
+            position: positions.tuple_object_ob_item,
+            relative_to: None,
+            zero_means_absent_unless_free_threaded: false,
+            slot: &mut layout.tuple.ob_item,
+        },
+        Mapping {
+            name: "list_object.ob_item",
+            position: positions.list_object_ob_item,
+            relative_to: None,
+            zero_means_absent_unless_free_threaded: false,
+            slot: &mut layout.list.ob_item,
+        },
+        Mapping {
+            name: "set_object.used",
+            position: positions.set_object_used,
+            relative_to: None,
+            zero_means_absent_unless_free_threaded: false,
+            slot: &mut layout.set.used,
+        },
+        Mapping {
+            name: "set_object.table",
+            position: positions.set_object_table,
+            relative_to: None,
+            zero_means_absent_unless_free_threaded: false,
+            slot: &mut layout.set.table,
+        },
+        Mapping {
+            name: "set_object.mask",
+            position: positions.set_object_mask,
+            relative_to: None,
+            zero_means_absent_unless_free_threaded: false,
+            slot: &mut layout.set.mask,
+        },
+        Mapping {
+            name: "float_object.ob_fval",
+            position: positions.float_object_ob_fval,
+            relative_to: None,
+            zero_means_absent_unless_free_threaded: false,
+            slot: &mut layout.float.ob_fval,
+        },
     ]
 }
 
@@ -324,6 +401,7 @@ pub fn for_other_shape(
         minor: base.minor,
         shape,
         lnotab_signed: base.lnotab_signed,
+        python2_repr: base.python2_repr,
         managed_dict,
         object: ObjectLayout {
             ob_type: Field::at(moved(base.object.ob_type.offset())),
@@ -336,8 +414,15 @@ pub fn for_other_shape(
             tp_flags: Field::at(moved(base.type_object.tp_flags.offset())),
             tp_dictoffset: Field::at(moved(base.type_object.tp_dictoffset.offset())),
             tp_basicsize: Field::at(moved(base.type_object.tp_basicsize.offset())),
+            tp_repr: Field::at(moved(base.type_object.tp_repr.offset())),
+            tp_base: Field::at(moved(base.type_object.tp_base.offset())),
+            tp_dict: Field::at(moved(base.type_object.tp_dict.offset())),
         },
         heap_type: HeapTypeLayout {
+            ht_qualname: base
+                .heap_type
+                .ht_qualname
+                .map(|f| Field::at(moved(f.offset()))),
             ht_cached_keys: base
                 .heap_type
                 .ht_cached_keys
@@ -385,8 +470,10 @@ pub fn for_other_shape(
             f_code: None,
             f_lasti: None,
             f_lineno: None,
+            f_localsplus: None,
         },
         iframe: InterpreterFrameLayout {
+            localsplus: None,
             executable: None,
             previous: None,
             instr_ptr: None,
@@ -400,6 +487,23 @@ pub fn for_other_shape(
             co_firstlineno: Field::at(moved(base.code.co_firstlineno.offset())),
             co_lnotab: base.code.co_lnotab.map(|f| Field::at(moved(f.offset()))),
             co_linetable: base.code.co_linetable.map(|f| Field::at(moved(f.offset()))),
+            co_argcount: Field::at(moved(base.code.co_argcount.offset())),
+            co_kwonlyargcount: base
+                .code
+                .co_kwonlyargcount
+                .map(|f| Field::at(moved(f.offset()))),
+            co_flags: Field::at(moved(base.code.co_flags.offset())),
+            co_varnames: base.code.co_varnames.map(|f| Field::at(moved(f.offset()))),
+            co_cellvars: base.code.co_cellvars.map(|f| Field::at(moved(f.offset()))),
+            co_freevars: base.code.co_freevars.map(|f| Field::at(moved(f.offset()))),
+            co_localsplusnames: base
+                .code
+                .co_localsplusnames
+                .map(|f| Field::at(moved(f.offset()))),
+            co_localspluskinds: base
+                .code
+                .co_localspluskinds
+                .map(|f| Field::at(moved(f.offset()))),
             co_code_adaptive: base.code.co_code_adaptive.map(moved),
         },
         bytes: BytesLayout {
@@ -414,6 +518,12 @@ pub fn for_other_shape(
                 .unicode
                 .legacy_data
                 .map(|f| Field::at(moved(f.offset()))),
+            py2_length: base
+                .unicode
+                .py2_length
+                .map(|f| Field::at(moved(f.offset()))),
+            py2_str: base.unicode.py2_str.map(|f| Field::at(moved(f.offset()))),
+            py2_unit: base.unicode.py2_unit,
         },
         int: IntLayout {
             ob_ival: base.int.ob_ival.map(|f| Field::at(moved(f.offset()))),
@@ -445,8 +555,24 @@ pub fn for_other_shape(
         base_exception: BaseExceptionLayout {
             args: Field::at(moved(base.base_exception.args.offset())),
         },
+        float: FloatLayout {
+            ob_fval: Field::at(moved(base.float.ob_fval.offset())),
+        },
         tuple: TupleLayout {
             ob_item: moved(base.tuple.ob_item),
+        },
+        list: ListLayout {
+            ob_item: Field::at(moved(base.list.ob_item.offset())),
+        },
+        set: SetLayout {
+            used: Field::at(moved(base.set.used.offset())),
+            mask: Field::at(moved(base.set.mask.offset())),
+            table: Field::at(moved(base.set.table.offset())),
+            entry_key: base.set.entry_key,
+            entry_size: base.set.entry_size,
+        },
+        cell: CellLayout {
+            ob_ref: Field::at(moved(base.cell.ob_ref.offset())),
         },
         module: ModuleLayout {
             md_dict: Field::at(moved(base.module.md_dict.offset())),

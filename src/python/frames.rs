@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use super::field::{Field, Ptr};
 use super::linetable;
+use super::locals::{Family, Local, LocalsReader};
 use super::objects::{ObjectError, ObjectResult, Objects};
 use crate::memory::Memory;
 use crate::warning::{Warning, WarningKind};
@@ -40,10 +41,17 @@ pub struct Frame {
     pub file: String,
     pub line: Option<u32>,
     pub first_line: u32,
+    /// 3.11+: where the instruction ends and its columns (0-based UTF-8 byte offsets), as
+    /// `code.co_positions()` gives them; `None` before 3.11 or when unknown.
+    pub end_line: Option<u32>,
+    pub column: Option<u32>,
+    pub end_column: Option<u32>,
     /// The outermost frame of the run one C call of the interpreter loop executes
     /// (`_PyEval_EvalFrameDefault`/`PyEval_EvalFrameEx`): every frame ≤3.10; 3.11's `is_entry`
     /// frames; 3.12+ the frame before a C-stack entry shim and the thread's last frame.
     pub entry: bool,
+    /// The frame's bound variables (with `--locals`, else `None`; empty when unreadable).
+    pub locals: Option<Vec<Local>>,
 }
 
 /// What a code object contributes to every frame that runs it.
@@ -82,11 +90,14 @@ pub struct FrameWalker<'a, M: Memory> {
     total_frames: usize,
     /// Bytes decoded so far (strings and line tables).
     decoded_bytes: usize,
+    /// Reads each frame's variables, when asked to.
+    locals: Option<LocalsReader<'a, M>>,
 }
 
 impl<'a, M: Memory> FrameWalker<'a, M> {
-    pub fn new(objects: &'a Objects<'a, M>) -> Self {
+    pub fn new(objects: &'a Objects<'a, M>, locals: bool) -> Self {
         FrameWalker {
+            locals: locals.then(|| LocalsReader::new(objects)),
             objects,
             codes: HashMap::new(),
             line_tables: HashMap::new(),
@@ -165,6 +176,7 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
             let code = self.code_or_placeholder(code_addr, stack);
             let mut python_frame = self.frame_at(&code, FramePosition::Lasti(lasti));
             python_frame.entry = true;
+            python_frame.locals = self.read_locals(Family::FrameObject, frame, code_addr, stack);
             stack.frames.push(python_frame);
             frame = self.objects.read(frame, back)?;
         }
@@ -233,12 +245,35 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
                 if let Some(field) = is_entry_field {
                     python_frame.entry = self.objects.read(frame, field)? != 0;
                 }
+                python_frame.locals =
+                    self.read_locals(Family::InterpreterFrame, frame, code_addr, stack);
                 stack.frames.push(python_frame);
             }
             frame = self.objects.read(frame, previous)?;
         }
         run_start(stack);
         Ok(())
+    }
+
+    /// The frame's variables when asked for; `None` (with a warning) when unreadable.
+    fn read_locals(
+        &mut self,
+        family: Family,
+        frame: u64,
+        code: u64,
+        stack: &mut Stack,
+    ) -> Option<Vec<Local>> {
+        let reader = self.locals.as_mut()?;
+        match reader.locals(family, frame, code) {
+            Ok(locals) => Some(locals),
+            Err(error) => {
+                stack.warnings.push(Warning::new(
+                    WarningKind::LocalsUnreadable,
+                    format!("the variables of the frame at {frame:#x} are unreadable: {error}"),
+                ));
+                Some(Vec::new())
+            }
+        }
     }
 
     /// Record a visit; false (with a warning) on a cycle or past the depth bound.
@@ -376,6 +411,7 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
             code.name.len() + code.file.len() + code.qualname.as_ref().map_or(0, String::len);
         let layout = self.objects.layout;
         let table = code.line_table.as_deref();
+        let mut exact = linetable::Position::default();
         let line = match (position, table) {
             (FramePosition::NotStarted, _) => Some(code.first_line),
             (FramePosition::Lasti(lasti), _) if lasti < 0 => Some(code.first_line),
@@ -396,7 +432,9 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
                 }
             }
             (FramePosition::CodeUnit(index), Some(table)) => {
-                linetable::location_table_line(table, code.first_line, index)
+                exact = linetable::location_table_position(table, code.first_line, index)
+                    .unwrap_or_default();
+                exact.line
             }
         };
         Frame {
@@ -405,7 +443,11 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
             file: code.file.clone(),
             line,
             first_line: code.first_line,
+            end_line: exact.end_line,
+            column: exact.column,
+            end_column: exact.end_column,
             entry: false,
+            locals: None,
         }
     }
 }

@@ -18,6 +18,8 @@ pub struct Layout {
     pub shape: Shape,
     /// `co_lnotab` line deltas are signed bytes (3.6+), not unsigned.
     pub lnotab_signed: bool,
+    /// values are shown as Python 2's `repr()` shows them (`u'...'` text, `1L` longs, `set([...])`).
+    pub python2_repr: bool,
     /// Where instances of classes with `Py_TPFLAGS_MANAGED_DICT` keep their attributes.
     pub managed_dict: ManagedDict,
     /// `PyObject` (Include/object.h).
@@ -62,8 +64,16 @@ pub struct Layout {
     pub dict_values: DictValuesLayout,
     /// `PyBaseExceptionObject`.
     pub base_exception: BaseExceptionLayout,
+    /// `PyFloatObject`.
+    pub float: FloatLayout,
     /// `PyTupleObject`.
     pub tuple: TupleLayout,
+    /// `PyListObject`.
+    pub list: ListLayout,
+    /// `PySetObject` and its `setentry` table (set and frozenset).
+    pub set: SetLayout,
+    /// `PyCellObject`.
+    pub cell: CellLayout,
     /// `PyModuleObject`.
     pub module: ModuleLayout,
     /// Where `_Py_DebugOffsets` keeps each member (3.13+), to read the process's own.
@@ -95,11 +105,19 @@ pub struct TypeObjectLayout {
     pub tp_dictoffset: Field<i64>,
     /// `offsetof(PyTypeObject, tp_basicsize)`, every version.
     pub tp_basicsize: Field<i64>,
+    /// `offsetof(PyTypeObject, tp_repr)`, every version: the `repr()` slot: `object.__repr__`'s own tells the default repr.
+    pub tp_repr: Field<Ptr>,
+    /// `offsetof(PyTypeObject, tp_base)`, every version: the base class (`NULL` for `object`).
+    pub tp_base: Field<Ptr>,
+    /// `offsetof(PyTypeObject, tp_dict)`, every version: a heap type's `__dict__` (its `__module__`).
+    pub tp_dict: Field<Ptr>,
 }
 
 /// `PyHeapTypeObject` (Include/cpython/object.h).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeapTypeLayout {
+    /// `offsetof(PyHeapTypeObject, ht_qualname)`, 3.3+: a class's `__qualname__`.
+    pub ht_qualname: Option<Field<Ptr>>,
     /// `offsetof(PyHeapTypeObject, ht_cached_keys)`, 3.3+: the shared keys of split-table instance dicts (PEP 412).
     pub ht_cached_keys: Option<Field<Ptr>>,
 }
@@ -195,11 +213,15 @@ pub struct FrameObjectLayout {
     pub f_lasti: Option<Field<i32>>,
     /// `offsetof(PyFrameObject, f_lineno)`, before 3.11.
     pub f_lineno: Option<Field<i32>>,
+    /// `offsetof(PyFrameObject, f_localsplus)`, before 3.11: where the locals, cells and free variables start.
+    pub f_localsplus: Option<u32>,
 }
 
 /// `_PyInterpreterFrame`, 3.11+ (Include/internal/pycore_frame.h).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InterpreterFrameLayout {
+    /// `offsetof(_PyInterpreterFrame, localsplus)`, 3.11+: where the locals, cells and free variables start (tagged `_PyStackRef`s from 3.14).
+    pub localsplus: Option<u32>,
     /// `offsetof(_PyInterpreterFrame, f_executable)` (or `offsetof(_PyInterpreterFrame, f_code)`), 3.11+: the code object (a tagged `_PyStackRef` from 3.14).
     pub executable: Option<Field<Ptr>>,
     /// `offsetof(_PyInterpreterFrame, previous)`, 3.11+.
@@ -227,6 +249,22 @@ pub struct CodeLayout {
     pub co_lnotab: Option<Field<Ptr>>,
     /// `offsetof(PyCodeObject, co_linetable)`, 3.10+.
     pub co_linetable: Option<Field<Ptr>>,
+    /// `offsetof(PyCodeObject, co_argcount)`, every version: positional parameters (positional-only ones included, 3.8+).
+    pub co_argcount: Field<i32>,
+    /// `offsetof(PyCodeObject, co_kwonlyargcount)`, 3.0+.
+    pub co_kwonlyargcount: Option<Field<i32>>,
+    /// `offsetof(PyCodeObject, co_flags)`, every version: `CO_VARARGS` and `CO_VARKEYWORDS` add a parameter each.
+    pub co_flags: Field<i32>,
+    /// `offsetof(PyCodeObject, co_varnames)`, before 3.11: names of the `f_localsplus` slots that hold locals (parameters first).
+    pub co_varnames: Option<Field<Ptr>>,
+    /// `offsetof(PyCodeObject, co_cellvars)`, before 3.11: names of the cells that follow the locals in `f_localsplus`.
+    pub co_cellvars: Option<Field<Ptr>>,
+    /// `offsetof(PyCodeObject, co_freevars)`, before 3.11: names of the free variables that follow the cells.
+    pub co_freevars: Option<Field<Ptr>>,
+    /// `offsetof(PyCodeObject, co_localsplusnames)`, 3.11+: a tuple naming every `localsplus` slot.
+    pub co_localsplusnames: Option<Field<Ptr>>,
+    /// `offsetof(PyCodeObject, co_localspluskinds)`, 3.11+: a bytes object: each slot's `CO_FAST_*` kind.
+    pub co_localspluskinds: Option<Field<Ptr>>,
     /// `offsetof(PyCodeObject, co_code_adaptive)`, 3.11+: where the bytecode starts, inside the code object.
     pub co_code_adaptive: Option<u32>,
 }
@@ -251,6 +289,12 @@ pub struct UnicodeLayout {
     pub compact_size: Option<u32>,
     /// `offsetof(PyUnicodeObject, data)`, 3.3+.
     pub legacy_data: Option<Field<Ptr>>,
+    /// `offsetof(PyUnicodeObject, length)`, before 3.0: 2.7's `unicode`: its length in `Py_UNICODE` units.
+    pub py2_length: Option<Field<i64>>,
+    /// `offsetof(PyUnicodeObject, str)`, before 3.0: 2.7's `unicode`: its `Py_UNICODE` buffer.
+    pub py2_str: Option<Field<Ptr>>,
+    /// `sizeof(((PyUnicodeObject *)0)->str[0])`, before 3.0: 2.7's `sizeof(Py_UNICODE)`: 2 (UCS-2 builds) or 4.
+    pub py2_unit: Option<u32>,
 }
 
 /// `PyIntObject` (2.7's `int`).
@@ -319,11 +363,47 @@ pub struct BaseExceptionLayout {
     pub args: Field<Ptr>,
 }
 
+/// `PyFloatObject`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FloatLayout {
+    /// `offsetof(PyFloatObject, ob_fval)`, every version: the C `double`, read as its bits.
+    pub ob_fval: Field<u64>,
+}
+
 /// `PyTupleObject`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TupleLayout {
     /// `offsetof(PyTupleObject, ob_item)`, every version: where the items start.
     pub ob_item: u32,
+}
+
+/// `PyListObject`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListLayout {
+    /// `offsetof(PyListObject, ob_item)`, every version: the array of `ob_size` item pointers.
+    pub ob_item: Field<Ptr>,
+}
+
+/// `PySetObject` and its `setentry` table (set and frozenset).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetLayout {
+    /// `offsetof(PySetObject, used)`, every version.
+    pub used: Field<i64>,
+    /// `offsetof(PySetObject, mask)`, every version.
+    pub mask: Field<i64>,
+    /// `offsetof(PySetObject, table)`, every version.
+    pub table: Field<Ptr>,
+    /// `offsetof(setentry, key)`, every version: where a `setentry` keeps its key (after the hash on 2.7).
+    pub entry_key: u32,
+    /// `sizeof(setentry)`, every version.
+    pub entry_size: u32,
+}
+
+/// `PyCellObject`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CellLayout {
+    /// `offsetof(PyCellObject, ob_ref)`, every version.
+    pub ob_ref: Field<Ptr>,
 }
 
 /// `PyModuleObject`.
@@ -426,4 +506,26 @@ pub struct DebugOffsetsLayout {
     pub unicode_object_asciiobject_size: Option<u32>,
     /// `offsetof(_Py_DebugOffsets, unicode_object.compactunicodeobject_size)`
     pub unicode_object_compactunicodeobject_size: Option<u32>,
+    /// `offsetof(_Py_DebugOffsets, interpreter_frame.localsplus)`
+    pub interpreter_frame_localsplus: Option<u32>,
+    /// `offsetof(_Py_DebugOffsets, code_object.argcount)`
+    pub code_object_argcount: Option<u32>,
+    /// `offsetof(_Py_DebugOffsets, code_object.localsplusnames)`
+    pub code_object_localsplusnames: Option<u32>,
+    /// `offsetof(_Py_DebugOffsets, code_object.localspluskinds)`
+    pub code_object_localspluskinds: Option<u32>,
+    /// `offsetof(_Py_DebugOffsets, type_object.tp_repr)`
+    pub type_object_tp_repr: Option<u32>,
+    /// `offsetof(_Py_DebugOffsets, tuple_object.ob_item)`
+    pub tuple_object_ob_item: Option<u32>,
+    /// `offsetof(_Py_DebugOffsets, list_object.ob_item)`
+    pub list_object_ob_item: Option<u32>,
+    /// `offsetof(_Py_DebugOffsets, set_object.used)`
+    pub set_object_used: Option<u32>,
+    /// `offsetof(_Py_DebugOffsets, set_object.table)`
+    pub set_object_table: Option<u32>,
+    /// `offsetof(_Py_DebugOffsets, set_object.mask)`
+    pub set_object_mask: Option<u32>,
+    /// `offsetof(_Py_DebugOffsets, float_object.ob_fval)`
+    pub float_object_ob_fval: Option<u32>,
 }

@@ -48,44 +48,87 @@ pub fn linetable_310_line(table: &[u8], first_line: u32, byte_offset: u64) -> Op
     None
 }
 
+/// Where an instruction is in its source, from a 3.11+ location table, as
+/// `code.co_positions()` gives it: columns are 0-based UTF-8 byte offsets; any part may be
+/// unknown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Position {
+    pub line: Option<u32>,
+    pub end_line: Option<u32>,
+    pub column: Option<u32>,
+    pub end_column: Option<u32>,
+}
+
 /// The line of code unit `index` in a 3.11+ location table.
+#[cfg(test)]
 pub fn location_table_line(table: &[u8], first_line: u32, index: u64) -> Option<u32> {
+    location_table_position(table, first_line, index).and_then(|p| p.line)
+}
+
+/// The position of code unit `index` in a 3.11+ location table (Objects/locations.md):
+/// `None` when the table does not cover it or is corrupt.
+pub fn location_table_position(table: &[u8], first_line: u32, index: u64) -> Option<Position> {
     let mut reader = Reader { table, at: 0 };
     let mut line = i64::from(first_line);
     let mut start = 0u64;
+    let to_u32 = |v: i64| u32::try_from(v).ok();
     while let Some(first) = reader.byte() {
         if first & 0x80 == 0 {
             return None; // not at an entry start: the table is corrupt
         }
         let code = (first >> 3) & 0x0f;
         let length = u64::from(first & 0x07) + 1;
-        let entry_line = match code {
-            15 => None,
+        let position = match code {
+            15 => Position::default(),
             14 => {
                 line = line.checked_add(reader.signed_varint()?)?;
-                reader.varint()?; // end line delta
-                reader.varint()?; // column + 1
-                reader.varint()?; // end column + 1
-                Some(line)
+                let end_line = line.checked_add(i64::try_from(reader.varint()?).ok()?)?;
+                // Columns are stored + 1: 0 means unknown.
+                let column = reader.varint()?.checked_sub(1);
+                let end_column = reader.varint()?.checked_sub(1);
+                Position {
+                    line: to_u32(line),
+                    end_line: to_u32(end_line),
+                    column: column.and_then(|c| u32::try_from(c).ok()),
+                    end_column: end_column.and_then(|c| u32::try_from(c).ok()),
+                }
             }
             13 => {
                 line = line.checked_add(reader.signed_varint()?)?;
-                Some(line)
+                Position {
+                    line: to_u32(line),
+                    end_line: to_u32(line),
+                    column: None,
+                    end_column: None,
+                }
             }
             10..=12 => {
                 line += i64::from(code - 10);
-                reader.byte()?;
-                reader.byte()?;
-                Some(line)
+                let column = u32::from(reader.byte()?);
+                let end_column = u32::from(reader.byte()?);
+                Position {
+                    line: to_u32(line),
+                    end_line: to_u32(line),
+                    column: Some(column),
+                    end_column: Some(end_column),
+                }
             }
             _ => {
-                reader.byte()?; // short form: one column byte, same line
-                Some(line)
+                // Short form: the same line; column code * 8 + the second byte's high 3 bits,
+                // end column that plus its low 4 bits.
+                let second = reader.byte()?;
+                let column = u32::from(code) * 8 + u32::from((second >> 4) & 7);
+                Position {
+                    line: to_u32(line),
+                    end_line: to_u32(line),
+                    column: Some(column),
+                    end_column: Some(column + u32::from(second & 15)),
+                }
             }
         };
         let end = start + length;
         if start <= index && index < end {
-            return entry_line.and_then(|l| u32::try_from(l).ok());
+            return Some(position);
         }
         start = end;
     }
@@ -175,6 +218,38 @@ mod tests {
         // A table that is cut mid-entry or garbage yields no line rather than a panic.
         assert_eq!(location_table_line(&table[..8], 100, 4), None);
         assert_eq!(location_table_line(&[0x01, 0x02], 1, 0), None);
+    }
+
+    #[test]
+    fn location_table_columns() {
+        let table = [
+            0x80 | (3 << 3),      // short form, column 3 * 8 + 2 .. + 5, 1 unit
+            (2 << 4) | 5,         //
+            0x80 | (10 << 3) | 1, // one-line form +0: columns 4 .. 17, 2 units
+            4,
+            17,
+            0x80 | (14 << 3), // long form: +2, ends 1 line later, columns 7 .. unknown
+            2 << 1,
+            1,
+            8,
+            0,
+            0x80 | (13 << 3), // no-column form -1
+            (1 << 1) | 1,
+        ];
+        let position = |index| location_table_position(&table, 10, index);
+        let at = |line, end_line, column, end_column| {
+            Some(Position {
+                line,
+                end_line,
+                column,
+                end_column,
+            })
+        };
+        assert_eq!(position(0), at(Some(10), Some(10), Some(26), Some(31)));
+        assert_eq!(position(2), at(Some(10), Some(10), Some(4), Some(17)));
+        assert_eq!(position(3), at(Some(12), Some(13), Some(7), None));
+        assert_eq!(position(4), at(Some(11), Some(11), None, None));
+        assert_eq!(position(5), None);
     }
 
     #[test]

@@ -14,11 +14,14 @@ pub mod frames;
 pub mod layout;
 mod layouts;
 pub mod linetable;
+pub mod locals;
 mod names;
 pub mod objects;
+mod printable;
 mod shape;
 mod symbols;
 mod threads;
+mod values;
 pub mod version;
 
 use std::collections::HashMap;
@@ -117,9 +120,13 @@ fn find_roots(symbols: &impl SymbolSource) -> Result<Roots> {
     Err(Error::NotPython)
 }
 
-/// Read every thread's Python stack.
-pub fn inspect(memory: &impl Memory, symbols: &impl SymbolSource) -> Result<PythonProcess> {
-    inspect_with(memory, symbols, layouts::lookup)
+/// Read every thread's Python stack (with each frame's variables when `locals`).
+pub fn inspect(
+    memory: &impl Memory,
+    symbols: &impl SymbolSource,
+    locals: bool,
+) -> Result<PythonProcess> {
+    inspect_with(memory, symbols, layouts::lookup, locals)
 }
 
 /// [`inspect`] with the tables `tables` gives.
@@ -127,6 +134,7 @@ fn inspect_with(
     memory: &impl Memory,
     symbols: &impl SymbolSource,
     tables: Tables,
+    locals: bool,
 ) -> Result<PythonProcess> {
     let roots = find_roots(symbols)?;
     let runtime = match roots {
@@ -159,7 +167,7 @@ fn inspect_with(
 
     let static_gc_flag = symbols.symbol("collecting");
     let mut interpreter_info: HashMap<u64, InterpreterFacts> = HashMap::new();
-    let mut walker = frames::FrameWalker::new(&objects);
+    let mut walker = frames::FrameWalker::new(&objects, locals);
     let mut threads = Vec::with_capacity(states.len());
     for state in states {
         let facts = interpreter_info

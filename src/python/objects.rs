@@ -65,7 +65,11 @@ impl<M: Memory> Objects<'_, M> {
 
     /// The `tp_name` of an object's type.
     pub fn type_name(&self, object: u64) -> ObjectResult<String> {
-        let type_object = self.type_of(object)?;
+        self.type_object_name(self.type_of(object)?)
+    }
+
+    /// The `tp_name` of a type object.
+    pub fn type_object_name(&self, type_object: u64) -> ObjectResult<String> {
         let name = self.read(type_object, self.layout.type_object.tp_name)?;
         crate::memory::read_c_string(self.memory, name, MAX_TYPE_NAME).ok_or_else(|| {
             ObjectError::Invalid(format!("type name at {name:#x} is unreadable or too long"))

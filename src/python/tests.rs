@@ -290,8 +290,8 @@ fn every_table_walks_a_thread_laid_out_by_it() {
     assert!(layouts::ALL.len() >= 15, "tables: {}", layouts::ALL.len());
     for layout in layouts::ALL {
         let memory = process_memory(layout, false);
-        let process =
-            inspect(&memory, &Symbols(layout)).unwrap_or_else(|e| panic!("{}: {e}", label(layout)));
+        let process = inspect(&memory, &Symbols(layout), false)
+            .unwrap_or_else(|e| panic!("{}: {e}", label(layout)));
         let what = label(layout);
         assert_eq!(
             (process.version.major, process.version.minor),
@@ -326,7 +326,12 @@ fn every_table_walks_a_thread_laid_out_by_it() {
                 file: "/src/données_𠀀.py".into(),
                 line: Some(FIRST_LINE + 2),
                 first_line: FIRST_LINE,
+                // 3.11+ location tables say where the instruction ends (no columns here).
+                end_line: layout.code.co_code_adaptive.map(|_| FIRST_LINE + 2),
+                column: None,
+                end_column: None,
                 entry: true,
+                locals: None,
             }],
             "{what} (PEP 393 strings: {pep393})"
         );
@@ -338,7 +343,7 @@ fn every_table_walks_a_thread_laid_out_by_it() {
 fn a_cyclic_frame_chain_stops_with_a_warning() {
     for layout in layouts::ALL {
         let memory = process_memory(layout, true);
-        let process = inspect(&memory, &Symbols(layout)).unwrap();
+        let process = inspect(&memory, &Symbols(layout), false).unwrap();
         let thread = &process.threads[0];
         assert_eq!(thread.frames.len(), 1, "{}", label(layout));
         assert!(
@@ -364,7 +369,7 @@ fn no_runtime_symbol_means_not_python() {
             None
         }
     }
-    let error = inspect(&FakeMemory::default(), &NoSymbols).unwrap_err();
+    let error = inspect(&FakeMemory::default(), &NoSymbols, false).unwrap_err();
     assert_eq!(error.exit_code(), 4);
 }
 
@@ -382,7 +387,7 @@ fn a_shape_without_a_table_is_read_through_its_debug_offsets() {
     }
     let layout = layouts::lookup(3, 13, Shape::FreeThreaded).expect("the 3.13t table");
     let memory = process_memory(layout, false);
-    let process = inspect_with(&memory, &Symbols(layout), without_free_threaded).unwrap();
+    let process = inspect_with(&memory, &Symbols(layout), without_free_threaded, false).unwrap();
     assert_eq!(process.shape, Shape::FreeThreaded);
     assert!(
         process
@@ -410,7 +415,7 @@ fn a_shape_without_a_table_is_read_through_its_debug_offsets() {
         runtime.u64(flag, 1);
     }
     hidden.add(RUNTIME, runtime.0);
-    let error = inspect_with(&hidden, &Symbols(layout), without_free_threaded).unwrap_err();
+    let error = inspect_with(&hidden, &Symbols(layout), without_free_threaded, false).unwrap_err();
     assert_eq!(error.exit_code(), 6, "{error}");
 }
 

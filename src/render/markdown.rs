@@ -99,6 +99,12 @@ pub fn write(report: &Report, out: &mut impl Write) -> io::Result<()> {
             writeln!(out, "{}", super::frame_line(frame))?;
             if let Some(source) = &frame.source {
                 writeln!(out, "    {source}")?;
+                if let Some(markers) = &frame.markers {
+                    writeln!(out, "    {markers}")?;
+                }
+            }
+            for line in super::locals_lines(frame) {
+                writeln!(out, "      {line}")?;
             }
         }
         writeln!(out, "```")?;

@@ -5,7 +5,7 @@ pub mod markdown;
 pub mod table;
 pub mod text;
 
-use crate::report::{signal_name, CoreKind, FrameReport, Report, ThreadReport, SIGSTOP};
+use crate::report::{signal_name, CoreKind, FrameReport, LocalKind, Report, ThreadReport, SIGSTOP};
 
 /// A copy of `report` whose strings from the core are safe to print on a terminal: control
 /// characters (a hostile core could carry escape sequences that retitle the window or write
@@ -43,6 +43,11 @@ pub fn printable(report: &Report) -> Report {
             clean(&mut frame.file);
             frame.qualname.iter_mut().for_each(clean);
             frame.source.iter_mut().for_each(clean);
+            for local in frame.locals.iter_mut().flatten() {
+                clean(&mut local.name);
+                clean(&mut local.repr);
+                local.type_name.iter_mut().for_each(clean);
+            }
         }
     }
     report
@@ -170,6 +175,49 @@ pub fn frame_line(frame: &FrameReport) -> String {
     }
 }
 
+/// A Python frame's variables (`--locals`), as PyStack lays them out but in the code object's
+/// order: a heading for each run of one kind (`Arguments:`, `Locals:`, `Cells:`,
+/// `Free variables:`), then `name: repr` lines indented under it.
+pub fn locals_lines(frame: &FrameReport) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut current = None;
+    for local in frame.locals.iter().flatten() {
+        if current != Some(local.kind) {
+            current = Some(local.kind);
+            lines.push(
+                match local.kind {
+                    LocalKind::Argument => "Arguments:",
+                    LocalKind::Local => "Locals:",
+                    LocalKind::Cell => "Cells:",
+                    LocalKind::Free => "Free variables:",
+                }
+                .to_string(),
+            );
+        }
+        lines.push(format!("  {}: {}", local.name, local.repr));
+    }
+    lines
+}
+
+/// `x=1, y='a'`: a frame's variables on one line, each repr cut to `width` characters.
+pub fn locals_summary(frame: &FrameReport, width: usize) -> String {
+    frame
+        .locals
+        .iter()
+        .flatten()
+        .map(|local| {
+            let repr: String = if local.repr.chars().count() > width {
+                let kept: String = local.repr.chars().take(width.saturating_sub(3)).collect();
+                format!("{kept}...")
+            } else {
+                local.repr.clone()
+            };
+            format!("{}={repr}", local.name)
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// `f (x.py:3)`: a frame in a few words.
 pub fn frame_summary(frame: &FrameReport) -> String {
     if let Some(native) = &frame.native {
@@ -277,11 +325,16 @@ mod tests {
             file: "x.py".into(),
             line: Some(line),
             first_line: 1,
+            end_line: None,
+            column: None,
+            end_column: None,
             source: None,
+            markers: None,
             interpreter: None,
             kind: crate::report::FrameKind::Python,
             entry: false,
             native: None,
+            locals: None,
         };
         let mut frames = vec![frame(9)];
         frames.extend(std::iter::repeat_with(|| frame(5)).take(1000));

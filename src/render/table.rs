@@ -13,14 +13,16 @@ const MIN_WIDTH: u16 = 40;
 pub fn write(report: &Report, out: &mut impl Write) -> io::Result<()> {
     let report = &super::printable(report);
     let mut table = Table::new();
-    table.load_preset(UTF8_FULL_CONDENSED).set_header([
-        "TID",
-        "name",
-        "state",
-        "GIL",
-        "depth",
-        "innermost frame",
-    ]);
+    // With --locals, the innermost Python frame's variables get a column.
+    let with_locals = report
+        .threads
+        .iter()
+        .any(|t| t.frames.iter().any(|f| f.locals.is_some()));
+    let mut header = vec!["TID", "name", "state", "GIL", "depth", "innermost frame"];
+    if with_locals {
+        header.push("its variables");
+    }
+    table.load_preset(UTF8_FULL_CONDENSED).set_header(header);
     // comfy-table asks the terminal for its width; a pseudo-terminal nobody sized (`script`,
     // some CI runners, `docker exec -t`) answers 0 and every cell would wrap at one character.
     // COLUMNS wins when set; a width too narrow for a table means "unknown": no limit then.
@@ -38,7 +40,7 @@ pub fn write(report: &Report, out: &mut impl Write) -> io::Result<()> {
         }
     }
     for thread in super::crashed_first(report) {
-        table.add_row([
+        let mut row = vec![
             thread.tid.map_or("-".to_string(), |tid| tid.to_string()),
             thread.name.clone().unwrap_or_default(),
             state(report, thread),
@@ -49,7 +51,12 @@ pub fn write(report: &Report, out: &mut impl Write) -> io::Result<()> {
                 .first()
                 .map(super::frame_summary)
                 .unwrap_or_default(),
-        ]);
+        ];
+        if with_locals {
+            let innermost_python = thread.frames.iter().find(|f| f.native.is_none());
+            row.push(innermost_python.map_or(String::new(), |f| super::locals_summary(f, 40)));
+        }
+        table.add_row(row);
     }
     writeln!(out, "{}", super::headline(report))?;
     writeln!(out, "{table}")?;

@@ -250,6 +250,12 @@ fn write_thread(
         }
         if let Some(source) = &frame.source {
             writeln!(out, "{indent}  {dim}{source}{dim:#}")?;
+            if let Some(markers) = &frame.markers {
+                writeln!(out, "{indent}  {crash}{markers}{crash:#}")?;
+            }
+        }
+        for line in super::locals_lines(frame) {
+            writeln!(out, "{indent}    {line}")?;
         }
     }
     for warning in &thread.warnings {

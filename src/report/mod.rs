@@ -13,6 +13,7 @@ use crate::binaries::{LoadedImage, PythonBinaries};
 use crate::core::signal;
 use crate::core::{CoreFile, Registers, SignalInfo, ThreadStatus};
 use crate::error::Error;
+pub use crate::python::locals::LocalKind;
 use crate::python::{Frame, PythonProcess, PythonThread};
 use crate::warning::{Warning, WarningKind};
 
@@ -187,8 +188,20 @@ pub struct FrameReport {
     pub file: String,
     pub line: Option<u32>,
     pub first_line: u32,
+    /// 3.11+: the instruction's last line and its columns (0-based UTF-8 byte offsets into the
+    /// source lines), as `code.co_positions()` gives them; null before 3.11 or when unknown.
+    #[serde(default)]
+    pub end_line: Option<u32>,
+    #[serde(default)]
+    pub column: Option<u32>,
+    #[serde(default)]
+    pub end_column: Option<u32>,
     /// The source line, when the file could be read (see `--source-root`).
     pub source: Option<String>,
+    /// The `^^^^` line under `source` that marks the instruction's columns, as Python 3.11+
+    /// tracebacks draw it (text formats only; JSON has the columns).
+    #[serde(skip)]
+    pub markers: Option<String>,
     /// Id of the interpreter that runs it.
     pub interpreter: Option<i64>,
     /// `python` or `native` (native frames come with `--native`/`--native-all`).
@@ -199,6 +212,23 @@ pub struct FrameReport {
     /// A native frame's address, module, offset (flattened into the frame).
     #[serde(flatten)]
     pub native: Option<NativeFrameReport>,
+    /// With `--locals`: the frame's bound variables, parameters first, in the code object's
+    /// order (absent without `--locals`; empty, with a warning, when they could not be read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locals: Option<Vec<LocalReport>>,
+}
+
+/// One bound variable of a Python frame (`--locals`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocalReport {
+    pub name: String,
+    /// `argument`, `local`, `cell` or `free`.
+    pub kind: LocalKind,
+    /// The value's type `__name__` (`tp_name` after its last dot); null when unreadable.
+    #[serde(rename = "type")]
+    pub type_name: Option<String>,
+    /// As Python's `repr()` shows it, bounded (docs/json-schema.md, "Locals").
+    pub repr: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -216,11 +246,26 @@ impl From<&Frame> for FrameReport {
             file: frame.file.clone(),
             line: frame.line,
             first_line: frame.first_line,
+            end_line: frame.end_line,
+            column: frame.column,
+            end_column: frame.end_column,
             source: None,
+            markers: None,
             interpreter: None,
             kind: FrameKind::Python,
             entry: frame.entry,
             native: None,
+            locals: frame.locals.as_ref().map(|locals| {
+                locals
+                    .iter()
+                    .map(|local| LocalReport {
+                        name: local.name.clone(),
+                        kind: local.kind,
+                        type_name: local.type_name.clone(),
+                        repr: local.repr.clone(),
+                    })
+                    .collect()
+            }),
         }
     }
 }

@@ -16,6 +16,9 @@ The caller of the recording functions is never in the recording unless it
 asks for it (record_parked_threads_and_caller), because a thread sampling
 itself would record the sampling code.
 
+On 3.11+ each frame of a parked thread also has "positions": [line, end_line,
+column, end_column] of its instruction, from code.co_positions().
+
 Besides the stacks, the recording says:
 - what kind of build ran it ("shape": release, debug or free-threaded);
 - which recorded thread holds the GIL when the core is taken ("gil_holder", a
@@ -153,7 +156,7 @@ def wait_until_parked(count):
     previous, streak = None, 0
     while time.time() < deadline:
         frames = dict((i, f) for i, f in sys._current_frames().items() if i != me)
-        sample = dict((i, _stack(f)) for i, f in frames.items())
+        sample = dict((i, _stack(f, positions=True)) for i, f in frames.items())
         ready = len(frames) == count and all(
             i in _announced and _parked(f) for i, f in frames.items()
         )
@@ -183,8 +186,13 @@ def _is_scenario_file(filename):
     return _scenario_file_cache[filename]
 
 
-def _stack(frame):
-    """The frames from `frame` outwards: innermost first, as pycore lists them."""
+def _stack(frame, positions=False):
+    """The frames from `frame` outwards: innermost first, as pycore lists them.
+
+    `positions`: on 3.11+, also each frame's instruction position from
+    code.co_positions() at f_lasti ([line, end_line, column, end_column]; for
+    parked frames, whose instruction does not change).
+    """
     frames = []
     while frame is not None:
         code = frame.f_code
@@ -198,6 +206,10 @@ def _stack(frame):
         if spin is not None:
             entry["line"] = None
             entry["line_range"] = spin
+        elif positions and hasattr(code, "co_positions") and frame.f_lasti >= 0:
+            table = list(code.co_positions())
+            if frame.f_lasti // 2 < len(table):
+                entry["positions"] = list(table[frame.f_lasti // 2])
         frames.append(entry)
         frame = frame.f_back
     return frames

@@ -18,6 +18,9 @@ pub struct Frame {
     /// process runs (the spinner of gil_spinner.py): `line` is then null and
     /// any line of `[first, last]` is right.
     pub line_range: Option<(u64, u64)>,
+    /// 3.11+ parked frames: `[end_line, column, end_column]` of the instruction, as
+    /// `code.co_positions()` gives them (each may be null); checked only where recorded.
+    pub positions: Option<[Option<u64>; 3]>,
 }
 
 /// The exception a thread is handling (`sys.exc_info()[1]` in an `except` block).
@@ -359,6 +362,11 @@ impl Report {
                             file: f.file.clone(),
                             line: f.line.map(u64::from),
                             line_range: None,
+                            positions: Some([
+                                f.end_line.map(u64::from),
+                                f.column.map(u64::from),
+                                f.end_column.map(u64::from),
+                            ]),
                         })
                         .collect(),
                     handling_exception: Some(t.handling_exception.as_ref().map(|e| Exception {
@@ -715,6 +723,7 @@ pub fn frame_matches(expected: &Frame, got: &Frame) -> bool {
         && expected.file == got.file
         && line_matches
         && (expected.qualname.is_none() || expected.qualname == got.qualname)
+        && (expected.positions.is_none() || expected.positions == got.positions)
 }
 
 /// Frame by frame, innermost first: matching frames once, differing ones as an
@@ -759,7 +768,22 @@ fn show_frame(frame: Option<&Frame>) -> String {
         (None, Some(line)) => line.to_string(),
         (None, None) => "?".to_string(),
     };
-    format!("{}{qualname}  {}:{line}", frame.function, frame.file)
+    let positions = match frame.positions {
+        Some([end_line, column, end_column]) => {
+            let show = |v: Option<u64>| v.map_or("?".to_string(), |v| v.to_string());
+            format!(
+                " (columns {}..{}, to line {})",
+                show(column),
+                show(end_column),
+                show(end_line)
+            )
+        }
+        None => String::new(),
+    };
+    format!(
+        "{}{qualname}  {}:{line}{positions}",
+        frame.function, frame.file
+    )
 }
 
 // JSON field access with messages that say where the document is wrong.
@@ -843,6 +867,19 @@ fn frames(thread: &Value, at: &str) -> Result<Vec<Frame>, String> {
                     }
                     .map(Some)
                     .ok_or(format!("{at}.line_range is not [first, last]"))?,
+                },
+                positions: match f.get("positions") {
+                    None | Some(Value::Null) => None,
+                    Some(positions) => match positions.as_array().map(Vec::as_slice) {
+                        Some([_, end_line, column, end_column]) => {
+                            Some([end_line.as_u64(), column.as_u64(), end_column.as_u64()])
+                        }
+                        _ => {
+                            return Err(format!(
+                                "{at}.positions is not [line, end_line, column, end_column]"
+                            ))
+                        }
+                    },
                 },
             })
         })

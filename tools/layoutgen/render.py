@@ -437,6 +437,7 @@ def render_for_other_shape() -> List[str]:
         "        minor: base.minor,",
         "        shape,",
         "        lnotab_signed: base.lnotab_signed,",
+        "        python2_repr: base.python2_repr,",
         "        managed_dict,",
     ]
     for g in GROUPS:

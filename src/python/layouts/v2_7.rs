@@ -4,11 +4,11 @@
 use super::super::dicts::ManagedDict;
 use super::super::field::Field;
 use super::super::layout::{
-    BaseExceptionLayout, BytesLayout, CFrameLayout, CodeLayout, DictKeysLayout, DictLayout,
-    DictValuesLayout, ErrStackItemLayout, FrameObjectLayout, GilLayout, HeapTypeLayout, IntLayout,
-    InterpreterFrameLayout, InterpreterLayout, Layout, LongLayout, ModuleLayout, ObjectLayout,
-    RuntimeLayout, Shape, ThreadStateLayout, TupleLayout, TypeObjectLayout, UnicodeLayout,
-    VarObjectLayout,
+    BaseExceptionLayout, BytesLayout, CFrameLayout, CellLayout, CodeLayout, DictKeysLayout,
+    DictLayout, DictValuesLayout, ErrStackItemLayout, FloatLayout, FrameObjectLayout, GilLayout,
+    HeapTypeLayout, IntLayout, InterpreterFrameLayout, InterpreterLayout, Layout, ListLayout,
+    LongLayout, ModuleLayout, ObjectLayout, RuntimeLayout, SetLayout, Shape, ThreadStateLayout,
+    TupleLayout, TypeObjectLayout, UnicodeLayout, VarObjectLayout,
 };
 
 // source: $PYENV_ROOT/versions/2.7.18/include/python2.7 (2.7.18)
@@ -20,6 +20,7 @@ pub const RELEASE: Layout = Layout {
     minor: 7,
     shape: Shape::Release,
     lnotab_signed: false,
+    python2_repr: true,
     managed_dict: ManagedDict::None,
     object: ObjectLayout {
         // offsetof(PyObject, ob_type)
@@ -38,8 +39,15 @@ pub const RELEASE: Layout = Layout {
         tp_dictoffset: Field::at(288),
         // offsetof(PyTypeObject, tp_basicsize)
         tp_basicsize: Field::at(32),
+        // offsetof(PyTypeObject, tp_repr)
+        tp_repr: Field::at(88),
+        // offsetof(PyTypeObject, tp_base)
+        tp_base: Field::at(256),
+        // offsetof(PyTypeObject, tp_dict)
+        tp_dict: Field::at(264),
     },
     heap_type: HeapTypeLayout {
+        ht_qualname: None,
         ht_cached_keys: None,
     },
     runtime: RuntimeLayout {
@@ -96,8 +104,11 @@ pub const RELEASE: Layout = Layout {
         f_lasti: Some(Field::at(120)),
         // offsetof(PyFrameObject, f_lineno)
         f_lineno: Some(Field::at(124)),
+        // offsetof(PyFrameObject, f_localsplus)
+        f_localsplus: Some(376),
     },
     iframe: InterpreterFrameLayout {
+        localsplus: None,
         executable: None,
         previous: None,
         instr_ptr: None,
@@ -115,6 +126,19 @@ pub const RELEASE: Layout = Layout {
         // offsetof(PyCodeObject, co_lnotab)
         co_lnotab: Some(Field::at(104)),
         co_linetable: None,
+        // offsetof(PyCodeObject, co_argcount)
+        co_argcount: Field::at(16),
+        co_kwonlyargcount: None,
+        // offsetof(PyCodeObject, co_flags)
+        co_flags: Field::at(28),
+        // offsetof(PyCodeObject, co_varnames)
+        co_varnames: Some(Field::at(56)),
+        // offsetof(PyCodeObject, co_cellvars)
+        co_cellvars: Some(Field::at(72)),
+        // offsetof(PyCodeObject, co_freevars)
+        co_freevars: Some(Field::at(64)),
+        co_localsplusnames: None,
+        co_localspluskinds: None,
         co_code_adaptive: None,
     },
     bytes: BytesLayout {
@@ -127,6 +151,12 @@ pub const RELEASE: Layout = Layout {
         ascii_size: None,
         compact_size: None,
         legacy_data: None,
+        // offsetof(PyUnicodeObject, length)
+        py2_length: Some(Field::at(16)),
+        // offsetof(PyUnicodeObject, str)
+        py2_str: Some(Field::at(24)),
+        // sizeof(((PyUnicodeObject *)0)->str[0])
+        py2_unit: Some(4),
     },
     int: IntLayout {
         // offsetof(PyIntObject, ob_ival)
@@ -163,9 +193,33 @@ pub const RELEASE: Layout = Layout {
         // offsetof(PyBaseExceptionObject, args)
         args: Field::at(24),
     },
+    float: FloatLayout {
+        // offsetof(PyFloatObject, ob_fval)
+        ob_fval: Field::at(16),
+    },
     tuple: TupleLayout {
         // offsetof(PyTupleObject, ob_item)
         ob_item: 24,
+    },
+    list: ListLayout {
+        // offsetof(PyListObject, ob_item)
+        ob_item: Field::at(24),
+    },
+    set: SetLayout {
+        // offsetof(PySetObject, used)
+        used: Field::at(24),
+        // offsetof(PySetObject, mask)
+        mask: Field::at(32),
+        // offsetof(PySetObject, table)
+        table: Field::at(40),
+        // offsetof(setentry, key)
+        entry_key: 8,
+        // sizeof(setentry)
+        entry_size: 16,
+    },
+    cell: CellLayout {
+        // offsetof(PyCellObject, ob_ref)
+        ob_ref: Field::at(16),
     },
     module: ModuleLayout {
         // offsetof(PyModuleObject, md_dict), hand-defined struct

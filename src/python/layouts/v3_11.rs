@@ -6,11 +6,11 @@
 use super::super::dicts::ManagedDict;
 use super::super::field::Field;
 use super::super::layout::{
-    BaseExceptionLayout, BytesLayout, CFrameLayout, CodeLayout, DictKeysLayout, DictLayout,
-    DictValuesLayout, ErrStackItemLayout, FrameObjectLayout, GilLayout, HeapTypeLayout, IntLayout,
-    InterpreterFrameLayout, InterpreterLayout, Layout, LongLayout, ModuleLayout, ObjectLayout,
-    RuntimeLayout, Shape, ThreadStateLayout, TupleLayout, TypeObjectLayout, UnicodeLayout,
-    VarObjectLayout,
+    BaseExceptionLayout, BytesLayout, CFrameLayout, CellLayout, CodeLayout, DictKeysLayout,
+    DictLayout, DictValuesLayout, ErrStackItemLayout, FloatLayout, FrameObjectLayout, GilLayout,
+    HeapTypeLayout, IntLayout, InterpreterFrameLayout, InterpreterLayout, Layout, ListLayout,
+    LongLayout, ModuleLayout, ObjectLayout, RuntimeLayout, SetLayout, Shape, ThreadStateLayout,
+    TupleLayout, TypeObjectLayout, UnicodeLayout, VarObjectLayout,
 };
 
 // source: $PYENV_ROOT/versions/3.11.7/include/python3.11 (3.11.7)
@@ -23,6 +23,7 @@ pub const RELEASE: Layout = Layout {
     minor: 11,
     shape: Shape::Release,
     lnotab_signed: true,
+    python2_repr: false,
     managed_dict: ManagedDict::DictAndValuesBefore,
     object: ObjectLayout {
         // offsetof(PyObject, ob_type)
@@ -41,8 +42,16 @@ pub const RELEASE: Layout = Layout {
         tp_dictoffset: Field::at(288),
         // offsetof(PyTypeObject, tp_basicsize)
         tp_basicsize: Field::at(32),
+        // offsetof(PyTypeObject, tp_repr)
+        tp_repr: Field::at(88),
+        // offsetof(PyTypeObject, tp_base)
+        tp_base: Field::at(256),
+        // offsetof(PyTypeObject, tp_dict)
+        tp_dict: Field::at(264),
     },
     heap_type: HeapTypeLayout {
+        // offsetof(PyHeapTypeObject, ht_qualname)
+        ht_qualname: Some(Field::at(864)),
         // offsetof(PyHeapTypeObject, ht_cached_keys)
         ht_cached_keys: Some(Field::at(872)),
     },
@@ -109,8 +118,11 @@ pub const RELEASE: Layout = Layout {
         f_lasti: None,
         // None: offsetof(PyFrameObject, f_lineno) exists, but frame.f_code is None
         f_lineno: None,
+        f_localsplus: None,
     },
     iframe: InterpreterFrameLayout {
+        // offsetof(_PyInterpreterFrame, localsplus)
+        localsplus: Some(72),
         // offsetof(_PyInterpreterFrame, f_code)
         executable: Some(Field::at(32)),
         // offsetof(_PyInterpreterFrame, previous)
@@ -134,6 +146,19 @@ pub const RELEASE: Layout = Layout {
         co_lnotab: None,
         // offsetof(PyCodeObject, co_linetable)
         co_linetable: Some(Field::at(136)),
+        // offsetof(PyCodeObject, co_argcount)
+        co_argcount: Field::at(56),
+        // offsetof(PyCodeObject, co_kwonlyargcount)
+        co_kwonlyargcount: Some(Field::at(64)),
+        // offsetof(PyCodeObject, co_flags)
+        co_flags: Field::at(48),
+        co_varnames: None,
+        co_cellvars: None,
+        co_freevars: None,
+        // offsetof(PyCodeObject, co_localsplusnames)
+        co_localsplusnames: Some(Field::at(96)),
+        // offsetof(PyCodeObject, co_localspluskinds)
+        co_localspluskinds: Some(Field::at(104)),
         // offsetof(PyCodeObject, co_code_adaptive)
         co_code_adaptive: Some(184),
     },
@@ -152,6 +177,9 @@ pub const RELEASE: Layout = Layout {
         compact_size: Some(72),
         // offsetof(PyUnicodeObject, data)
         legacy_data: Some(Field::at(72)),
+        py2_length: None,
+        py2_str: None,
+        py2_unit: None,
     },
     int: IntLayout { ob_ival: None },
     long: LongLayout {
@@ -194,9 +222,33 @@ pub const RELEASE: Layout = Layout {
         // offsetof(PyBaseExceptionObject, args)
         args: Field::at(24),
     },
+    float: FloatLayout {
+        // offsetof(PyFloatObject, ob_fval)
+        ob_fval: Field::at(16),
+    },
     tuple: TupleLayout {
         // offsetof(PyTupleObject, ob_item)
         ob_item: 24,
+    },
+    list: ListLayout {
+        // offsetof(PyListObject, ob_item)
+        ob_item: Field::at(24),
+    },
+    set: SetLayout {
+        // offsetof(PySetObject, used)
+        used: Field::at(24),
+        // offsetof(PySetObject, mask)
+        mask: Field::at(32),
+        // offsetof(PySetObject, table)
+        table: Field::at(40),
+        // offsetof(setentry, key)
+        entry_key: 0,
+        // sizeof(setentry)
+        entry_size: 16,
+    },
+    cell: CellLayout {
+        // offsetof(PyCellObject, ob_ref)
+        ob_ref: Field::at(16),
     },
     module: ModuleLayout {
         // offsetof(PyModuleObject, md_dict)

@@ -4,11 +4,12 @@
 use super::super::dicts::ManagedDict;
 use super::super::field::Field;
 use super::super::layout::{
-    BaseExceptionLayout, BytesLayout, CFrameLayout, CodeLayout, DebugOffsetsLayout, DictKeysLayout,
-    DictLayout, DictValuesLayout, ErrStackItemLayout, FrameObjectLayout, GilLayout, HeapTypeLayout,
-    IntLayout, InterpreterFrameLayout, InterpreterLayout, Layout, LongLayout, ModuleLayout,
-    ObjectLayout, RuntimeLayout, Shape, ThreadStateLayout, TupleLayout, TypeObjectLayout,
-    UnicodeLayout, VarObjectLayout,
+    BaseExceptionLayout, BytesLayout, CFrameLayout, CellLayout, CodeLayout, DebugOffsetsLayout,
+    DictKeysLayout, DictLayout, DictValuesLayout, ErrStackItemLayout, FloatLayout,
+    FrameObjectLayout, GilLayout, HeapTypeLayout, IntLayout, InterpreterFrameLayout,
+    InterpreterLayout, Layout, ListLayout, LongLayout, ModuleLayout, ObjectLayout, RuntimeLayout,
+    SetLayout, Shape, ThreadStateLayout, TupleLayout, TypeObjectLayout, UnicodeLayout,
+    VarObjectLayout,
 };
 
 // source: $PYCORE_PYTHONS/debian/usr/include/python3.14 (3.14.10)
@@ -19,6 +20,7 @@ pub const RELEASE: Layout = Layout {
     minor: 14,
     shape: Shape::Release,
     lnotab_signed: true,
+    python2_repr: false,
     managed_dict: ManagedDict::InlineValues {
         dict_words_before: 3,
     },
@@ -39,8 +41,16 @@ pub const RELEASE: Layout = Layout {
         tp_dictoffset: Field::at(288),
         // offsetof(PyTypeObject, tp_basicsize)
         tp_basicsize: Field::at(32),
+        // offsetof(PyTypeObject, tp_repr)
+        tp_repr: Field::at(88),
+        // offsetof(PyTypeObject, tp_base)
+        tp_base: Field::at(256),
+        // offsetof(PyTypeObject, tp_dict)
+        tp_dict: Field::at(264),
     },
     heap_type: HeapTypeLayout {
+        // offsetof(PyHeapTypeObject, ht_qualname)
+        ht_qualname: Some(Field::at(872)),
         // offsetof(PyHeapTypeObject, ht_cached_keys)
         ht_cached_keys: Some(Field::at(880)),
     },
@@ -106,8 +116,11 @@ pub const RELEASE: Layout = Layout {
         f_lasti: None,
         // None: offsetof(PyFrameObject, f_lineno) exists, but frame.f_code is None
         f_lineno: None,
+        f_localsplus: None,
     },
     iframe: InterpreterFrameLayout {
+        // offsetof(_PyInterpreterFrame, localsplus)
+        localsplus: Some(80),
         // offsetof(_PyInterpreterFrame, f_executable)
         executable: Some(Field::at(0)),
         // offsetof(_PyInterpreterFrame, previous)
@@ -130,6 +143,19 @@ pub const RELEASE: Layout = Layout {
         co_lnotab: None,
         // offsetof(PyCodeObject, co_linetable)
         co_linetable: Some(Field::at(136)),
+        // offsetof(PyCodeObject, co_argcount)
+        co_argcount: Field::at(52),
+        // offsetof(PyCodeObject, co_kwonlyargcount)
+        co_kwonlyargcount: Some(Field::at(60)),
+        // offsetof(PyCodeObject, co_flags)
+        co_flags: Field::at(48),
+        co_varnames: None,
+        co_cellvars: None,
+        co_freevars: None,
+        // offsetof(PyCodeObject, co_localsplusnames)
+        co_localsplusnames: Some(Field::at(96)),
+        // offsetof(PyCodeObject, co_localspluskinds)
+        co_localspluskinds: Some(Field::at(104)),
         // offsetof(PyCodeObject, co_code_adaptive)
         co_code_adaptive: Some(208),
     },
@@ -148,6 +174,9 @@ pub const RELEASE: Layout = Layout {
         compact_size: Some(56),
         // offsetof(PyUnicodeObject, data)
         legacy_data: Some(Field::at(56)),
+        py2_length: None,
+        py2_str: None,
+        py2_unit: None,
     },
     int: IntLayout { ob_ival: None },
     long: LongLayout {
@@ -191,9 +220,33 @@ pub const RELEASE: Layout = Layout {
         // offsetof(PyBaseExceptionObject, args)
         args: Field::at(24),
     },
+    float: FloatLayout {
+        // offsetof(PyFloatObject, ob_fval)
+        ob_fval: Field::at(16),
+    },
     tuple: TupleLayout {
         // offsetof(PyTupleObject, ob_item)
         ob_item: 32,
+    },
+    list: ListLayout {
+        // offsetof(PyListObject, ob_item)
+        ob_item: Field::at(24),
+    },
+    set: SetLayout {
+        // offsetof(PySetObject, used)
+        used: Field::at(24),
+        // offsetof(PySetObject, mask)
+        mask: Field::at(32),
+        // offsetof(PySetObject, table)
+        table: Field::at(40),
+        // offsetof(setentry, key)
+        entry_key: 0,
+        // sizeof(setentry)
+        entry_size: 16,
+    },
+    cell: CellLayout {
+        // offsetof(PyCellObject, ob_ref)
+        ob_ref: Field::at(16),
     },
     module: ModuleLayout {
         // offsetof(PyModuleObject, md_dict)
@@ -284,6 +337,28 @@ pub const RELEASE: Layout = Layout {
         // offsetof(_Py_DebugOffsets, unicode_object.asciiobject_size)
         unicode_object_asciiobject_size: Some(640),
         unicode_object_compactunicodeobject_size: None,
+        // offsetof(_Py_DebugOffsets, interpreter_frame.localsplus)
+        interpreter_frame_localsplus: Some(280),
+        // offsetof(_Py_DebugOffsets, code_object.argcount)
+        code_object_argcount: Some(360),
+        // offsetof(_Py_DebugOffsets, code_object.localsplusnames)
+        code_object_localsplusnames: Some(368),
+        // offsetof(_Py_DebugOffsets, code_object.localspluskinds)
+        code_object_localspluskinds: Some(376),
+        // offsetof(_Py_DebugOffsets, type_object.tp_repr)
+        type_object_tp_repr: Some(432),
+        // offsetof(_Py_DebugOffsets, tuple_object.ob_item)
+        tuple_object_ob_item: Some(456),
+        // offsetof(_Py_DebugOffsets, list_object.ob_item)
+        list_object_ob_item: Some(480),
+        // offsetof(_Py_DebugOffsets, set_object.used)
+        set_object_used: Some(504),
+        // offsetof(_Py_DebugOffsets, set_object.table)
+        set_object_table: Some(512),
+        // offsetof(_Py_DebugOffsets, set_object.mask)
+        set_object_mask: Some(520),
+        // offsetof(_Py_DebugOffsets, float_object.ob_fval)
+        float_object_ob_fval: Some(560),
     }),
 };
 

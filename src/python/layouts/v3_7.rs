@@ -4,11 +4,11 @@
 use super::super::dicts::ManagedDict;
 use super::super::field::Field;
 use super::super::layout::{
-    BaseExceptionLayout, BytesLayout, CFrameLayout, CodeLayout, DictKeysLayout, DictLayout,
-    DictValuesLayout, ErrStackItemLayout, FrameObjectLayout, GilLayout, HeapTypeLayout, IntLayout,
-    InterpreterFrameLayout, InterpreterLayout, Layout, LongLayout, ModuleLayout, ObjectLayout,
-    RuntimeLayout, Shape, ThreadStateLayout, TupleLayout, TypeObjectLayout, UnicodeLayout,
-    VarObjectLayout,
+    BaseExceptionLayout, BytesLayout, CFrameLayout, CellLayout, CodeLayout, DictKeysLayout,
+    DictLayout, DictValuesLayout, ErrStackItemLayout, FloatLayout, FrameObjectLayout, GilLayout,
+    HeapTypeLayout, IntLayout, InterpreterFrameLayout, InterpreterLayout, Layout, ListLayout,
+    LongLayout, ModuleLayout, ObjectLayout, RuntimeLayout, SetLayout, Shape, ThreadStateLayout,
+    TupleLayout, TypeObjectLayout, UnicodeLayout, VarObjectLayout,
 };
 
 // source: $PYENV_ROOT/versions/3.7.16/include/python3.7m (3.7.16)
@@ -21,6 +21,7 @@ pub const RELEASE: Layout = Layout {
     minor: 7,
     shape: Shape::Release,
     lnotab_signed: true,
+    python2_repr: false,
     managed_dict: ManagedDict::None,
     object: ObjectLayout {
         // offsetof(PyObject, ob_type)
@@ -39,8 +40,16 @@ pub const RELEASE: Layout = Layout {
         tp_dictoffset: Field::at(288),
         // offsetof(PyTypeObject, tp_basicsize)
         tp_basicsize: Field::at(32),
+        // offsetof(PyTypeObject, tp_repr)
+        tp_repr: Field::at(88),
+        // offsetof(PyTypeObject, tp_base)
+        tp_base: Field::at(256),
+        // offsetof(PyTypeObject, tp_dict)
+        tp_dict: Field::at(264),
     },
     heap_type: HeapTypeLayout {
+        // offsetof(PyHeapTypeObject, ht_qualname)
+        ht_qualname: Some(Field::at(848)),
         // offsetof(PyHeapTypeObject, ht_cached_keys)
         ht_cached_keys: Some(Field::at(856)),
     },
@@ -107,8 +116,11 @@ pub const RELEASE: Layout = Layout {
         f_lasti: Some(Field::at(104)),
         // offsetof(PyFrameObject, f_lineno)
         f_lineno: Some(Field::at(108)),
+        // offsetof(PyFrameObject, f_localsplus)
+        f_localsplus: Some(360),
     },
     iframe: InterpreterFrameLayout {
+        localsplus: None,
         executable: None,
         previous: None,
         instr_ptr: None,
@@ -126,6 +138,20 @@ pub const RELEASE: Layout = Layout {
         // offsetof(PyCodeObject, co_lnotab)
         co_lnotab: Some(Field::at(112)),
         co_linetable: None,
+        // offsetof(PyCodeObject, co_argcount)
+        co_argcount: Field::at(16),
+        // offsetof(PyCodeObject, co_kwonlyargcount)
+        co_kwonlyargcount: Some(Field::at(20)),
+        // offsetof(PyCodeObject, co_flags)
+        co_flags: Field::at(32),
+        // offsetof(PyCodeObject, co_varnames)
+        co_varnames: Some(Field::at(64)),
+        // offsetof(PyCodeObject, co_cellvars)
+        co_cellvars: Some(Field::at(80)),
+        // offsetof(PyCodeObject, co_freevars)
+        co_freevars: Some(Field::at(72)),
+        co_localsplusnames: None,
+        co_localspluskinds: None,
         co_code_adaptive: None,
     },
     bytes: BytesLayout {
@@ -143,6 +169,9 @@ pub const RELEASE: Layout = Layout {
         compact_size: Some(72),
         // offsetof(PyUnicodeObject, data)
         legacy_data: Some(Field::at(72)),
+        py2_length: None,
+        py2_str: None,
+        py2_unit: None,
     },
     int: IntLayout { ob_ival: None },
     long: LongLayout {
@@ -182,9 +211,33 @@ pub const RELEASE: Layout = Layout {
         // offsetof(PyBaseExceptionObject, args)
         args: Field::at(24),
     },
+    float: FloatLayout {
+        // offsetof(PyFloatObject, ob_fval)
+        ob_fval: Field::at(16),
+    },
     tuple: TupleLayout {
         // offsetof(PyTupleObject, ob_item)
         ob_item: 24,
+    },
+    list: ListLayout {
+        // offsetof(PyListObject, ob_item)
+        ob_item: Field::at(24),
+    },
+    set: SetLayout {
+        // offsetof(PySetObject, used)
+        used: Field::at(24),
+        // offsetof(PySetObject, mask)
+        mask: Field::at(32),
+        // offsetof(PySetObject, table)
+        table: Field::at(40),
+        // offsetof(setentry, key)
+        entry_key: 0,
+        // sizeof(setentry)
+        entry_size: 16,
+    },
+    cell: CellLayout {
+        // offsetof(PyCellObject, ob_ref)
+        ob_ref: Field::at(16),
     },
     module: ModuleLayout {
         // offsetof(PyModuleObject, md_dict), hand-defined struct
