@@ -57,6 +57,10 @@ pub fn compare(core: &CoreFile, core_path: &str, image: &ElfImage) -> HeldPages 
             else {
                 continue;
             };
+            // A file offset from NT_FILE can be anything: past u64 there is no such page.
+            if offset.checked_add(len).is_none() {
+                continue;
+            }
             for (i, page) in in_core.chunks(PAGE as usize).enumerate() {
                 let at = offset + (i as u64) * PAGE;
                 if relro.is_some_and(|(lo, hi)| lo <= at && at < hi) {

@@ -109,8 +109,9 @@ pub type LengthOf = fn(&[u8]) -> Option<u64>;
 /// FIFO, `/dev/stdin`) is streamed into an unlinked temporary file first, with the same bounds
 /// as decompression.
 /// `length_of` tells, from the first bytes of the (decompressed) data, how long the whole is
-/// (`None` while it needs more bytes): nothing past that is written, so a small "decompression
-/// bomb" cannot fill `$TMPDIR` (for cores and ELF files: [`crate::elf::described_len`]).
+/// (`None` while it needs more bytes): nothing past that is written, so a small stream cannot
+/// fill `$TMPDIR` with more than its headers describe (for cores and ELF files:
+/// [`crate::elf::described_len`]; headers that describe terabytes are a known limit).
 pub fn open(path: &Path, length_of: LengthOf) -> Result<MappedFile> {
     let open_err = |source: io::Error| Error::Open {
         path: display_path(path).to_path_buf(),
@@ -205,10 +206,15 @@ fn temporary_file() -> io::Result<File> {
 /// error.
 fn finish_copy(copied: io::Result<u64>) -> io::Result<()> {
     match copied {
-        Err(e) if e.kind() == io::ErrorKind::FileTooLarge => Ok(()),
+        Err(e) if e.get_ref().is_some_and(|inner| inner.is::<CapReached>()) => Ok(()),
         other => other.map(drop),
     }
 }
+
+/// The stop of a [`CappedWriter`] (its own type, so that no real write error is taken for it).
+#[derive(Debug, thiserror::Error)]
+#[error("decompressed data goes on past the end the core's headers describe")]
+struct CapReached;
 
 /// Stream-decompress into an anonymous temporary file (unlinked at creation).
 fn decompress(
@@ -300,10 +306,7 @@ impl io::Write for CappedWriter<'_> {
         // only data that goes on and on (a decompression bomb).
         self.drained += (buf.len() - allowed) as u64;
         if self.drained > DRAIN_BYTES {
-            return Err(io::Error::new(
-                io::ErrorKind::FileTooLarge,
-                "decompressed data goes on past the end the core's headers describe",
-            ));
+            return Err(io::Error::other(CapReached));
         }
         Ok(buf.len())
     }

@@ -1,8 +1,8 @@
 //! pycore: every thread's Python stack from a Linux ELF core dump, offline.
 //!
 //! The data flows one way (see ARCHITECTURE.md):
-//! [`input`] → [`core`] → [`memory`] → [`binary`]/[`binaries`] → [`python`] → [`report`] →
-//! [`render`].
+//! [`input`] → `core` (`elf`) → `memory` → `binary`/`binaries` → `native` → `python` →
+//! [`report`] → [`render`]; [`error`] and [`warning`] are shared by all of them.
 
 mod address_space;
 mod binaries;
@@ -165,8 +165,19 @@ fn add_python(
 
 /// What a cut-off core lost, as warnings.
 fn truncation_warnings(core: &core::CoreFile) -> Vec<warning::Warning> {
+    let mut warnings = Vec::new();
+    if core.dropped_threads > 0 {
+        warnings.push(warning::Warning::new(
+            warning::WarningKind::TooManyThreads,
+            format!(
+                "the core has {} more thread notes than the {} pycore reads: the core is corrupt, or those threads are missing",
+                core.dropped_threads,
+                core::MAX_THREADS
+            ),
+        ));
+    }
     let Some(cut) = core.truncation else {
-        return Vec::new();
+        return warnings;
     };
     let mut lost = Vec::new();
     if cut.notes_cut {
@@ -181,7 +192,7 @@ fn truncation_warnings(core: &core::CoreFile) -> Vec<warning::Warning> {
             cut.segments_cut, core.truncated_bytes, cut.first_missing_address
         ));
     }
-    vec![warning::Warning::new(
+    warnings.push(warning::Warning::new(
         warning::WarningKind::CoreTruncated,
         format!(
             "the core is truncated: the file has {} of the {} bytes its headers describe; {}; threads whose memory is there are shown, the others may be partial",
@@ -189,5 +200,6 @@ fn truncation_warnings(core: &core::CoreFile) -> Vec<warning::Warning> {
             cut.expected_len,
             lost.join("; ")
         ),
-    )]
+    ));
+    warnings
 }

@@ -92,7 +92,7 @@ fn analyze(args: AnalyzeArgs) -> ExitCode {
             if matches!(format, Format::Json) {
                 let _ = pycore::render::json::write_error(&error, &mut io::stdout().lock());
             }
-            eprintln!("pycore: {error}");
+            eprintln!("pycore: {}", terminal_safe(error.to_string()));
             return ExitCode::from(error.exit_code() as u8);
         }
     };
@@ -107,7 +107,7 @@ fn analyze(args: AnalyzeArgs) -> ExitCode {
     }
     if let Some(error) = &report.error {
         // What the core says was printed; the Python part failed, as the exit code says.
-        eprintln!("pycore: {}", error.message);
+        eprintln!("pycore: {}", terminal_safe(error.message.clone()));
         return ExitCode::from(u8::try_from(error.code).unwrap_or(EXIT_INTERNAL_ERROR));
     }
     let partial =
@@ -143,4 +143,10 @@ fn write_report(report: &pycore::Report, format: Format, color: ColorWhen) -> an
         .write_all(&rendered)
         .and_then(|()| stdout.flush())
         .context("cannot write the report to standard output")
+}
+
+/// A message that may quote paths from the core, with control characters made visible.
+fn terminal_safe(mut message: String) -> String {
+    pycore::render::clean(&mut message);
+    message
 }

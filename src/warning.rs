@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 pub enum WarningKind {
     /// The core file is shorter than its headers say.
     CoreTruncated,
+    /// The core has more thread notes than pycore reads.
+    TooManyThreads,
     /// The executable is missing, but libpython holds the interpreter.
     ExecutableMissing,
     /// A binary could not be shown to be the build the process ran (no build-id in the core).

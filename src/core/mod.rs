@@ -46,6 +46,8 @@ pub struct CoreFile {
     /// Sorted by `vaddr`.
     pub segments: Vec<Segment>,
     pub threads: Vec<ThreadStatus>,
+    /// Thread notes past [`MAX_THREADS`], not read.
+    pub dropped_threads: usize,
     pub process: Option<ProcessInfo>,
     /// The first NT_SIGINFO: the kernel writes exactly one (the fatal signal); gdb writes one
     /// per thread, the signalled thread's first (see [`ThreadStatus::siginfo`]).
@@ -203,6 +205,7 @@ impl CoreFile {
             arch,
             segments,
             threads: notes.threads,
+            dropped_threads: notes.dropped_threads,
             process: notes.process,
             signal: notes.signal,
             auxv: notes.auxv,
@@ -241,10 +244,16 @@ impl CoreFile {
     }
 }
 
+/// More NT_PRSTATUS notes than this are not read (a process's threads are capped far lower by
+/// the kernel's default `threads-max` share; a larger count is a corrupt or hostile core).
+pub const MAX_THREADS: usize = 1 << 16;
+
 /// What the PT_NOTE segments say, gathered before the core is put together.
 #[derive(Default)]
 struct Notes {
     threads: Vec<ThreadStatus>,
+    /// Thread notes past [`MAX_THREADS`], not read.
+    dropped_threads: usize,
     process: Option<ProcessInfo>,
     signal: Option<SignalInfo>,
     auxv: Vec<(u64, u64)>,
@@ -257,6 +266,9 @@ impl Notes {
     fn read(&mut self, segment: &[u8], arch: Arch) {
         for note in notes::iter_notes(segment) {
             match (note.name, note.kind) {
+                (b"CORE", notes::NT_PRSTATUS) if self.threads.len() >= MAX_THREADS => {
+                    self.dropped_threads += 1;
+                }
                 (b"CORE", notes::NT_PRSTATUS) => {
                     if let Some(thread) = notes::parse_prstatus(note.desc, arch) {
                         self.threads.push(thread);

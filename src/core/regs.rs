@@ -94,15 +94,6 @@ impl RegisterSet {
             Arch::Aarch64 => None,
         }
     }
-
-    /// How many words the note held.
-    pub fn len(&self) -> usize {
-        self.count
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.count == 0
-    }
 }
 
 #[cfg(test)]
@@ -113,7 +104,7 @@ mod tests {
     fn maps_dwarf_numbers_to_user_regs() {
         let bytes: Vec<u8> = (0..27u64).flat_map(|i| (i * 10).to_le_bytes()).collect();
         let set = RegisterSet::from_words(Arch::X86_64, &bytes);
-        assert_eq!(set.len(), 27);
+        assert_eq!(set.count, 27);
         assert_eq!(set.dwarf(7), Some(190)); // rsp
         assert_eq!(set.dwarf(6), Some(40)); // rbp
         assert_eq!(set.dwarf(16), Some(160)); // rip

@@ -1,9 +1,10 @@
-//! Native stacks: every thread's frames from its registers, named, merged with its Python
-//! frames (docs/json-schema.md: `frames[].kind`, `crash.location`, `threads[].state`).
+//! Native stacks: every thread's frames from its registers, named (docs/json-schema.md:
+//! `frames[].kind`, `crash.location`, `threads[].state`); the report merges them with the
+//! Python frames (`report/merge.rs`).
 //!
 //! Layers: [`modules`] finds and checks the mapped ELF files, [`unwind`] walks the stack with
-//! their CFI, [`symbols`] and DWARF (addr2line) name each address, [`merge`] puts the Python
-//! frames each interpreter-loop frame ran in its place, [`syscall`] tells what a thread waits in.
+//! their CFI, [`symbols`] and DWARF (addr2line) name each address, [`syscall`] tells what a
+//! thread waits in.
 
 pub mod modules;
 pub mod symbols;

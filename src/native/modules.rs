@@ -169,7 +169,10 @@ fn inflate(raw: &[u8]) -> Option<Vec<u8>> {
         return None;
     }
     let data = raw.get(24..)?;
-    let mut out = Vec::with_capacity(usize::try_from(size).ok()?);
+    // The header's size is a claim: reserve what the data can plausibly give, grow past it only
+    // as it really inflates.
+    let reserve = size.min((data.len() as u64).saturating_mul(8));
+    let mut out = Vec::with_capacity(usize::try_from(reserve).ok()?);
     match kind {
         1 => {
             flate2::read::ZlibDecoder::new(data)

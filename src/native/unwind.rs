@@ -317,6 +317,9 @@ fn evaluate(
         version: 4,
     };
     let mut evaluation = expression.evaluation(encoding);
+    // A hostile expression can branch back to itself: bound the operations, not only the
+    // resumptions below.
+    evaluation.set_max_iterations(10_000);
     if let Some(value) = initial {
         evaluation.set_initial_value(value);
     }

@@ -103,7 +103,7 @@ pub fn location_table_position(table: &[u8], first_line: u32, index: u64) -> Opt
                 }
             }
             10..=12 => {
-                line += i64::from(code - 10);
+                line = line.checked_add(i64::from(code - 10))?;
                 let column = u32::from(reader.byte()?);
                 let end_column = u32::from(reader.byte()?);
                 Position {

@@ -83,8 +83,6 @@ pub struct PythonThread {
 pub struct PythonProcess {
     pub version: PythonVersion,
     pub shape: Shape,
-    /// Address of `_PyRuntime` (3.7+).
-    pub runtime: Option<u64>,
     pub threads: Vec<PythonThread>,
     pub warnings: Vec<Warning>,
     /// Information that does not make the data partial (how the layout was found).
@@ -237,7 +235,6 @@ fn inspect_with(
     Ok(PythonProcess {
         version,
         shape,
-        runtime,
         threads,
         warnings,
         notes,

@@ -88,7 +88,7 @@ pub fn write(report: &Report, out: &mut impl Write) -> io::Result<()> {
                     continue;
                 }
             };
-            if grouped && current_group != Some(frame.interpreter) {
+            if grouped && frame.native.is_none() && current_group != Some(frame.interpreter) {
                 current_group = Some(frame.interpreter);
                 writeln!(
                     out,

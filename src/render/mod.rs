@@ -28,6 +28,21 @@ pub fn printable(report: &Report) -> Report {
         .iter_mut()
         .for_each(|w| clean(&mut w.message));
     report.notes.iter_mut().for_each(clean);
+    if let Some(error) = &mut report.error {
+        clean(&mut error.message);
+    }
+    if let Some(python) = &mut report.python {
+        for binary in [&mut python.executable, &mut python.libpython]
+            .into_iter()
+            .flatten()
+        {
+            clean(&mut binary.path);
+        }
+    }
+    if let Some(location) = &mut report.crash.location {
+        location.function.iter_mut().for_each(clean);
+        location.module.iter_mut().for_each(clean);
+    }
     for thread in &mut report.threads {
         thread.name.iter_mut().for_each(clean);
         thread
@@ -43,6 +58,9 @@ pub fn printable(report: &Report) -> Report {
             clean(&mut frame.file);
             frame.qualname.iter_mut().for_each(clean);
             frame.source.iter_mut().for_each(clean);
+            if let Some(native) = &mut frame.native {
+                native.module.iter_mut().for_each(clean);
+            }
             for local in frame.locals.iter_mut().flatten() {
                 clean(&mut local.name);
                 clean(&mut local.repr);
@@ -53,7 +71,8 @@ pub fn printable(report: &Report) -> Report {
     report
 }
 
-fn clean(text: &mut String) {
+/// `text` with its control characters made visible (`\\u{1b}`).
+pub fn clean(text: &mut String) {
     if text.chars().any(char::is_control) {
         *text = text
             .chars()

@@ -20,6 +20,7 @@ use crate::warning::{Warning, WarningKind};
 // What renderers need of the layers below, so that they read the report alone.
 pub use crate::core::signal::{signal_name, SignalDescription, SIGSTOP};
 pub use crate::core::{Arch, Dumper};
+pub use crate::native::syscall::{StateKind, ThreadState};
 pub use crate::python::exceptions::ExceptionInfo;
 pub use crate::python::Shape;
 pub(crate) use native::add_native;
@@ -153,7 +154,7 @@ pub struct ThreadReport {
     /// The signal the thread was stopped by, 0 if none.
     pub signal: i32,
     /// What the thread was blocked in, from its registers (x86_64 `orig_rax`); null if unknown.
-    pub state: Option<crate::native::syscall::ThreadState>,
+    pub state: Option<ThreadState>,
     /// `0x…` hex strings: the instruction and stack pointers.
     pub pc: Option<String>,
     pub sp: Option<String>,
@@ -273,7 +274,7 @@ impl From<&Frame> for FrameReport {
 impl Report {
     /// What the core alone tells, before (and whether or not) its Python state can be read:
     /// the process, the crash, and every thread's TID and registers.
-    pub fn from_core(
+    pub(crate) fn from_core(
         core: &CoreFile,
         executable: Option<String>,
         invoked_as: Option<String>,
@@ -295,7 +296,8 @@ impl Report {
                     Some(status.registers),
                     Vec::new(),
                 );
-                report.is_main = Some(status.tid) == pid;
+                // Only NT_PRPSINFO says which thread is the main one (its TID is the pid).
+                report.is_main = core.process.is_some() && Some(status.tid) == pid;
                 report.crashed = Some(status.tid) == crash.thread;
                 report
             })
@@ -331,7 +333,7 @@ impl Report {
     /// [`Report::from_core`] of the same core).
     /// `collectors`: TIDs found running the garbage collector (`None`: a collection runs but
     /// which thread runs it cannot be told).
-    pub fn add_python(
+    pub(crate) fn add_python(
         &mut self,
         core: &CoreFile,
         binaries: &PythonBinaries,
@@ -363,11 +365,13 @@ impl Report {
         // One OS thread holds a thread state in every interpreter it has entered (a thread
         // running a subinterpreter keeps its main-interpreter state, with the frame that
         // called into it): all of them join the one thread.
+        let core_tids: std::collections::HashSet<i32> =
+            core.threads.iter().map(|t| t.tid).collect();
         for thread in process.threads {
             let tid = thread
                 .native_thread_id
                 .and_then(|id| i32::try_from(id).ok())
-                .filter(|id| core.threads.iter().any(|t| t.tid == *id))
+                .filter(|id| core_tids.contains(id))
                 .or_else(|| by_thread_pointer.get(&thread.thread_id).copied());
             match tid {
                 Some(tid) => python_by_tid.entry(tid).or_default().push(thread),
@@ -421,7 +425,7 @@ impl Report {
     }
 
     /// Record why the Python state could not be read: the rest of the report stands.
-    pub fn set_error(&mut self, error: &Error) {
+    pub(crate) fn set_error(&mut self, error: &Error) {
         self.error = Some(ReportError {
             code: error.exit_code(),
             kind: error.kind().to_string(),
@@ -496,7 +500,8 @@ fn thread_report(
 /// the others. Each state's innermost interpreter loop has a C stack address
 /// ([`PythonThread::c_stack_hint`], 3.11+); the stack grows down, so the lowest is the most
 /// recent. Without such addresses for all of them (≤3.10), the main interpreter's state is
-/// the outermost and newer interpreters (higher ids, created later) are taken as nested deeper.
+/// the outermost and newer interpreters (higher ids, created later) are taken as nested deeper;
+/// states without an address go after those with one.
 fn order_innermost_first(states: &mut [PythonThread], stack: Option<(u64, u64)>) {
     if states.len() < 2 {
         return;
@@ -505,11 +510,17 @@ fn order_innermost_first(states: &mut [PythonThread], stack: Option<(u64, u64)>)
         let (start, end) = stack?;
         state.c_stack_hint.filter(|a| (start..end).contains(a))
     };
-    if states.iter().all(|s| on_stack(s).is_some()) {
-        states.sort_by_key(|s| on_stack(s));
-    } else {
-        states.sort_by_key(|s| (s.main_interpreter, std::cmp::Reverse(s.interpreter_id)));
-    }
+    // States with a C stack address first, by address; any others (no Python running, or
+    // ≤3.10) after them by the id rule.
+    states.sort_by_key(|s| {
+        let hint = on_stack(s);
+        (
+            hint.is_none(),
+            hint,
+            s.main_interpreter,
+            std::cmp::Reverse(s.interpreter_id),
+        )
+    });
 }
 
 /// Every interpreter that has a thread state, main first.
@@ -555,11 +566,13 @@ fn crash_summary(
     first_siginfo: Option<&SignalInfo>,
 ) -> CrashSummary {
     if dumper == Dumper::Kernel {
-        let signal = first_siginfo.map(signal::describe);
+        let signal = first_siginfo
+            .map(signal::describe)
+            .filter(|s| s.number != 0);
         return CrashSummary {
             kind: CoreKind::Crashed,
             thread: signal.as_ref().and(threads.first()).map(|t| t.tid),
-            signal: signal.filter(|s| s.number != 0),
+            signal,
             location: None,
         };
     }

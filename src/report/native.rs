@@ -51,10 +51,8 @@ pub(crate) fn add_native(
     mode: NativeMode,
     report: &mut Report,
 ) {
-    for thread in &mut report.threads {
-        let Some(status) = core.threads.iter().find(|t| Some(t.tid) == thread.tid) else {
-            continue;
-        };
+    // The report lists the core's threads first, in the core's order (then orphan states).
+    for (thread, status) in report.threads.iter_mut().zip(&core.threads) {
         thread.state = status.registers.general.syscall().map(syscall::state);
     }
     let executable = report.core.executable.clone();
@@ -80,12 +78,10 @@ pub(crate) fn add_native(
         return;
     }
     let mut missing: Vec<String> = Vec::new();
+    let mut missing_paths: std::collections::HashSet<String> = std::collections::HashSet::new();
     let paths = report_ref(&report.python);
     let is_interpreter = |core_path: &str| paths.contains(core_path);
-    for thread in &mut report.threads {
-        let Some(status) = core.threads.iter().find(|t| Some(t.tid) == thread.tid) else {
-            continue;
-        };
+    for (thread, status) in report.threads.iter_mut().zip(&core.threads) {
         let unwound = unwind::unwind(
             core,
             &modules,
@@ -98,7 +94,7 @@ pub(crate) fn add_native(
             if let Some(index) = raw.module {
                 if let Err(why) = modules.loaded(index) {
                     let name = &modules.modules[index].core_path;
-                    if !missing.iter().any(|m| m.starts_with(name.as_str())) {
+                    if missing_paths.insert(name.clone()) {
                         missing.push(format!("{name}: {why}"));
                     }
                 }
