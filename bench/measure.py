@@ -19,7 +19,8 @@ interleaved round-robin (run 1 of every tool in every mode on every core, then
 run 2, ...) so drift on the machine hits every tool alike.  A run counts only
 when the tool exited 0 AND its output has the expected number of threads and
 of ``pycore_bench_leaf`` / ``pycore_bench_recurse`` /
-``pycore_bench_main_wait`` frames; in the native modes also every thread's
+``pycore_bench_main_wait`` frames (a recursion folded into ``[Previous line
+repeated N more times]`` counts N more); in the native modes also every thread's
 native frames from its innermost (``clock_nanosleep``) to its outermost
 (``start_thread`` or ``__libc_start_main``), and for pycore whether the
 interpreter's own frames are folded (``--native``) or kept (``--native-all``):
@@ -56,6 +57,13 @@ TOOL_MODES = {"pycore": MODES, "pystack": MODES, "py-spy": ("default",)}
 LEAF = re.compile(r"\bpycore_bench_leaf\b(?!\()")
 RECURSE = re.compile(r"\bpycore_bench_recurse\b(?!\()")
 MAIN_WAIT = re.compile(r"\bpycore_bench_main_wait\b(?!\()")
+
+# pycore's (and Python's) fold of a recursion: the frame before it, N more times.
+REPEATED = re.compile(r"^\s*\[Previous line repeated (\d+) more times?\]\s*$")
+# A frame line, Python or native, in any tool's text: pycore '  File "x.py", line 1, in f',
+# '  0x7f... in f (libc.so.6)' and '  (inlined) f (...)'; pystack '    (Python) File ...' and
+# '    (C) File ...'; py-spy '    f (x.py:1)'.  Source lines under a frame match none of these.
+FRAME_LINE = re.compile(r"^\s+(?:\((?:Python|C)\) )?(?:File \"|0x[0-9a-fA-F]+ in |\(inlined\) |\S+ \([^)]*:\d+\))")
 
 # Native frames, as both tools print them: pycore "0x7f... in __GI___clock_nanosleep (libc.so.6)",
 # pystack '(C) File "...", line 48, in clock_nanosleep@GLIBC_2.2.5 (libc.so.6)'.  Every thread of
@@ -112,13 +120,36 @@ def json_threads(text):
     return None
 
 
+def count_frames(text):
+    """Frames of the three benchmark functions, folded recursions unfolded.
+
+    pycore's text format shows a run of identical Python frames three times and then
+    ``[Previous line repeated N more times]``, as Python's own tracebacks do: those N frames
+    count as frames of the function of the last frame shown before the marker.
+    """
+    counts = {"leaf": 0, "recurse": 0, "main_wait": 0}
+    names = (("leaf", LEAF), ("recurse", RECURSE), ("main_wait", MAIN_WAIT))
+    last = None  # which benchmark function the last frame line named (None: another one)
+    for line in text.splitlines():
+        m = REPEATED.search(line)
+        if m:
+            if last is not None:
+                counts[last] += int(m.group(1))
+            continue
+        if not FRAME_LINE.match(line):
+            continue  # a source line, a header, a blank line
+        last = None
+        for key, regex in names:
+            if regex.search(line):
+                counts[key] += 1
+                last = key
+                break
+    return counts
+
+
 def analyse_output(tool, text):
     text = ANSI.sub("", text)
-    counts = {
-        "leaf": len(LEAF.findall(text)),
-        "recurse": len(RECURSE.findall(text)),
-        "main_wait": len(MAIN_WAIT.findall(text)),
-    }
+    counts = count_frames(text)
     threads = json_threads(text) if text.lstrip().startswith(("{", "[")) else None
     heads = list(THREAD_RE[tool].finditer(text))
     if threads is None:
