@@ -91,7 +91,7 @@ impl SymbolTable {
         };
         table
             .symbols
-            .sort_unstable_by(|a, b| (a.addr, name_of(a)).cmp(&(b.addr, name_of(b))));
+            .sort_unstable_by(|a, b| a.addr.cmp(&b.addr).then_with(|| name_of(a).cmp(name_of(b))));
         table
             .symbols
             .dedup_by(|a, b| a.addr == b.addr && name_of(a) == name_of(b));
