@@ -184,13 +184,7 @@ mod tests {
             end_line,
             column,
             end_column,
-            source: None,
-            markers: None,
-            interpreter: None,
-            kind: crate::report::FrameKind::Python,
-            entry: false,
-            native: None,
-            locals: None,
+            ..crate::report::FrameReport::default()
         };
         let raw = "    x = time.sleep(1)  # PARK";
         assert_eq!(

@@ -136,14 +136,9 @@ impl<M: Memory> Objects<'_, M> {
         )?)
     }
 
-    /// An `int` that fits in 64 bits (CPython stores 30-bit digits). On 2.7 also a `PyIntObject`.
-    pub fn int(&self, object: u64) -> ObjectResult<i64> {
-        if let Some(ival) = self.layout.int.ob_ival {
-            if self.type_name(object)? == "int" {
-                return self.read(object, ival);
-            }
-        }
-        let (digits, negative) = match self.layout.long.lv_tag {
+    /// How many 30-bit digits an `int` (`PyLongObject`) has, and whether it is negative.
+    pub fn long_size(&self, object: u64) -> ObjectResult<(u64, bool)> {
+        Ok(match self.layout.long.lv_tag {
             // 3.12+: lv_tag = ndigits << 3 | sign (0 positive, 1 zero, 2 negative).
             Some(tag_field) => {
                 let tag = self.read(object, tag_field)?;
@@ -153,7 +148,17 @@ impl<M: Memory> Objects<'_, M> {
                 let size = self.ob_size(object)?;
                 (size.unsigned_abs(), size < 0)
             }
-        };
+        })
+    }
+
+    /// An `int` that fits in 64 bits (CPython stores 30-bit digits). On 2.7 also a `PyIntObject`.
+    pub fn int(&self, object: u64) -> ObjectResult<i64> {
+        if let Some(ival) = self.layout.int.ob_ival {
+            if self.type_name(object)? == "int" {
+                return self.read(object, ival);
+            }
+        }
+        let (digits, negative) = self.long_size(object)?;
         if digits > 3 {
             return invalid(format!("int at {object:#x} does not fit in 64 bits"));
         }

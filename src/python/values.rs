@@ -583,17 +583,7 @@ impl<'a, M: Memory> Reprs<'a, M> {
     fn long_digits(&self, object: u64) -> ObjectResult<(bool, Vec<u32>)> {
         let objects = self.objects;
         let layout = objects.layout;
-        let (count, negative) = match layout.long.lv_tag {
-            // 3.12+: lv_tag = ndigits << 3 | sign (0 positive, 1 zero, 2 negative).
-            Some(tag_field) => {
-                let tag = objects.read(object, tag_field)?;
-                (tag >> 3, tag & 3 == 2)
-            }
-            None => {
-                let size = objects.ob_size(object)?;
-                (size.unsigned_abs(), size < 0)
-            }
-        };
+        let (count, negative) = objects.long_size(object)?;
         if count > MAX_INT_DIGITS {
             return Err(ObjectError::Invalid(format!(
                 "int at {object:#x} has {count} digits"

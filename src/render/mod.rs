@@ -344,16 +344,7 @@ mod tests {
             file: "x.py".into(),
             line: Some(line),
             first_line: 1,
-            end_line: None,
-            column: None,
-            end_column: None,
-            source: None,
-            markers: None,
-            interpreter: None,
-            kind: crate::report::FrameKind::Python,
-            entry: false,
-            native: None,
-            locals: None,
+            ..FrameReport::default()
         };
         let mut frames = vec![frame(9)];
         frames.extend(std::iter::repeat_with(|| frame(5)).take(1000));

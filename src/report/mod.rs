@@ -182,7 +182,7 @@ pub struct ThreadStateReport {
     pub frame_count: usize,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct FrameReport {
     pub function: String,
     pub qualname: Option<String>,
@@ -232,9 +232,10 @@ pub struct LocalReport {
     pub repr: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FrameKind {
+    #[default]
     Python,
     Native,
 }
@@ -250,12 +251,7 @@ impl From<&Frame> for FrameReport {
             end_line: frame.end_line,
             column: frame.column,
             end_column: frame.end_column,
-            source: None,
-            markers: None,
-            interpreter: None,
-            kind: FrameKind::Python,
             entry: frame.entry,
-            native: None,
             locals: frame.locals.as_ref().map(|locals| {
                 locals
                     .iter()
@@ -267,6 +263,7 @@ impl From<&Frame> for FrameReport {
                     })
                     .collect()
             }),
+            ..FrameReport::default()
         }
     }
 }

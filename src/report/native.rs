@@ -167,16 +167,7 @@ pub fn frame_report(modules: &Modules<'_>, frame: &NamedFrame) -> FrameReport {
         qualname: None,
         file: frame.file.clone().unwrap_or_default(),
         line: frame.line,
-        first_line: 0,
-        end_line: None,
-        column: None,
-        end_column: None,
-        source: None,
-        markers: None,
-        interpreter: None,
         kind: FrameKind::Native,
-        entry: false,
-        locals: None,
         native: Some(NativeFrameReport {
             address: format!("{:#x}", frame.raw.address),
             module: module.map(|m| m.core_path.clone()),
@@ -184,5 +175,6 @@ pub fn frame_report(modules: &Modules<'_>, frame: &NamedFrame) -> FrameReport {
             inlined: frame.inlined,
             signal_frame: frame.raw.signal_frame && !frame.inlined,
         }),
+        ..FrameReport::default()
     }
 }
