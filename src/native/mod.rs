@@ -65,7 +65,20 @@ impl<'m> Dwarfs<'m> {
                 let loaded = modules.loaded(index).ok()?;
                 loaded.debug_section(".debug_info")?;
                 let dwarf = gimli::Dwarf::load(|id| {
-                    let data = loaded.debug_section(id.name()).map_or(&[][..], |(d, _)| d);
+                    // Names, lines and inlined calls need no location lists, macros or type
+                    // units: those sections are left unread (and, compressed, uninflated).
+                    let unused = matches!(
+                        id,
+                        gimli::SectionId::DebugLoc
+                            | gimli::SectionId::DebugLocLists
+                            | gimli::SectionId::DebugMacinfo
+                            | gimli::SectionId::DebugMacro
+                            | gimli::SectionId::DebugTypes
+                    );
+                    let data = (!unused)
+                        .then(|| loaded.debug_section(id.name()))
+                        .flatten()
+                        .map_or(&[][..], |(d, _)| d);
                     Ok::<_, gimli::Error>(EndianSlice::new(data, LittleEndian))
                 })
                 .ok()?;

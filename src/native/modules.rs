@@ -2,7 +2,7 @@
 //! extension `.so` files. Each is found on this machine like the python binaries are
 //! (`--sysroot`, `--lib-path`, the recorded path), checked against the build-id the core kept in
 //! its first page, and opened lazily, the first time an address falls in it. Files are mapped,
-//! never read whole; only compressed debug sections are inflated (bounded).
+//! never read whole; compressed debug sections are inflated (bounded) when first read.
 
 use std::cell::OnceCell;
 use std::collections::HashMap;
@@ -40,8 +40,8 @@ pub(crate) struct ElfFile {
     pub path: PathBuf,
     file: Arc<MappedFile>,
     sections: HashMap<String, Section>,
-    /// Inflated compressed sections, by name.
-    inflated: HashMap<String, Vec<u8>>,
+    /// Compressed debug sections, inflated on their first read (`None`: they do not inflate).
+    inflated: HashMap<String, OnceCell<Option<Vec<u8>>>>,
     pub build_id: Option<Vec<u8>>,
     /// Link-time address and file offset of each PT_LOAD.
     loads: Vec<(u64, u64)>,
@@ -104,9 +104,7 @@ impl ElfFile {
             }
             let compressed = sh.sh_flags & u64::from(SHF_COMPRESSED) != 0;
             if compressed && name.starts_with(".debug_") {
-                if let Some(data) = inflate(&bytes[offset..offset + size]) {
-                    inflated.insert(name.to_string(), data);
-                }
+                inflated.insert(name.to_string(), OnceCell::new());
             }
             sections.insert(
                 name.to_string(),
@@ -136,7 +134,13 @@ impl ElfFile {
     pub fn section(&self, name: &str) -> Option<(&[u8], u64)> {
         let section = self.sections.get(name)?;
         if section.compressed {
-            return Some((self.inflated.get(name)?.as_slice(), section.addr));
+            let raw = self
+                .file
+                .bytes()
+                .get(section.offset..)?
+                .get(..section.size)?;
+            let data = self.inflated.get(name)?.get_or_init(|| inflate(raw));
+            return Some((data.as_deref()?, section.addr));
         }
         let bytes = self
             .file
