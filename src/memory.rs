@@ -97,7 +97,8 @@ pub mod fake {
                 len: buf.len(),
                 cut_off: false,
             };
-            for (start, bytes) in &self.regions {
+            // The region added last wins where regions overlap (tests patch memory that way).
+            for (start, bytes) in self.regions.iter().rev() {
                 if addr >= *start {
                     let offset = (addr - start) as usize;
                     if let Some(src) = offset

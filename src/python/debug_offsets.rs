@@ -11,6 +11,10 @@ use super::debug_offsets_map::mappings;
 use super::layout::{DebugOffsetsLayout, Layout};
 use crate::memory::Memory;
 
+/// Larger offsets in `_Py_DebugOffsets` are corrupt (the largest real ones, in
+/// `PyInterpreterState`, are below 16 KiB).
+const MAX_PLAUSIBLE_OFFSET: u32 = 1 << 16;
+
 /// What the process's own `_Py_DebugOffsets` said.
 #[derive(Debug, Clone, Default)]
 pub struct DebugOffsets {
@@ -63,14 +67,22 @@ impl Reader {
             if mapping.zero_means_absent_unless_free_threaded && value == 0 && !free_threaded {
                 continue;
             }
-            let Ok(value) = u32::try_from(value) else {
-                continue;
+            // No member of these structs sits this far in: a corrupt table is not taken.
+            let value = match u32::try_from(value) {
+                Ok(value) if value < MAX_PLAUSIBLE_OFFSET => value,
+                _ => {
+                    result.disagreements.push(format!(
+                        "{}: the process gives {value}, which no such member can be; the table's kept",
+                        mapping.name
+                    ));
+                    continue;
+                }
             };
             result.applied.push(mapping.name);
             let table = mapping.slot.get();
             if table != Some(value) {
                 result.disagreements.push(format!(
-                    "{}: table {}, process {value}",
+                    "{}: table {}, process {value} (the process's is used)",
                     mapping.name,
                     table.map_or("none".to_string(), |f| f.to_string())
                 ));

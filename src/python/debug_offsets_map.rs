@@ -581,13 +581,23 @@ pub fn for_other_shape(
     }
 }
 
-/// The `_Py_DebugOffsets` members a process must give for [`for_other_shape`]: they hold
-/// required members whose place in another shape the spec cannot tell.
+/// The `_Py_DebugOffsets` members a process must give for [`for_other_shape`]: required
+/// members whose place in another shape the spec cannot tell, and the frame walk's own.
 pub const GIVEN_BY_PROCESS: &[&str] = &[
     "interpreter_state.next",
     "interpreter_state.threads_head",
     "interpreter_state.imports_modules",
     "thread_state.next",
     "thread_state.interp",
+    "thread_state.current_frame",
     "thread_state.thread_id",
+    "interpreter_frame.previous",
+    "interpreter_frame.executable",
+    "interpreter_frame.instr_ptr",
+    "interpreter_frame.owner",
+    "code_object.filename",
+    "code_object.name",
+    "code_object.linetable",
+    "code_object.firstlineno",
+    "code_object.co_code_adaptive",
 ];

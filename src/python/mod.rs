@@ -324,9 +324,12 @@ fn select_layout(
         (Err(no_table), None) => return Err(no_table),
     };
     for disagreement in reader.apply(&mut layout).disagreements {
-        warnings.push(Warning::new(WarningKind::DebugOffsets, format!(
-            "_Py_DebugOffsets disagrees with pycore's {version} {shape} table on {disagreement}; using the process's value"
-        )));
+        warnings.push(Warning::new(
+            WarningKind::DebugOffsets,
+            format!(
+            "_Py_DebugOffsets disagrees with pycore's {version} {shape} table on {disagreement}"
+        ),
+        ));
     }
     Ok((layout, shape))
 }

@@ -463,3 +463,28 @@ fn other_shape_rules_agree_with_a_real_table() {
         }
     }
 }
+
+/// A corrupt `_Py_DebugOffsets` entry (an offset no member can have) is not taken: the table's
+/// value stays, a warning says so, and the walk reads the right frame.
+#[test]
+fn an_implausible_debug_offset_is_not_taken() {
+    let layout = layouts::lookup(3, 13, Shape::Release).unwrap();
+    let positions = layout.debug_offsets.clone().unwrap();
+    let mut memory = process_memory(layout, false);
+    let position = positions.thread_state_next.unwrap() as usize;
+    let mut runtime = memory.read_vec(RUNTIME, 0x4000).unwrap();
+    runtime[position..position + 8].copy_from_slice(&0x7fff_ffff_u64.to_le_bytes());
+    memory.add(RUNTIME, runtime);
+    let process = inspect(&memory, &Symbols(layout), false).unwrap();
+    assert!(
+        process
+            .warnings
+            .iter()
+            .any(|w| w.kind == crate::warning::WarningKind::DebugOffsets
+                && w.message.contains("no such member")),
+        "{:?}",
+        process.warnings
+    );
+    assert_eq!(process.threads.len(), 1);
+    assert_eq!(process.threads[0].frames.len(), 1);
+}

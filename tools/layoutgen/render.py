@@ -13,7 +13,7 @@ import subprocess
 from typing import List, Optional, Sequence, Tuple
 
 from .probe import ProbeResult, Value
-from .spec import (BEHAVIOURS, DEBUG_OFFSETS_MEMBERS, DEBUG_READS_AS_RELEASE_SINCE,
+from .spec import (WALK_MEMBERS, BEHAVIOURS, DEBUG_OFFSETS_MEMBERS, DEBUG_READS_AS_RELEASE_SINCE,
                    DEBUG_RELATIVE, DEBUG_TO_LAYOUT, DEBUG_ZERO_MEANS_ABSENT_UNLESS_FREE_THREADED,
                    FIELDS, GROUPS, SHAPE_ORDER, SHAPES, GenError, debug_offsets_candidate)
 
@@ -464,13 +464,13 @@ def render_for_other_shape() -> List[str]:
         "    }",
         "}",
         "",
-        "/// The `_Py_DebugOffsets` members a process must give for [`for_other_shape`]: they hold",
-        "/// required members whose place in another shape the spec cannot tell.",
+        "/// The `_Py_DebugOffsets` members a process must give for [`for_other_shape`]: required",
+        "/// members whose place in another shape the spec cannot tell, and the frame walk's own.",
         "pub const GIVEN_BY_PROCESS: &[&str] = &[",
     ]
     for name, field in DEBUG_TO_LAYOUT.items():
         f = next(x for x in FIELDS if x.name == field)
-        if not f.optional and f.other_shapes is None:
+        if (not f.optional and f.other_shapes is None) or field in WALK_MEMBERS:
             out.append(f"    \"{debug_offsets_candidate(name).member}\",")
     out.append("];")
     return out

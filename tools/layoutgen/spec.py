@@ -568,6 +568,15 @@ DEBUG_TO_LAYOUT = {
 }
 
 
+# What a 3.13+ frame walk reads: a build read through its _Py_DebugOffsets alone (no table of its
+# own) must get these from the process, never from another shape's guesses.
+WALK_MEMBERS = [
+    "tstate.current_frame", "iframe.executable", "iframe.previous", "iframe.instr_ptr",
+    "iframe.owner", "code.co_filename", "code.co_name", "code.co_firstlineno",
+    "code.co_linetable", "code.co_code_adaptive",
+]
+
+
 def check_spec() -> None:
     """The spec's own consistency (run on every generation, and by the tests)."""
     problems = []
@@ -594,6 +603,9 @@ def check_spec() -> None:
     for d, base in DEBUG_RELATIVE.items():
         if d not in DEBUG_TO_LAYOUT or base not in members:
             problems.append(f"DEBUG_RELATIVE: {d} -> {base}")
+    for name in WALK_MEMBERS:
+        if name not in DEBUG_TO_LAYOUT.values():
+            problems.append(f"WALK_MEMBERS: {name} is given by no _Py_DebugOffsets member")
     for g in GROUPS:
         if not any(f.group == g.name for f in FIELDS):
             problems.append(f"group {g.name} has no field")
