@@ -240,26 +240,27 @@ pub enum FrameKind {
     Native,
 }
 
-impl From<&Frame> for FrameReport {
-    fn from(frame: &Frame) -> Self {
+impl From<Frame> for FrameReport {
+    /// The frame's own strings move into the report: no copy per frame.
+    fn from(frame: Frame) -> Self {
         FrameReport {
-            function: frame.function.clone(),
-            qualname: frame.qualname.clone(),
-            file: frame.file.clone(),
+            function: frame.function,
+            qualname: frame.qualname,
+            file: frame.file,
             line: frame.line,
             first_line: frame.first_line,
             end_line: frame.end_line,
             column: frame.column,
             end_column: frame.end_column,
             entry: frame.entry,
-            locals: frame.locals.as_ref().map(|locals| {
+            locals: frame.locals.map(|locals| {
                 locals
-                    .iter()
+                    .into_iter()
                     .map(|local| LocalReport {
-                        name: local.name.clone(),
+                        name: local.name,
                         kind: local.kind,
-                        type_name: local.type_name.clone(),
-                        repr: local.repr.clone(),
+                        type_name: local.type_name,
+                        repr: local.repr,
                     })
                     .collect()
             }),
@@ -452,44 +453,45 @@ fn thread_report(
     } else {
         innermost.and_then(|s| s.holds_gil)
     };
-    let frames = states
-        .iter()
-        .flat_map(|state| {
-            state.frames.iter().map(|frame| FrameReport {
-                interpreter: state.interpreter_id,
-                ..FrameReport::from(frame)
-            })
-        })
-        .collect();
-    let thread_states = states
-        .iter()
-        .map(|state| ThreadStateReport {
+    let handling_exception = innermost.and_then(|p| p.handling_exception.clone());
+    let interpreter = innermost.and_then(|s| s.interpreter_id);
+    let python = !states.is_empty();
+    let mut frames = Vec::new();
+    let mut thread_states = Vec::with_capacity(states.len());
+    let mut warnings = Vec::new();
+    for state in states {
+        thread_states.push(ThreadStateReport {
             interpreter: state.interpreter_id,
             main_interpreter: state.main_interpreter,
             address: hex(state.address),
-            name: state.name.clone(),
+            name: state.name,
             holds_gil: state.holds_gil,
-            handling_exception: state.handling_exception.clone(),
+            handling_exception: state.handling_exception,
             frame_count: state.frames.len(),
-        })
-        .collect();
+        });
+        frames.extend(state.frames.into_iter().map(|frame| FrameReport {
+            interpreter: state.interpreter_id,
+            ..FrameReport::from(frame)
+        }));
+        warnings.extend(state.warnings);
+    }
     ThreadReport {
         tid,
         name,
-        python: !states.is_empty(),
+        python,
         is_main: false,
         crashed: false,
         gc_collecting: None,
-        handling_exception: innermost.and_then(|p| p.handling_exception.clone()),
+        handling_exception,
         holds_gil,
         signal,
         state: None,
         pc: registers.map(|r| hex(r.pc)),
         sp: registers.map(|r| hex(r.sp)),
-        interpreter: innermost.and_then(|s| s.interpreter_id),
+        interpreter,
         frames,
         thread_states,
-        warnings: states.into_iter().flat_map(|p| p.warnings).collect(),
+        warnings,
     }
 }
 
