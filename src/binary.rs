@@ -190,11 +190,7 @@ impl ElfImage {
     /// (`DIR/.build-id/ab/cdef….debug`, as gdb does) and use their `.symtab` for symbols that
     /// the stripped binary lacks. Returns the file used.
     pub fn attach_debug_file(&mut self, debug_dirs: &[PathBuf]) -> Option<PathBuf> {
-        let id = crate::bytes::hex(self.build_id.as_deref()?);
-        if id.len() < 3 {
-            return None;
-        }
-        let relative = format!(".build-id/{}/{}.debug", &id[..2], &id[2..]);
+        let relative = build_id_debug_path(self.build_id.as_deref()?)?;
         for dir in debug_dirs {
             let path = dir.join(&relative);
             if !path.is_file() {
@@ -341,6 +337,14 @@ pub fn build_id_in_memory(memory: &impl Memory, start: u64) -> Option<Vec<u8>> {
             let notes = memory.read_vec(bias.wrapping_add(ph.p_vaddr), size).ok()?;
             build_id_in_notes(&notes)
         })
+}
+
+/// Where a debug file sits under a debug root, by build-id (`.build-id/ab/cdef….debug`, as gdb
+/// looks for it); `None` for a build-id too short to split.
+pub fn build_id_debug_path(build_id: &[u8]) -> Option<String> {
+    let id = crate::bytes::hex(build_id);
+    let (dir, file) = id.split_at_checked(2)?;
+    (!file.is_empty()).then(|| format!(".build-id/{dir}/{file}.debug"))
 }
 
 /// The file's own name as the core recorded it, for messages.

@@ -376,16 +376,12 @@ impl<'c> Modules<'c> {
     fn debug_file(&self, image: &ElfFile) -> Option<ElfFile> {
         let roots = self.locator.debug_roots();
         let mut candidates = Vec::new();
-        if let Some(id) = image.build_id.as_deref().map(crate::bytes::hex) {
-            if id.len() > 2 {
-                for root in &roots {
-                    candidates.push(root.join(format!(
-                        ".build-id/{}/{}.debug",
-                        &id[..2],
-                        &id[2..]
-                    )));
-                }
-            }
+        if let Some(relative) = image
+            .build_id
+            .as_deref()
+            .and_then(binary::build_id_debug_path)
+        {
+            candidates.extend(roots.iter().map(|root| root.join(&relative)));
         }
         if let Some(link) = image.debuglink() {
             let dir = image
