@@ -59,9 +59,35 @@ pub struct Locator {
     /// builds (repeatable; /usr/lib/debug and the sysroot's are always searched).
     #[arg(long = "debug-dir", value_name = "DIR")]
     pub debug_dirs: Vec<PathBuf>,
+    /// Where compressed debug sections are kept once inflated, for later runs (default:
+    /// $PYCORE_CACHE_DIR, else $XDG_CACHE_HOME/pycore, else ~/.cache/pycore).
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Keep nothing between runs: inflate compressed debug sections in memory every time.
+    #[arg(long, conflicts_with = "cache_dir")]
+    pub no_cache: bool,
 }
 
 impl Locator {
+    /// The cache folder (`--cache-dir`, $PYCORE_CACHE_DIR, $XDG_CACHE_HOME/pycore,
+    /// ~/.cache/pycore), or `None` with `--no-cache` or an empty $PYCORE_CACHE_DIR.
+    pub(crate) fn cache_dir(&self) -> Option<PathBuf> {
+        if self.no_cache {
+            return None;
+        }
+        if let Some(dir) = &self.cache_dir {
+            return Some(dir.clone());
+        }
+        let nonempty = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+        if let Some(dir) = std::env::var_os("PYCORE_CACHE_DIR") {
+            return (!dir.is_empty()).then(|| PathBuf::from(dir));
+        }
+        if let Some(dir) = nonempty("XDG_CACHE_HOME") {
+            return Some(PathBuf::from(dir).join("pycore"));
+        }
+        nonempty("HOME").map(|home| PathBuf::from(home).join(".cache/pycore"))
+    }
+
     /// Where detached debug symbols are looked for, in order.
     pub(crate) fn debug_roots(&self) -> Vec<PathBuf> {
         let mut roots = self.debug_dirs.clone();

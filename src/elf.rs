@@ -6,11 +6,20 @@ use goblin::container::{Container, Ctx, Endian};
 use goblin::elf::header;
 pub use goblin::elf::header::Header;
 pub use goblin::elf::program_header::{ProgramHeader, PT_LOAD, PT_NOTE};
+pub use goblin::elf::section_header::SectionHeader;
 
 /// `e_phnum` saying the count is in the first section header's `sh_info` (more than 65534).
 const PN_XNUM: u16 = 0xffff;
 /// Size of one `Elf64_Phdr`.
 const PROGRAM_HEADER_SIZE: usize = 56;
+/// Size of one `Elf64_Shdr`.
+const SECTION_HEADER_SIZE: usize = 64;
+/// `e_shnum` of 0 with a section header table: the count is in the first header's `sh_size`.
+const SHN_UNDEF: usize = 0;
+/// `e_shstrndx` saying the index is in the first section header's `sh_link`.
+const SHN_XINDEX: u16 = 0xffff;
+/// At most this many section headers are read (real files have under a hundred).
+const MAX_SECTIONS: usize = 1 << 16;
 
 /// Why bytes are not a readable ELF64 little-endian file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -58,6 +67,61 @@ pub fn program_headers(bytes: &[u8], header: &Header) -> Option<Vec<ProgramHeade
 pub fn program_header_table(table: &[u8]) -> Option<Vec<ProgramHeader>> {
     let ctx = Ctx::new(Container::Big, Endian::Little);
     ProgramHeader::parse(table, 0, table.len() / PROGRAM_HEADER_SIZE, ctx).ok()
+}
+
+/// The section header table of the file `bytes` and the names of its sections (from
+/// `.shstrtab`), without parsing anything else (no symbols, relocations or dynamic entries:
+/// readers look those up in place). `None` if the table is cut off or malformed; a section
+/// whose name cannot be read is named "".
+pub fn sections<'b>(bytes: &'b [u8], header: &Header) -> Option<Vec<(&'b str, SectionHeader)>> {
+    if header.e_shoff == 0 {
+        return Some(Vec::new());
+    }
+    if usize::from(header.e_shentsize) != SECTION_HEADER_SIZE {
+        return None;
+    }
+    let start = usize::try_from(header.e_shoff).ok()?;
+    let first = crate::bytes::slice(bytes, start, SECTION_HEADER_SIZE)?;
+    let mut count = usize::from(header.e_shnum);
+    if count == SHN_UNDEF {
+        // Elf64_Shdr.sh_size is at byte 32.
+        count = usize::try_from(crate::bytes::u64_at(first, 32)?).ok()?;
+    }
+    let count = count.min(MAX_SECTIONS);
+    if count == 0 {
+        return Some(Vec::new());
+    }
+    let table = crate::bytes::slice(bytes, start, count * SECTION_HEADER_SIZE)?;
+    let ctx = Ctx::new(Container::Big, Endian::Little);
+    let headers = SectionHeader::parse_from(table, 0, count, ctx).ok()?;
+    let names_index = if header.e_shstrndx == SHN_XINDEX {
+        // Elf64_Shdr.sh_link is at byte 40.
+        crate::bytes::u32_at(first, 40)? as usize
+    } else {
+        usize::from(header.e_shstrndx)
+    };
+    let names = headers.get(names_index).and_then(|sh| {
+        crate::bytes::slice(
+            bytes,
+            usize::try_from(sh.sh_offset).ok()?,
+            usize::try_from(sh.sh_size).ok()?,
+        )
+    });
+    Some(
+        headers
+            .into_iter()
+            .map(|sh| {
+                let name = names
+                    .and_then(|names| names.get(sh.sh_name..))
+                    .and_then(|tail| {
+                        let end = tail.iter().position(|&b| b == 0)?;
+                        std::str::from_utf8(&tail[..end]).ok()
+                    })
+                    .unwrap_or("");
+                (name, sh)
+            })
+            .collect(),
+    )
 }
 
 /// Where, from the start of a file whose first bytes are `head`, its program header table is and

@@ -6,15 +6,16 @@
 //! their CFI, [`symbols`] and DWARF (addr2line) name each address, [`syscall`] tells what a
 //! thread waits in.
 
+mod dwarf;
 pub mod modules;
+mod section_cache;
 pub mod symbols;
 pub mod syscall;
 pub mod unwind;
 
 use std::cell::OnceCell;
 
-use gimli::{EndianSlice, LittleEndian};
-
+use dwarf::ModuleDwarf;
 use modules::Modules;
 use unwind::RawFrame;
 
@@ -42,48 +43,24 @@ pub struct NamedFrame {
     pub interpreter: bool,
 }
 
-type Dwarf<'m> = addr2line::Context<EndianSlice<'m, LittleEndian>>;
-
-/// Addr2line contexts of the modules, built on first use.
+/// Each module's DWARF ([`dwarf::ModuleDwarf`]), opened on first use.
 pub(crate) struct Dwarfs<'m> {
-    contexts: Vec<OnceCell<Option<Dwarf<'m>>>>,
+    modules: Vec<OnceCell<Option<ModuleDwarf<'m>>>>,
 }
 
 impl<'m> Dwarfs<'m> {
     pub(crate) fn new(modules: &Modules<'_>) -> Self {
         Dwarfs {
-            contexts: (0..modules.modules.len())
+            modules: (0..modules.modules.len())
                 .map(|_| OnceCell::new())
                 .collect(),
         }
     }
 
-    fn get(&self, modules: &'m Modules<'_>, index: usize) -> Option<&Dwarf<'m>> {
-        self.contexts
+    fn get(&self, modules: &'m Modules<'_>, index: usize) -> Option<&ModuleDwarf<'m>> {
+        self.modules
             .get(index)?
-            .get_or_init(|| {
-                let loaded = modules.loaded(index).ok()?;
-                loaded.debug_section(".debug_info")?;
-                let dwarf = gimli::Dwarf::load(|id| {
-                    // Names, lines and inlined calls need no location lists, macros or type
-                    // units: those sections are left unread (and, compressed, uninflated).
-                    let unused = matches!(
-                        id,
-                        gimli::SectionId::DebugLoc
-                            | gimli::SectionId::DebugLocLists
-                            | gimli::SectionId::DebugMacinfo
-                            | gimli::SectionId::DebugMacro
-                            | gimli::SectionId::DebugTypes
-                    );
-                    let data = (!unused)
-                        .then(|| loaded.debug_section(id.name()))
-                        .flatten()
-                        .map_or(&[][..], |(d, _)| d);
-                    Ok::<_, gimli::Error>(EndianSlice::new(data, LittleEndian))
-                })
-                .ok()?;
-                addr2line::Context::from_dwarf(dwarf).ok()
-            })
+            .get_or_init(|| ModuleDwarf::new(modules.loaded(index).ok()?))
             .as_ref()
     }
 }
@@ -124,8 +101,11 @@ pub(crate) fn name_frame<'m>(
         raw.module,
         raw.module.map_or(Err(""), |m| modules.loaded(m)),
     ) {
-        if let Some(context) = dwarfs.get(modules, index) {
-            let svma = lookup.wrapping_sub(loaded.bias);
+        let svma = lookup.wrapping_sub(loaded.bias);
+        if let Some(context) = dwarfs
+            .get(modules, index)
+            .and_then(|dwarf| dwarf.context_for(svma))
+        {
             if let Ok(mut frames) = context.find_frames(svma).skip_all_loads() {
                 // Bounded: inlining is never this deep.
                 for _ in 0..256 {

@@ -6,14 +6,13 @@
 
 use std::cell::OnceCell;
 use std::collections::HashMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use goblin::elf::program_header::{PT_LOAD, PT_NOTE};
 use goblin::elf::section_header::{SHF_COMPRESSED, SHT_NOBITS};
-use goblin::elf::Elf;
 
+use super::section_cache::{Inflated, SectionCache};
 use super::symbols::SymbolTable;
 use crate::binaries::Locator;
 use crate::binary;
@@ -21,8 +20,6 @@ use crate::core::CoreFile;
 use crate::input::{self, MappedFile};
 use crate::memory::{AddressSpace, Memory, Unreadable};
 
-/// A compressed section inflates to at most this many bytes.
-const MAX_INFLATED: u64 = 1 << 30;
 /// At most this many distinct files are considered modules.
 const MAX_MODULES: usize = 4096;
 
@@ -41,56 +38,52 @@ pub(crate) struct ElfFile {
     file: Arc<MappedFile>,
     sections: HashMap<String, Section>,
     /// Compressed debug sections, inflated on their first read (`None`: they do not inflate).
-    inflated: HashMap<String, OnceCell<Option<Vec<u8>>>>,
+    inflated: HashMap<String, OnceCell<Option<Inflated>>>,
+    cache: SectionCache,
     pub build_id: Option<Vec<u8>>,
     /// Link-time address and file offset of each PT_LOAD.
     loads: Vec<(u64, u64)>,
 }
 
 impl ElfFile {
-    fn open(path: &Path) -> Result<ElfFile, String> {
+    fn open(path: &Path, cache: &SectionCache) -> Result<ElfFile, String> {
         let file =
             Arc::new(input::open(path, crate::elf::described_len).map_err(|e| e.to_string())?);
         let bytes = file.bytes();
-        let elf = Elf::parse(bytes).map_err(|e| format!("{}: {e}", path.display()))?;
-        if !elf.is_64 || !elf.little_endian {
-            return Err(format!(
-                "{}: not a 64-bit little-endian ELF",
-                path.display()
-            ));
-        }
-        let build_id =
-            elf.program_headers
-                .iter()
-                .filter(|ph| ph.p_type == PT_NOTE)
-                .find_map(|ph| {
-                    let notes = bytes
-                        .get(ph.p_offset as usize..)?
-                        .get(..ph.p_filesz as usize)?;
-                    binary::build_id_in_notes(notes)
-                })
-                .or_else(|| {
-                    // Detached debug files keep the note as a section only.
-                    let sh = elf.section_headers.iter().find(|sh| {
-                        elf.shdr_strtab.get_at(sh.sh_name) == Some(".note.gnu.build-id")
-                    })?;
-                    let notes = bytes
-                        .get(sh.sh_offset as usize..)?
-                        .get(..sh.sh_size as usize)?;
-                    binary::build_id_in_notes(notes)
-                });
-        let loads = elf
-            .program_headers
+        // Only the headers: symbols are read in place (`symbols.rs`), relocations never.
+        let header = crate::elf::header(bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        let malformed = |what: &str| format!("{}: malformed {what}", path.display());
+        let program_headers = crate::elf::program_headers(bytes, &header)
+            .ok_or_else(|| malformed("program headers"))?;
+        let section_headers =
+            crate::elf::sections(bytes, &header).ok_or_else(|| malformed("section headers"))?;
+        let build_id = program_headers
+            .iter()
+            .filter(|ph| ph.p_type == PT_NOTE)
+            .find_map(|ph| {
+                let notes = bytes
+                    .get(ph.p_offset as usize..)?
+                    .get(..ph.p_filesz as usize)?;
+                binary::build_id_in_notes(notes)
+            })
+            .or_else(|| {
+                // Detached debug files keep the note as a section only.
+                let (_, sh) = section_headers
+                    .iter()
+                    .find(|(name, _)| *name == ".note.gnu.build-id")?;
+                let notes = bytes
+                    .get(sh.sh_offset as usize..)?
+                    .get(..sh.sh_size as usize)?;
+                binary::build_id_in_notes(notes)
+            });
+        let loads = program_headers
             .iter()
             .filter(|ph| ph.p_type == PT_LOAD)
             .map(|ph| (ph.p_vaddr, ph.p_offset))
             .collect();
         let mut sections = HashMap::new();
         let mut inflated = HashMap::new();
-        for sh in &elf.section_headers {
-            let Some(name) = elf.shdr_strtab.get_at(sh.sh_name) else {
-                continue;
-            };
+        for (name, sh) in &section_headers {
             if sh.sh_type == SHT_NOBITS || name.is_empty() {
                 continue;
             }
@@ -121,6 +114,7 @@ impl ElfFile {
             file,
             sections,
             inflated,
+            cache: cache.clone(),
             build_id,
             loads,
         })
@@ -139,8 +133,11 @@ impl ElfFile {
                 .bytes()
                 .get(section.offset..)?
                 .get(..section.size)?;
-            let data = self.inflated.get(name)?.get_or_init(|| inflate(raw));
-            return Some((data.as_deref()?, section.addr));
+            let data = self
+                .inflated
+                .get(name)?
+                .get_or_init(|| self.cache.inflate(self.build_id.as_deref(), name, raw));
+            return Some((data.as_ref()?.bytes(), section.addr));
         }
         let bytes = self
             .file
@@ -165,37 +162,6 @@ impl ElfFile {
     }
 }
 
-/// A `SHF_COMPRESSED` section: `Elf64_Chdr` (type 1 zlib, 2 zstd; size), then the data.
-fn inflate(raw: &[u8]) -> Option<Vec<u8>> {
-    let kind = crate::bytes::u32_at(raw, 0)?;
-    let size = crate::bytes::u64_at(raw, 8)?;
-    if size > MAX_INFLATED {
-        return None;
-    }
-    let data = raw.get(24..)?;
-    // The header's size is a claim: reserve what the data can plausibly give, grow past it only
-    // as it really inflates.
-    let reserve = size.min((data.len() as u64).saturating_mul(8));
-    let mut out = Vec::with_capacity(usize::try_from(reserve).ok()?);
-    match kind {
-        1 => {
-            flate2::read::ZlibDecoder::new(data)
-                .take(size)
-                .read_to_end(&mut out)
-                .ok()?;
-        }
-        2 => {
-            zstd::stream::read::Decoder::new(data)
-                .ok()?
-                .take(size)
-                .read_to_end(&mut out)
-                .ok()?;
-        }
-        _ => return None,
-    }
-    Some(out)
-}
-
 /// A module found on this machine and checked.
 pub struct Loaded {
     pub(crate) image: ElfFile,
@@ -207,6 +173,14 @@ pub struct Loaded {
 }
 
 impl Loaded {
+    /// Whether the debug file or the module has a section (nothing is inflated to tell).
+    pub fn has_debug_section(&self, name: &str) -> bool {
+        self.debug
+            .as_ref()
+            .is_some_and(|d| d.sections.contains_key(name))
+            || self.image.sections.contains_key(name)
+    }
+
     /// A DWARF or `.debug_frame` section: from the debug file first, then the module.
     pub fn debug_section(&self, name: &str) -> Option<(&[u8], u64)> {
         self.debug
@@ -229,6 +203,7 @@ pub struct Module {
 pub struct Modules<'c> {
     memory: &'c AddressSpace<'c>,
     locator: Locator,
+    cache: SectionCache,
     executable: Option<String>,
     pub modules: Vec<Module>,
     /// For each `core.files` entry (sorted by start), its module.
@@ -269,6 +244,9 @@ impl<'c> Modules<'c> {
         }
         Modules {
             memory,
+            cache: SectionCache {
+                dir: locator.cache_dir(),
+            },
             locator,
             executable,
             modules,
@@ -321,7 +299,7 @@ impl<'c> Modules<'c> {
             if !candidate.is_file() {
                 continue;
             }
-            let image = match ElfFile::open(&candidate) {
+            let image = match ElfFile::open(&candidate, &self.cache) {
                 Ok(image) => image,
                 Err(error) => {
                     problems.push(error);
@@ -398,7 +376,7 @@ impl<'c> Modules<'c> {
         candidates
             .into_iter()
             .filter(|c| c.is_file() && c.as_path() != image.path.as_path())
-            .filter_map(|c| ElfFile::open(&c).ok())
+            .filter_map(|c| ElfFile::open(&c, &self.cache).ok())
             .find(|d| image.build_id.is_none() || d.build_id == image.build_id)
     }
 }
