@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Regenerate the fuzzing seed corpora under fuzz/corpus/ (git-ignored):
-#   corpus/analyze/          small uncompressed ELF cores of Python processes
+#   corpus/analyze/          small uncompressed ELF cores of Python processes, and the
+#                            committed packed cores (testdata/packed/)
 #   corpus/open_compressed/  the same cores compressed with zstd, gzip, xz and lz4
 # Seeds: the committed example (gcore of Debian's static /usr/bin/python3.11), and cores made
 # here of fuzz/seed_scenario.py under pyenv's 3.12 and 2.7 (shared libpython): gcore snapshots
@@ -87,7 +88,13 @@ crash() { # name python
 }
 crash kernel-py312-shared "$py312"
 
-# 4. Compressed variants for the decompression target.
+# 4. The committed packed cores (pycore pack): whole, self-contained seeds for every version.
+for packed in "$repo"/testdata/packed/*/core.zst; do
+    [ -f "$packed" ] || continue
+    zstd -q -d -f "$packed" -o "$out/packed-$(basename "$(dirname "$packed")").core"
+done
+
+# 5. Compressed variants for the decompression target.
 for core in "$out"/*.core; do
     base=$(basename "$core" .core)
     zstd -q -19 -f "$core" -o "$zout/$base.zst"

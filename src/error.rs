@@ -94,6 +94,17 @@ pub enum Error {
         "cannot read the Python interpreter state: no interpreter: the process had not initialised Python yet or had finalised it"
     )]
     NoInterpreter,
+    #[error("pycore pack cannot pack {what}")]
+    PackUnsupported { what: String },
+    /// The analysis `pycore pack` runs could not read the Python state: nothing to pack.
+    #[error("nothing packed: {reason}")]
+    PackFailed { reason: String, code: i32 },
+    #[error("cannot write the packed core {path}: {source}")]
+    PackWrite {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// What is wrong with the file given as `--python`.
@@ -138,6 +149,9 @@ impl Error {
             | Error::StateUnreadable { .. }
             | Error::InterpreterNotFound
             | Error::NoInterpreter => "python-state-unreadable",
+            Error::PackUnsupported { .. } => "usage",
+            Error::PackFailed { .. } => "nothing-to-pack",
+            Error::PackWrite { .. } => "output",
         }
     }
 
@@ -161,6 +175,9 @@ impl Error {
             | Error::StateUnreadable { .. }
             | Error::InterpreterNotFound
             | Error::NoInterpreter => 7,
+            Error::PackUnsupported { .. } => 2,
+            Error::PackFailed { code, .. } => *code,
+            Error::PackWrite { .. } => 74,
         }
     }
 }

@@ -15,6 +15,7 @@ mod held_pages;
 pub mod input;
 mod memory;
 mod native;
+pub mod pack;
 mod python;
 pub mod render;
 pub mod report;
@@ -107,19 +108,36 @@ pub fn analyze(options: &Options) -> Result<Report> {
 /// state could not be read, the reason in [`Report::error`].
 pub fn analyze_data(data: input::MappedFile, options: &Options) -> Result<Report> {
     let core = core::CoreFile::parse(input::display_path(&options.core), data)?;
+    if let Some(note) = &core.packed {
+        return pack::analyze_packed(&core, note, options);
+    }
     let mut memory = memory::AddressSpace::new(&core);
-    // AT_EXECFN (include/uapi/linux/auxvec.h) points at the path given to execve().
-    const AT_EXECFN: u64 = 31;
-    let invoked_as = core
-        .auxv_value(AT_EXECFN)
-        .and_then(|addr| memory::read_c_string(&memory, addr, 4096));
+    Ok(analyze_core(&core, &mut memory, options, None))
+}
+
+/// The analysis of a core (not a packed one), recording what it read into `recorded` when
+/// `pycore pack` asks.
+pub(crate) fn analyze_core(
+    core: &core::CoreFile,
+    memory: &mut memory::AddressSpace<'_>,
+    options: &Options,
+    mut recorded: Option<&mut pack::Recorded>,
+) -> Report {
+    let invoked_as = {
+        let reads = pack::RecordingMemory::new(&*memory);
+        let invoked_as = invoked_as(core, &reads);
+        if let Some(recorded) = recorded.as_deref_mut() {
+            recorded.ranges.extend(reads.ranges.into_inner());
+        }
+        invoked_as
+    };
     let mut report = Report::from_core(
-        &core,
-        binaries::executable_mapping_path(&core),
+        core,
+        binaries::executable_mapping_path(core),
         invoked_as,
-        truncation_warnings(&core),
+        truncation_warnings(core),
     );
-    if let Err(error) = add_python(&core, &mut memory, options, &mut report) {
+    if let Err(error) = add_python(core, memory, options, &mut report, recorded.as_deref_mut()) {
         report.set_error(&error);
     }
     if options.show_source {
@@ -130,13 +148,37 @@ pub fn analyze_data(data: input::MappedFile, options: &Options) -> Result<Report
         );
     }
     report::add_native(
-        &core,
-        &memory,
+        core,
+        memory,
         options.locator.clone(),
         options.native_mode(),
+        None,
         &mut report,
     );
-    Ok(report)
+    if let Some(recorded) = recorded {
+        recorded.facts.warnings.extend(truncation_warnings(core));
+        recorded.facts.crash_function = report
+            .crash
+            .location
+            .as_ref()
+            .and_then(|l| l.function.clone());
+        if options.show_source {
+            recorded.facts.sources = source::lines_used(
+                &report,
+                &options.source_roots,
+                options.locator.sysroot.as_deref(),
+            );
+        }
+    }
+    report
+}
+
+/// The path the program was started as: AT_EXECFN (include/uapi/linux/auxvec.h) points at the
+/// path given to execve().
+pub(crate) fn invoked_as(core: &core::CoreFile, memory: &impl memory::Memory) -> Option<String> {
+    const AT_EXECFN: u64 = 31;
+    core.auxv_value(AT_EXECFN)
+        .and_then(|addr| memory::read_c_string(memory, addr, 4096))
 }
 
 /// Find the binaries, read the interpreter state and join it to the report's threads.
@@ -145,22 +187,56 @@ fn add_python(
     memory: &mut memory::AddressSpace<'_>,
     options: &Options,
     report: &mut Report,
+    recorded: Option<&mut pack::Recorded>,
 ) -> Result<()> {
     let binaries = binaries::PythonBinaries::locate(memory, &options.locator)?;
     report.warnings.extend(binaries.warnings.iter().cloned());
-    let process = python::inspect(&*memory, &binaries, options.locals)?;
-    let collectors = if process
+    let memory = &*memory;
+    let gc_ranges = || binaries.function_ranges(GC_FUNCTIONS);
+    let (process, collectors) = match recorded {
+        None => {
+            let process = python::inspect(memory, &binaries, options.locals)?;
+            let collectors = collectors(core, memory, &process, gc_ranges);
+            (process, collectors)
+        }
+        Some(recorded) => {
+            let reads = pack::RecordingMemory::new(memory);
+            let symbols = pack::RecordingSymbols::new(&binaries);
+            let process = python::inspect(&reads, &symbols, options.locals)?;
+            let mut ranges = Vec::new();
+            let collectors = collectors(core, &reads, &process, || {
+                ranges = gc_ranges();
+                ranges.clone()
+            });
+            recorded.record_python(reads, symbols, &binaries, ranges, options.locals);
+            (process, collectors)
+        }
+    };
+    report.add_python(
+        core,
+        report::binary_summaries(&binaries),
+        process,
+        collectors,
+    );
+    Ok(())
+}
+
+/// Which threads run the garbage collector, when one runs (`None`: it cannot be told).
+pub(crate) fn collectors(
+    core: &core::CoreFile,
+    memory: &impl memory::Memory,
+    process: &python::PythonProcess,
+    gc_ranges: impl FnOnce() -> Vec<(u64, u64)>,
+) -> Option<Vec<i32>> {
+    if !process
         .threads
         .iter()
         .any(|t| t.interpreter_gc_collecting == Some(true))
     {
-        let ranges = binaries.function_ranges(GC_FUNCTIONS);
-        (!ranges.is_empty()).then(|| stack_scan::threads_in_functions(core, memory, &ranges))
-    } else {
-        Some(Vec::new())
-    };
-    report.add_python(core, &binaries, process, collectors);
-    Ok(())
+        return Some(Vec::new());
+    }
+    let ranges = gc_ranges();
+    (!ranges.is_empty()).then(|| stack_scan::threads_in_functions(core, memory, &ranges))
 }
 
 /// What a cut-off core lost, as warnings.

@@ -23,6 +23,14 @@ enum Command {
     /// 7 the interpreter state could not be read; 70 internal error (a bug in pycore);
     /// 74 the report could not be written.
     Analyze(AnalyzeArgs),
+    /// Write a small, self-contained core for a bug report: only what `pycore analyze` reads of
+    /// CORE (the notes, the memory the Python walk touched, the binaries' symbols it used, the
+    /// source lines it shows), zstd-compressed. `pycore analyze OUT` needs no binaries and
+    /// gives the same report. What it holds: docs/packed-cores.md.
+    ///
+    /// Exit codes as for analyze (nothing is written on an error); 2 for what cannot be
+    /// packed (native stacks, an already packed core); 74 when OUT cannot be written.
+    Pack(pycore::pack::PackOptions),
 }
 
 #[derive(clap::Args)]
@@ -79,6 +87,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Analyze(args) => analyze(args),
+        Command::Pack(options) => pack(options),
     }
 }
 
@@ -113,6 +122,41 @@ fn analyze(args: AnalyzeArgs) -> ExitCode {
     let partial =
         !report.warnings.is_empty() || report.threads.iter().any(|t| !t.warnings.is_empty());
     ExitCode::from(if partial { 1 } else { 0 })
+}
+
+fn pack(options: pycore::pack::PackOptions) -> ExitCode {
+    match pycore::pack::pack(&options) {
+        Ok(summary) => {
+            let ratio = summary.original_size as f64 / summary.packed_size.max(1) as f64;
+            println!(
+                "packed {} ({} bytes) into {} ({} bytes, {ratio:.0}x smaller): {} memory ranges, {} bytes of memory",
+                terminal_safe(options.analysis.core.display().to_string()),
+                summary.original_size,
+                terminal_safe(options.output.display().to_string()),
+                summary.packed_size,
+                summary.segments,
+                summary.memory_bytes,
+            );
+            let warnings = summary.report.warnings.len()
+                + summary
+                    .report
+                    .threads
+                    .iter()
+                    .map(|t| t.warnings.len())
+                    .sum::<usize>();
+            if warnings > 0 {
+                println!(
+                    "the analysis had {warnings} warnings; the packed core keeps them (pycore analyze shows them)"
+                );
+                return ExitCode::from(1);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("pycore: {}", terminal_safe(error.to_string()));
+            ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(EXIT_INTERNAL_ERROR))
+        }
+    }
 }
 
 fn write_report(report: &pycore::Report, format: Format, color: ColorWhen) -> anyhow::Result<()> {

@@ -6,7 +6,7 @@
 //! unreadable, huge or binary file simply leaves the frame without a line; it never fails the
 //! analysis.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use crate::report::Report;
@@ -15,6 +15,8 @@ use crate::report::Report;
 const MAX_SOURCE_BYTES: u64 = 16 << 20;
 /// How many lines after `co_firstlineno` may hold a decorated function's `def`.
 const DECORATOR_LINES: usize = 16;
+/// A packed core's file is shown up to this line (its note may claim any line number).
+const MAX_SPARSE_LINES: usize = 1 << 20;
 /// At most this many distinct files are opened per report.
 const MAX_FILES: usize = 4096;
 
@@ -47,11 +49,16 @@ impl std::str::FromStr for SourceRoot {
 /// Fill `source` of every frame whose file and line can be read, unless the file is not the one
 /// the process ran: a function's `def` must be on its code object's first line.
 pub fn annotate(report: &mut Report, roots: &[SourceRoot], sysroot: Option<&Path>) {
+    annotate_with(report, |file| read_lines(file, roots, sysroot));
+}
+
+/// [`annotate`] with the lines of each file from `read` (a packed core keeps them itself).
+pub(crate) fn annotate_with(report: &mut Report, read: impl Fn(&str) -> Option<Vec<String>>) {
     let mut files: HashMap<String, Option<Vec<String>>> = HashMap::new();
     for thread in &report.threads {
         for frame in &thread.frames {
             if !files.contains_key(&frame.file) && files.len() < MAX_FILES {
-                files.insert(frame.file.clone(), read_lines(&frame.file, roots, sysroot));
+                files.insert(frame.file.clone(), read(&frame.file));
             }
         }
     }
@@ -120,6 +127,61 @@ fn markers(raw: &str, line: u32, frame: &crate::report::FrameReport) -> Option<S
         " ".repeat(start - lead),
         "^".repeat(end - start)
     ))
+}
+
+/// The lines [`annotate`] reads of each frame's file: the frame's own lines and the window where
+/// its `def` must be; `(line number, text)`, for `pycore pack` to keep (and nothing else of the
+/// file).
+pub(crate) fn lines_used(
+    report: &Report,
+    roots: &[SourceRoot],
+    sysroot: Option<&Path>,
+) -> BTreeMap<String, Vec<(u32, String)>> {
+    let mut wanted: BTreeMap<&str, BTreeSet<u32>> = BTreeMap::new();
+    for frame in report.threads.iter().flat_map(|t| &t.frames) {
+        if wanted.len() >= MAX_FILES && !wanted.contains_key(frame.file.as_str()) {
+            continue;
+        }
+        let lines = wanted.entry(frame.file.as_str()).or_default();
+        let first = frame.first_line.max(1);
+        lines.extend(first..first.saturating_add(DECORATOR_LINES as u32));
+        if let Some(line) = frame.line {
+            let end = frame
+                .end_line
+                .unwrap_or(line)
+                .clamp(line, line.saturating_add(64));
+            lines.extend(line..=end);
+        }
+    }
+    wanted
+        .into_iter()
+        .filter_map(|(file, numbers)| {
+            let text = read_lines(file, roots, sysroot)?;
+            let kept = numbers
+                .into_iter()
+                .filter_map(|n| {
+                    Some((
+                        n,
+                        text.get(usize::try_from(n).ok()?.checked_sub(1)?)?.clone(),
+                    ))
+                })
+                .collect();
+            Some((file.to_string(), kept))
+        })
+        .collect()
+}
+
+/// A file of which only `kept` lines are known, as [`annotate_with`] reads files: the other
+/// lines are empty.
+pub(crate) fn sparse_lines(kept: &[(u32, String)]) -> Vec<String> {
+    let len = kept.iter().map(|(n, _)| *n as usize).max().unwrap_or(0);
+    let mut lines = vec![String::new(); len.min(MAX_SPARSE_LINES)];
+    for (n, text) in kept {
+        if let Some(slot) = (*n as usize).checked_sub(1).and_then(|i| lines.get_mut(i)) {
+            slot.clone_from(text);
+        }
+    }
+    lines
 }
 
 fn read_lines(file: &str, roots: &[SourceRoot], sysroot: Option<&Path>) -> Option<Vec<String>> {

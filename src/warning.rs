@@ -63,6 +63,8 @@ pub enum WarningKind {
     NativeMerge,
     /// A mapped module is not on this machine (or is another build): its frames are unnamed.
     NativeModuleMissing,
+    /// A packed core lacks what was asked (`--locals`, native stacks): it was packed without it.
+    PackedWithout,
 }
 
 /// One warning.

@@ -106,7 +106,10 @@ fn core_and_judge(
 }
 
 /// Each recorded function's frame must hold exactly the recorded variables.
-fn locals_problems(expected: &BTreeMap<String, Vec<Vec<String>>>, report: &Value) -> Vec<String> {
+pub(crate) fn locals_problems(
+    expected: &BTreeMap<String, Vec<Vec<String>>>,
+    report: &Value,
+) -> Vec<String> {
     let mut problems = Vec::new();
     let empty = Vec::new();
     let frames: Vec<&Value> = report["threads"]

@@ -6,6 +6,7 @@
 //! - `subinterpreters`: thread states in several interpreters;
 //! - `native`: native stacks against gdb on the same core;
 //! - `locals`: `--locals` against the values each parked function recorded;
+//! - `pack`: `pycore pack` (same report, no other file opened) and the committed packed cores;
 //! - `inputs`, `bad_input`, `mutation`: real-world, wrong and hostile input;
 //! - `example`: the committed example.
 
@@ -19,4 +20,5 @@ mod inputs;
 mod locals;
 mod mutation;
 mod native;
+mod pack;
 mod subinterpreters;

@@ -4,7 +4,8 @@
 //! (0, 1, 3, 4, 5, 6 or 7; never 70, our panic hook, nor 101, nor a signal), print nothing
 //! about a panic or an internal error, and finish within [`RUN_TIMEOUT`].
 //!
-//! Each committed core (`testdata/*/core.zst` next to a `python*.zst`) is decompressed once,
+//! Each committed core (`testdata/*/core.zst` next to a `python*.zst`, and one of the packed
+//! cores of `testdata/packed/`) is decompressed once,
 //! shrunk (long all-zero page runs become "not dumped" program headers, the bytes the
 //! analysis reads stay: the shrunk core must give the original's report) and then mutated:
 //!
@@ -811,7 +812,8 @@ fn env_number(name: &str) -> Option<u64> {
     Some(parsed.unwrap_or_else(|_| panic!("{name}={text} is not a number")))
 }
 
-/// Committed cores: `testdata/<name>/core.zst` with the interpreter as `python*.zst` beside.
+/// Committed cores: `testdata/<name>/core.zst` with the interpreter as `python*.zst` beside,
+/// and one packed core.
 fn committed_cores() -> Vec<(String, PathBuf, PathBuf)> {
     let testdata = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata");
     let mut cores = Vec::new();
@@ -832,6 +834,12 @@ fn committed_cores() -> Vec<(String, PathBuf, PathBuf)> {
             let name = dir.file_name().unwrap().to_string_lossy().into_owned();
             cores.push((name, core, python));
         }
+    }
+    // A packed core (tests/pack.rs) is as untrusted as any: it is analysed from itself alone, so
+    // its own path stands in for the interpreter (used only if a mutant loses the packed note).
+    let packed = testdata.join("packed/3.13-shared/core.zst");
+    if packed.is_file() {
+        cores.push(("packed-3.13".to_string(), packed.clone(), packed));
     }
     cores.sort();
     cores

@@ -61,6 +61,11 @@ pub struct CoreFile {
     pub truncation: Option<Truncation>,
     /// Who wrote the core.
     pub dumper: Dumper,
+    /// `[start, end)` in the file of each PT_NOTE segment, as dumped (for `pycore pack`).
+    pub note_ranges: Vec<(usize, usize)>,
+    /// The descriptor of the note `pycore pack` adds (owner "PYCORE"), when this core is one
+    /// it wrote.
+    pub packed: Option<Vec<u8>>,
 }
 
 /// How a cut-off core (`ulimit -c`, a full disk, an interrupted copy) falls short.
@@ -118,6 +123,7 @@ impl CoreFile {
             .ok_or_else(|| not_core("its program headers are cut off or malformed"))?;
 
         let mut notes = Notes::default();
+        let mut note_ranges = Vec::new();
         let mut segments = Vec::new();
         let mut truncated_bytes = 0u64;
         let file_len = bytes.len() as u64;
@@ -144,6 +150,7 @@ impl CoreFile {
                     let start = ph.p_offset.min(file_len) as usize;
                     let end = ph.p_offset.saturating_add(ph.p_filesz).min(file_len) as usize;
                     notes.read(bytes.get(start..end).unwrap_or_default(), arch);
+                    note_ranges.push((start, end.max(start)));
                 }
                 _ => {}
             }
@@ -213,6 +220,8 @@ impl CoreFile {
             truncated_bytes,
             truncation,
             dumper,
+            note_ranges,
+            packed: notes.packed,
         })
     }
 
@@ -260,6 +269,7 @@ struct Notes {
     files: Vec<FileMapping>,
     /// gdb (`gcore`, `generate-core-file`) wrote it.
     gdb: bool,
+    packed: Option<Vec<u8>>,
 }
 
 impl Notes {
@@ -288,6 +298,9 @@ impl Notes {
                 }
                 (b"CORE", notes::NT_FILE) => self.files = notes::parse_file_note(note.desc),
                 (b"GDB", _) => self.gdb = true,
+                (notes::PACKED_OWNER, notes::NT_PYCORE_PACKED) if self.packed.is_none() => {
+                    self.packed = Some(note.desc.to_vec());
+                }
                 // The TLS register note follows the NT_PRSTATUS of the thread it belongs to.
                 (b"LINUX", notes::NT_ARM_TLS) => {
                     if let (Some(thread), Some(tp)) =

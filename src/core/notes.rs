@@ -12,6 +12,10 @@ pub const NT_AUXV: u32 = 6;
 pub const NT_SIGINFO: u32 = 0x5349_4749;
 pub const NT_FILE: u32 = 0x4649_4c45;
 pub const NT_ARM_TLS: u32 = 0x401;
+/// The note `pycore pack` adds to the cores it writes (owner [`PACKED_OWNER`]): what the
+/// analysis learnt from the binaries (docs/packed-cores.md).
+pub const NT_PYCORE_PACKED: u32 = 1;
+pub const PACKED_OWNER: &[u8] = b"PYCORE";
 
 /// At most this many NT_FILE entries are decoded (the kernel caps a process at 2^16 mappings
 /// by default; a larger count in a note is garbage).
@@ -135,6 +139,10 @@ pub struct ProcessInfo {
     pub args: String,
 }
 
+/// Where `struct elf_prpsinfo` keeps the command line (`pr_psargs`), and its size.
+pub const PSARGS_OFFSET: usize = 56;
+pub const PSARGS_LEN: usize = 80;
+
 pub fn parse_prpsinfo(desc: &[u8]) -> Option<ProcessInfo> {
     let fixed = |offset: usize, len: usize| -> Option<String> {
         let field = slice(desc, offset, len)?;
@@ -146,7 +154,7 @@ pub fn parse_prpsinfo(desc: &[u8]) -> Option<ProcessInfo> {
         pid: i32_at(desc, 24)?,
         ppid: i32_at(desc, 28)?,
         command: fixed(40, 16)?,
-        args: fixed(56, 80)?,
+        args: fixed(PSARGS_OFFSET, PSARGS_LEN)?,
     })
 }
 

@@ -109,6 +109,15 @@ pub fn crashed_first(report: &Report) -> impl Iterator<Item = &ThreadReport> {
 }
 
 /// One line saying why the core exists.
+/// "Packed by pycore X from ORIGINAL (N bytes)", for a core `pycore pack` wrote.
+pub fn packed_line(report: &Report) -> Option<String> {
+    let from = report.packed_from.as_ref()?;
+    Some(format!(
+        "Packed core: written by {} from {} ({} bytes); analysed from itself alone",
+        from.packed_by, from.path, from.size
+    ))
+}
+
 pub fn headline(report: &Report) -> String {
     let crash = &report.crash;
     let crashed_thread = report.threads.iter().find(|t| t.crashed);

@@ -59,6 +59,9 @@ pub fn write(report: &Report, out: &mut impl Write) -> io::Result<()> {
         table.add_row(row);
     }
     writeln!(out, "{}", super::headline(report))?;
+    if let Some(packed) = super::packed_line(report) {
+        writeln!(out, "{packed}")?;
+    }
     writeln!(out, "{table}")?;
     for warning in &report.warnings {
         writeln!(out, "warning: {warning}")?;

@@ -83,6 +83,9 @@ fn write_header(report: &Report, palette: Palette, out: &mut impl Write) -> io::
         write!(out, ": {command}")?;
     }
     writeln!(out)?;
+    if let Some(packed) = super::packed_line(report) {
+        writeln!(out, "{packed}")?;
+    }
     if let (Some(invoked), Some(executable)) = (&core.invoked_as, &core.executable) {
         if invoked != executable {
             writeln!(out, "Started as {invoked} (executable {executable})")?;

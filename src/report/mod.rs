@@ -46,6 +46,23 @@ pub struct Report {
     /// Why the Python state could not be read, when it could not: the process, the crash and
     /// the threads above are still what the core says.
     pub error: Option<ReportError>,
+    /// The core is one `pycore pack` wrote (analysed from itself alone).
+    #[serde(default)]
+    pub packed: bool,
+    /// For a packed core, the core it was packed from.
+    #[serde(default)]
+    pub packed_from: Option<PackedFrom>,
+}
+
+/// The core a packed core was made from (`packed_from`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PackedFrom {
+    /// Its path when it was packed.
+    pub path: String,
+    /// Its size in bytes (as read: decompressed).
+    pub size: u64,
+    /// `pycore X.Y.Z`.
+    pub packed_by: String,
 }
 
 /// An analysis that stopped after reading the core: its exit code, a stable kind and the
@@ -324,6 +341,8 @@ impl Report {
             warnings,
             notes: Vec::new(),
             error: None,
+            packed: false,
+            packed_from: None,
         }
     }
 
@@ -334,7 +353,7 @@ impl Report {
     pub(crate) fn add_python(
         &mut self,
         core: &CoreFile,
-        binaries: &PythonBinaries,
+        (executable, libpython): (Option<BinarySummary>, Option<BinarySummary>),
         process: PythonProcess,
         collectors: Option<Vec<i32>>,
     ) {
@@ -417,8 +436,8 @@ impl Report {
             shape: process.shape,
             gc_collecting,
             interpreters,
-            executable: binaries.executable.as_ref().map(binary_summary),
-            libpython: binaries.libpython.as_ref().map(binary_summary),
+            executable,
+            libpython,
         });
     }
 
@@ -611,6 +630,16 @@ fn crash_summary(
         thread: taken.filter(|_| kind != CoreKind::Snapshot).map(|t| t.tid),
         location: None,
     }
+}
+
+/// The executable's and libpython's summaries.
+pub(crate) fn binary_summaries(
+    binaries: &PythonBinaries,
+) -> (Option<BinarySummary>, Option<BinarySummary>) {
+    (
+        binaries.executable.as_ref().map(binary_summary),
+        binaries.libpython.as_ref().map(binary_summary),
+    )
 }
 
 fn binary_summary(loaded: &LoadedImage) -> BinarySummary {

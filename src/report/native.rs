@@ -44,11 +44,14 @@ pub struct NativeFrameReport {
 
 /// Add what the registers and the mapped files tell to `report`: every thread's state, the
 /// crash site, and (`mode` on) every thread's native frames merged with its Python frames.
+/// `crash_function`: the crash site's function when already known (a packed core's note): no
+/// file is opened for it.
 pub(crate) fn add_native(
     core: &CoreFile,
     memory: &AddressSpace<'_>,
     locator: Locator,
     mode: NativeMode,
+    crash_function: Option<Option<String>>,
     report: &mut Report,
 ) {
     // The report lists the core's threads first, in the core's order (then orphan states).
@@ -66,7 +69,8 @@ pub(crate) fn add_native(
         {
             let pc = status.registers.pc;
             let module = modules.index_at(pc);
-            let function = module.and_then(|m| symbol_name(&modules, m, pc));
+            let function =
+                crash_function.unwrap_or_else(|| module.and_then(|m| symbol_name(&modules, m, pc)));
             report.crash.location = Some(CrashLocation {
                 address: format!("{pc:#x}"),
                 function,

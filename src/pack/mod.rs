@@ -1,0 +1,244 @@
+//! `pycore pack`: a small, self-contained core holding only what pycore's analysis of it reads
+//! (docs/packed-cores.md).
+//!
+//! Packing runs the ordinary analysis with its memory reads and symbol look-ups recorded
+//! ([`recording`]), then writes an ELF core ([`writer`]) with the original notes (threads,
+//! registers, signal, process, mapped files), the recorded bytes as PT_LOAD segments at their
+//! run-time addresses, and one more note ([`facts`]) with what came from outside the memory:
+//! the binaries' symbols and identity, the source lines shown, the crash site's name.
+//! Analysing a packed core ([`analyze_packed`]) reads that note instead of opening any file.
+
+mod facts;
+mod recording;
+mod writer;
+
+use std::path::PathBuf;
+
+pub(crate) use recording::{RecordingMemory, RecordingSymbols};
+
+use crate::binaries::PythonBinaries;
+use crate::core::CoreFile;
+use crate::error::{Error, Result};
+use crate::memory::{AddressSpace, Memory};
+use crate::python::{PythonVersion, SymbolSource};
+use crate::report::{PackedFrom, Report};
+use crate::warning::{Warning, WarningKind};
+use crate::Options;
+use facts::PackedFacts;
+
+/// `pycore pack`'s options: the analysis's (which binaries, `--locals`), and the output.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PackOptions {
+    #[command(flatten)]
+    pub analysis: Options,
+    /// Where to write the packed core.
+    #[arg(short, long, value_name = "OUT")]
+    pub output: PathBuf,
+    /// Write it uncompressed (by default it is zstd-compressed; pycore reads both).
+    #[arg(long)]
+    pub uncompressed: bool,
+    /// Blank the command line the core kept (NT_PRPSINFO's 80 bytes of arguments).
+    #[arg(long)]
+    pub redact_command: bool,
+}
+
+/// What `pycore pack` wrote.
+#[derive(Debug, Clone)]
+pub struct PackSummary {
+    /// The analysis of the original core (the packed core's gives the same).
+    pub report: Report,
+    /// The original core's size (decompressed) and the packed file's size, in bytes.
+    pub original_size: u64,
+    pub packed_size: u64,
+    /// Memory ranges kept and their bytes.
+    pub segments: usize,
+    pub memory_bytes: u64,
+}
+
+/// What an analysis recorded for packing.
+#[derive(Default)]
+pub(crate) struct Recorded {
+    pub ranges: Vec<(u64, u64)>,
+    pub facts: PackedFacts,
+}
+
+impl Recorded {
+    /// Keep what the Python walk read and asked.
+    pub(crate) fn record_python<M: Memory>(
+        &mut self,
+        reads: RecordingMemory<'_, M>,
+        symbols: RecordingSymbols<'_, PythonBinaries>,
+        binaries: &PythonBinaries,
+        gc_function_ranges: Vec<(u64, u64)>,
+        locals: bool,
+    ) {
+        self.ranges.extend(reads.ranges.into_inner());
+        self.facts.symbols = symbols.answers.into_inner();
+        self.facts.version_hint = binaries
+            .version_hint()
+            .map(|v| (v.major, v.minor, v.micro, v.level, v.serial));
+        self.facts.abi_flags = binaries.abi_flags();
+        (self.facts.executable, self.facts.libpython) = crate::report::binary_summaries(binaries);
+        self.facts
+            .warnings
+            .extend(binaries.warnings.iter().cloned());
+        self.facts.gc_function_ranges = gc_function_ranges;
+        self.facts.locals = locals;
+    }
+}
+
+/// Pack `options.analysis.core` into `options.output`.
+pub fn pack(options: &PackOptions) -> Result<PackSummary> {
+    let analysis = &options.analysis;
+    if analysis.native || analysis.native_all {
+        return Err(Error::PackUnsupported {
+            what: "native stacks (--native, --native-all): a packed core keeps the Python analysis, the thread states and the crash site only".into(),
+        });
+    }
+    let data = crate::open_core(&analysis.core)?;
+    let original_size = data.bytes().len() as u64;
+    let core = CoreFile::parse(crate::input::display_path(&analysis.core), data)?;
+    if core.packed.is_some() {
+        return Err(Error::PackUnsupported {
+            what: format!("{} is already a packed core", analysis.core.display()),
+        });
+    }
+    let mut memory = AddressSpace::new(&core);
+    let mut recorded = Recorded::default();
+    let report = crate::analyze_core(&core, &mut memory, analysis, Some(&mut recorded));
+    if let Some(error) = &report.error {
+        // Nothing worth packing: the Python state could not be read (the same error as
+        // `pycore analyze` gives, with its exit code).
+        return Err(Error::PackFailed {
+            reason: error.message.clone(),
+            code: error.code,
+        });
+    }
+    let facts = PackedFacts {
+        format: facts::FORMAT,
+        packed_by: format!("pycore {}", env!("CARGO_PKG_VERSION")),
+        original_path: analysis.core.display().to_string(),
+        original_size,
+        ..recorded.facts
+    };
+    let written = writer::write(
+        &core,
+        &memory,
+        recorded.ranges,
+        &facts,
+        &writer::Output {
+            path: &options.output,
+            compress: !options.uncompressed,
+            redact_command: options.redact_command,
+        },
+    )?;
+    Ok(PackSummary {
+        report,
+        original_size,
+        packed_size: written.file_size,
+        segments: written.segments,
+        memory_bytes: written.memory_bytes,
+    })
+}
+
+/// Analyse a packed core: its memory from itself, everything else from its note.
+pub(crate) fn analyze_packed(core: &CoreFile, note: &[u8], options: &Options) -> Result<Report> {
+    let bad = |reason: String| Error::NotACore {
+        path: core.path.clone(),
+        reason: format!("its pycore pack note is unreadable: {reason}"),
+    };
+    if note.len() > facts::MAX_NOTE {
+        return Err(bad(format!("{} bytes", note.len())));
+    }
+    let facts: PackedFacts = serde_json::from_slice(note).map_err(|e| bad(e.to_string()))?;
+    if facts.format != facts::FORMAT {
+        return Err(bad(format!(
+            "format {} (this pycore reads format {})",
+            facts.format,
+            facts::FORMAT
+        )));
+    }
+    // No backing files: only what the packed core holds is read.
+    let memory = AddressSpace::new(core);
+    let mut report = Report::from_core(
+        core,
+        crate::binaries::executable_mapping_path(core),
+        crate::invoked_as(core, &memory),
+        Vec::new(),
+    );
+    report.packed = true;
+    report.packed_from = Some(PackedFrom {
+        path: facts.original_path.clone(),
+        size: facts.original_size,
+        packed_by: facts.packed_by.clone(),
+    });
+    report.warnings.extend(facts.warnings.iter().cloned());
+    let locals = options.locals && facts.locals;
+    if options.locals && !facts.locals {
+        report.warnings.push(Warning::new(
+            WarningKind::PackedWithout,
+            "this packed core was packed without --locals: it holds no variables",
+        ));
+    }
+    let symbols = PackedSymbols(&facts);
+    match crate::python::inspect(&memory, &symbols, locals) {
+        Ok(process) => {
+            let collectors =
+                crate::collectors(core, &memory, &process, || facts.gc_function_ranges.clone());
+            report.add_python(
+                core,
+                (facts.executable.clone(), facts.libpython.clone()),
+                process,
+                collectors,
+            );
+        }
+        Err(error) => report.set_error(&error),
+    }
+    if options.show_source {
+        crate::source::annotate_with(&mut report, |file| {
+            facts
+                .sources
+                .get(file)
+                .map(|kept| crate::source::sparse_lines(kept))
+        });
+    }
+    if options.native || options.native_all {
+        report.warnings.push(Warning::new(
+            WarningKind::PackedWithout,
+            "this packed core holds no native stacks: only the Python frames, the thread states and the crash site are shown",
+        ));
+    }
+    crate::report::add_native(
+        core,
+        &memory,
+        crate::binaries::Locator::default(),
+        crate::native::NativeMode::Off,
+        Some(facts.crash_function.clone()),
+        &mut report,
+    );
+    Ok(report)
+}
+
+/// The symbol answers a packed core's note kept.
+struct PackedSymbols<'a>(&'a PackedFacts);
+
+impl SymbolSource for PackedSymbols<'_> {
+    fn symbol(&self, name: &str) -> Option<u64> {
+        self.0.symbols.get(name).copied().flatten()
+    }
+
+    fn version_hint(&self) -> Option<PythonVersion> {
+        let (major, minor, micro, level, serial) = self.0.version_hint?;
+        Some(PythonVersion {
+            major,
+            minor,
+            micro,
+            level,
+            serial,
+        })
+    }
+
+    fn abi_flags(&self) -> String {
+        self.0.abi_flags.clone()
+    }
+}

@@ -1,0 +1,199 @@
+//! Write a packed core: an ELF64 core file (ET_CORE) with one PT_NOTE segment (the original
+//! notes, then pycore's) and one PT_LOAD segment per kept memory range, at its run-time address.
+//! Layout: ELF header, program headers, notes, segment bytes.
+
+use std::io::Write;
+use std::path::Path;
+
+use super::facts::PackedFacts;
+use super::recording::merged;
+use crate::core::{notes, Arch, CoreFile};
+use crate::error::{Error, Result};
+use crate::memory::{AddressSpace, Memory};
+
+const ELF_HEADER_SIZE: u64 = 64;
+const PROGRAM_HEADER_SIZE: u64 = 56;
+/// Program headers stay below `PN_XNUM` (0xffff) so the count fits `e_phnum`.
+const MAX_SEGMENTS: usize = 60_000;
+const PT_LOAD: u32 = 1;
+const PT_NOTE: u32 = 4;
+const PF_R: u32 = 4;
+
+/// Where and how to write.
+pub(crate) struct Output<'a> {
+    pub path: &'a Path,
+    pub compress: bool,
+    pub redact_command: bool,
+}
+
+/// What was written.
+pub(crate) struct Written {
+    pub file_size: u64,
+    pub segments: usize,
+    pub memory_bytes: u64,
+}
+
+/// Write the packed core of `core` keeping `ranges` of `memory`.
+pub(crate) fn write(
+    core: &CoreFile,
+    memory: &AddressSpace<'_>,
+    ranges: Vec<(u64, u64)>,
+    facts: &PackedFacts,
+    output: &Output<'_>,
+) -> Result<Written> {
+    let segments = segments(core, memory, ranges);
+    let notes = notes(core, facts, output.redact_command);
+    let image = image(core.arch, &notes, &segments);
+    let failed = |source: std::io::Error| Error::PackWrite {
+        path: output.path.to_path_buf(),
+        source,
+    };
+    let dir = output
+        .path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut file = tempfile::NamedTempFile::new_in(dir).map_err(failed)?;
+    if output.compress {
+        let mut encoder = zstd::Encoder::new(file.as_file_mut(), 19).map_err(failed)?;
+        encoder.write_all(&image).map_err(failed)?;
+        encoder.finish().map_err(failed)?;
+    } else {
+        file.write_all(&image).map_err(failed)?;
+    }
+    let file = file.persist(output.path).map_err(|e| failed(e.error))?;
+    Ok(Written {
+        file_size: file.metadata().map_err(failed)?.len(),
+        segments: segments.len(),
+        memory_bytes: segments.iter().map(|(_, _, b)| b.len() as u64).sum(),
+    })
+}
+
+/// The kept memory: `(address, p_flags, bytes)` per segment, sorted, non-overlapping.
+fn segments(
+    core: &CoreFile,
+    memory: &AddressSpace<'_>,
+    ranges: Vec<(u64, u64)>,
+) -> Vec<(u64, u32, Vec<u8>)> {
+    let exact = merged(ranges, 0);
+    // Few enough program headers: close ranges are joined (the bytes between come along).
+    let mut gap = 0u64;
+    let mut joined = exact.clone();
+    while joined.len() > MAX_SEGMENTS {
+        gap = (gap * 2).max(64);
+        joined = merged(exact.clone(), gap);
+    }
+    let mut out = Vec::with_capacity(joined.len());
+    let mut parts = exact.iter().peekable();
+    for &(start, end) in &joined {
+        let flags = |addr: u64| core.segment_containing(addr).map_or(PF_R, |s| s.flags);
+        let mut bytes = vec![0u8; (end - start) as usize];
+        if memory.read(start, &mut bytes).is_ok() {
+            out.push((start, flags(start), bytes));
+            while parts.next_if(|&&(s, _)| s < end).is_some() {}
+            continue;
+        }
+        // The joined range crosses memory that is not there: its exact ranges, each of which
+        // the analysis read whole.
+        while let Some(&(s, e)) = parts.next_if(|&&(s, _)| s < end) {
+            let mut bytes = vec![0u8; (e - s) as usize];
+            if memory.read(s, &mut bytes).is_ok() {
+                out.push((s, flags(s), bytes));
+            }
+        }
+    }
+    out
+}
+
+/// The PT_NOTE segment: every note of the core as it was (the command line blanked when asked),
+/// then pycore's.
+fn notes(core: &CoreFile, facts: &PackedFacts, redact_command: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    for &(start, end) in &core.note_ranges {
+        let Some(segment) = core.bytes().get(start..end) else {
+            continue;
+        };
+        for note in notes::iter_notes(segment) {
+            if note.name == b"PYCORE" {
+                continue;
+            }
+            let mut desc = note.desc.to_vec();
+            if redact_command && note.name == b"CORE" && note.kind == notes::NT_PRPSINFO {
+                if let Some(args) =
+                    desc.get_mut(notes::PSARGS_OFFSET..notes::PSARGS_OFFSET + notes::PSARGS_LEN)
+                {
+                    args.fill(0);
+                }
+            }
+            encode_note(&mut out, note.name, note.kind, &desc);
+        }
+    }
+    // Serialising plain data cannot fail; an empty note would be refused when read.
+    let facts = serde_json::to_vec(facts).unwrap_or_default();
+    encode_note(
+        &mut out,
+        notes::PACKED_OWNER,
+        notes::NT_PYCORE_PACKED,
+        &facts,
+    );
+    out
+}
+
+/// One note: namesz, descsz, type, the name with its NUL, the descriptor, each 4-aligned.
+fn encode_note(out: &mut Vec<u8>, name: &[u8], kind: u32, desc: &[u8]) {
+    let pad = |out: &mut Vec<u8>| out.resize(out.len().next_multiple_of(4), 0);
+    out.extend_from_slice(&((name.len() + 1) as u32).to_le_bytes());
+    out.extend_from_slice(&(desc.len() as u32).to_le_bytes());
+    out.extend_from_slice(&kind.to_le_bytes());
+    out.extend_from_slice(name);
+    out.push(0);
+    pad(out);
+    out.extend_from_slice(desc);
+    pad(out);
+}
+
+/// The whole file.
+fn image(arch: Arch, notes: &[u8], segments: &[(u64, u32, Vec<u8>)]) -> Vec<u8> {
+    let phnum = 1 + segments.len() as u64;
+    let notes_offset = ELF_HEADER_SIZE + phnum * PROGRAM_HEADER_SIZE;
+    let data_offset = notes_offset + notes.len() as u64;
+    let total = data_offset + segments.iter().map(|(_, _, b)| b.len() as u64).sum::<u64>();
+    let mut out = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
+    // Elf64_Ehdr
+    out.extend_from_slice(b"\x7fELF");
+    out.extend_from_slice(&[2, 1, 1, 0]); // ELFCLASS64, ELFDATA2LSB, EV_CURRENT, ELFOSABI_NONE
+    out.extend_from_slice(&[0; 8]);
+    out.extend_from_slice(&4u16.to_le_bytes()); // ET_CORE
+    let machine: u16 = match arch {
+        Arch::X86_64 => 62,
+        Arch::Aarch64 => 183,
+    };
+    out.extend_from_slice(&machine.to_le_bytes());
+    out.extend_from_slice(&1u32.to_le_bytes()); // e_version
+    out.extend_from_slice(&0u64.to_le_bytes()); // e_entry
+    out.extend_from_slice(&ELF_HEADER_SIZE.to_le_bytes()); // e_phoff
+    out.extend_from_slice(&0u64.to_le_bytes()); // e_shoff
+    out.extend_from_slice(&0u32.to_le_bytes()); // e_flags
+    out.extend_from_slice(&(ELF_HEADER_SIZE as u16).to_le_bytes());
+    out.extend_from_slice(&(PROGRAM_HEADER_SIZE as u16).to_le_bytes());
+    out.extend_from_slice(&(phnum as u16).to_le_bytes());
+    out.extend_from_slice(&[0; 6]); // e_shentsize, e_shnum, e_shstrndx
+    let mut header = |kind: u32, flags: u32, offset: u64, vaddr: u64, size: u64, align: u64| {
+        out.extend_from_slice(&kind.to_le_bytes());
+        out.extend_from_slice(&flags.to_le_bytes());
+        for value in [offset, vaddr, 0, size, size, align] {
+            out.extend_from_slice(&value.to_le_bytes());
+        }
+    };
+    header(PT_NOTE, 0, notes_offset, 0, notes.len() as u64, 4);
+    let mut offset = data_offset;
+    for (vaddr, flags, bytes) in segments {
+        header(PT_LOAD, *flags, offset, *vaddr, bytes.len() as u64, 1);
+        offset += bytes.len() as u64;
+    }
+    out.extend_from_slice(notes);
+    for (_, _, bytes) in segments {
+        out.extend_from_slice(bytes);
+    }
+    out
+}
