@@ -402,6 +402,7 @@ pub fn for_other_shape(
         shape,
         lnotab_signed: base.lnotab_signed,
         python2_repr: base.python2_repr,
+        insertion_order: base.insertion_order,
         managed_dict,
         object: ObjectLayout {
             ob_type: Field::at(moved(base.object.ob_type.offset())),
@@ -551,6 +552,8 @@ pub fn for_other_shape(
         },
         dict_values: DictValuesLayout {
             values: base.dict_values.values,
+            capacity: base.dict_values.capacity,
+            size: base.dict_values.size,
         },
         base_exception: BaseExceptionLayout {
             args: Field::at(moved(base.base_exception.args.offset())),

@@ -6,7 +6,7 @@
 //! generated into `layouts/` from that build's own headers; a member is `None` in the
 //! versions and shapes that lack it.
 
-use super::dicts::ManagedDict;
+use super::dicts::{InsertionOrder, ManagedDict};
 use super::field::{Field, Ptr};
 pub use super::shape::Shape;
 
@@ -22,6 +22,8 @@ pub struct Layout {
     pub python2_repr: bool,
     /// Where instances of classes with `Py_TPFLAGS_MANAGED_DICT` keep their attributes.
     pub managed_dict: ManagedDict,
+    /// Where a split dict's values keep the instance's own insertion order.
+    pub insertion_order: InsertionOrder,
     /// `PyObject` (Include/object.h).
     pub object: ObjectLayout,
     /// `PyVarObject` (Include/object.h).
@@ -354,6 +356,10 @@ pub struct DictKeysLayout {
 pub struct DictValuesLayout {
     /// `offsetof(PyDictValues, values)`, 3.11+: where the values start, from `ma_values` (0 before 3.11).
     pub values: Option<u32>,
+    /// `offsetof(PyDictValues, capacity)`, 3.13+: how many values fit; the insertion order array follows them.
+    pub capacity: Option<Field<u8>>,
+    /// `offsetof(PyDictValues, size)`, 3.13+: how many indices the insertion order array holds.
+    pub size: Option<Field<u8>>,
 }
 
 /// `PyBaseExceptionObject`.

@@ -50,6 +50,22 @@ class Slotted(object):
     __slots__ = ("x",)
 
 
+class Ordered(object):
+    """Instances share their class's keys (a split dict, 3.3+): the shared keys keep the order
+    the first instance set its attributes in, a later instance its own (3.11+ keep it apart;
+    older versions make its dict combined)."""
+
+
+def ordered_pair():
+    first = Ordered()
+    first.a, first.b, first.c = 1, 2, 3
+    second = Ordered()
+    second.c = "c"
+    second.a = "a"
+    second.b = "b"
+    return first, second
+
+
 class MyList(list):
     """Inherits list's repr."""
 
@@ -161,6 +177,9 @@ def objects(obj):
     inner = Outer.Inner()
     function = helper
     attributes = obj.__dict__
+    first, second = ordered_pair()
+    in_key_order = first.__dict__
+    reordered = second.__dict__
     kind = Plain
     record_locals(sys._getframe())
     recording.announce()

@@ -3,7 +3,7 @@
 // Cross-checked [RELEASE]: /usr/include/python3.11 (3.11.2) gives identical values.
 // Regenerate with `python3 tools/gen_layouts.py`; verify with `--check`.
 
-use super::super::dicts::ManagedDict;
+use super::super::dicts::{InsertionOrder, ManagedDict};
 use super::super::field::Field;
 use super::super::layout::{
     BaseExceptionLayout, BytesLayout, CFrameLayout, CellLayout, CodeLayout, DictKeysLayout,
@@ -25,6 +25,7 @@ pub const RELEASE: Layout = Layout {
     lnotab_signed: true,
     python2_repr: false,
     managed_dict: ManagedDict::DictAndValuesBefore,
+    insertion_order: InsertionOrder::BytesBefore,
     object: ObjectLayout {
         // offsetof(PyObject, ob_type)
         ob_type: Field::at(8),
@@ -217,6 +218,8 @@ pub const RELEASE: Layout = Layout {
     dict_values: DictValuesLayout {
         // offsetof(PyDictValues, values)
         values: Some(0),
+        capacity: None,
+        size: None,
     },
     base_exception: BaseExceptionLayout {
         // offsetof(PyBaseExceptionObject, args)
