@@ -580,6 +580,22 @@ pub fn for_other_shape(
         module: ModuleLayout {
             md_dict: Field::at(moved(base.module.md_dict.offset())),
         },
+        function: FunctionLayout {
+            func_name: Field::at(moved(base.function.func_name.offset())),
+            func_qualname: base
+                .function
+                .func_qualname
+                .map(|f| Field::at(moved(f.offset()))),
+        },
+        cfunction: CFunctionLayout {
+            m_ml: Field::at(moved(base.cfunction.m_ml.offset())),
+            m_self: Field::at(moved(base.cfunction.m_self.offset())),
+            ml_name: base.cfunction.ml_name,
+        },
+        method: MethodLayout {
+            im_func: Field::at(moved(base.method.im_func.offset())),
+            im_self: Field::at(moved(base.method.im_self.offset())),
+        },
         debug_offsets: base.debug_offsets.clone(),
     }
 }

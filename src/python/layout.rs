@@ -78,6 +78,12 @@ pub struct Layout {
     pub cell: CellLayout,
     /// `PyModuleObject`.
     pub module: ModuleLayout,
+    /// `PyFunctionObject` (Include/cpython/funcobject.h).
+    pub function: FunctionLayout,
+    /// `PyCFunctionObject` and its `PyMethodDef` (Include/cpython/methodobject.h).
+    pub cfunction: CFunctionLayout,
+    /// `PyMethodObject`, a bound method (Include/cpython/classobject.h).
+    pub method: MethodLayout,
     /// Where `_Py_DebugOffsets` keeps each member (3.13+), to read the process's own.
     pub debug_offsets: Option<DebugOffsetsLayout>,
 }
@@ -417,6 +423,35 @@ pub struct CellLayout {
 pub struct ModuleLayout {
     /// `offsetof(PyModuleObject, md_dict)`, every version.
     pub md_dict: Field<Ptr>,
+}
+
+/// `PyFunctionObject` (Include/cpython/funcobject.h).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionLayout {
+    /// `offsetof(PyFunctionObject, func_name)`, every version.
+    pub func_name: Field<Ptr>,
+    /// `offsetof(PyFunctionObject, func_qualname)`, 3.3+.
+    pub func_qualname: Option<Field<Ptr>>,
+}
+
+/// `PyCFunctionObject` and its `PyMethodDef` (Include/cpython/methodobject.h).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CFunctionLayout {
+    /// `offsetof(PyCFunctionObject, m_ml)`, every version: the function's `PyMethodDef`.
+    pub m_ml: Field<Ptr>,
+    /// `offsetof(PyCFunctionObject, m_self)`, every version: the object it is bound to: a module (or NULL) for a function.
+    pub m_self: Field<Ptr>,
+    /// `offsetof(PyMethodDef, ml_name)`, every version: in the `PyMethodDef`: the C string of its name.
+    pub ml_name: Field<Ptr>,
+}
+
+/// `PyMethodObject`, a bound method (Include/cpython/classobject.h).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MethodLayout {
+    /// `offsetof(PyMethodObject, im_func)`, every version.
+    pub im_func: Field<Ptr>,
+    /// `offsetof(PyMethodObject, im_self)`, every version.
+    pub im_self: Field<Ptr>,
 }
 
 /// Byte positions of members inside `_Py_DebugOffsets` (Include/internal/pycore_runtime.h

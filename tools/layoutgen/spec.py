@@ -114,6 +114,10 @@ GROUPS: List[Group] = [
     Group("set", "SetLayout", "`PySetObject` and its `setentry` table (set and frozenset)"),
     Group("cell", "CellLayout", "`PyCellObject`"),
     Group("module", "ModuleLayout", "`PyModuleObject`"),
+    Group("function", "FunctionLayout", "`PyFunctionObject` (Include/cpython/funcobject.h)"),
+    Group("cfunction", "CFunctionLayout",
+          "`PyCFunctionObject` and its `PyMethodDef` (Include/cpython/methodobject.h)"),
+    Group("method", "MethodLayout", "`PyMethodObject`, a bound method (Include/cpython/classobject.h)"),
 ]
 GROUP_BY_NAME = {g.name: g for g in GROUPS}
 
@@ -372,6 +376,17 @@ FIELDS: List[Field] = [
     F("cell.ob_ref", "ptr", OS_OBJECT, Off("PyCellObject", "ob_ref")),
     F("tuple.ob_item", "offset", OS_OBJECT, Off("PyTupleObject", "ob_item"), doc="where the items start"),
     F("module.md_dict", "ptr", OS_OBJECT, Off("PyModuleObject", "md_dict")),
+    F("function.func_name", "ptr", OS_OBJECT, Off("PyFunctionObject", "func_name")),
+    F("function.func_qualname", "ptr", OS_OBJECT, Off("PyFunctionObject", "func_qualname"),
+      since=(3, 3)),
+    F("cfunction.m_ml", "ptr", OS_OBJECT, Off("PyCFunctionObject", "m_ml"),
+      doc="the function's `PyMethodDef`"),
+    F("cfunction.m_self", "ptr", OS_OBJECT, Off("PyCFunctionObject", "m_self"),
+      doc="the object it is bound to: a module (or NULL) for a function"),
+    F("cfunction.ml_name", "ptr", OS_SAME, Off("PyMethodDef", "ml_name"),
+      doc="in the `PyMethodDef`: the C string of its name"),
+    F("method.im_func", "ptr", OS_OBJECT, Off("PyMethodObject", "im_func")),
+    F("method.im_self", "ptr", OS_OBJECT, Off("PyMethodObject", "im_self")),
 ]
 
 FIELD_BY_NAME = {f.name: f for f in FIELDS}

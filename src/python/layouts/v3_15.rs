@@ -4,12 +4,12 @@
 use super::super::dicts::{InsertionOrder, ManagedDict};
 use super::super::field::Field;
 use super::super::layout::{
-    BaseExceptionLayout, BytesLayout, CFrameLayout, CellLayout, CodeLayout, DebugOffsetsLayout,
-    DictKeysLayout, DictLayout, DictValuesLayout, ErrStackItemLayout, FloatLayout,
-    FrameObjectLayout, GilLayout, HeapTypeLayout, IntLayout, InterpreterFrameLayout,
-    InterpreterLayout, Layout, ListLayout, LongLayout, ModuleLayout, ObjectLayout, RuntimeLayout,
-    SetLayout, Shape, ThreadStateLayout, TupleLayout, TypeObjectLayout, UnicodeLayout,
-    VarObjectLayout,
+    BaseExceptionLayout, BytesLayout, CFrameLayout, CFunctionLayout, CellLayout, CodeLayout,
+    DebugOffsetsLayout, DictKeysLayout, DictLayout, DictValuesLayout, ErrStackItemLayout,
+    FloatLayout, FrameObjectLayout, FunctionLayout, GilLayout, HeapTypeLayout, IntLayout,
+    InterpreterFrameLayout, InterpreterLayout, Layout, ListLayout, LongLayout, MethodLayout,
+    ModuleLayout, ObjectLayout, RuntimeLayout, SetLayout, Shape, ThreadStateLayout, TupleLayout,
+    TypeObjectLayout, UnicodeLayout, VarObjectLayout,
 };
 
 // source: $PYCORE_PYTHONS/debian/usr/include/python3.15 (3.15.2)
@@ -256,6 +256,26 @@ pub const RELEASE: Layout = Layout {
     module: ModuleLayout {
         // offsetof(PyModuleObject, md_dict)
         md_dict: Field::at(16),
+    },
+    function: FunctionLayout {
+        // offsetof(PyFunctionObject, func_name)
+        func_name: Field::at(32),
+        // offsetof(PyFunctionObject, func_qualname)
+        func_qualname: Some(Field::at(40)),
+    },
+    cfunction: CFunctionLayout {
+        // offsetof(PyCFunctionObject, m_ml)
+        m_ml: Field::at(16),
+        // offsetof(PyCFunctionObject, m_self)
+        m_self: Field::at(24),
+        // offsetof(PyMethodDef, ml_name)
+        ml_name: Field::at(0),
+    },
+    method: MethodLayout {
+        // offsetof(PyMethodObject, im_func)
+        im_func: Field::at(16),
+        // offsetof(PyMethodObject, im_self)
+        im_self: Field::at(24),
     },
     debug_offsets: Some(DebugOffsetsLayout {
         // sizeof(_Py_DebugOffsets)
