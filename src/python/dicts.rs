@@ -338,3 +338,99 @@ pub fn instance_attribute<M: Memory>(
     }
     dict_get_str(objects, dict, name)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::fake::FakeMemory;
+    use crate::python::layout::{Layout, Shape};
+    use crate::python::layouts;
+
+    const KEYS: u64 = 0x1000;
+    const VALUES: u64 = 0x2000;
+
+    /// Shared keys `k0, k1, k2` (unicode entries, 8 index bytes) and an instance's values
+    /// `v0, v1, v2` set in the order 2, 0, 1, laid out as `layout`'s version keeps them.
+    fn split_dict(layout: &Layout, order: &[u8], size: u8) -> FakeMemory {
+        let mut memory = FakeMemory::default();
+        let keys = &layout.dict_keys;
+        let mut header = vec![0u8; 64];
+        header[keys.dk_log2_index_bytes.unwrap().offset() as usize] = 3;
+        header[keys.dk_kind.unwrap().offset() as usize] = 1;
+        let nentries = keys.dk_nentries.unwrap().offset() as usize;
+        header[nentries..nentries + 8].copy_from_slice(&3u64.to_le_bytes());
+        memory.add(KEYS, header);
+        let entries = KEYS + u64::from(keys.dk_indices.unwrap()) + 8;
+        let mut raw = Vec::new();
+        for key in [0xa0u64, 0xa1, 0xa2] {
+            raw.extend(key.to_le_bytes());
+            raw.extend(0u64.to_le_bytes());
+        }
+        memory.add(entries, raw);
+        let values_at = VALUES + u64::from(layout.dict_values.values.unwrap());
+        let mut values = Vec::new();
+        for value in [0xb0u64, 0xb1, 0xb2] {
+            values.extend(value.to_le_bytes());
+        }
+        match layout.insertion_order {
+            InsertionOrder::SharedKeys => {}
+            InsertionOrder::BytesBefore => {
+                // [-1] prefix size, [-2] size, [-3 - i] the i-th index.
+                let mut prefix = vec![8u8, size];
+                prefix.extend(order);
+                prefix.resize(8, 0);
+                prefix.reverse();
+                memory.add(VALUES - 8, prefix);
+            }
+            InsertionOrder::AfterValues => {
+                let mut header = vec![0u8; 8];
+                header[layout.dict_values.capacity.unwrap().offset() as usize] = 3;
+                header[layout.dict_values.size.unwrap().offset() as usize] = size;
+                memory.add(VALUES, header);
+                values.extend(order);
+            }
+        }
+        memory.add(values_at, values);
+        memory
+    }
+
+    #[test]
+    fn split_values_follow_the_instances_insertion_order() {
+        for (minor, order) in [
+            (12, InsertionOrder::BytesBefore),
+            (13, InsertionOrder::AfterValues),
+        ] {
+            let layout = layouts::lookup(3, minor, Shape::Release).unwrap();
+            assert_eq!(layout.insertion_order, order);
+            let memory = split_dict(layout, &[2, 0, 1], 3);
+            let objects = Objects {
+                memory: &memory,
+                layout,
+            };
+            assert_eq!(
+                keys_items(&objects, KEYS, Some(VALUES)).unwrap(),
+                [(0xa2, 0xb2), (0xa0, 0xb0), (0xa1, 0xb1)],
+                "3.{minor}"
+            );
+            // Indices past the shared keys are skipped; a count beyond its room is refused.
+            let memory = split_dict(layout, &[9, 1], 2);
+            let objects = Objects {
+                memory: &memory,
+                layout,
+            };
+            assert_eq!(
+                keys_items(&objects, KEYS, Some(VALUES)).unwrap(),
+                [(0xa1, 0xb1)]
+            );
+            let memory = split_dict(layout, &[0, 1, 2], 200);
+            let objects = Objects {
+                memory: &memory,
+                layout,
+            };
+            assert!(
+                keys_items(&objects, KEYS, Some(VALUES)).is_err(),
+                "3.{minor}"
+            );
+        }
+    }
+}
