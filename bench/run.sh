@@ -13,7 +13,9 @@
 #      then a small core of the same program without the ballast;
 #   4. times every tool on both cores in each of its modes (bench/measure.py):
 #      default, --native and --native-all for pycore and pystack, default only
-#      for py-spy (it has no native mode for cores); checks that each run printed
+#      for py-spy (it has no native mode for cores), and, when asked
+#      (PYCORE_BENCH_MODES=locals), --locals for all three, written to a section
+#      of its own; checks that each run printed
 #      the right threads and frames (in the native modes: every thread unwound
 #      from clock_nanosleep to start_thread/__libc_start_main, with its Python
 #      frames merged in);
@@ -34,7 +36,9 @@
 #                            docs/performance.md: py-spy needs the text segments)
 #   PYCORE_BENCH_TIMEOUT     seconds allowed per tool run (default 900)
 #   PYCORE_BENCH_TOOLS       comma list, subset of pycore,pystack,py-spy (default all)
-#   PYCORE_BENCH_MODES       comma list, subset of default,native,native-all (default all)
+#   PYCORE_BENCH_MODES       comma list, subset of default,native,native-all,locals
+#                            (default default,native,native-all; `locals` alone writes
+#                            the doc's --locals section, the others its results section)
 #   PYCORE_BENCH_DOC         markdown file to update (default docs/performance.md)
 #   PYCORE_BENCH_NO_BUILD=1  skip cargo build (use the existing target/release/pycore)
 set -euo pipefail

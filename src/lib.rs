@@ -5,6 +5,7 @@
 //! [`report`] → [`render`]; [`error`] and [`warning`] are shared by all of them.
 
 mod address_space;
+mod anchors;
 mod binaries;
 mod binary;
 mod bytes;

@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
+use crate::anchors::{self, Rules};
 use crate::report::Report;
 
 /// Files larger than this are not read for a single line.
@@ -88,6 +89,10 @@ pub(crate) fn annotate_with(report: &mut Report, read: impl Fn(&str) -> Option<V
             "{file} has changed since the process ran it (its functions are not on the lines the code recorded); its source lines are not shown"
         ));
     }
+    let rules = report
+        .python
+        .as_ref()
+        .and_then(|python| Rules::for_version(&python.version));
     for thread in &mut report.threads {
         for frame in &mut thread.frames {
             let Some(line) = frame.line else { continue };
@@ -98,19 +103,27 @@ pub(crate) fn annotate_with(report: &mut Report, read: impl Fn(&str) -> Option<V
             frame.source = raw
                 .map(|text| text.trim().to_string())
                 .filter(|text| !text.is_empty());
-            frame.markers = raw.and_then(|raw| markers(raw, line, frame));
+            frame.markers = raw.and_then(|raw| markers(raw, line, frame, rules));
         }
     }
 }
 
-/// The `^^^^` line under a stripped source line that marks the columns of a 3.11+ frame's
-/// instruction (byte offsets into the line, as CPython records them), as Python tracebacks
-/// draw it (all `^`: the `~` anchors Python adds under calls and operators are not drawn);
-/// none when the columns are unknown or cover the whole line, as Python leaves them out then.
-/// An instruction that goes on to later lines is marked to the end of this one.
-fn markers(raw: &str, line: u32, frame: &crate::report::FrameReport) -> Option<String> {
+/// The `~~~^^^` line under a stripped source line that marks the columns of a 3.11+ frame's
+/// instruction (byte offsets into the line, as CPython records them), as that version's
+/// tracebacks draw it ([`anchors`]); none when the columns are unknown or where Python leaves
+/// it out. An instruction that goes on to later lines is marked `^` to the end of this one.
+fn markers(
+    raw: &str,
+    line: u32,
+    frame: &crate::report::FrameReport,
+    rules: Option<Rules>,
+) -> Option<String> {
     let (column, end_column) = (frame.column? as usize, frame.end_column? as usize);
-    let end = if frame.end_line.unwrap_or(line) == line {
+    let one_line = frame.end_line.unwrap_or(line) == line;
+    if let (Some(rules), true) = (rules, one_line) {
+        return anchors::single_line(rules, raw, column, end_column);
+    }
+    let end = if one_line {
         end_column.min(raw.trim_end().len())
     } else {
         raw.trim_end().len()
@@ -250,25 +263,134 @@ mod tests {
         };
         let raw = "    x = time.sleep(1)  # PARK";
         assert_eq!(
-            markers(raw, 3, &frame(Some(8), Some(21), Some(3))).as_deref(),
+            markers(raw, 3, &frame(Some(8), Some(21), Some(3)), None).as_deref(),
             Some("    ^^^^^^^^^^^^^")
         );
         // The whole stripped line, unknown columns: no markers.
         let raw = "    time.sleep(1)";
-        assert_eq!(markers(raw, 3, &frame(Some(4), Some(17), Some(3))), None);
-        assert_eq!(markers(raw, 3, &frame(None, None, Some(3))), None);
+        assert_eq!(
+            markers(raw, 3, &frame(Some(4), Some(17), Some(3)), None),
+            None
+        );
+        assert_eq!(markers(raw, 3, &frame(None, None, Some(3)), None), None);
         // Byte offsets past non-ASCII text count characters.
         let raw = "  é = f(1)";
         assert_eq!(
-            markers(raw, 3, &frame(Some(7), Some(11), Some(3))).as_deref(),
+            markers(raw, 3, &frame(Some(7), Some(11), Some(3)), None).as_deref(),
             Some("    ^^^^")
         );
         // Going on to the next line: marked to the end of this one.
         let raw = "  y = g(1,";
         assert_eq!(
-            markers(raw, 3, &frame(Some(6), Some(2), Some(4))).as_deref(),
+            markers(raw, 3, &frame(Some(6), Some(2), Some(4)), None).as_deref(),
             Some("    ^^^^")
         );
+    }
+
+    /// Interpreters (3.11.7+) to take the expected markers from: pyenv's, and the builds of
+    /// tools/fetch-test-pythons.sh (`$PYCORE_PYTHONS`, default ~/.cache/pycore-pythons).
+    fn marker_interpreters() -> Vec<PathBuf> {
+        let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("/root"), PathBuf::from);
+        let pyenv = std::env::var_os("PYENV_ROOT")
+            .map_or_else(|| home.join(".pyenv"), PathBuf::from)
+            .join("versions");
+        let cache = std::env::var_os("PYCORE_PYTHONS")
+            .map_or_else(|| home.join(".cache/pycore-pythons"), PathBuf::from);
+        let mut found = Vec::new();
+        let mut versions: Vec<_> = std::fs::read_dir(&pyenv)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|entry| entry.file_name().to_string_lossy().into_owned())
+            .collect();
+        versions.sort();
+        for version in versions {
+            let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+            let (major, minor, patch) = (
+                parts.next().unwrap_or(0),
+                parts.next().unwrap_or(0),
+                parts.next().unwrap_or(0),
+            );
+            // 3.11 before 3.11.7 drew anchors by older rules (see src/anchors.rs).
+            if major == 3 && (minor > 11 || (minor == 11 && patch >= 7)) {
+                found.push(
+                    pyenv
+                        .join(&version)
+                        .join(format!("bin/python{major}.{minor}")),
+                );
+            }
+        }
+        for path in [
+            "3.13t/bin/python3.13t",
+            "debian/usr/bin/python3.14",
+            "debian/usr/bin/python3.15",
+        ] {
+            found.push(cache.join(path));
+        }
+        found.retain(|path| path.exists());
+        found
+    }
+
+    /// The markers of `markers()` against those each interpreter's own `traceback` module draws
+    /// for the same lines and columns (tests/scenarios/traceback_markers.py).
+    #[test]
+    fn markers_match_each_interpreters_traceback() {
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/scenarios/traceback_markers.py"
+        );
+        let interpreters = marker_interpreters();
+        if interpreters.is_empty() {
+            eprintln!("skipped: no CPython 3.11.7+ found (pyenv, $PYCORE_PYTHONS)");
+            return;
+        }
+        let mut problems = Vec::new();
+        for python in interpreters {
+            let dir = tempfile::tempdir().unwrap();
+            let output = std::process::Command::new(&python)
+                .arg(script)
+                .arg(dir.path())
+                .output()
+                .unwrap();
+            assert!(
+                output.status.success(),
+                "{}: {}",
+                python.display(),
+                String::from_utf8_lossy(&output.stderr)
+            );
+            let doc: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+            let version = doc["version"].as_str().unwrap();
+            let rules = Rules::for_version(version);
+            assert!(rules.is_some(), "{version}");
+            let frames = doc["frames"].as_array().unwrap();
+            for record in frames {
+                let number = |key: &str| record[key].as_u64().map(|n| n as u32);
+                let frame = crate::report::FrameReport {
+                    function: "t".into(),
+                    file: "snippets.py".into(),
+                    line: number("lineno"),
+                    end_line: number("end_lineno"),
+                    column: number("colno"),
+                    end_column: number("end_colno"),
+                    ..crate::report::FrameReport::default()
+                };
+                let raw = record["raw"].as_str().unwrap();
+                let got = markers(raw, frame.line.unwrap(), &frame, rules);
+                let want = record["markers"].as_str();
+                if got.as_deref() != want {
+                    problems.push(format!(
+                        "{version} {raw:?} columns {:?}-{:?}: got {got:?}, Python draws {want:?}",
+                        frame.column, frame.end_column
+                    ));
+                }
+            }
+            eprintln!(
+                "{version} ({}): {} lines compared",
+                python.display(),
+                frames.len()
+            );
+        }
+        assert!(problems.is_empty(), "\n{}", problems.join("\n"));
     }
 
     #[test]

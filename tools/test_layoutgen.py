@@ -61,6 +61,10 @@ class SpecTest(unittest.TestCase):
         self.assertEqual(managed.value((3, 10), "release"), "ManagedDict::None")
         self.assertEqual(managed.value((3, 13), "free-threaded"),
                          "ManagedDict::InlineValues { dict_words_before: 1 }")
+        order = next(b for b in spec.BEHAVIOURS if b.name == "insertion_order")
+        self.assertEqual(order.value((3, 10), "release"), "InsertionOrder::SharedKeys")
+        self.assertEqual(order.value((3, 12), "debug"), "InsertionOrder::BytesBefore")
+        self.assertEqual(order.value((3, 14), "free-threaded"), "InsertionOrder::AfterValues")
 
 
 class RenderTest(unittest.TestCase):

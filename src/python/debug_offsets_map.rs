@@ -402,6 +402,7 @@ pub fn for_other_shape(
         shape,
         lnotab_signed: base.lnotab_signed,
         python2_repr: base.python2_repr,
+        insertion_order: base.insertion_order,
         managed_dict,
         object: ObjectLayout {
             ob_type: Field::at(moved(base.object.ob_type.offset())),
@@ -551,6 +552,8 @@ pub fn for_other_shape(
         },
         dict_values: DictValuesLayout {
             values: base.dict_values.values,
+            capacity: base.dict_values.capacity,
+            size: base.dict_values.size,
         },
         base_exception: BaseExceptionLayout {
             args: Field::at(moved(base.base_exception.args.offset())),
@@ -576,6 +579,22 @@ pub fn for_other_shape(
         },
         module: ModuleLayout {
             md_dict: Field::at(moved(base.module.md_dict.offset())),
+        },
+        function: FunctionLayout {
+            func_name: Field::at(moved(base.function.func_name.offset())),
+            func_qualname: base
+                .function
+                .func_qualname
+                .map(|f| Field::at(moved(f.offset()))),
+        },
+        cfunction: CFunctionLayout {
+            m_ml: Field::at(moved(base.cfunction.m_ml.offset())),
+            m_self: Field::at(moved(base.cfunction.m_self.offset())),
+            ml_name: base.cfunction.ml_name,
+        },
+        method: MethodLayout {
+            im_func: Field::at(moved(base.method.im_func.offset())),
+            im_self: Field::at(moved(base.method.im_self.offset())),
         },
         debug_offsets: base.debug_offsets.clone(),
     }

@@ -3,7 +3,8 @@
 //! Dict storage changed across versions (Objects/dict-common.h ≤3.10,
 //! Include/internal/pycore_dict.h 3.11+): the index array's width comes from `dk_size` (≤3.10)
 //! or `dk_log2_index_bytes` (3.11+); entries are (hash, key, value) or, for str-only keys on
-//! 3.11+, (key, value); split tables keep values apart in `ma_values`.
+//! 3.11+, (key, value); split tables keep values apart in `ma_values`, and from 3.11 the
+//! instance's own insertion order beside them ([`InsertionOrder`]), which `repr()` follows.
 //! Instance attributes live in a dict at `tp_dictoffset` (≤3.10), in a "managed" dict or values
 //! array just before the object (3.11, 3.12), or inline after it (3.13+).
 
@@ -122,20 +123,93 @@ fn keys_items<M: Memory>(
     let raw = memory.read_vec(entries, (nentries * entry_size) as usize)?;
     // (hash, key, value) entries have the key at 8; (key, value) ones at 0.
     let key_at = if entry_size >= 24 { 8 } else { 0 };
-    let values_base =
-        values.map(|v| v.wrapping_add(u64::from(layout.dict_values.values.unwrap_or(0))));
+    let entries: Vec<&[u8]> = raw.chunks_exact(entry_size as usize).collect();
+    let key_of = |index: usize| {
+        entries
+            .get(index)
+            .and_then(|entry| crate::bytes::u64_at(entry, key_at))
+            .unwrap_or(0)
+    };
     let mut items = Vec::new();
-    for (index, entry) in raw.chunks_exact(entry_size as usize).enumerate() {
-        let key = crate::bytes::u64_at(entry, key_at).unwrap_or(0);
-        let value = match values_base {
-            Some(base) => memory.read_u64(base.wrapping_add(index as u64 * 8))?,
-            None => crate::bytes::u64_at(entry, key_at + 8).unwrap_or(0),
-        };
-        if key != 0 && value != 0 {
-            items.push((key, value));
+    let Some(values) = values else {
+        for (index, entry) in entries.iter().enumerate() {
+            let value = crate::bytes::u64_at(entry, key_at + 8).unwrap_or(0);
+            push_item(&mut items, key_of(index), value);
+        }
+        return Ok(items);
+    };
+    let values_base = values.wrapping_add(u64::from(layout.dict_values.values.unwrap_or(0)));
+    let value_at = |index: usize| memory.read_u64(values_base.wrapping_add(index as u64 * 8));
+    match insertion_order(objects, values, values_base)? {
+        Some(order) => {
+            for index in order {
+                let index = usize::from(index);
+                if index < entries.len() {
+                    push_item(&mut items, key_of(index), value_at(index)?);
+                }
+            }
+        }
+        None => {
+            for index in 0..entries.len() {
+                push_item(&mut items, key_of(index), value_at(index)?);
+            }
         }
     }
     Ok(items)
+}
+
+fn push_item(items: &mut Vec<(u64, u64)>, key: u64, value: u64) {
+    if key != 0 && value != 0 {
+        items.push((key, value));
+    }
+}
+
+/// The shared keys' indices of a split dict's values in the order they were set, or `None` when
+/// the version keeps the shared keys' order ([`InsertionOrder`]). At most 255 indices: the
+/// counts are bytes.
+fn insertion_order<M: Memory>(
+    objects: &Objects<'_, M>,
+    values: u64,
+    values_base: u64,
+) -> ObjectResult<Option<Vec<u8>>> {
+    let layout = objects.layout;
+    let memory = objects.memory;
+    match layout.insertion_order {
+        InsertionOrder::SharedKeys => Ok(None),
+        InsertionOrder::BytesBefore => {
+            // [-1] = prefix size, [-2] = size, [-3 - i] = the i-th index: the `size` bytes
+            // ending at [-3], inside the prefix.
+            let size = memory.read_u8(values.wrapping_sub(2))?;
+            let prefix = memory.read_u8(values.wrapping_sub(1))?;
+            if u16::from(size) + 2 > u16::from(prefix) {
+                return Err(ObjectError::Invalid(format!(
+                    "dict values at {values:#x} claim {size} set in a prefix of {prefix}"
+                )));
+            }
+            let start = values.wrapping_sub(2 + u64::from(size));
+            let mut order = memory.read_vec(start, usize::from(size))?;
+            order.reverse();
+            Ok(Some(order))
+        }
+        InsertionOrder::AfterValues => {
+            let (Some(capacity), Some(size)) =
+                (layout.dict_values.capacity, layout.dict_values.size)
+            else {
+                return Err(ObjectError::Invalid(
+                    "layout lacks PyDictValues capacity and size".into(),
+                ));
+            };
+            let capacity = objects.read(values, capacity)?;
+            let size = objects.read(values, size)?;
+            if size > capacity {
+                return Err(ObjectError::Invalid(format!(
+                    "dict values at {values:#x} claim {size} of {capacity} set"
+                )));
+            }
+            let array = values_base.wrapping_add(u64::from(capacity) * 8);
+            Ok(Some(memory.read_vec(array, usize::from(size))?))
+        }
+    }
 }
 
 /// The value stored under the `str` key `name` in `dict`.
@@ -176,6 +250,22 @@ pub enum ManagedDict {
     /// 3.13+: the values inline after the object (at `tp_basicsize`) while valid, else the dict
     /// pointer `dict_words_before` words before the object (3, or 1 in free-threaded builds).
     InlineValues { dict_words_before: u8 },
+}
+
+/// Where a split dict's values keep the order the instance's attributes were set in, which is
+/// the order `repr()` and iteration follow (Objects/dictobject.c `get_index_from_order`). Per
+/// version in the generated layouts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InsertionOrder {
+    /// ≤3.10: a split table keeps the shared keys' order (an insertion out of that order makes
+    /// the dict combined).
+    SharedKeys,
+    /// 3.11, 3.12: bytes before the values: `[-2]` how many were set, `[-3 - i]` the shared keys'
+    /// index of the `i`-th (Include/internal/pycore_dict.h `_PyDictValues_AddToInsertionOrder`).
+    BytesBefore,
+    /// 3.13+: `size` indices after the `capacity` values (`get_insertion_order_array`), both
+    /// counts in the `PyDictValues` header (`dict_values.capacity`, `dict_values.size`).
+    AfterValues,
 }
 
 /// The attribute `name` of an ordinary class instance, from its instance dict or values.
@@ -247,4 +337,100 @@ pub fn instance_attribute<M: Memory>(
         return Ok(None);
     }
     dict_get_str(objects, dict, name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::fake::FakeMemory;
+    use crate::python::layout::{Layout, Shape};
+    use crate::python::layouts;
+
+    const KEYS: u64 = 0x1000;
+    const VALUES: u64 = 0x2000;
+
+    /// Shared keys `k0, k1, k2` (unicode entries, 8 index bytes) and an instance's values
+    /// `v0, v1, v2` set in the order 2, 0, 1, laid out as `layout`'s version keeps them.
+    fn split_dict(layout: &Layout, order: &[u8], size: u8) -> FakeMemory {
+        let mut memory = FakeMemory::default();
+        let keys = &layout.dict_keys;
+        let mut header = vec![0u8; 64];
+        header[keys.dk_log2_index_bytes.unwrap().offset() as usize] = 3;
+        header[keys.dk_kind.unwrap().offset() as usize] = 1;
+        let nentries = keys.dk_nentries.unwrap().offset() as usize;
+        header[nentries..nentries + 8].copy_from_slice(&3u64.to_le_bytes());
+        memory.add(KEYS, header);
+        let entries = KEYS + u64::from(keys.dk_indices.unwrap()) + 8;
+        let mut raw = Vec::new();
+        for key in [0xa0u64, 0xa1, 0xa2] {
+            raw.extend(key.to_le_bytes());
+            raw.extend(0u64.to_le_bytes());
+        }
+        memory.add(entries, raw);
+        let values_at = VALUES + u64::from(layout.dict_values.values.unwrap());
+        let mut values = Vec::new();
+        for value in [0xb0u64, 0xb1, 0xb2] {
+            values.extend(value.to_le_bytes());
+        }
+        match layout.insertion_order {
+            InsertionOrder::SharedKeys => {}
+            InsertionOrder::BytesBefore => {
+                // [-1] prefix size, [-2] size, [-3 - i] the i-th index.
+                let mut prefix = vec![8u8, size];
+                prefix.extend(order);
+                prefix.resize(8, 0);
+                prefix.reverse();
+                memory.add(VALUES - 8, prefix);
+            }
+            InsertionOrder::AfterValues => {
+                let mut header = vec![0u8; 8];
+                header[layout.dict_values.capacity.unwrap().offset() as usize] = 3;
+                header[layout.dict_values.size.unwrap().offset() as usize] = size;
+                memory.add(VALUES, header);
+                values.extend(order);
+            }
+        }
+        memory.add(values_at, values);
+        memory
+    }
+
+    #[test]
+    fn split_values_follow_the_instances_insertion_order() {
+        for (minor, order) in [
+            (12, InsertionOrder::BytesBefore),
+            (13, InsertionOrder::AfterValues),
+        ] {
+            let layout = layouts::lookup(3, minor, Shape::Release).unwrap();
+            assert_eq!(layout.insertion_order, order);
+            let memory = split_dict(layout, &[2, 0, 1], 3);
+            let objects = Objects {
+                memory: &memory,
+                layout,
+            };
+            assert_eq!(
+                keys_items(&objects, KEYS, Some(VALUES)).unwrap(),
+                [(0xa2, 0xb2), (0xa0, 0xb0), (0xa1, 0xb1)],
+                "3.{minor}"
+            );
+            // Indices past the shared keys are skipped; a count beyond its room is refused.
+            let memory = split_dict(layout, &[9, 1], 2);
+            let objects = Objects {
+                memory: &memory,
+                layout,
+            };
+            assert_eq!(
+                keys_items(&objects, KEYS, Some(VALUES)).unwrap(),
+                [(0xa1, 0xb1)]
+            );
+            let memory = split_dict(layout, &[0, 1, 2], 200);
+            let objects = Objects {
+                memory: &memory,
+                layout,
+            };
+            assert!(
+                keys_items(&objects, KEYS, Some(VALUES)).is_err(),
+                "3.{minor}"
+            );
+        }
+    }
 }

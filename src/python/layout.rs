@@ -6,7 +6,7 @@
 //! generated into `layouts/` from that build's own headers; a member is `None` in the
 //! versions and shapes that lack it.
 
-use super::dicts::ManagedDict;
+use super::dicts::{InsertionOrder, ManagedDict};
 use super::field::{Field, Ptr};
 pub use super::shape::Shape;
 
@@ -22,6 +22,8 @@ pub struct Layout {
     pub python2_repr: bool,
     /// Where instances of classes with `Py_TPFLAGS_MANAGED_DICT` keep their attributes.
     pub managed_dict: ManagedDict,
+    /// Where a split dict's values keep the instance's own insertion order.
+    pub insertion_order: InsertionOrder,
     /// `PyObject` (Include/object.h).
     pub object: ObjectLayout,
     /// `PyVarObject` (Include/object.h).
@@ -76,6 +78,12 @@ pub struct Layout {
     pub cell: CellLayout,
     /// `PyModuleObject`.
     pub module: ModuleLayout,
+    /// `PyFunctionObject` (Include/cpython/funcobject.h).
+    pub function: FunctionLayout,
+    /// `PyCFunctionObject` and its `PyMethodDef` (Include/cpython/methodobject.h).
+    pub cfunction: CFunctionLayout,
+    /// `PyMethodObject`, a bound method (Include/cpython/classobject.h).
+    pub method: MethodLayout,
     /// Where `_Py_DebugOffsets` keeps each member (3.13+), to read the process's own.
     pub debug_offsets: Option<DebugOffsetsLayout>,
 }
@@ -354,6 +362,10 @@ pub struct DictKeysLayout {
 pub struct DictValuesLayout {
     /// `offsetof(PyDictValues, values)`, 3.11+: where the values start, from `ma_values` (0 before 3.11).
     pub values: Option<u32>,
+    /// `offsetof(PyDictValues, capacity)`, 3.13+: how many values fit; the insertion order array follows them.
+    pub capacity: Option<Field<u8>>,
+    /// `offsetof(PyDictValues, size)`, 3.13+: how many indices the insertion order array holds.
+    pub size: Option<Field<u8>>,
 }
 
 /// `PyBaseExceptionObject`.
@@ -411,6 +423,35 @@ pub struct CellLayout {
 pub struct ModuleLayout {
     /// `offsetof(PyModuleObject, md_dict)`, every version.
     pub md_dict: Field<Ptr>,
+}
+
+/// `PyFunctionObject` (Include/cpython/funcobject.h).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionLayout {
+    /// `offsetof(PyFunctionObject, func_name)`, every version.
+    pub func_name: Field<Ptr>,
+    /// `offsetof(PyFunctionObject, func_qualname)`, 3.3+.
+    pub func_qualname: Option<Field<Ptr>>,
+}
+
+/// `PyCFunctionObject` and its `PyMethodDef` (Include/cpython/methodobject.h).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CFunctionLayout {
+    /// `offsetof(PyCFunctionObject, m_ml)`, every version: the function's `PyMethodDef`.
+    pub m_ml: Field<Ptr>,
+    /// `offsetof(PyCFunctionObject, m_self)`, every version: the object it is bound to: a module (or NULL) for a function.
+    pub m_self: Field<Ptr>,
+    /// `offsetof(PyMethodDef, ml_name)`, every version: in the `PyMethodDef`: the C string of its name.
+    pub ml_name: Field<Ptr>,
+}
+
+/// `PyMethodObject`, a bound method (Include/cpython/classobject.h).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MethodLayout {
+    /// `offsetof(PyMethodObject, im_func)`, every version.
+    pub im_func: Field<Ptr>,
+    /// `offsetof(PyMethodObject, im_self)`, every version.
+    pub im_self: Field<Ptr>,
 }
 
 /// Byte positions of members inside `_Py_DebugOffsets` (Include/internal/pycore_runtime.h

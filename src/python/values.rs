@@ -76,6 +76,16 @@ enum Kind {
     Set,
     FrozenSet,
     Cell,
+    /// `function`: `<function qualname at 0x...>`.
+    Function,
+    /// `type` (and metaclasses inheriting its repr): `<class 'module.Qualname'>`.
+    Type,
+    /// `module`: `<module 'name' from 'path'>`, `<module 'sys' (built-in)>`.
+    Module,
+    /// `builtin_function_or_method`: `<built-in function len>`.
+    BuiltinFunction,
+    /// 3.x `method`, a function bound to an object: `<bound method Q.f of repr(self)>`.
+    Method,
 }
 
 /// What a type object tells about its instances' repr.
@@ -113,6 +123,11 @@ fn kind_of(name: &str, python2: bool) -> Option<Kind> {
         ("set", _) => Kind::Set,
         ("frozenset", _) => Kind::FrozenSet,
         ("cell", _) => Kind::Cell,
+        ("function", _) => Kind::Function,
+        ("type", _) => Kind::Type,
+        ("module", _) => Kind::Module,
+        ("builtin_function_or_method", _) => Kind::BuiltinFunction,
+        ("method", false) => Kind::Method,
         _ => return None,
     })
 }
@@ -193,6 +208,40 @@ impl<'a, M: Memory> Reprs<'a, M> {
             type_name,
             repr: out.finish(),
         }
+    }
+
+    /// The text of a `str` object (2.7: `str` or `unicode`), `None` for any other object.
+    fn text_if_str(&mut self, object: u64) -> ObjectResult<Option<String>> {
+        let python2 = self.objects.layout.python2_repr;
+        match self.type_info(object).map(|info| info.style) {
+            Some(Style::Builtin(Kind::Str | Kind::Unicode)) => {
+                self.objects.unicode(object).map(Some)
+            }
+            Some(Style::Builtin(Kind::Bytes)) if python2 => self.objects.unicode(object).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// `repr()` of a short object (a name or a path), unbounded by the caller's repr.
+    fn short_repr(&mut self, object: u64) -> String {
+        self.value(object).repr
+    }
+
+    /// Whether `object` is an instance of the static type `name` or of a subclass of it.
+    fn is_instance_of(&self, object: u64, name: &str) -> ObjectResult<bool> {
+        let objects = self.objects;
+        let mut current = objects.type_of(object)?;
+        for _ in 0..MAX_BASES {
+            if current == 0 {
+                break;
+            }
+            let flags = objects.read(current, objects.layout.type_object.tp_flags)?;
+            if flags & TPFLAGS_HEAPTYPE == 0 && objects.type_object_name(current)? == name {
+                return Ok(true);
+            }
+            current = objects.read(current, objects.layout.type_object.tp_base)?;
+        }
+        Ok(false)
     }
 
     /// The object a cell holds (0: empty), or `None` when `object` is no cell.
@@ -299,6 +348,128 @@ impl<'a, M: Memory> Reprs<'a, M> {
             Some(m) if m != "builtins" && m != "__builtin__" => format!("{m}.{qualname} "),
             _ => format!("{qualname} "),
         })
+    }
+
+    /// type_repr (Objects/typeobject.c): `<class 'module.Qualname'>`, the module left out for
+    /// builtins; 2.7 says `type` for static types.
+    fn class_repr(&mut self, type_object: u64) -> ObjectResult<String> {
+        let objects = self.objects;
+        let layout = objects.layout;
+        let python2 = layout.python2_repr;
+        let flags = objects.read(type_object, layout.type_object.tp_flags)?;
+        let tp_name = objects.type_object_name(type_object)?;
+        let heap = flags & TPFLAGS_HEAPTYPE != 0;
+        let (module, name) = if heap {
+            let dict = objects.read(type_object, layout.type_object.tp_dict)?;
+            let module = match dict {
+                0 => None,
+                dict => match dicts::dict_get_str(objects, dict, "__module__")? {
+                    Some(module) => self.text_if_str(module)?,
+                    None => None,
+                },
+            };
+            let name = match (layout.heap_type.ht_qualname, python2) {
+                (Some(field), false) => self.text_of(objects.read(type_object, field)?)?,
+                _ => tp_name.clone(),
+            };
+            (module, name)
+        } else {
+            let builtins = if python2 { "__builtin__" } else { "builtins" };
+            match tp_name.rsplit_once('.') {
+                Some((module, name)) => (Some(module.to_string()), name.to_string()),
+                None => (Some(builtins.to_string()), tp_name.clone()),
+            }
+        };
+        let kind = if python2 && !heap { "type" } else { "class" };
+        Ok(match module {
+            Some(module) if module != "builtins" && module != "__builtin__" => {
+                format!("<{kind} '{module}.{name}'>")
+            }
+            _ => format!("<{kind} '{tp_name}'>"),
+        })
+    }
+
+    /// ModuleType's repr: importlib's `_module_repr` (3.x) from the module's `__spec__`
+    /// (`<module 'x' from '/path/x.py'>`, `<module 'sys' (built-in)>`) or, without one, its
+    /// `__file__`; 2.7's module_repr from `__name__` and `__file__`. `None` for the cases not
+    /// mirrored (namespace packages, loaders' own reprs).
+    fn module_repr(&mut self, module: u64) -> ObjectResult<Option<String>> {
+        let objects = self.objects;
+        let layout = objects.layout;
+        let dict = objects.read(module, layout.module.md_dict)?;
+        if dict == 0 {
+            return Ok(None);
+        }
+        let item = |name: &str| dicts::dict_get_str(objects, dict, name);
+        if layout.python2_repr {
+            let Some(name) = item("__name__")? else {
+                return Ok(None);
+            };
+            let Some(name) = self.text_if_str(name)? else {
+                return Ok(None);
+            };
+            return Ok(Some(match item("__file__")? {
+                Some(file) => match self.text_if_str(file)? {
+                    Some(file) => format!("<module '{name}' from '{file}'>"),
+                    None => return Ok(None),
+                },
+                None => format!("<module '{name}' (built-in)>"),
+            }));
+        }
+        let spec = item("__spec__")?.unwrap_or(0);
+        let spec_is_none = spec == 0
+            || matches!(
+                self.type_info(spec).map(|info| info.style),
+                Some(Style::Builtin(Kind::None))
+            );
+        if !spec_is_none {
+            let attribute = |name: &str| dicts::instance_attribute(objects, spec, name);
+            let (Some(name), Some(origin)) = (attribute("name")?, attribute("origin")?) else {
+                return Ok(None);
+            };
+            if self.text_if_str(name)?.is_none() {
+                return Ok(None);
+            }
+            if self.text_if_str(origin)?.is_none() {
+                // Before 3.10 `sys` and `builtins` have no origin: their loader's
+                // module_repr (BuiltinImporter's, tried first up to 3.11) says built-in.
+                let loader = attribute("loader")?.unwrap_or(0);
+                let builtin = loader != 0
+                    && matches!(
+                        self.type_info(loader).map(|info| info.style),
+                        Some(Style::Builtin(Kind::Type))
+                    )
+                    && objects.type_object_name(loader)? == "BuiltinImporter";
+                return Ok(
+                    builtin.then(|| format!("<module {} (built-in)>", self.short_repr(name)))
+                );
+            }
+            let located = match attribute("_set_fileattr")? {
+                Some(flag) => match self.type_info(flag).map(|info| info.style) {
+                    Some(Style::Builtin(Kind::Bool)) => self.short_repr(flag) == "True",
+                    _ => return Ok(None),
+                },
+                None => return Ok(None),
+            };
+            let name = self.short_repr(name);
+            return Ok(Some(if located {
+                format!("<module {name} from {}>", self.short_repr(origin))
+            } else {
+                let origin = self.text_if_str(origin)?.unwrap_or_default();
+                format!("<module {name} ({origin})>")
+            }));
+        }
+        let (Some(name), Some(file)) = (item("__name__")?, item("__file__")?) else {
+            return Ok(None);
+        };
+        if self.text_if_str(name)?.is_none() || self.text_if_str(file)?.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(format!(
+            "<module {} from {}>",
+            self.short_repr(name),
+            self.short_repr(file)
+        )))
     }
 
     /// A `str` (2.7: `str` or `unicode`) as text, for names.
@@ -483,6 +654,63 @@ impl<'a, M: Memory> Reprs<'a, M> {
                 }
                 active.pop();
                 out.push(close);
+            }
+            Kind::Function => {
+                // func_repr (Objects/funcobject.c): the qualname (3.3+), else the name.
+                let name_field = layout
+                    .function
+                    .func_qualname
+                    .unwrap_or(layout.function.func_name);
+                let name = self.text_of(objects.read(object, name_field)?)?;
+                out.push(&format!("<function {name} at {object:#x}>"));
+            }
+            Kind::Type => {
+                let text = self.class_repr(object)?;
+                out.push(&text);
+            }
+            Kind::Module => match self.module_repr(object)? {
+                Some(text) => out.push(&text),
+                None => out.push(&format!("<module object at {object:#x}>")),
+            },
+            Kind::BuiltinFunction => {
+                // meth_repr (Objects/methodobject.c).
+                let definition = objects.read(object, layout.cfunction.m_ml)?;
+                let name_at = objects.read(definition, layout.cfunction.ml_name)?;
+                let name = crate::memory::read_c_string(objects.memory, name_at, 1024)
+                    .ok_or_else(|| ObjectError::Invalid(format!("name at {name_at:#x}")))?;
+                let bound = objects.read(object, layout.cfunction.m_self)?;
+                if bound == 0 || self.is_instance_of(bound, "module")? {
+                    out.push(&format!("<built-in function {name}>"));
+                } else {
+                    let type_name = objects.type_name(bound)?;
+                    out.push(&format!(
+                        "<built-in method {name} of {type_name} object at {bound:#x}>"
+                    ));
+                }
+            }
+            Kind::Method => {
+                // method_repr (Objects/classobject.c): the function's __qualname__, repr(self).
+                let function = objects.read(object, layout.method.im_func)?;
+                let bound = objects.read(object, layout.method.im_self)?;
+                let is_function = matches!(
+                    self.type_info(function).map(|info| info.style),
+                    Some(Style::Builtin(Kind::Function))
+                );
+                let qualname = match layout.function.func_qualname {
+                    Some(field) if is_function && !active.contains(&object) => {
+                        self.text_if_str(objects.read(function, field)?)?
+                    }
+                    _ => None,
+                };
+                let Some(qualname) = qualname else {
+                    out.push(&format!("<method object at {object:#x}>"));
+                    return Ok(());
+                };
+                out.push(&format!("<bound method {qualname} of "));
+                active.push(object);
+                self.write(bound, out, active);
+                active.pop();
+                out.push_char('>');
             }
             Kind::Cell => {
                 let contents = objects.read(object, layout.cell.ob_ref)?;

@@ -296,7 +296,7 @@ pub enum Shown<'a> {
 
 /// Identical consecutive Python frames (a recursion) are shown [`REPEAT_CUTOFF`] times, then
 /// counted, as Python's tracebacks do (`[Previous line repeated 996 more times]`); JSON keeps
-/// every frame.
+/// every frame. With `--locals`, frames whose variables differ are not identical: each is shown.
 pub const REPEAT_CUTOFF: usize = 3;
 
 pub fn fold_repeats(frames: &[FrameReport]) -> Vec<Shown<'_>> {
@@ -308,6 +308,7 @@ pub fn fold_repeats(frames: &[FrameReport]) -> Vec<Shown<'_>> {
             && a.function == b.function
             && a.qualname == b.qualname
             && a.interpreter == b.interpreter
+            && a.locals == b.locals
     };
     let mut shown = Vec::new();
     let mut index = 0;
@@ -369,6 +370,20 @@ mod tests {
         assert_eq!(kinds, ["9", "5", "5", "5", "+997", "2"]);
         assert_eq!(repeated_line(1), "[Previous line repeated 1 more time]");
         assert_eq!(fold_repeats(&frames[..4]).len(), 4);
+        // With --locals, a recursion whose frames hold other values is shown frame by frame.
+        let with_n = |n: u32| FrameReport {
+            locals: Some(vec![crate::report::LocalReport {
+                name: "n".into(),
+                kind: crate::report::LocalKind::Argument,
+                type_name: Some("int".into()),
+                repr: n.to_string(),
+            }]),
+            ..frame(5)
+        };
+        let recursion: Vec<FrameReport> = (0..10).map(with_n).collect();
+        assert_eq!(fold_repeats(&recursion).len(), 10);
+        let same: Vec<FrameReport> = (0..10).map(|_| with_n(1)).collect();
+        assert_eq!(fold_repeats(&same).len(), 4);
     }
 
     #[test]

@@ -216,8 +216,8 @@ pub struct FrameReport {
     pub end_column: Option<u32>,
     /// The source line, when the file could be read (see `--source-root`).
     pub source: Option<String>,
-    /// The `^^^^` line under `source` that marks the instruction's columns, as Python 3.11+
-    /// tracebacks draw it (text formats only; JSON has the columns).
+    /// The `~~~^^^` line under `source` that marks the instruction's columns, as that version's
+    /// tracebacks draw it (`src/anchors.rs`; text formats only; JSON has the columns).
     #[serde(skip)]
     pub markers: Option<String>,
     /// Id of the interpreter that runs it.

@@ -32,11 +32,18 @@ CO_VARARGS = 0x4
 CO_VARKEYWORDS = 0x8
 
 
+def helper_for_types():
+    pass
+
+
 class Plain(object):
     """Its instances print as object.__repr__ prints them."""
 
     def __init__(self):
         self.attribute = 1
+
+    def method(self):
+        return self
 
 
 class Custom(object):
@@ -50,6 +57,22 @@ class Slotted(object):
     __slots__ = ("x",)
 
 
+class Ordered(object):
+    """Instances share their class's keys (a split dict, 3.3+): the shared keys keep the order
+    the first instance set its attributes in, a later instance its own (3.11+ keep it apart;
+    older versions make its dict combined)."""
+
+
+def ordered_pair():
+    first = Ordered()
+    first.a, first.b, first.c = 1, 2, 3
+    second = Ordered()
+    second.c = "c"
+    second.a = "a"
+    second.b = "b"
+    return first, second
+
+
 class MyList(list):
     """Inherits list's repr."""
 
@@ -59,9 +82,15 @@ class Outer(object):
         """A nested class: its qualname names the outer one (3.3+)."""
 
 
-SHOWN_BY_PYCORE = (type(None), bool, int, float, str, bytes, tuple, list, dict, set, frozenset)
+FunctionType = type(helper_for_types)
+ModuleType = type(sys)
+BuiltinFunctionType = type(len)
+SHOWN_BY_PYCORE = (type(None), bool, int, float, str, bytes, tuple, list, dict, set, frozenset,
+                   FunctionType, type, ModuleType, BuiltinFunctionType)
 if PY2:
     SHOWN_BY_PYCORE += (long, unicode)  # noqa: F821
+else:
+    MethodType = type(Plain().method)
 
 
 def expected_repr(value):
@@ -70,6 +99,10 @@ def expected_repr(value):
         return repr(value)
     if kind.__repr__ is object.__repr__:
         return repr(value)
+    if not PY2 and kind is MethodType and type(value.__func__) is FunctionType:
+        # pycore prints self as it prints any value.
+        return "<bound method %s of %s>" % (value.__func__.__qualname__,
+                                            expected_repr(value.__self__))
     return "<%s object at %#x>" % (kind.__name__, id(value))
 
 
@@ -160,7 +193,22 @@ def objects(obj):
     slotted = Slotted()
     inner = Outer.Inner()
     function = helper
+
+    def local_function():
+        pass
+
+    builtin_function = len
+    builtin_method = [1].append
+    bound_method = obj.method
+    custom_bound = Custom().__repr__
+    module = os
+    builtin_module = sys
+    package = json
+    classes = (Plain, Outer.Inner, int, type, Ordered)
     attributes = obj.__dict__
+    first, second = ordered_pair()
+    in_key_order = first.__dict__
+    reordered = second.__dict__
     kind = Plain
     record_locals(sys._getframe())
     recording.announce()

@@ -223,7 +223,7 @@ def render_version_file(entries: List[Entry]) -> str:
         names.append("DebugOffsetsLayout")
     out.append(f"use super::super::layout::{{{', '.join(sorted(names))}}};")
     out.append("use super::super::field::Field;")
-    out.append("use super::super::dicts::ManagedDict;")
+    out.append("use super::super::dicts::{InsertionOrder, ManagedDict};")
     release = next((e for e in entries if e.shape == "release"), None)
     for e in entries:
         out.append("")
@@ -319,7 +319,7 @@ def render_layout_rs() -> str:
         "//! generated into `layouts/` from that build's own headers; a member is `None` in the",
         "//! versions and shapes that lack it.",
         "",
-        "use super::dicts::ManagedDict;",
+        "use super::dicts::{InsertionOrder, ManagedDict};",
         "use super::field::{Field, Ptr};",
         "pub use super::shape::Shape;",
         "",
@@ -436,8 +436,9 @@ def render_for_other_shape() -> List[str]:
         "        major: base.major,",
         "        minor: base.minor,",
         "        shape,",
-        "        lnotab_signed: base.lnotab_signed,",
-        "        python2_repr: base.python2_repr,",
+    ]
+    out += [f"        {b.name}: base.{b.name}," for b in BEHAVIOURS if b.name != "managed_dict"]
+    out += [
         "        managed_dict,",
     ]
     for g in GROUPS:

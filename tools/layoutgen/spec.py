@@ -114,6 +114,10 @@ GROUPS: List[Group] = [
     Group("set", "SetLayout", "`PySetObject` and its `setentry` table (set and frozenset)"),
     Group("cell", "CellLayout", "`PyCellObject`"),
     Group("module", "ModuleLayout", "`PyModuleObject`"),
+    Group("function", "FunctionLayout", "`PyFunctionObject` (Include/cpython/funcobject.h)"),
+    Group("cfunction", "CFunctionLayout",
+          "`PyCFunctionObject` and its `PyMethodDef` (Include/cpython/methodobject.h)"),
+    Group("method", "MethodLayout", "`PyMethodObject`, a bound method (Include/cpython/classobject.h)"),
 ]
 GROUP_BY_NAME = {g.name: g for g in GROUPS}
 
@@ -352,6 +356,12 @@ FIELDS: List[Field] = [
       absent_since=(3, 3),
       absent_why="no PyDictValues before 3.11: ma_values (PyObject **) points at the values",
       doc="where the values start, from `ma_values` (0 before 3.11)"),
+    # 3.13+: a header before the values; the instance's insertion order follows `capacity` values
+    # (get_insertion_order_array). 3.11, 3.12 keep it in bytes before the values (InsertionOrder).
+    F("dict_values.capacity", "u8", OS_SAME, Off("PyDictValues", "capacity"), since=(3, 13),
+      doc="how many values fit; the insertion order array follows them"),
+    F("dict_values.size", "u8", OS_SAME, Off("PyDictValues", "size"), since=(3, 13),
+      doc="how many indices the insertion order array holds"),
     F("base_exception.args", "ptr", OS_OBJECT, Off("PyBaseExceptionObject", "args")),
     F("float.ob_fval", "u64", OS_OBJECT, Off("PyFloatObject", "ob_fval"),
       doc="the C `double`, read as its bits"),
@@ -366,6 +376,17 @@ FIELDS: List[Field] = [
     F("cell.ob_ref", "ptr", OS_OBJECT, Off("PyCellObject", "ob_ref")),
     F("tuple.ob_item", "offset", OS_OBJECT, Off("PyTupleObject", "ob_item"), doc="where the items start"),
     F("module.md_dict", "ptr", OS_OBJECT, Off("PyModuleObject", "md_dict")),
+    F("function.func_name", "ptr", OS_OBJECT, Off("PyFunctionObject", "func_name")),
+    F("function.func_qualname", "ptr", OS_OBJECT, Off("PyFunctionObject", "func_qualname"),
+      since=(3, 3)),
+    F("cfunction.m_ml", "ptr", OS_OBJECT, Off("PyCFunctionObject", "m_ml"),
+      doc="the function's `PyMethodDef`"),
+    F("cfunction.m_self", "ptr", OS_OBJECT, Off("PyCFunctionObject", "m_self"),
+      doc="the object it is bound to: a module (or NULL) for a function"),
+    F("cfunction.ml_name", "ptr", OS_SAME, Off("PyMethodDef", "ml_name"),
+      doc="in the `PyMethodDef`: the C string of its name"),
+    F("method.im_func", "ptr", OS_OBJECT, Off("PyMethodObject", "im_func")),
+    F("method.im_self", "ptr", OS_OBJECT, Off("PyMethodObject", "im_self")),
 ]
 
 FIELD_BY_NAME = {f.name: f for f in FIELDS}
@@ -397,6 +418,17 @@ def managed_dict(v: Version, shape: str) -> str:
     return f"ManagedDict::InlineValues {{ dict_words_before: {words} }}"
 
 
+def insertion_order(v: Version, shape: str) -> str:
+    # Objects/dictobject.c get_index_from_order: where a split dict's values keep the order the
+    # instance's attributes were set in. Before 3.11 a split table is only kept while keys are
+    # inserted in the shared keys' order (insertdict makes it combined otherwise).
+    if v < (3, 11):
+        return "InsertionOrder::SharedKeys"
+    if v < (3, 13):
+        return "InsertionOrder::BytesBefore"
+    return "InsertionOrder::AfterValues"
+
+
 BEHAVIOURS: List[Behaviour] = [
     Behaviour("lnotab_signed", "bool",
               "`co_lnotab` line deltas are signed bytes (3.6+), not unsigned",
@@ -408,6 +440,9 @@ BEHAVIOURS: List[Behaviour] = [
     Behaviour("managed_dict", "ManagedDict",
               "Where instances of classes with `Py_TPFLAGS_MANAGED_DICT` keep their attributes",
               managed_dict),
+    Behaviour("insertion_order", "InsertionOrder",
+              "Where a split dict's values keep the instance's own insertion order",
+              insertion_order),
 ]
 
 # Since 3.8 Py_DEBUG no longer implies Py_TRACE_REFS, and none of these structs differ between

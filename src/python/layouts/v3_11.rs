@@ -3,14 +3,15 @@
 // Cross-checked [RELEASE]: /usr/include/python3.11 (3.11.2) gives identical values.
 // Regenerate with `python3 tools/gen_layouts.py`; verify with `--check`.
 
-use super::super::dicts::ManagedDict;
+use super::super::dicts::{InsertionOrder, ManagedDict};
 use super::super::field::Field;
 use super::super::layout::{
-    BaseExceptionLayout, BytesLayout, CFrameLayout, CellLayout, CodeLayout, DictKeysLayout,
-    DictLayout, DictValuesLayout, ErrStackItemLayout, FloatLayout, FrameObjectLayout, GilLayout,
-    HeapTypeLayout, IntLayout, InterpreterFrameLayout, InterpreterLayout, Layout, ListLayout,
-    LongLayout, ModuleLayout, ObjectLayout, RuntimeLayout, SetLayout, Shape, ThreadStateLayout,
-    TupleLayout, TypeObjectLayout, UnicodeLayout, VarObjectLayout,
+    BaseExceptionLayout, BytesLayout, CFrameLayout, CFunctionLayout, CellLayout, CodeLayout,
+    DictKeysLayout, DictLayout, DictValuesLayout, ErrStackItemLayout, FloatLayout,
+    FrameObjectLayout, FunctionLayout, GilLayout, HeapTypeLayout, IntLayout,
+    InterpreterFrameLayout, InterpreterLayout, Layout, ListLayout, LongLayout, MethodLayout,
+    ModuleLayout, ObjectLayout, RuntimeLayout, SetLayout, Shape, ThreadStateLayout, TupleLayout,
+    TypeObjectLayout, UnicodeLayout, VarObjectLayout,
 };
 
 // source: $PYENV_ROOT/versions/3.11.7/include/python3.11 (3.11.7)
@@ -25,6 +26,7 @@ pub const RELEASE: Layout = Layout {
     lnotab_signed: true,
     python2_repr: false,
     managed_dict: ManagedDict::DictAndValuesBefore,
+    insertion_order: InsertionOrder::BytesBefore,
     object: ObjectLayout {
         // offsetof(PyObject, ob_type)
         ob_type: Field::at(8),
@@ -217,6 +219,8 @@ pub const RELEASE: Layout = Layout {
     dict_values: DictValuesLayout {
         // offsetof(PyDictValues, values)
         values: Some(0),
+        capacity: None,
+        size: None,
     },
     base_exception: BaseExceptionLayout {
         // offsetof(PyBaseExceptionObject, args)
@@ -253,6 +257,26 @@ pub const RELEASE: Layout = Layout {
     module: ModuleLayout {
         // offsetof(PyModuleObject, md_dict)
         md_dict: Field::at(16),
+    },
+    function: FunctionLayout {
+        // offsetof(PyFunctionObject, func_name)
+        func_name: Field::at(32),
+        // offsetof(PyFunctionObject, func_qualname)
+        func_qualname: Some(Field::at(40)),
+    },
+    cfunction: CFunctionLayout {
+        // offsetof(PyCFunctionObject, m_ml)
+        m_ml: Field::at(16),
+        // offsetof(PyCFunctionObject, m_self)
+        m_self: Field::at(24),
+        // offsetof(PyMethodDef, ml_name)
+        ml_name: Field::at(0),
+    },
+    method: MethodLayout {
+        // offsetof(PyMethodObject, im_func)
+        im_func: Field::at(16),
+        // offsetof(PyMethodObject, im_self)
+        im_self: Field::at(24),
     },
     debug_offsets: None,
 };
