@@ -36,7 +36,7 @@
 #                            docs/performance.md: py-spy needs the text segments)
 #   PYCORE_BENCH_TIMEOUT     seconds allowed per tool run (default 900)
 #   PYCORE_BENCH_TOOLS       comma list, subset of pycore,pystack,py-spy (default all)
-#   PYCORE_BENCH_MODES       comma list, subset of default,native,native-all,locals
+#   PYCORE_BENCH_MODES       comma list, subset of default,native,native-all,native-all-nocache,locals
 #                            (default default,native,native-all; `locals` alone writes
 #                            the doc's --locals section, the others its results section)
 #   PYCORE_BENCH_DOC         markdown file to update (default docs/performance.md)
@@ -57,7 +57,7 @@ SMALL_STACK_KB=${PYCORE_BENCH_SMALL_STACK_KB:-256}
 FILTER=${PYCORE_BENCH_COREDUMP_FILTER:-0x37}
 TIMEOUT=${PYCORE_BENCH_TIMEOUT:-900}
 TOOLS=${PYCORE_BENCH_TOOLS:-pycore,pystack,py-spy}
-MODES=${PYCORE_BENCH_MODES:-default,native,native-all}
+MODES=${PYCORE_BENCH_MODES:-default,native,native-all,native-all-nocache}
 DOC=${PYCORE_BENCH_DOC:-$REPO/docs/performance.md}
 PYCORE=$REPO/target/release/pycore
 
@@ -172,7 +172,7 @@ take_core small 0 "$SMALL_STACK_KB" 1
 # --- measure ------------------------------------------------------------------
 # The command line as the doc shows it: the settings that differ from the defaults, then the script.
 cmdline="bash bench/run.sh"
-[[ "$MODES" == default,native,native-all ]] || cmdline="PYCORE_BENCH_MODES=$MODES $cmdline"
+[[ "$MODES" == default,native,native-all,native-all-nocache ]] || cmdline="PYCORE_BENCH_MODES=$MODES $cmdline"
 [[ "$TOOLS" == pycore,pystack,py-spy ]] || cmdline="PYCORE_BENCH_TOOLS=$TOOLS $cmdline"
 [[ "$RUNS" == 3 ]] || cmdline="RUNS=$RUNS $cmdline"
 log "measuring ($RUNS runs per tool, mode and core; modes $MODES)"
