@@ -6,6 +6,7 @@
 
 mod address_space;
 mod anchors;
+pub mod batch;
 mod binaries;
 mod binary;
 mod bytes;
@@ -40,7 +41,9 @@ pub fn open_core(path: &std::path::Path) -> Result<input::MappedFile> {
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct Options {
     /// The core file: a kernel core or gcore output, plain or compressed (zstd, gzip, xz, lz4);
-    /// `-` reads it from standard input (reported as `<stdin>`).
+    /// `-` reads it from standard input (reported as `<stdin>`). The command line names it
+    /// beside these options (`pycore analyze CORE…`, `pycore pack CORE`).
+    #[arg(skip)]
     pub core: PathBuf,
     #[command(flatten)]
     pub locator: Locator,
@@ -156,6 +159,7 @@ pub(crate) fn analyze_core(
         None,
         &mut report,
     );
+    report.finish();
     if let Some(recorded) = recorded {
         recorded.facts.warnings.extend(truncation_warnings(core));
         recorded.facts.crash_function = report

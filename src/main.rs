@@ -35,6 +35,12 @@ enum Command {
 
 #[derive(clap::Args)]
 struct AnalyzeArgs {
+    /// The core file(s): kernel cores or gcore output, plain or compressed (zstd, gzip, xz,
+    /// lz4); `-` reads one from standard input. Several cores, or a directory of them, are
+    /// analysed in parallel: one JSON document per line with --json, else one row per core
+    /// with its crash signature.
+    #[arg(value_name = "CORE", required = true)]
+    cores: Vec<std::path::PathBuf>,
     #[command(flatten)]
     options: pycore::Options,
     /// Output format.
@@ -92,8 +98,15 @@ fn main() -> ExitCode {
 }
 
 fn analyze(args: AnalyzeArgs) -> ExitCode {
-    let options = &args.options;
     let format = if args.json { Format::Json } else { args.format };
+    let one_file = matches!(&args.cores[..], [only] if !only.is_dir());
+    if !one_file {
+        return analyze_many(&args, format);
+    }
+    let options = &pycore::Options {
+        core: args.cores[0].clone(),
+        ..args.options.clone()
+    };
     let report = match pycore::analyze(options) {
         Ok(report) => report,
         Err(error) => {
@@ -119,9 +132,39 @@ fn analyze(args: AnalyzeArgs) -> ExitCode {
         eprintln!("pycore: {}", terminal_safe(error.message.clone()));
         return ExitCode::from(u8::try_from(error.code).unwrap_or(EXIT_INTERNAL_ERROR));
     }
-    let partial =
-        !report.warnings.is_empty() || report.threads.iter().any(|t| !t.warnings.is_empty());
-    ExitCode::from(if partial { 1 } else { 0 })
+    ExitCode::from(u8::try_from(report.exit_code()).unwrap_or(EXIT_INTERNAL_ERROR))
+}
+
+/// Several cores, or a directory: analysed in parallel, one line each.
+fn analyze_many(args: &AnalyzeArgs, format: Format) -> ExitCode {
+    let cores = match pycore::batch::expand(&args.cores) {
+        Ok(cores) => cores,
+        Err(error) => {
+            eprintln!("pycore: {}", terminal_safe(error.to_string()));
+            return ExitCode::from(error.exit_code() as u8);
+        }
+    };
+    let analysed = pycore::batch::analyze_all(&cores, &args.options);
+    let mut out = Vec::new();
+    let rendered = match format {
+        Format::Json => pycore::render::summary::write_json_lines(&analysed, &mut out),
+        Format::Markdown => pycore::render::summary::write_table(&analysed, true, &mut out),
+        Format::Text | Format::Table => {
+            pycore::render::summary::write_table(&analysed, false, &mut out)
+        }
+    };
+    let mut stdout = io::stdout().lock();
+    if let Err(error) = rendered
+        .and_then(|()| stdout.write_all(&out))
+        .and_then(|()| stdout.flush())
+    {
+        if error.kind() != io::ErrorKind::BrokenPipe {
+            eprintln!("pycore: cannot write the report to standard output: {error}");
+            return ExitCode::from(EXIT_OUTPUT_ERROR);
+        }
+    }
+    let code = pycore::batch::exit_code(&analysed);
+    ExitCode::from(u8::try_from(code).unwrap_or(EXIT_INTERNAL_ERROR))
 }
 
 fn pack(options: pycore::pack::PackOptions) -> ExitCode {
@@ -130,7 +173,7 @@ fn pack(options: pycore::pack::PackOptions) -> ExitCode {
             let ratio = summary.original_size as f64 / summary.packed_size.max(1) as f64;
             println!(
                 "packed {} ({} bytes) into {} ({} bytes, {ratio:.0}x smaller): {} memory ranges, {} bytes of memory",
-                terminal_safe(options.analysis.core.display().to_string()),
+                terminal_safe(options.core.display().to_string()),
                 summary.original_size,
                 terminal_safe(options.output.display().to_string()),
                 summary.packed_size,

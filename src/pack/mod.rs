@@ -29,6 +29,9 @@ use facts::PackedFacts;
 /// `pycore pack`'s options: the analysis's (which binaries, `--locals`), and the output.
 #[derive(Debug, Clone, clap::Args)]
 pub struct PackOptions {
+    /// The core to pack (as for `pycore analyze`: plain or compressed, `-` for standard input).
+    #[arg(value_name = "CORE")]
+    pub core: PathBuf,
     #[command(flatten)]
     pub analysis: Options,
     /// Where to write the packed core.
@@ -89,7 +92,10 @@ impl Recorded {
 
 /// Pack `options.analysis.core` into `options.output`.
 pub fn pack(options: &PackOptions) -> Result<PackSummary> {
-    let analysis = &options.analysis;
+    let analysis = &Options {
+        core: options.core.clone(),
+        ..options.analysis.clone()
+    };
     if analysis.native || analysis.native_all {
         return Err(Error::PackUnsupported {
             what: "native stacks (--native, --native-all): a packed core keeps the Python analysis, the thread states and the crash site only".into(),
@@ -216,6 +222,7 @@ pub(crate) fn analyze_packed(core: &CoreFile, note: &[u8], options: &Options) ->
         Some(facts.crash_function.clone()),
         &mut report,
     );
+    report.finish();
     Ok(report)
 }
 

@@ -12,7 +12,13 @@ pub fn write(report: &Report, out: &mut impl Write) -> io::Result<()> {
 /// The document for an analysis that stopped before the core's notes could be read (not a
 /// core, unreadable): every section null or empty, and the error.
 pub fn write_error(error: &crate::Error, out: &mut impl Write) -> io::Result<()> {
-    let document = serde_json::json!({
+    serde_json::to_writer_pretty(&mut *out, &error_document(error))?;
+    writeln!(out)
+}
+
+/// The JSON document of an analysis that stopped before the core's notes were read.
+pub fn error_document(error: &crate::Error) -> serde_json::Value {
+    serde_json::json!({
         "schema_version": crate::report::SCHEMA_VERSION,
         "core": null,
         "crash": null,
@@ -25,7 +31,5 @@ pub fn write_error(error: &crate::Error, out: &mut impl Write) -> io::Result<()>
             "kind": error.kind(),
             "message": error.to_string(),
         },
-    });
-    serde_json::to_writer_pretty(&mut *out, &document)?;
-    writeln!(out)
+    })
 }

@@ -23,6 +23,9 @@ pub fn write(report: &Report, out: &mut impl Write) -> io::Result<()> {
     if let Some(pid) = report.core.pid {
         writeln!(out, "- **PID**: {pid}")?;
     }
+    if let Some(signature) = &report.crash.signature {
+        writeln!(out, "- **Crash signature**: `{signature}`")?;
+    }
     if let Some(packed) = super::packed_line(report) {
         writeln!(out, "- **Core**: {}", escape(&packed))?;
     }

@@ -2,6 +2,7 @@
 
 pub mod json;
 pub mod markdown;
+pub mod summary;
 pub mod table;
 pub mod text;
 

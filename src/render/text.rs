@@ -105,6 +105,9 @@ fn write_header(report: &Report, palette: Palette, out: &mut impl Write) -> io::
     if let Some(site) = super::crash_site(report) {
         writeln!(out, "{style}Crash site: {site}{style:#}")?;
     }
+    if let Some(signature) = &report.crash.signature {
+        writeln!(out, "Crash signature: {signature}")?;
+    }
     let Some(python) = &report.python else {
         let why = report.error.as_ref().map_or("", |e| e.message.as_str());
         writeln!(out, "{warn_style}Python: not read: {why}{warn_style:#}")?;

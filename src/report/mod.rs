@@ -3,6 +3,7 @@
 
 mod merge;
 mod native;
+mod signature;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -111,6 +112,10 @@ pub struct CrashSummary {
     pub thread: Option<i32>,
     /// Crashes: where the crashed thread was, its innermost native frame.
     pub location: Option<CrashLocation>,
+    /// Crashes: a stable hash of the signal and the crashed thread's innermost Python frames
+    /// (`sig1-…`, see `signature.rs`): equal for two cores of the same crash.
+    #[serde(default)]
+    pub signature: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -450,6 +455,22 @@ impl Report {
         });
     }
 
+    /// The exit code of `pycore analyze` for this report: the error's, else 1 when any data is
+    /// partial (a warning), else 0.
+    pub fn exit_code(&self) -> i32 {
+        if let Some(error) = &self.error {
+            return error.code;
+        }
+        let partial =
+            !self.warnings.is_empty() || self.threads.iter().any(|t| !t.warnings.is_empty());
+        i32::from(partial)
+    }
+
+    /// Compute what needs the whole report: the crash signature.
+    pub(crate) fn finish(&mut self) {
+        self.crash.signature = signature::crash_signature(self);
+    }
+
     /// How many interpreters had thread states (0 when the Python state was not read).
     pub fn interpreter_count(&self) -> usize {
         self.python.as_ref().map_or(0, |p| p.interpreters.len())
@@ -592,6 +613,7 @@ fn crash_summary(
             thread: signal.as_ref().and(threads.first()).map(|t| t.tid),
             signal,
             location: None,
+            signature: None,
         };
     }
     let matches = |t: &&ThreadStatus, info: Option<&SignalInfo>| {
@@ -629,6 +651,7 @@ fn crash_summary(
             .filter(|s| s.number != 0),
         thread: taken.filter(|_| kind != CoreKind::Snapshot).map(|t| t.tid),
         location: None,
+        signature: None,
     }
 }
 
