@@ -471,6 +471,7 @@ pub fn for_other_shape(
             f_lasti: None,
             f_lineno: None,
             f_localsplus: None,
+            f_frame: base.frame.f_frame.map(|f| Field::at(moved(f.offset()))),
         },
         iframe: InterpreterFrameLayout {
             localsplus: None,
@@ -576,6 +577,15 @@ pub fn for_other_shape(
         },
         module: ModuleLayout {
             md_dict: Field::at(moved(base.module.md_dict.offset())),
+        },
+        gc: GcLayout {
+            next: base.gc.next,
+            head_size: base.gc.head_size,
+            generation_size: base.gc.generation_size,
+            runtime_generations: None,
+            runtime_permanent: None,
+            interp_generations: None,
+            interp_permanent: None,
         },
         debug_offsets: base.debug_offsets.clone(),
     }

@@ -5,10 +5,10 @@ use super::super::dicts::ManagedDict;
 use super::super::field::Field;
 use super::super::layout::{
     BaseExceptionLayout, BytesLayout, CFrameLayout, CellLayout, CodeLayout, DictKeysLayout,
-    DictLayout, DictValuesLayout, ErrStackItemLayout, FloatLayout, FrameObjectLayout, GilLayout,
-    HeapTypeLayout, IntLayout, InterpreterFrameLayout, InterpreterLayout, Layout, ListLayout,
-    LongLayout, ModuleLayout, ObjectLayout, RuntimeLayout, SetLayout, Shape, ThreadStateLayout,
-    TupleLayout, TypeObjectLayout, UnicodeLayout, VarObjectLayout,
+    DictLayout, DictValuesLayout, ErrStackItemLayout, FloatLayout, FrameObjectLayout, GcLayout,
+    GilLayout, HeapTypeLayout, IntLayout, InterpreterFrameLayout, InterpreterLayout, Layout,
+    ListLayout, LongLayout, ModuleLayout, ObjectLayout, RuntimeLayout, SetLayout, Shape,
+    ThreadStateLayout, TupleLayout, TypeObjectLayout, UnicodeLayout, VarObjectLayout,
 };
 
 // source: $PYENV_ROOT/versions/3.12.1/include/python3.12 (3.12.1)
@@ -115,6 +115,8 @@ pub const RELEASE: Layout = Layout {
         // None: offsetof(PyFrameObject, f_lineno) exists, but frame.f_code is None
         f_lineno: None,
         f_localsplus: None,
+        // offsetof(PyFrameObject, f_frame)
+        f_frame: Some(Field::at(24)),
     },
     iframe: InterpreterFrameLayout {
         // offsetof(_PyInterpreterFrame, localsplus)
@@ -249,6 +251,20 @@ pub const RELEASE: Layout = Layout {
     module: ModuleLayout {
         // offsetof(PyModuleObject, md_dict)
         md_dict: Field::at(16),
+    },
+    gc: GcLayout {
+        // offsetof(PyGC_Head, _gc_next)
+        next: Field::at(0),
+        // sizeof(PyGC_Head)
+        head_size: 16,
+        // sizeof(struct gc_generation)
+        generation_size: 24,
+        runtime_generations: None,
+        runtime_permanent: None,
+        // offsetof(PyInterpreterState, gc.generations)
+        interp_generations: Some(136),
+        // offsetof(PyInterpreterState, gc.permanent_generation)
+        interp_permanent: Some(216),
     },
     debug_offsets: None,
 };

@@ -6,7 +6,7 @@ use super::super::field::Field;
 use super::super::layout::{
     BaseExceptionLayout, BytesLayout, CFrameLayout, CellLayout, CodeLayout, DebugOffsetsLayout,
     DictKeysLayout, DictLayout, DictValuesLayout, ErrStackItemLayout, FloatLayout,
-    FrameObjectLayout, GilLayout, HeapTypeLayout, IntLayout, InterpreterFrameLayout,
+    FrameObjectLayout, GcLayout, GilLayout, HeapTypeLayout, IntLayout, InterpreterFrameLayout,
     InterpreterLayout, Layout, ListLayout, LongLayout, ModuleLayout, ObjectLayout, RuntimeLayout,
     SetLayout, Shape, ThreadStateLayout, TupleLayout, TypeObjectLayout, UnicodeLayout,
     VarObjectLayout,
@@ -117,6 +117,8 @@ pub const RELEASE: Layout = Layout {
         // None: offsetof(PyFrameObject, f_lineno) exists, but frame.f_code is None
         f_lineno: None,
         f_localsplus: None,
+        // offsetof(PyFrameObject, f_frame)
+        f_frame: Some(Field::at(24)),
     },
     iframe: InterpreterFrameLayout {
         // offsetof(_PyInterpreterFrame, localsplus)
@@ -251,6 +253,20 @@ pub const RELEASE: Layout = Layout {
     module: ModuleLayout {
         // offsetof(PyModuleObject, md_dict)
         md_dict: Field::at(16),
+    },
+    gc: GcLayout {
+        // offsetof(PyGC_Head, _gc_next)
+        next: Field::at(0),
+        // sizeof(PyGC_Head)
+        head_size: 16,
+        // sizeof(struct gc_generation)
+        generation_size: 24,
+        runtime_generations: None,
+        runtime_permanent: None,
+        // offsetof(PyInterpreterState, gc.generations)
+        interp_generations: Some(7424),
+        // offsetof(PyInterpreterState, gc.permanent_generation)
+        interp_permanent: Some(7504),
     },
     debug_offsets: Some(DebugOffsetsLayout {
         // sizeof(_Py_DebugOffsets)
@@ -465,6 +481,8 @@ pub const FREE_THREADED: Layout = Layout {
         // None: offsetof(PyFrameObject, f_lineno) exists, but frame.f_code is None
         f_lineno: None,
         f_localsplus: None,
+        // offsetof(PyFrameObject, f_frame)
+        f_frame: Some(Field::at(40)),
     },
     iframe: InterpreterFrameLayout {
         // offsetof(_PyInterpreterFrame, localsplus)
@@ -599,6 +617,20 @@ pub const FREE_THREADED: Layout = Layout {
     module: ModuleLayout {
         // offsetof(PyModuleObject, md_dict)
         md_dict: Field::at(32),
+    },
+    gc: GcLayout {
+        // offsetof(PyGC_Head, _gc_next)
+        next: Field::at(0),
+        // sizeof(PyGC_Head)
+        head_size: 16,
+        // sizeof(struct gc_generation)
+        generation_size: 24,
+        runtime_generations: None,
+        runtime_permanent: None,
+        // offsetof(PyInterpreterState, gc.generations)
+        interp_generations: Some(7424),
+        // offsetof(PyInterpreterState, gc.permanent_generation)
+        interp_permanent: Some(7504),
     },
     debug_offsets: Some(DebugOffsetsLayout {
         // sizeof(_Py_DebugOffsets)

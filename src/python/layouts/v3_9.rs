@@ -5,10 +5,10 @@ use super::super::dicts::ManagedDict;
 use super::super::field::Field;
 use super::super::layout::{
     BaseExceptionLayout, BytesLayout, CFrameLayout, CellLayout, CodeLayout, DictKeysLayout,
-    DictLayout, DictValuesLayout, ErrStackItemLayout, FloatLayout, FrameObjectLayout, GilLayout,
-    HeapTypeLayout, IntLayout, InterpreterFrameLayout, InterpreterLayout, Layout, ListLayout,
-    LongLayout, ModuleLayout, ObjectLayout, RuntimeLayout, SetLayout, Shape, ThreadStateLayout,
-    TupleLayout, TypeObjectLayout, UnicodeLayout, VarObjectLayout,
+    DictLayout, DictValuesLayout, ErrStackItemLayout, FloatLayout, FrameObjectLayout, GcLayout,
+    GilLayout, HeapTypeLayout, IntLayout, InterpreterFrameLayout, InterpreterLayout, Layout,
+    ListLayout, LongLayout, ModuleLayout, ObjectLayout, RuntimeLayout, SetLayout, Shape,
+    ThreadStateLayout, TupleLayout, TypeObjectLayout, UnicodeLayout, VarObjectLayout,
 };
 
 // source: $PYENV_ROOT/versions/3.9.18/include/python3.9 (3.9.18)
@@ -118,6 +118,7 @@ pub const RELEASE: Layout = Layout {
         f_lineno: Some(Field::at(108)),
         // offsetof(PyFrameObject, f_localsplus)
         f_localsplus: Some(360),
+        f_frame: None,
     },
     iframe: InterpreterFrameLayout {
         localsplus: None,
@@ -242,6 +243,20 @@ pub const RELEASE: Layout = Layout {
     module: ModuleLayout {
         // offsetof(PyModuleObject, md_dict), hand-defined struct
         md_dict: Field::at(16),
+    },
+    gc: GcLayout {
+        // offsetof(PyGC_Head, _gc_next)
+        next: Field::at(0),
+        // sizeof(PyGC_Head)
+        head_size: 16,
+        // sizeof(struct gc_generation)
+        generation_size: 24,
+        runtime_generations: None,
+        runtime_permanent: None,
+        // offsetof(PyInterpreterState, gc.generations)
+        interp_generations: Some(640),
+        // offsetof(PyInterpreterState, gc.permanent_generation)
+        interp_permanent: Some(720),
     },
     debug_offsets: None,
 };
