@@ -48,8 +48,14 @@ impl std::str::FromStr for SourceRoot {
 /// the process ran: a function's `def` must be on its code object's first line.
 pub fn annotate(report: &mut Report, roots: &[SourceRoot], sysroot: Option<&Path>) {
     let mut files: HashMap<String, Option<Vec<String>>> = HashMap::new();
-    for thread in &report.threads {
-        for frame in &thread.frames {
+    let greenlet_frames = report.greenlets.iter().flat_map(|g| &g.frames);
+    for frame in report
+        .threads
+        .iter()
+        .flat_map(|t| &t.frames)
+        .chain(greenlet_frames)
+    {
+        {
             if !files.contains_key(&frame.file) && files.len() < MAX_FILES {
                 files.insert(frame.file.clone(), read_lines(&frame.file, roots, sysroot));
             }
@@ -58,7 +64,12 @@ pub fn annotate(report: &mut Report, roots: &[SourceRoot], sysroot: Option<&Path
     let mut stale = Vec::new();
     for (file, lines) in &mut files {
         let Some(found) = lines else { continue };
-        let frames = report.threads.iter().flat_map(|t| &t.frames);
+        let greenlet_frames = report.greenlets.iter().flat_map(|g| &g.frames);
+        let frames = report
+            .threads
+            .iter()
+            .flat_map(|t| &t.frames)
+            .chain(greenlet_frames);
         let mismatch = frames.filter(|f| &f.file == file).any(|frame| {
             // Module code and lambdas have no `def NAME` line to check. For a decorated
             // function `co_firstlineno` is the first decorator's line, so the `def` may follow.
@@ -81,8 +92,14 @@ pub fn annotate(report: &mut Report, roots: &[SourceRoot], sysroot: Option<&Path
             "{file} has changed since the process ran it (its functions are not on the lines the code recorded); its source lines are not shown"
         ));
     }
-    for thread in &mut report.threads {
-        for frame in &mut thread.frames {
+    let greenlet_frames = report.greenlets.iter_mut().flat_map(|g| &mut g.frames);
+    for frame in report
+        .threads
+        .iter_mut()
+        .flat_map(|t| &mut t.frames)
+        .chain(greenlet_frames)
+    {
+        {
             let Some(line) = frame.line else { continue };
             let raw = files
                 .get(&frame.file)

@@ -63,6 +63,9 @@ pub enum WarningKind {
     NativeMerge,
     /// A mapped module is not on this machine (or is another build): its frames are unnamed.
     NativeModuleMissing,
+    /// Greenlets could not all be found or read (the collector's lists are cut or absent, a
+    /// greenlet's state is unrecognised, or its thread cannot be told).
+    Greenlets,
 }
 
 /// One warning.
