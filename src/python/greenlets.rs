@@ -88,7 +88,10 @@ pub struct GreenletState {
 pub enum GcRoots {
     /// `PyInterpreterState.gc` (3.9+) or `_PyRuntimeState.gc` (3.7, 3.8): the address of the
     /// struct that holds the generations array and the permanent generation.
-    Structs { generations: u64, permanent: Option<u64> },
+    Structs {
+        generations: u64,
+        permanent: Option<u64>,
+    },
     /// 2.7, 3.6: `_PyGC_generation0`, the pointer to gcmodule.c's `generations[0].head`.
     Generation0(u64),
     /// Free-threaded builds: no lists.
@@ -119,11 +122,14 @@ pub fn greenlets<M: Memory>(
             .warnings
             .push(Warning::new(WarningKind::Greenlets, message));
     };
-    let Some(greenlet_type) = ["greenlet._greenlet", "greenlet"].into_iter().find_map(|m| {
-        module_attribute(objects, interpreter, m, "greenlet")
-            .ok()
-            .flatten()
-    }) else {
+    let Some(greenlet_type) = ["greenlet._greenlet", "greenlet"]
+        .into_iter()
+        .find_map(|m| {
+            module_attribute(objects, interpreter, m, "greenlet")
+                .ok()
+                .flatten()
+        })
+    else {
         warn(
             &mut state,
             "greenlet is loaded but its type greenlet.greenlet is not found".into(),
@@ -198,11 +204,15 @@ pub fn greenlets<M: Memory>(
 
 /// `sys.modules[name]`, if it is there.
 fn loaded_module<M: Memory>(objects: &Objects<'_, M>, interpreter: u64, name: &str) -> Option<u64> {
-    let modules = objects.read(interpreter, objects.layout.interp.modules).ok()?;
+    let modules = objects
+        .read(interpreter, objects.layout.interp.modules)
+        .ok()?;
     if modules == 0 {
         return None;
     }
-    super::dicts::dict_get_str(objects, modules, name).ok().flatten()
+    super::dicts::dict_get_str(objects, modules, name)
+        .ok()
+        .flatten()
 }
 
 /// The `PyGC_Head` list heads to walk.

@@ -8,10 +8,10 @@
 mod debug_offsets;
 mod debug_offsets_map;
 mod dicts;
-pub mod greenlets;
 pub mod exceptions;
 pub mod field;
 pub mod frames;
+pub mod greenlets;
 pub mod layout;
 mod layouts;
 pub mod linetable;
@@ -266,7 +266,12 @@ fn all_greenlets<M: Memory>(
     for (index, interpreter) in interpreters.into_iter().enumerate() {
         // 3.9+ keep the collector's lists per interpreter; 3.7/3.8 in _PyRuntime and 2.7/3.6
         // in gcmodule.c's statics, shared by all interpreters (walked once).
-        let roots = match (shape, gc.interp_generations, gc.runtime_generations, runtime) {
+        let roots = match (
+            shape,
+            gc.interp_generations,
+            gc.runtime_generations,
+            runtime,
+        ) {
             (Shape::FreeThreaded, _, _, _) => greenlets::GcRoots::None,
             (_, Some(generations), _, _) => greenlets::GcRoots::Structs {
                 generations: interpreter.wrapping_add(u64::from(generations)),

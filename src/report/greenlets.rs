@@ -88,10 +88,8 @@ pub(super) fn add_greenlets(report: &mut Report, core: &CoreFile, state: Greenle
     let mut greenlets = Vec::new();
     for thread in &report.threads {
         let Some(tid) = thread.tid else { continue };
-        let mine: Vec<&GreenletReport> = suspended
-            .iter()
-            .filter(|g| g.thread == Some(tid))
-            .collect();
+        let mine: Vec<&GreenletReport> =
+            suspended.iter().filter(|g| g.thread == Some(tid)).collect();
         let runner: Vec<&(i32, u64, bool)> = running.iter().filter(|r| r.0 == tid).collect();
         if mine.is_empty() && runner.is_empty() {
             continue;

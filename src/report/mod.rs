@@ -24,8 +24,8 @@ pub use crate::core::{Arch, Dumper};
 pub use crate::native::syscall::{StateKind, ThreadState};
 pub use crate::python::exceptions::ExceptionInfo;
 pub use crate::python::Shape;
-pub(crate) use native::add_native;
 pub use greenlets::{GreenletReport, GreenletSummary};
+pub(crate) use native::add_native;
 pub use native::{CrashLocation, NativeFrameReport};
 
 pub const SCHEMA_VERSION: u32 = 2;
