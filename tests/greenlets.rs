@@ -45,25 +45,53 @@ fn greenlets_match_on_kernel_cores() {
     );
 }
 
+/// greenlet 1.x keeps its state in the `PyGreenlet` itself (a C struct), not behind `pimpl`.
+#[test]
+fn greenlet_1_matches_on_cores() {
+    matrix_of(
+        "greenlet 1.x on cores of tests/scenarios/greenlets.py",
+        Take::GcoreOrKernel,
+        Greenlet::One,
+    );
+}
+
+/// Which greenlet release pip installs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Greenlet {
+    /// The newest with a wheel for the row.
+    Newest,
+    /// The newest 1.x.
+    One,
+}
+
 fn matrix(title: &str, take: Take) {
+    matrix_of(title, take, Greenlet::Newest);
+}
+
+fn matrix_of(title: &str, take: Take, release: Greenlet) {
     let found = interpreters::discover();
     let candidates = interpreters::rows_for(&found, interpreters::WANTED, false);
     let start = Instant::now();
     let rows = run_matrix(title, &candidates, |python, progress| {
-        check_row(python, progress, take)
+        check_row(python, progress, take, release)
     });
     print_matrix(title, &rows, start.elapsed());
     assert_all_passed(title, &rows);
     assert_some_passed(title, &rows);
 }
 
-fn check_row(python: &Interpreter, progress: &mut Progress, take: Take) -> Outcome {
+fn check_row(
+    python: &Interpreter,
+    progress: &mut Progress,
+    take: Take,
+    release: Greenlet,
+) -> Outcome {
     let pip_dir = TestDir::new(&format!(
         "greenlet-pip-{}-{}",
         python.label(),
         python.linkage
     ));
-    let installed = install_greenlet(python, pip_dir.path());
+    let installed = install_greenlet(python, pip_dir.path(), release);
     pip_dir.remove();
     let site = match installed {
         Ok(site) => site,
@@ -75,9 +103,10 @@ fn check_row(python: &Interpreter, progress: &mut Progress, take: Take) -> Outco
         "gcore"
     };
     let dir = TestDir::new(&format!(
-        "greenlets-{how}-{}-{}",
+        "greenlets-{how}-{}-{}{}",
         python.label(),
-        python.linkage
+        python.linkage,
+        if release == Greenlet::One { "-1" } else { "" }
     ));
     let result = core_and_judge(python, &site, &dir, progress, take);
     outcome(result, dir)
@@ -86,11 +115,19 @@ fn check_row(python: &Interpreter, progress: &mut Progress, take: Take) -> Outco
 /// Where greenlet is installed for this row: ~/.cache/pycore-greenlet/LABEL-LINKAGE, filled by
 /// the row's own pip, or, for an interpreter without pip, by the pip of the python3 on PATH
 /// asked for the row's wheel tags. `Err`: why no wheel installs (the row is skipped).
-fn install_greenlet(python: &Interpreter, dir: &std::path::Path) -> Result<PathBuf, String> {
+fn install_greenlet(
+    python: &Interpreter,
+    dir: &std::path::Path,
+    release: Greenlet,
+) -> Result<PathBuf, String> {
     let home = std::env::var_os("HOME").ok_or("no HOME")?;
+    let (requirement, suffix) = match release {
+        Greenlet::Newest => ("greenlet", ""),
+        Greenlet::One => ("greenlet<2", "-greenlet1"),
+    };
     let site = PathBuf::from(home)
         .join(".cache/pycore-greenlet")
-        .join(format!("{}-{}", python.label(), python.linkage));
+        .join(format!("{}-{}{suffix}", python.label(), python.linkage));
     if site.join("greenlet").is_dir() {
         return Ok(site);
     }
@@ -136,7 +173,7 @@ fn install_greenlet(python: &Interpreter, dir: &std::path::Path) -> Result<PathB
     ]);
     // Installed aside, then renamed: the two matrices may install for one row at once.
     let staging = dir.join("site");
-    command.arg(&staging).arg("greenlet");
+    command.arg(&staging).arg(requirement);
     command.env("PIP_ROOT_USER_ACTION", "ignore");
     let out = run_with_timeout(&mut command, PIP_TIMEOUT, dir, "pip")
         .map_err(|e| format!("pip install greenlet: {e}"))?;
