@@ -52,6 +52,8 @@ const MAX_GREENLETS: usize = 1_000_000;
 const STATE_WORDS: usize = 64;
 /// How far after `stack_stop` `top_frame` may be (words).
 const TOP_FRAME_WINDOW: usize = 24;
+/// Started greenlets whose words are searched for `top_frame`.
+const TOP_FRAME_SAMPLE: usize = 10_000;
 /// Base classes followed up from a type before it is taken for not a greenlet.
 const MAX_BASES: usize = 64;
 /// `stack_start` of a main greenlet that never switched away.
@@ -156,7 +158,11 @@ pub fn greenlets<M: Memory>(
         }
     }
     let blocks = state_blocks(objects, &found, state.version.as_deref());
-    let Some(layout) = GreenletLayout::infer(objects, &blocks) else {
+    let words = |index: usize| {
+        let (_, block) = blocks.get(index)?;
+        read_words(objects.memory, *block)
+    };
+    let Some(layout) = GreenletLayout::infer(objects, blocks.len(), words) else {
         if !blocks.is_empty() {
             warn(&mut state, format!(
                 "{} greenlets found but their state is not recognised (no main greenlet's stack_stop of -1): their stacks are not shown",
@@ -165,7 +171,10 @@ pub fn greenlets<M: Memory>(
         }
         return Some(state);
     };
-    for (address, words) in &blocks {
+    for (index, (address, _)) in blocks.iter().enumerate() {
+        let Some(words) = words(index) else {
+            continue;
+        };
         let word = |i: usize| words.get(i).copied().unwrap_or(0);
         let (start, stop) = (word(layout.stack_stop - 1), word(layout.stack_stop));
         if start == 0 || stop == 0 {
@@ -268,7 +277,19 @@ impl<M: Memory> Finder<'_, '_, M> {
                 .map_err(|e| format!("the collector's list at {head:#x} is cut at {node:#x}: {e}"))
         };
         let mut node = next(head)?;
+        // Brent's cycle detection: a loop that does not pass the head is found after about
+        // twice its length, not after the whole budget.
+        let (mut checkpoint, mut steps, mut power) = (head, 0usize, 1usize);
         while node != head {
+            if node == checkpoint {
+                return Err(format!(
+                    "the collector's list at {head:#x} loops back to {node:#x}: greenlets past it are not shown"
+                ));
+            }
+            steps += 1;
+            if steps == power {
+                (checkpoint, steps, power) = (node, 0, power.saturating_mul(2));
+            }
             if node == 0 {
                 return Err(format!(
                     "the collector's list at {head:#x} ends in a null pointer"
@@ -319,13 +340,13 @@ impl<M: Memory> Finder<'_, '_, M> {
     }
 }
 
-/// Each greenlet's state block, as words: the object itself (greenlet 0.4/1.x) or the C++
+/// Each greenlet and its state block: the object itself (greenlet 0.4/1.x) or the C++
 /// `Greenlet` at `pimpl`, the third word after `PyObject_HEAD` (2.x/3.x, greenlet.h).
 fn state_blocks<M: Memory>(
     objects: &Objects<'_, M>,
     greenlets: &[u64],
     version: Option<&str>,
-) -> Vec<(u64, Vec<u64>)> {
+) -> Vec<(u64, u64)> {
     let c_struct = version
         .and_then(|v| v.split('.').next())
         .and_then(|major| major.parse::<u32>().ok())
@@ -339,7 +360,7 @@ fn state_blocks<M: Memory>(
             } else {
                 objects.pointer(greenlet.wrapping_add(header + 16)).ok()?
             };
-            Some((greenlet, read_words(objects.memory, block)?))
+            Some((greenlet, block))
         })
         .collect()
 }
@@ -373,8 +394,14 @@ struct GreenletLayout {
 }
 
 impl GreenletLayout {
-    fn infer<M: Memory>(objects: &Objects<'_, M>, blocks: &[(u64, Vec<u64>)]) -> Option<Self> {
-        let stack_stop = most_common(blocks.iter().filter_map(|(_, words)| {
+    /// From the words of `count` state blocks, which `words` reads (each read when needed: a
+    /// process may have a million greenlets).
+    fn infer<M: Memory>(
+        objects: &Objects<'_, M>,
+        count: usize,
+        words: impl Fn(usize) -> Option<Vec<u64>>,
+    ) -> Option<Self> {
+        let stack_stop = most_common((0..count).filter_map(&words).filter_map(|words| {
             words
                 .iter()
                 .skip(1)
@@ -388,9 +415,14 @@ impl GreenletLayout {
         };
         let mut types: HashMap<u64, bool> = HashMap::new();
         let mut candidates = Vec::new();
-        for (_, words) in blocks {
+        let mut sampled = 0;
+        for words in (0..count).filter_map(&words) {
             if words.get(stack_stop - 1).is_none_or(|w| *w == 0) {
                 continue; // dead: no frames
+            }
+            sampled += 1;
+            if sampled > TOP_FRAME_SAMPLE {
+                break;
             }
             let window = stack_stop + 1..(stack_stop + 1 + TOP_FRAME_WINDOW).min(words.len());
             for index in window {
@@ -434,4 +466,151 @@ fn most_common(values: impl Iterator<Item = usize>) -> Option<usize> {
         .into_iter()
         .max_by_key(|(value, count)| (*count, std::cmp::Reverse(*value)))
         .map(|(value, _)| value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::fake::FakeMemory;
+    use crate::python::layouts;
+    use crate::python::Shape;
+
+    const HEAD: u64 = 0x1000;
+    const GREENLET_TYPE: u64 = 0x9000;
+    const SUBCLASS: u64 = 0x9400;
+    const OTHER_TYPE: u64 = 0x9800;
+
+    fn layout() -> &'static crate::python::Layout {
+        layouts::lookup(3, 12, Shape::Release).expect("3.12 table")
+    }
+
+    /// A `PyGC_Head` at `node` whose next is `next`, followed by an object of type `ty`.
+    fn tracked(memory: &mut FakeMemory, node: u64, next: u64, ty: u64) {
+        let layout = layout();
+        let mut bytes = vec![0u8; 64];
+        let at = layout.gc.next.offset() as usize;
+        bytes[at..at + 8].copy_from_slice(&next.to_le_bytes());
+        let object = layout.gc.head_size as usize + layout.object.ob_type.offset() as usize;
+        bytes[object..object + 8].copy_from_slice(&ty.to_le_bytes());
+        memory.add(node, bytes);
+    }
+
+    fn types(memory: &mut FakeMemory, subclass_base: u64) {
+        let base = layout().type_object.tp_base.offset() as usize;
+        for (ty, parent) in [
+            (GREENLET_TYPE, 0),
+            (SUBCLASS, subclass_base),
+            (OTHER_TYPE, 0),
+        ] {
+            let mut bytes = vec![0u8; 512];
+            bytes[base..base + 8].copy_from_slice(&parent.to_le_bytes());
+            memory.add(ty, bytes);
+        }
+    }
+
+    fn collect(memory: &FakeMemory) -> (Vec<u64>, Result<(), String>) {
+        let objects = Objects {
+            memory,
+            layout: layout(),
+        };
+        let mut finder = Finder {
+            objects: &objects,
+            greenlet_type: GREENLET_TYPE,
+            is_greenlet: HashMap::new(),
+            visited: 0,
+        };
+        let mut found = Vec::new();
+        let result = finder.collect(HEAD, &mut found);
+        (found, result)
+    }
+
+    #[test]
+    fn greenlets_and_subclasses_are_found_on_a_list() {
+        let mut memory = FakeMemory::default();
+        types(&mut memory, GREENLET_TYPE);
+        tracked(&mut memory, HEAD, 0x2000, 0);
+        tracked(&mut memory, 0x2000, 0x3000, GREENLET_TYPE);
+        tracked(&mut memory, 0x3000, 0x4000, OTHER_TYPE);
+        tracked(&mut memory, 0x4000, HEAD, SUBCLASS);
+        let (found, result) = collect(&memory);
+        let header = u64::from(layout().gc.head_size);
+        assert_eq!(result, Ok(()));
+        assert_eq!(found, vec![0x2000 + header, 0x4000 + header]);
+    }
+
+    #[test]
+    fn a_loop_that_misses_the_head_stops_the_walk() {
+        let mut memory = FakeMemory::default();
+        types(&mut memory, GREENLET_TYPE);
+        tracked(&mut memory, HEAD, 0x2000, 0);
+        tracked(&mut memory, 0x2000, 0x3000, GREENLET_TYPE);
+        tracked(&mut memory, 0x3000, 0x4000, OTHER_TYPE);
+        tracked(&mut memory, 0x4000, 0x2000, OTHER_TYPE);
+        let (found, result) = collect(&memory);
+        assert!(result.unwrap_err().contains("loops"));
+        assert!(!found.is_empty());
+    }
+
+    #[test]
+    fn null_and_unreadable_links_end_the_walk_with_an_error() {
+        let mut memory = FakeMemory::default();
+        types(&mut memory, GREENLET_TYPE);
+        tracked(&mut memory, HEAD, 0x2000, 0);
+        tracked(&mut memory, 0x2000, 0, GREENLET_TYPE);
+        assert!(collect(&memory).1.unwrap_err().contains("null"));
+        tracked(&mut memory, 0x2000, 0xdead_0000, GREENLET_TYPE);
+        assert!(collect(&memory).1.unwrap_err().contains("cut"));
+    }
+
+    #[test]
+    fn a_cycle_of_base_classes_is_not_a_greenlet_and_ends() {
+        let mut memory = FakeMemory::default();
+        // SUBCLASS's base is itself: never reaches the greenlet type.
+        types(&mut memory, SUBCLASS);
+        tracked(&mut memory, HEAD, 0x2000, 0);
+        tracked(&mut memory, 0x2000, HEAD, SUBCLASS);
+        assert_eq!(collect(&memory), (Vec::new(), Ok(())));
+    }
+
+    #[test]
+    fn the_state_is_inferred_from_main_greenlets_and_frame_pointers() {
+        const FRAME: u64 = 0x5000;
+        const FRAME_TYPE: u64 = 0x6000;
+        const NAME: u64 = 0x7000;
+        let layout = layout();
+        let mut memory = FakeMemory::default();
+        let mut frame = vec![0u8; 64];
+        let ob_type = layout.object.ob_type.offset() as usize;
+        frame[ob_type..ob_type + 8].copy_from_slice(&FRAME_TYPE.to_le_bytes());
+        memory.add(FRAME, frame);
+        let mut frame_type = vec![0u8; 512];
+        let tp_name = layout.type_object.tp_name.offset() as usize;
+        frame_type[tp_name..tp_name + 8].copy_from_slice(&NAME.to_le_bytes());
+        memory.add(FRAME_TYPE, frame_type);
+        memory.add(NAME, b"frame\0".to_vec());
+        let objects = Objects {
+            memory: &memory,
+            layout,
+        };
+        // stack_stop at word 7; top_frame at word 11 of suspended greenlets.
+        let mut main = vec![0u64; 16];
+        (main[6], main[7]) = (MAIN_STACK_START, MAIN_STACK_STOP);
+        let mut suspended = vec![0u64; 16];
+        (suspended[6], suspended[7], suspended[11]) = (0x7ff0_0000, 0x7ff1_0000, FRAME);
+        // Garbage: an odd pointer, a pointer to nowhere, a dead greenlet with a frame.
+        let mut odd = suspended.clone();
+        (odd[9], odd[10]) = (FRAME + 1, 0xdead_beef_0000);
+        let mut dead = vec![0u64; 16];
+        dead[12] = FRAME;
+        let blocks = [main, suspended, odd, dead];
+        let blocks = &blocks;
+        let words = |from: usize| move |i: usize| blocks.get(from + i).cloned();
+        let inferred = GreenletLayout::infer(&objects, 4, words(0)).expect("a layout");
+        assert_eq!(inferred.stack_stop, 7);
+        assert_eq!(inferred.top_frame, Some(11));
+        assert!(inferred.is_frame(&objects, FRAME));
+        assert!(!inferred.is_frame(&objects, FRAME + 8));
+        // Without a main greenlet nothing is guessed.
+        assert!(GreenletLayout::infer(&objects, 3, words(1)).is_none());
+    }
 }
