@@ -52,6 +52,8 @@ const MAX_GREENLETS: usize = 1_000_000;
 const STATE_WORDS: usize = 64;
 /// How far after `stack_stop` `top_frame` may be (words).
 const TOP_FRAME_WINDOW: usize = 24;
+/// A greenlet's saved stack spans less than this (its thread's stack is smaller).
+const MAX_STACK_SPAN: u64 = 1 << 30;
 /// Started greenlets whose words are searched for `top_frame`.
 const TOP_FRAME_SAMPLE: usize = 10_000;
 /// Base classes followed up from a type before it is taken for not a greenlet.
@@ -401,13 +403,46 @@ impl GreenletLayout {
         count: usize,
         words: impl Fn(usize) -> Option<Vec<u64>>,
     ) -> Option<Self> {
-        let stack_stop = most_common((0..count).filter_map(&words).filter_map(|words| {
-            words
-                .iter()
-                .skip(1)
-                .position(|w| *w == MAIN_STACK_STOP)
-                .map(|i| i + 1)
-        }))?;
+        // Candidates: the first -1 word of each block (past word 0). Other members may be -1
+        // in user greenlets (gevent's have one further on), so each candidate is scored by
+        // how many blocks agree with it: a main greenlet's (-1 after a non-zero start), a
+        // started user greenlet's (its switch point below its start mark, both on one stack),
+        // or a dead or unstarted one's (zeros). The best score wins, the lowest index on ties.
+        let mut candidates: Vec<usize> = (0..count)
+            .filter_map(&words)
+            .filter_map(|words| {
+                words
+                    .iter()
+                    .skip(1)
+                    .position(|w| *w == MAIN_STACK_STOP)
+                    .map(|i| i + 1)
+            })
+            .collect();
+        candidates.sort_unstable();
+        candidates.dedup();
+        candidates.truncate(STATE_WORDS);
+        let agrees = |words: &[u64], index: usize| {
+            let (Some(&start), Some(&stop)) = (words.get(index - 1), words.get(index)) else {
+                return false;
+            };
+            match (start, stop) {
+                (0, _) | (_, 0) => true,
+                (_, MAIN_STACK_STOP) => true,
+                (start, stop) => start < stop && stop - start < MAX_STACK_SPAN,
+            }
+        };
+        let mut scores = vec![0usize; candidates.len()];
+        for words in (0..count).filter_map(&words).take(TOP_FRAME_SAMPLE) {
+            for (score, index) in scores.iter_mut().zip(&candidates) {
+                *score += usize::from(agrees(&words, *index));
+            }
+        }
+        let best = scores.iter().copied().max()?;
+        let stack_stop = *candidates
+            .iter()
+            .zip(&scores)
+            .find(|(_, score)| **score == best)?
+            .0;
         let mut layout = GreenletLayout {
             stack_stop,
             top_frame: None,
