@@ -55,6 +55,17 @@ fn greenlet_1_matches_on_cores() {
     );
 }
 
+/// gevent's greenlets (subclasses of greenlet.greenlet, in Cython) and its hub, beside plain
+/// greenlets.
+#[test]
+fn gevent_greenlets_match_on_cores() {
+    matrix_of(
+        "gevent on cores of tests/scenarios/greenlets.py",
+        Take::GcoreOrKernel,
+        Greenlet::Gevent,
+    );
+}
+
 /// Which greenlet release pip installs.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Greenlet {
@@ -62,6 +73,8 @@ enum Greenlet {
     Newest,
     /// The newest 1.x.
     One,
+    /// The newest gevent with a wheel for the row, and its greenlet.
+    Gevent,
 }
 
 fn matrix(title: &str, take: Take) {
@@ -97,6 +110,11 @@ fn check_row(
         Ok(site) => site,
         Err(reason) => return Outcome::Skipped { reason },
     };
+    if release == Greenlet::Gevent {
+        if let Err(reason) = gevent_runs(python, &site) {
+            return Outcome::Skipped { reason };
+        }
+    }
     let how = if take == Take::Quit {
         "kernel"
     } else {
@@ -106,9 +124,13 @@ fn check_row(
         "greenlets-{how}-{}-{}{}",
         python.label(),
         python.linkage,
-        if release == Greenlet::One { "-1" } else { "" }
+        match release {
+            Greenlet::Newest => "",
+            Greenlet::One => "-1",
+            Greenlet::Gevent => "-gevent",
+        }
     ));
-    let result = core_and_judge(python, &site, &dir, progress, take);
+    let result = core_and_judge(python, &site, &dir, progress, take, release);
     outcome(result, dir)
 }
 
@@ -124,6 +146,7 @@ fn install_greenlet(
     let (requirement, suffix) = match release {
         Greenlet::Newest => ("greenlet", ""),
         Greenlet::One => ("greenlet<2", "-greenlet1"),
+        Greenlet::Gevent => ("gevent", "-gevent"),
     };
     let site = PathBuf::from(home)
         .join(".cache/pycore-greenlet")
@@ -196,17 +219,53 @@ fn install_greenlet(
     Ok(site)
 }
 
+/// Whether the installed gevent works on this row at all (gevent's last wheels for 2.7 fail
+/// on their own: "Cannot construct a bare watcher").
+fn gevent_runs(python: &Interpreter, site: &std::path::Path) -> Result<(), String> {
+    let dir = TestDir::new(&format!(
+        "gevent-probe-{}-{}",
+        python.label(),
+        python.linkage
+    ));
+    let probe = format!(
+        "import sys; sys.path.insert(0, {:?}); import gevent; gevent.sleep(0.001)",
+        site.to_string_lossy()
+    );
+    let out = run_with_timeout(
+        Command::new(&python.path).args(["-E", "-s", "-c", &probe]),
+        PIP_TIMEOUT,
+        dir.path(),
+        "probe",
+    );
+    dir.remove();
+    match out {
+        Ok(out) if out.status.success() => Ok(()),
+        Ok(out) => Err(format!(
+            "gevent itself fails on this row: {}",
+            out.stderr.lines().last().unwrap_or("?")
+        )),
+        Err(e) => Err(format!("gevent probe: {e}")),
+    }
+}
+
 fn core_and_judge(
     python: &Interpreter,
     site: &std::path::Path,
     dir: &TestDir,
     progress: &mut Progress,
     take: Take,
+    release: Greenlet,
 ) -> Result<Verdict, String> {
     let site_arg = site.to_string_lossy().into_owned();
-    let args = [site_arg.as_str()];
+    let with_gevent = [site_arg.as_str(), "gevent"];
+    let without = [site_arg.as_str()];
+    let args: &[&str] = if release == Greenlet::Gevent {
+        &with_gevent
+    } else {
+        &without
+    };
     let run = Run {
-        args: &args,
+        args,
         ..Run::new("greenlets.py")
     };
     let command = python_run_command(python, &run, &record_path(dir));

@@ -404,10 +404,11 @@ impl GreenletLayout {
         words: impl Fn(usize) -> Option<Vec<u64>>,
     ) -> Option<Self> {
         // Candidates: the first -1 word of each block (past word 0). Other members may be -1
-        // in user greenlets (gevent's have one further on), so each candidate is scored by
-        // how many blocks agree with it: a main greenlet's (-1 after a non-zero start), a
-        // started user greenlet's (its switch point below its start mark, both on one stack),
-        // or a dead or unstarted one's (zeros). The best score wins, the lowest index on ties.
+        // in user greenlets (gevent's have one further on), so each candidate is scored by the
+        // blocks that bear it out: a started user greenlet's pair (its switch point just
+        // below its start mark on one stack: two non-zero ascending words less than a stack
+        // apart) counts twice, a main greenlet's (-1 after a non-zero start) once; zeros (dead
+        // or unstarted greenlets) count nothing. The best score wins, the lowest index on ties.
         let mut candidates: Vec<usize> = (0..count)
             .filter_map(&words)
             .filter_map(|words| {
@@ -421,20 +422,21 @@ impl GreenletLayout {
         candidates.sort_unstable();
         candidates.dedup();
         candidates.truncate(STATE_WORDS);
-        let agrees = |words: &[u64], index: usize| {
+        let evidence = |words: &[u64], index: usize| {
             let (Some(&start), Some(&stop)) = (words.get(index - 1), words.get(index)) else {
-                return false;
+                return 0;
             };
             match (start, stop) {
-                (0, _) | (_, 0) => true,
-                (_, MAIN_STACK_STOP) => true,
-                (start, stop) => start < stop && stop - start < MAX_STACK_SPAN,
+                (0, _) | (_, 0) => 0,
+                (_, MAIN_STACK_STOP) => 1,
+                (start, stop) if start < stop && stop - start < MAX_STACK_SPAN => 2,
+                _ => 0,
             }
         };
         let mut scores = vec![0usize; candidates.len()];
         for words in (0..count).filter_map(&words).take(TOP_FRAME_SAMPLE) {
             for (score, index) in scores.iter_mut().zip(&candidates) {
-                *score += usize::from(agrees(&words, *index));
+                *score += evidence(&words, *index);
             }
         }
         let best = scores.iter().copied().max()?;

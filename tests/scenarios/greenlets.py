@@ -1,13 +1,17 @@
 """Scenario for the greenlets test: suspended greenlets parked in nested functions, and the
 running one of each thread.
 
-Usage: python greenlets.py RECORD.json SITE   (SITE: where pip installed greenlet)
+Usage: python greenlets.py RECORD.json SITE [gevent]   (SITE: where pip installed greenlet)
 
 - The main thread starts three greenlets; each calls nested functions and switches back to the
   main greenlet from the innermost one, on a known line: they stay suspended there. The main
   greenlet runs on (it is the main thread's running greenlet) and parks.
 - A worker thread starts a greenlet that calls nested functions and parks in time.sleep() inside
   it: that greenlet runs on the worker, whose main greenlet is suspended (in `worker`).
+
+- With `gevent`: three gevent greenlets (gevent.Greenlet, a subclass of greenlet.greenlet)
+  park in gevent.sleep() from nested functions, and the hub (another subclass) waits in its
+  loop; both are suspended on the main thread.
 
 Each suspended greenlet's truth is recorded from inside the process before the core is taken:
 its `gr_frame` chain (function, file, line, innermost first, through f_back), its thread's
@@ -58,6 +62,28 @@ def outer(depth, main):
     return middle(depth, main)
 
 
+def gevent_leaf(depth):
+    if depth:
+        return gevent_leaf(depth - 1)
+    import gevent
+    gevent.sleep(recording.PARK_SECONDS)  # SUSPEND
+    return depth
+
+
+def gevent_outer(depth):
+    return gevent_leaf(depth)
+
+
+def start_gevent(tid):
+    import gevent
+    jobs = [gevent.spawn(gevent_outer, depth) for depth in (0, 1)]
+    gevent.sleep(0.01)
+    for job in jobs:
+        SUSPENDED.append([job, tid])
+    SUSPENDED.append([gevent.get_hub(), tid])
+    return jobs
+
+
 def worker_leaf():
     recording.announce()
     time.sleep(recording.PARK_SECONDS)  # PARK
@@ -87,6 +113,8 @@ def record_and_park(record_path):
         child.switch(depth, main)
         children.append(child)
         SUSPENDED.append([child, tid])
+    if sys.argv[3:] == ["gevent"]:
+        children.extend(start_gevent(tid))
     RUNNING.append([main, tid])
     WORKER_READY.wait()
     truth = {
