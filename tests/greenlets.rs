@@ -5,7 +5,9 @@
 //! and on a worker thread a running greenlet with the worker's main greenlet suspended. The
 //! process records each suspended greenlet's `gr_frame` chain, thread and `id()`, and each
 //! thread's running greenlet; pycore's `greenlets` must list exactly those, on gcore's cores
-//! and on the kernel's, and the threads' stacks must match as in `cores`.
+//! and on the kernel's, and the threads' stacks must match as in `cores`. Two more matrices:
+//! greenlet 1.x (its state in the `PyGreenlet` itself), and gevent (three gevent greenlets
+//! parked in `gevent.sleep()` and the hub, beside the plain ones).
 
 use crate::support;
 

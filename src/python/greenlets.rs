@@ -19,9 +19,11 @@
 //! whose offsets move with greenlet's version, the compiler and the Python version. Rather
 //! than a table per greenlet release, two members are found in the data itself, by facts that
 //! hold in every release (TStackState.cpp `make_main`, greenlet.c `green_create_main`):
-//! - `stack_stop` is the first word equal to `-1` (`(char*)-1`) in a *main* greenlet's block,
-//!   and every thread that uses greenlets has one; the most common such offset over all
-//!   greenlets is taken; `stack_start` is the word before it (0 once a greenlet is dead);
+//! - `stack_stop` is the first word equal to `-1` (`(char*)-1`) in a *main* greenlet's block
+//!   (every thread that uses greenlets has one), and in a started greenlet's block the word
+//!   after its `stack_start`, both addresses on one C stack: of the first `-1` offsets of all
+//!   blocks, the one most blocks bear out is taken (user greenlets may hold a `-1` further on,
+//!   as gevent's do); `stack_start` is the word before it (0 once a greenlet is dead);
 //! - `top_frame` (the suspended greenlet's innermost frame object, `NULL` while it runs) is the
 //!   word after `stack_stop`, within a bounded window, that most often points to an object of
 //!   type `frame`.
