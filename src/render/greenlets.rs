@@ -197,3 +197,52 @@ pub fn write_markdown(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::FrameReport;
+
+    fn greenlet(running: bool, frames: usize) -> GreenletReport {
+        GreenletReport {
+            thread: Some(7),
+            running,
+            address: Some("0x10".into()),
+            main: Some(running),
+            frames: (0..frames)
+                .map(|i| FrameReport {
+                    function: "f".into(),
+                    file: "x.py".into(),
+                    line: Some(3 + i as u32),
+                    ..FrameReport::default()
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_running_greenlet_points_at_its_thread_and_suspended_ones_show_their_frames() {
+        let running = greenlet(true, 2);
+        assert_eq!(title(&running), "Greenlet 0x10 on thread 7 (running, main)");
+        assert_eq!(
+            frame_lines(&running),
+            ["  (its frames are the thread's, above)"]
+        );
+        let suspended = GreenletReport {
+            thread: None,
+            ..greenlet(false, 2)
+        };
+        assert_eq!(
+            title(&suspended),
+            "Greenlet 0x10 on no thread of the core (suspended)"
+        );
+        assert_eq!(
+            frame_lines(&suspended),
+            [
+                "  File \"x.py\", line 3, in f",
+                "  File \"x.py\", line 4, in f"
+            ]
+        );
+        assert_eq!(frame_lines(&greenlet(false, 0)), ["  (no Python frames)"]);
+    }
+}
