@@ -56,8 +56,14 @@ pub fn annotate(report: &mut Report, roots: &[SourceRoot], sysroot: Option<&Path
 /// [`annotate`] with the lines of each file from `read` (a packed core keeps them itself).
 pub(crate) fn annotate_with(report: &mut Report, read: impl Fn(&str) -> Option<Vec<String>>) {
     let mut files: HashMap<String, Option<Vec<String>>> = HashMap::new();
-    for thread in &report.threads {
-        for frame in &thread.frames {
+    let greenlet_frames = report.greenlets.iter().flat_map(|g| &g.frames);
+    for frame in report
+        .threads
+        .iter()
+        .flat_map(|t| &t.frames)
+        .chain(greenlet_frames)
+    {
+        {
             if !files.contains_key(&frame.file) && files.len() < MAX_FILES {
                 files.insert(frame.file.clone(), read(&frame.file));
             }
@@ -66,7 +72,12 @@ pub(crate) fn annotate_with(report: &mut Report, read: impl Fn(&str) -> Option<V
     let mut stale = Vec::new();
     for (file, lines) in &mut files {
         let Some(found) = lines else { continue };
-        let frames = report.threads.iter().flat_map(|t| &t.frames);
+        let greenlet_frames = report.greenlets.iter().flat_map(|g| &g.frames);
+        let frames = report
+            .threads
+            .iter()
+            .flat_map(|t| &t.frames)
+            .chain(greenlet_frames);
         let mismatch = frames.filter(|f| &f.file == file).any(|frame| {
             // Module code and lambdas have no `def NAME` line to check. For a decorated
             // function `co_firstlineno` is the first decorator's line, so the `def` may follow.
@@ -93,8 +104,14 @@ pub(crate) fn annotate_with(report: &mut Report, read: impl Fn(&str) -> Option<V
         .python
         .as_ref()
         .and_then(|python| Rules::for_version(&python.version));
-    for thread in &mut report.threads {
-        for frame in &mut thread.frames {
+    let greenlet_frames = report.greenlets.iter_mut().flat_map(|g| &mut g.frames);
+    for frame in report
+        .threads
+        .iter_mut()
+        .flat_map(|t| &mut t.frames)
+        .chain(greenlet_frames)
+    {
+        {
             let Some(line) = frame.line else { continue };
             let raw = files
                 .get(&frame.file)
@@ -151,7 +168,13 @@ pub(crate) fn lines_used(
     sysroot: Option<&Path>,
 ) -> BTreeMap<String, Vec<(u32, String)>> {
     let mut wanted: BTreeMap<&str, BTreeSet<u32>> = BTreeMap::new();
-    for frame in report.threads.iter().flat_map(|t| &t.frames) {
+    let greenlet_frames = report.greenlets.iter().flat_map(|g| &g.frames);
+    for frame in report
+        .threads
+        .iter()
+        .flat_map(|t| &t.frames)
+        .chain(greenlet_frames)
+    {
         if wanted.len() >= MAX_FILES && !wanted.contains_key(frame.file.as_str()) {
             continue;
         }

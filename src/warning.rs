@@ -65,6 +65,9 @@ pub enum WarningKind {
     NativeModuleMissing,
     /// A packed core lacks what was asked (`--locals`, native stacks): it was packed without it.
     PackedWithout,
+    /// Greenlets could not all be found or read (the collector's lists are cut or absent, a
+    /// greenlet's state is unrecognised, or its thread cannot be told).
+    Greenlets,
 }
 
 /// One warning.

@@ -5,6 +5,7 @@
 //! - `forensics`: crashes (kernel and gdb cores) and per-thread facts;
 //! - `subinterpreters`: thread states in several interpreters;
 //! - `native`: native stacks against gdb on the same core;
+//! - `greenlets`: every greenlet's stack against what the process recorded;
 //! - `locals`: `--locals` against the values each parked function recorded;
 //! - `pack`: `pycore pack` (same report, no other file opened) and the committed packed cores;
 //! - `inputs`, `bad_input`, `mutation`: real-world, wrong and hostile input;
@@ -16,6 +17,7 @@ mod bad_input;
 mod cores;
 mod example;
 mod forensics;
+mod greenlets;
 mod inputs;
 mod locals;
 mod mutation;

@@ -472,6 +472,7 @@ pub fn for_other_shape(
             f_lasti: None,
             f_lineno: None,
             f_localsplus: None,
+            f_frame: base.frame.f_frame.map(|f| Field::at(moved(f.offset()))),
         },
         iframe: InterpreterFrameLayout {
             localsplus: None,
@@ -595,6 +596,15 @@ pub fn for_other_shape(
         method: MethodLayout {
             im_func: Field::at(moved(base.method.im_func.offset())),
             im_self: Field::at(moved(base.method.im_self.offset())),
+        },
+        gc: GcLayout {
+            next: base.gc.next,
+            head_size: base.gc.head_size,
+            generation_size: base.gc.generation_size,
+            runtime_generations: None,
+            runtime_permanent: None,
+            interp_generations: None,
+            interp_permanent: None,
         },
         debug_offsets: base.debug_offsets.clone(),
     }

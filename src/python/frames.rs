@@ -131,6 +131,31 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
         stack
     }
 
+    /// The frames from the frame object at `frame` outwards, as a suspended greenlet keeps
+    /// them: ≤3.10 the `PyFrameObject` chain itself, 3.11+ the `_PyInterpreterFrame` the
+    /// object stands for (`f_frame`) and its `previous` chain.
+    pub fn stack_from_frame_object(&mut self, frame: u64) -> Stack {
+        let layout = self.objects.layout;
+        let mut stack = Stack::default();
+        let result = match layout.frame.f_frame {
+            Some(f_frame) => self
+                .objects
+                .read(frame, f_frame)
+                .and_then(|first| self.walk_interpreter_frames(first, &mut stack)),
+            None => self.walk_frame_objects(frame, &mut stack),
+        };
+        if let Err(error) = result {
+            stack.warnings.push(Warning::new(
+                WarningKind::StackCut,
+                format!(
+                    "stack cut short after {} frames: {error}",
+                    stack.frames.len()
+                ),
+            ));
+        }
+        stack
+    }
+
     fn first_interpreter_frame(&self, tstate: u64, stack: &mut Stack) -> ObjectResult<u64> {
         let layout = self.objects.layout;
         match (

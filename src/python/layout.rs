@@ -84,6 +84,8 @@ pub struct Layout {
     pub cfunction: CFunctionLayout,
     /// `PyMethodObject`, a bound method (Include/cpython/classobject.h).
     pub method: MethodLayout,
+    /// The garbage collector's lists: `PyGC_Head` and `struct gc_generation` (Include/internal/pycore_gc.h; Modules/gcmodule.c before 3.7).
+    pub gc: GcLayout,
     /// Where `_Py_DebugOffsets` keeps each member (3.13+), to read the process's own.
     pub debug_offsets: Option<DebugOffsetsLayout>,
 }
@@ -223,6 +225,8 @@ pub struct FrameObjectLayout {
     pub f_lineno: Option<Field<i32>>,
     /// `offsetof(PyFrameObject, f_localsplus)`, before 3.11: where the locals, cells and free variables start.
     pub f_localsplus: Option<u32>,
+    /// `offsetof(PyFrameObject, f_frame)`, 3.11+: the `_PyInterpreterFrame` a frame object stands for.
+    pub f_frame: Option<Field<Ptr>>,
 }
 
 /// `_PyInterpreterFrame`, 3.11+ (Include/internal/pycore_frame.h).
@@ -452,6 +456,25 @@ pub struct MethodLayout {
     pub im_func: Field<Ptr>,
     /// `offsetof(PyMethodObject, im_self)`, every version.
     pub im_self: Field<Ptr>,
+}
+
+/// The garbage collector's lists: `PyGC_Head` and `struct gc_generation` (Include/internal/pycore_gc.h; Modules/gcmodule.c before 3.7).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GcLayout {
+    /// `offsetof(PyGC_Head, _gc_next)` (or `offsetof(PyGC_Head, gc.gc_next)`), every version: the next tracked object's `PyGC_Head` (low bits are flags during a collection).
+    pub next: Field<Ptr>,
+    /// `sizeof(PyGC_Head)`, every version: `sizeof(PyGC_Head)`: the object follows its header.
+    pub head_size: u32,
+    /// `sizeof(struct gc_generation)`, every version: `sizeof(struct gc_generation)`: the stride of the generations array.
+    pub generation_size: u32,
+    /// `offsetof(_PyRuntimeState, gc.generations)`, 3.7 to 3.8: the list heads of the three generations.
+    pub runtime_generations: Option<u32>,
+    /// `offsetof(_PyRuntimeState, gc.permanent_generation)`, 3.7 to 3.8: the list head of objects `gc.freeze()` moved.
+    pub runtime_permanent: Option<u32>,
+    /// `offsetof(PyInterpreterState, gc.generations)`, 3.9+: the list heads of the three generations (not in free-threaded 3.14+).
+    pub interp_generations: Option<u32>,
+    /// `offsetof(PyInterpreterState, gc.permanent_generation)`, 3.9+: the list head of objects `gc.freeze()` moved.
+    pub interp_permanent: Option<u32>,
 }
 
 /// Byte positions of members inside `_Py_DebugOffsets` (Include/internal/pycore_runtime.h

@@ -11,6 +11,7 @@ mod dicts;
 pub mod exceptions;
 pub mod field;
 pub mod frames;
+pub mod greenlets;
 pub mod layout;
 mod layouts;
 pub mod linetable;
@@ -84,6 +85,8 @@ pub struct PythonProcess {
     pub version: PythonVersion,
     pub shape: Shape,
     pub threads: Vec<PythonThread>,
+    /// Every greenlet found, when `greenlet` is loaded (`None` when it is not).
+    pub greenlets: Option<greenlets::GreenletState>,
     pub warnings: Vec<Warning>,
     /// Information that does not make the data partial (how the layout was found).
     pub notes: Vec<String>,
@@ -232,13 +235,70 @@ fn inspect_with(
             warnings: stack.warnings.into_iter().chain(thread_warnings).collect(),
         });
     }
+    let greenlets = all_greenlets(&objects, &threads, runtime, shape, symbols, &mut walker);
     Ok(PythonProcess {
         version,
         shape,
         threads,
+        greenlets,
         warnings,
         notes,
     })
+}
+
+/// The greenlets of every interpreter that has loaded `greenlet` (`None` when none has).
+fn all_greenlets<M: Memory>(
+    objects: &Objects<'_, M>,
+    threads: &[PythonThread],
+    runtime: Option<u64>,
+    shape: Shape,
+    symbols: &impl SymbolSource,
+    walker: &mut frames::FrameWalker<'_, M>,
+) -> Option<greenlets::GreenletState> {
+    let gc = &objects.layout.gc;
+    let mut interpreters: Vec<u64> = Vec::new();
+    for thread in threads {
+        if !interpreters.contains(&thread.interpreter) {
+            interpreters.push(thread.interpreter);
+        }
+    }
+    let mut all: Option<greenlets::GreenletState> = None;
+    for (index, interpreter) in interpreters.into_iter().enumerate() {
+        // 3.9+ keep the collector's lists per interpreter; 3.7/3.8 in _PyRuntime and 2.7/3.6
+        // in gcmodule.c's statics, shared by all interpreters (walked once).
+        let roots = match (
+            shape,
+            gc.interp_generations,
+            gc.runtime_generations,
+            runtime,
+        ) {
+            (Shape::FreeThreaded, _, _, _) => greenlets::GcRoots::None,
+            (_, Some(generations), _, _) => greenlets::GcRoots::Structs {
+                generations: interpreter.wrapping_add(u64::from(generations)),
+                permanent: gc
+                    .interp_permanent
+                    .map(|p| interpreter.wrapping_add(u64::from(p))),
+            },
+            _ if index > 0 => continue,
+            (_, None, Some(generations), Some(runtime)) => greenlets::GcRoots::Structs {
+                generations: runtime.wrapping_add(u64::from(generations)),
+                permanent: gc
+                    .runtime_permanent
+                    .map(|p| runtime.wrapping_add(u64::from(p))),
+            },
+            _ => match symbols.symbol("_PyGC_generation0") {
+                Some(symbol) => greenlets::GcRoots::Generation0(symbol),
+                None => greenlets::GcRoots::Unknown,
+            },
+        };
+        if let Some(found) = greenlets::greenlets(objects, interpreter, roots, walker) {
+            let merged = all.get_or_insert_with(Default::default);
+            merged.version = merged.version.take().or(found.version);
+            merged.greenlets.extend(found.greenlets);
+            merged.warnings.extend(found.warnings);
+        }
+    }
+    all
 }
 
 /// What is read once per interpreter and shared by its threads.

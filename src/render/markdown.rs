@@ -117,6 +117,7 @@ pub fn write(report: &Report, out: &mut impl Write) -> io::Result<()> {
         writeln!(out)?;
         writeln!(out, "</details>")?;
     }
+    super::greenlets::write_markdown(report, escape, out)?;
     if !report.warnings.is_empty() {
         writeln!(out)?;
         for warning in &report.warnings {

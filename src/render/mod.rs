@@ -1,5 +1,6 @@
 //! Output formats. Each takes the finished [`Report`] and writes it; none reads the core.
 
+pub mod greenlets;
 pub mod json;
 pub mod markdown;
 pub mod summary;
@@ -39,6 +40,9 @@ pub fn printable(report: &Report) -> Report {
         {
             clean(&mut binary.path);
         }
+        if let Some(greenlet) = &mut python.greenlet {
+            greenlet.version.iter_mut().for_each(clean);
+        }
     }
     if let Some(location) = &mut report.crash.location {
         location.function.iter_mut().for_each(clean);
@@ -54,22 +58,28 @@ pub fn printable(report: &Report) -> Report {
             clean(&mut exception.type_name);
             clean(&mut exception.message);
         }
-        for frame in &mut thread.frames {
-            clean(&mut frame.function);
-            clean(&mut frame.file);
-            frame.qualname.iter_mut().for_each(clean);
-            frame.source.iter_mut().for_each(clean);
-            if let Some(native) = &mut frame.native {
-                native.module.iter_mut().for_each(clean);
-            }
-            for local in frame.locals.iter_mut().flatten() {
-                clean(&mut local.name);
-                clean(&mut local.repr);
-                local.type_name.iter_mut().for_each(clean);
-            }
-        }
+        thread.frames.iter_mut().for_each(clean_frame);
+    }
+    for greenlet in &mut report.greenlets {
+        greenlet.frames.iter_mut().for_each(clean_frame);
     }
     report
+}
+
+/// A frame's strings from the core, cleaned as [`printable`] says.
+fn clean_frame(frame: &mut FrameReport) {
+    clean(&mut frame.function);
+    clean(&mut frame.file);
+    frame.qualname.iter_mut().for_each(clean);
+    frame.source.iter_mut().for_each(clean);
+    if let Some(native) = &mut frame.native {
+        native.module.iter_mut().for_each(clean);
+    }
+    for local in frame.locals.iter_mut().flatten() {
+        clean(&mut local.name);
+        clean(&mut local.repr);
+        local.type_name.iter_mut().for_each(clean);
+    }
 }
 
 /// `text` with its control characters made visible (`\\u{1b}`).

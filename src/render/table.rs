@@ -29,8 +29,12 @@ pub fn write(report: &Report, out: &mut impl Write) -> io::Result<()> {
     let columns = std::env::var("COLUMNS")
         .ok()
         .and_then(|c| c.trim().parse::<u16>().ok());
-    match columns.filter(|&c| c > 0).or_else(|| table.width()) {
-        Some(width) if width >= MIN_WIDTH => {
+    let width = columns
+        .filter(|&c| c > 0)
+        .or_else(|| table.width())
+        .filter(|&w| w >= MIN_WIDTH);
+    match width {
+        Some(width) => {
             table
                 .set_width(width)
                 .set_content_arrangement(ContentArrangement::Dynamic);
@@ -63,6 +67,7 @@ pub fn write(report: &Report, out: &mut impl Write) -> io::Result<()> {
         writeln!(out, "{packed}")?;
     }
     writeln!(out, "{table}")?;
+    super::greenlets::write_table(report, width, out)?;
     for warning in &report.warnings {
         writeln!(out, "warning: {warning}")?;
     }

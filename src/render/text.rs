@@ -56,6 +56,7 @@ pub fn write(report: &Report, out: &mut impl Write, colour: bool) -> io::Result<
         writeln!(out)?;
         write_thread(report, thread, palette, out)?;
     }
+    super::greenlets::write_text(report, palette.bold, out)?;
     if !report.warnings.is_empty() || !report.notes.is_empty() {
         writeln!(out)?;
         for warning in &report.warnings {

@@ -1,6 +1,7 @@
 //! The report: plain data describing the process, serialised as the `--json` output.
 //! Its schema is documented in docs/json-schema.md; bump `SCHEMA_VERSION` on any breaking change.
 
+mod greenlets;
 mod merge;
 mod native;
 mod signature;
@@ -24,6 +25,7 @@ pub use crate::core::{Arch, Dumper};
 pub use crate::native::syscall::{StateKind, ThreadState};
 pub use crate::python::exceptions::ExceptionInfo;
 pub use crate::python::Shape;
+pub use greenlets::{GreenletReport, GreenletSummary};
 pub(crate) use native::add_native;
 pub use native::{CrashLocation, NativeFrameReport};
 
@@ -40,6 +42,10 @@ pub struct Report {
     /// Every thread of the core, in the core's order (the kernel lists the thread that took the
     /// fatal signal first), then Python thread states that match no thread of the core.
     pub threads: Vec<ThreadReport>,
+    /// With `greenlet` loaded: every greenlet found, per thread the running one (its frames are
+    /// the thread's) then the suspended ones (absent when there are none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub greenlets: Vec<GreenletReport>,
     /// Problems that make the Python data partial (they set exit code 1).
     pub warnings: Vec<Warning>,
     /// Information that does not affect the Python data (e.g. source files that changed).
@@ -129,6 +135,9 @@ pub struct PythonSummary {
     pub interpreters: Vec<InterpreterSummary>,
     pub executable: Option<BinarySummary>,
     pub libpython: Option<BinarySummary>,
+    /// The `greenlet` package, when the process loaded it (absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub greenlet: Option<GreenletSummary>,
 }
 
 /// One interpreter of the process.
@@ -343,6 +352,7 @@ impl Report {
             crash,
             python: None,
             threads,
+            greenlets: Vec::new(),
             warnings,
             notes: Vec::new(),
             error: None,
@@ -359,9 +369,10 @@ impl Report {
         &mut self,
         core: &CoreFile,
         (executable, libpython): (Option<BinarySummary>, Option<BinarySummary>),
-        process: PythonProcess,
+        mut process: PythonProcess,
         collectors: Option<Vec<i32>>,
     ) {
+        let greenlet_state = process.greenlets.take();
         // Kernel TID of each thread: `native_thread_id` (3.8+), else the thread whose thread
         // pointer equals the `pthread_t` (x86_64 glibc: `fs_base`).
         let by_thread_pointer: HashMap<u64, i32> = core
@@ -443,7 +454,11 @@ impl Report {
             interpreters,
             executable,
             libpython,
+            greenlet: None,
         });
+        if let Some(state) = greenlet_state {
+            greenlets::add_greenlets(self, core, state);
+        }
     }
 
     /// Record why the Python state could not be read: the rest of the report stands.

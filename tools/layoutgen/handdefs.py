@@ -92,6 +92,18 @@ typedef struct {{
 }} PyModuleObject;
 """
 
+GC_GENERATION_2_7_TO_3_6 = """\
+/* HAND-DEFINED: copied from CPython {tag} Modules/gcmodule.c (not installed):
+   https://github.com/python/cpython/blob/{tag}/Modules/gcmodule.c
+   Same in 2.7 and 3.6 (3.7 moved it to Include/internal/mem.h). */
+struct gc_generation {{
+    PyGC_Head head;
+    int threshold; /* collection threshold */
+    int count; /* count of allocations or collections of younger
+                  generations */
+}};
+"""
+
 
 @dataclasses.dataclass(frozen=True)
 class HandDef:
@@ -107,6 +119,7 @@ class HandDef:
 
 DICT_KEYS_RE = r"struct\s+_dictkeysobject\s*\{"
 MODULE_RE = r"\}\s*PyModuleObject\s*;"
+GC_GENERATION_RE = r"struct\s+gc_generation\s*\{"
 HAND_DEFS = [
     # 2.7 has no PyDictKeysObject at all (ma_table of PyDictEntry, in Include/dictobject.h).
     HandDef("Objects/dict-common.h", ((3, 6),), DICT_KEYS_RE, DICT_COMMON_3_6,
@@ -117,6 +130,8 @@ HAND_DEFS = [
             ("PyModuleObject",), (2, 7)),
     HandDef("Objects/moduleobject.c", ((3, 6), (3, 7), (3, 8), (3, 9)), MODULE_RE,
             MODULEOBJECT_3_6_TO_3_9, ("PyModuleObject",), (2, 7)),
+    HandDef("Modules/gcmodule.c", ((2, 7), (3, 6)), GC_GENERATION_RE, GC_GENERATION_2_7_TO_3_6,
+            ("struct gc_generation",), (2, 7)),
 ]
 
 # ---------------------------------------------------------------------------------------------

@@ -118,6 +118,9 @@ GROUPS: List[Group] = [
     Group("cfunction", "CFunctionLayout",
           "`PyCFunctionObject` and its `PyMethodDef` (Include/cpython/methodobject.h)"),
     Group("method", "MethodLayout", "`PyMethodObject`, a bound method (Include/cpython/classobject.h)"),
+    Group("gc", "GcLayout",
+          "The garbage collector's lists: `PyGC_Head` and `struct gc_generation` "
+          "(Include/internal/pycore_gc.h; Modules/gcmodule.c before 3.7)"),
 ]
 GROUP_BY_NAME = {g.name: g for g in GROUPS}
 
@@ -276,6 +279,10 @@ FIELDS: List[Field] = [
       requires="frame.f_code"),
     F("frame.f_localsplus", "offset", Off("PyFrameObject", "f_localsplus"), until=(3, 11),
       requires="frame.f_code", doc="where the locals, cells and free variables start"),
+    # 3.11+: the frame object of a running frame points at its _PyInterpreterFrame (a
+    # suspended greenlet keeps only its top frame object).
+    F("frame.f_frame", "ptr", OS_OBJECT, Off("PyFrameObject", "f_frame"), since=(3, 11),
+      doc="the `_PyInterpreterFrame` a frame object stands for"),
     F("iframe.localsplus", "offset", Off("_PyInterpreterFrame", "localsplus"), since=(3, 11),
       doc="where the locals, cells and free variables start (tagged `_PyStackRef`s from 3.14)"),
     F("iframe.executable", "ptr", Off("_PyInterpreterFrame", "f_executable"),
@@ -387,6 +394,22 @@ FIELDS: List[Field] = [
       doc="in the `PyMethodDef`: the C string of its name"),
     F("method.im_func", "ptr", OS_OBJECT, Off("PyMethodObject", "im_func")),
     F("method.im_self", "ptr", OS_OBJECT, Off("PyMethodObject", "im_self")),
+    # The collector's lists of tracked objects (greenlets are found there). 2.7 and 3.6 keep
+    # them in gcmodule.c's static `generations` array, found through `_PyGC_generation0`.
+    F("gc.next", "ptr", OS_SAME, Off("PyGC_Head", "_gc_next"), Off("PyGC_Head", "gc.gc_next"),
+      doc="the next tracked object's `PyGC_Head` (low bits are flags during a collection)"),
+    F("gc.head_size", "offset", OS_SAME, Size("PyGC_Head"),
+      doc="`sizeof(PyGC_Head)`: the object follows its header"),
+    F("gc.generation_size", "offset", OS_SAME, Size("struct gc_generation"),
+      doc="`sizeof(struct gc_generation)`: the stride of the generations array"),
+    F("gc.runtime_generations", "offset", Off("_PyRuntimeState", "gc.generations"),
+      since=(3, 7), until=(3, 9), doc="the list heads of the three generations"),
+    F("gc.runtime_permanent", "offset", Off("_PyRuntimeState", "gc.permanent_generation"),
+      since=(3, 7), until=(3, 9), doc="the list head of objects `gc.freeze()` moved"),
+    F("gc.interp_generations", "offset", Off("PyInterpreterState", "gc.generations"),
+      since=(3, 9), doc="the list heads of the three generations (not in free-threaded 3.14+)"),
+    F("gc.interp_permanent", "offset", Off("PyInterpreterState", "gc.permanent_generation"),
+      since=(3, 9), doc="the list head of objects `gc.freeze()` moved"),
 ]
 
 FIELD_BY_NAME = {f.name: f for f in FIELDS}

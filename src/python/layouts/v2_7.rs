@@ -6,7 +6,7 @@ use super::super::field::Field;
 use super::super::layout::{
     BaseExceptionLayout, BytesLayout, CFrameLayout, CFunctionLayout, CellLayout, CodeLayout,
     DictKeysLayout, DictLayout, DictValuesLayout, ErrStackItemLayout, FloatLayout,
-    FrameObjectLayout, FunctionLayout, GilLayout, HeapTypeLayout, IntLayout,
+    FrameObjectLayout, FunctionLayout, GcLayout, GilLayout, HeapTypeLayout, IntLayout,
     InterpreterFrameLayout, InterpreterLayout, Layout, ListLayout, LongLayout, MethodLayout,
     ModuleLayout, ObjectLayout, RuntimeLayout, SetLayout, Shape, ThreadStateLayout, TupleLayout,
     TypeObjectLayout, UnicodeLayout, VarObjectLayout,
@@ -14,6 +14,7 @@ use super::super::layout::{
 
 // source: $PYENV_ROOT/versions/2.7.18/include/python2.7 (2.7.18)
 // flags: -I$PYENV_ROOT/versions/2.7.18/include/python2.7 -DPy_BUILD_CORE
+// hand-defined in tools/layoutgen/handdefs.py (not installed): https://github.com/python/cpython/blob/v2.7.18/Modules/gcmodule.c
 // hand-defined in tools/layoutgen/handdefs.py (not installed): https://github.com/python/cpython/blob/v2.7.18/Objects/moduleobject.c
 /// CPython 2.7, release build.
 pub const RELEASE: Layout = Layout {
@@ -108,6 +109,7 @@ pub const RELEASE: Layout = Layout {
         f_lineno: Some(Field::at(124)),
         // offsetof(PyFrameObject, f_localsplus)
         f_localsplus: Some(376),
+        f_frame: None,
     },
     iframe: InterpreterFrameLayout {
         localsplus: None,
@@ -249,6 +251,18 @@ pub const RELEASE: Layout = Layout {
         im_func: Field::at(16),
         // offsetof(PyMethodObject, im_self)
         im_self: Field::at(24),
+    },
+    gc: GcLayout {
+        // offsetof(PyGC_Head, gc.gc_next)
+        next: Field::at(0),
+        // sizeof(PyGC_Head)
+        head_size: 32,
+        // sizeof(struct gc_generation), hand-defined struct
+        generation_size: 40,
+        runtime_generations: None,
+        runtime_permanent: None,
+        interp_generations: None,
+        interp_permanent: None,
     },
     debug_offsets: None,
 };

@@ -6,7 +6,7 @@ use super::super::field::Field;
 use super::super::layout::{
     BaseExceptionLayout, BytesLayout, CFrameLayout, CFunctionLayout, CellLayout, CodeLayout,
     DebugOffsetsLayout, DictKeysLayout, DictLayout, DictValuesLayout, ErrStackItemLayout,
-    FloatLayout, FrameObjectLayout, FunctionLayout, GilLayout, HeapTypeLayout, IntLayout,
+    FloatLayout, FrameObjectLayout, FunctionLayout, GcLayout, GilLayout, HeapTypeLayout, IntLayout,
     InterpreterFrameLayout, InterpreterLayout, Layout, ListLayout, LongLayout, MethodLayout,
     ModuleLayout, ObjectLayout, RuntimeLayout, SetLayout, Shape, ThreadStateLayout, TupleLayout,
     TypeObjectLayout, UnicodeLayout, VarObjectLayout,
@@ -118,6 +118,8 @@ pub const RELEASE: Layout = Layout {
         // None: offsetof(PyFrameObject, f_lineno) exists, but frame.f_code is None
         f_lineno: None,
         f_localsplus: None,
+        // offsetof(PyFrameObject, f_frame)
+        f_frame: Some(Field::at(24)),
     },
     iframe: InterpreterFrameLayout {
         // offsetof(_PyInterpreterFrame, localsplus)
@@ -276,6 +278,20 @@ pub const RELEASE: Layout = Layout {
         im_func: Field::at(16),
         // offsetof(PyMethodObject, im_self)
         im_self: Field::at(24),
+    },
+    gc: GcLayout {
+        // offsetof(PyGC_Head, _gc_next)
+        next: Field::at(0),
+        // sizeof(PyGC_Head)
+        head_size: 16,
+        // sizeof(struct gc_generation)
+        generation_size: 24,
+        runtime_generations: None,
+        runtime_permanent: None,
+        // offsetof(PyInterpreterState, gc.generations)
+        interp_generations: Some(7432),
+        // offsetof(PyInterpreterState, gc.permanent_generation)
+        interp_permanent: Some(7504),
     },
     debug_offsets: Some(DebugOffsetsLayout {
         // sizeof(_Py_DebugOffsets)

@@ -6,7 +6,7 @@ use super::super::field::Field;
 use super::super::layout::{
     BaseExceptionLayout, BytesLayout, CFrameLayout, CFunctionLayout, CellLayout, CodeLayout,
     DictKeysLayout, DictLayout, DictValuesLayout, ErrStackItemLayout, FloatLayout,
-    FrameObjectLayout, FunctionLayout, GilLayout, HeapTypeLayout, IntLayout,
+    FrameObjectLayout, FunctionLayout, GcLayout, GilLayout, HeapTypeLayout, IntLayout,
     InterpreterFrameLayout, InterpreterLayout, Layout, ListLayout, LongLayout, MethodLayout,
     ModuleLayout, ObjectLayout, RuntimeLayout, SetLayout, Shape, ThreadStateLayout, TupleLayout,
     TypeObjectLayout, UnicodeLayout, VarObjectLayout,
@@ -14,6 +14,7 @@ use super::super::layout::{
 
 // source: $PYENV_ROOT/versions/3.6.15/include/python3.6m (3.6.15)
 // flags: -I$PYENV_ROOT/versions/3.6.15/include/python3.6m -DPy_BUILD_CORE
+// hand-defined in tools/layoutgen/handdefs.py (not installed): https://github.com/python/cpython/blob/v3.6.15/Modules/gcmodule.c
 // hand-defined in tools/layoutgen/handdefs.py (not installed): https://github.com/python/cpython/blob/v3.6.15/Objects/dict-common.h
 // hand-defined in tools/layoutgen/handdefs.py (not installed): https://github.com/python/cpython/blob/v3.6.15/Objects/moduleobject.c
 /// CPython 3.6, release build.
@@ -111,6 +112,7 @@ pub const RELEASE: Layout = Layout {
         f_lineno: Some(Field::at(124)),
         // offsetof(PyFrameObject, f_localsplus)
         f_localsplus: Some(376),
+        f_frame: None,
     },
     iframe: InterpreterFrameLayout {
         localsplus: None,
@@ -257,6 +259,18 @@ pub const RELEASE: Layout = Layout {
         im_func: Field::at(16),
         // offsetof(PyMethodObject, im_self)
         im_self: Field::at(24),
+    },
+    gc: GcLayout {
+        // offsetof(PyGC_Head, gc.gc_next)
+        next: Field::at(0),
+        // sizeof(PyGC_Head)
+        head_size: 32,
+        // sizeof(struct gc_generation), hand-defined struct
+        generation_size: 48,
+        runtime_generations: None,
+        runtime_permanent: None,
+        interp_generations: None,
+        interp_permanent: None,
     },
     debug_offsets: None,
 };

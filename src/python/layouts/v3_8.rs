@@ -6,7 +6,7 @@ use super::super::field::Field;
 use super::super::layout::{
     BaseExceptionLayout, BytesLayout, CFrameLayout, CFunctionLayout, CellLayout, CodeLayout,
     DictKeysLayout, DictLayout, DictValuesLayout, ErrStackItemLayout, FloatLayout,
-    FrameObjectLayout, FunctionLayout, GilLayout, HeapTypeLayout, IntLayout,
+    FrameObjectLayout, FunctionLayout, GcLayout, GilLayout, HeapTypeLayout, IntLayout,
     InterpreterFrameLayout, InterpreterLayout, Layout, ListLayout, LongLayout, MethodLayout,
     ModuleLayout, ObjectLayout, RuntimeLayout, SetLayout, Shape, ThreadStateLayout, TupleLayout,
     TypeObjectLayout, UnicodeLayout, VarObjectLayout,
@@ -120,6 +120,7 @@ pub const RELEASE: Layout = Layout {
         f_lineno: Some(Field::at(108)),
         // offsetof(PyFrameObject, f_localsplus)
         f_localsplus: Some(360),
+        f_frame: None,
     },
     iframe: InterpreterFrameLayout {
         localsplus: None,
@@ -266,6 +267,20 @@ pub const RELEASE: Layout = Layout {
         im_func: Field::at(16),
         // offsetof(PyMethodObject, im_self)
         im_self: Field::at(24),
+    },
+    gc: GcLayout {
+        // offsetof(PyGC_Head, _gc_next)
+        next: Field::at(0),
+        // sizeof(PyGC_Head)
+        head_size: 16,
+        // sizeof(struct gc_generation)
+        generation_size: 24,
+        // offsetof(_PyRuntimeState, gc.generations)
+        runtime_generations: Some(368),
+        // offsetof(_PyRuntimeState, gc.permanent_generation)
+        runtime_permanent: Some(448),
+        interp_generations: None,
+        interp_permanent: None,
     },
     debug_offsets: None,
 };
