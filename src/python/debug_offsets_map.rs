@@ -471,8 +471,13 @@ pub fn for_other_shape(
             f_lasti: None,
             f_lineno: None,
             f_localsplus: None,
+            f_valuestack: None,
+            f_stacktop: None,
+            f_stackdepth: None,
         },
         iframe: InterpreterFrameLayout {
+            stacktop: None,
+            stackpointer: None,
             localsplus: None,
             executable: None,
             previous: None,
@@ -576,6 +581,34 @@ pub fn for_other_shape(
         },
         module: ModuleLayout {
             md_dict: Field::at(moved(base.module.md_dict.offset())),
+        },
+        weakref: WeakrefLayout {
+            wr_object: Field::at(moved(base.weakref.wr_object.offset())),
+        },
+        gen: GenLayout {
+            gi_qualname: base.gen.gi_qualname.map(|f| Field::at(moved(f.offset()))),
+            gi_frame: base.gen.gi_frame.map(|f| Field::at(moved(f.offset()))),
+            gi_iframe: base.gen.gi_iframe.map(moved),
+            gi_frame_state: base
+                .gen
+                .gi_frame_state
+                .map(|f| Field::at(moved(f.offset()))),
+        },
+        asyncio_task: AsyncioTaskLayout {
+            event_loop: base
+                .asyncio_task
+                .event_loop
+                .map(|f| Field::at(moved(f.offset()))),
+            state: base
+                .asyncio_task
+                .state
+                .map(|f| Field::at(moved(f.offset()))),
+            fut_waiter: base
+                .asyncio_task
+                .fut_waiter
+                .map(|f| Field::at(moved(f.offset()))),
+            coro: base.asyncio_task.coro.map(|f| Field::at(moved(f.offset()))),
+            name: base.asyncio_task.name.map(|f| Field::at(moved(f.offset()))),
         },
         debug_offsets: base.debug_offsets.clone(),
     }

@@ -76,6 +76,12 @@ pub struct Layout {
     pub cell: CellLayout,
     /// `PyModuleObject`.
     pub module: ModuleLayout,
+    /// `PyWeakReference` (Include/cpython/weakrefobject.h).
+    pub weakref: WeakrefLayout,
+    /// `PyGenObject`, `PyCoroObject` (Include/cpython/genobject.h; 3.14+ Include/internal/pycore_interpframe_structs.h).
+    pub gen: GenLayout,
+    /// `TaskObj`, the C task of `_asyncio` (Modules/_asynciomodule.c, private: tools/layoutgen/handdefs.py).
+    pub asyncio_task: AsyncioTaskLayout,
     /// Where `_Py_DebugOffsets` keeps each member (3.13+), to read the process's own.
     pub debug_offsets: Option<DebugOffsetsLayout>,
 }
@@ -215,11 +221,21 @@ pub struct FrameObjectLayout {
     pub f_lineno: Option<Field<i32>>,
     /// `offsetof(PyFrameObject, f_localsplus)`, before 3.11: where the locals, cells and free variables start.
     pub f_localsplus: Option<u32>,
+    /// `offsetof(PyFrameObject, f_valuestack)`, before 3.11: the value stack's bottom.
+    pub f_valuestack: Option<Field<Ptr>>,
+    /// `offsetof(PyFrameObject, f_stacktop)`, before 3.10: the value stack's top while suspended (NULL while running).
+    pub f_stacktop: Option<Field<Ptr>>,
+    /// `offsetof(PyFrameObject, f_stackdepth)`, 3.10 to 3.10: the value stack's depth.
+    pub f_stackdepth: Option<Field<i32>>,
 }
 
 /// `_PyInterpreterFrame`, 3.11+ (Include/internal/pycore_frame.h).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InterpreterFrameLayout {
+    /// `offsetof(_PyInterpreterFrame, stacktop)`, 3.11 to 3.13: the value stack's top, counted in slots from `localsplus`.
+    pub stacktop: Option<Field<i32>>,
+    /// `offsetof(_PyInterpreterFrame, stackpointer)`, 3.14+: the value stack's top (tagged `_PyStackRef`s).
+    pub stackpointer: Option<Field<Ptr>>,
     /// `offsetof(_PyInterpreterFrame, localsplus)`, 3.11+: where the locals, cells and free variables start (tagged `_PyStackRef`s from 3.14).
     pub localsplus: Option<u32>,
     /// `offsetof(_PyInterpreterFrame, f_executable)` (or `offsetof(_PyInterpreterFrame, f_code)`), 3.11+: the code object (a tagged `_PyStackRef` from 3.14).
@@ -411,6 +427,41 @@ pub struct CellLayout {
 pub struct ModuleLayout {
     /// `offsetof(PyModuleObject, md_dict)`, every version.
     pub md_dict: Field<Ptr>,
+}
+
+/// `PyWeakReference` (Include/cpython/weakrefobject.h).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WeakrefLayout {
+    /// `offsetof(PyWeakReference, wr_object)`, every version: the referent (`None` once it died).
+    pub wr_object: Field<Ptr>,
+}
+
+/// `PyGenObject`, `PyCoroObject` (Include/cpython/genobject.h; 3.14+ Include/internal/pycore_interpframe_structs.h).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GenLayout {
+    /// `offsetof(PyGenObject, gi_qualname)`, 3.5+.
+    pub gi_qualname: Option<Field<Ptr>>,
+    /// `offsetof(PyGenObject, gi_frame)`, before 3.11: its `PyFrameObject` (NULL once finished).
+    pub gi_frame: Option<Field<Ptr>>,
+    /// `offsetof(PyGenObject, gi_iframe)`, 3.11+: where its embedded `_PyInterpreterFrame` starts.
+    pub gi_iframe: Option<u32>,
+    /// `offsetof(PyGenObject, gi_frame_state)`, 3.11+: an `int8_t`: negative while created or suspended.
+    pub gi_frame_state: Option<Field<u8>>,
+}
+
+/// `TaskObj`, the C task of `_asyncio` (Modules/_asynciomodule.c, private: tools/layoutgen/handdefs.py).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AsyncioTaskLayout {
+    /// `offsetof(TaskObj, task_loop)`, 3.8 to 3.13.
+    pub event_loop: Option<Field<Ptr>>,
+    /// `offsetof(TaskObj, task_state)`, 3.8 to 3.13: `fut_state`: pending 0, cancelled 1, finished 2.
+    pub state: Option<Field<i32>>,
+    /// `offsetof(TaskObj, task_fut_waiter)`, 3.8 to 3.13: the future the task waits for.
+    pub fut_waiter: Option<Field<Ptr>>,
+    /// `offsetof(TaskObj, task_coro)`, 3.8 to 3.13.
+    pub coro: Option<Field<Ptr>>,
+    /// `offsetof(TaskObj, task_name)`, 3.8 to 3.13: a `str` (or, 3.13+, an `int` n named `Task-n` on demand).
+    pub name: Option<Field<Ptr>>,
 }
 
 /// Byte positions of members inside `_Py_DebugOffsets` (Include/internal/pycore_runtime.h

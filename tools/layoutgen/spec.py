@@ -114,6 +114,13 @@ GROUPS: List[Group] = [
     Group("set", "SetLayout", "`PySetObject` and its `setentry` table (set and frozenset)"),
     Group("cell", "CellLayout", "`PyCellObject`"),
     Group("module", "ModuleLayout", "`PyModuleObject`"),
+    Group("weakref", "WeakrefLayout", "`PyWeakReference` (Include/cpython/weakrefobject.h)"),
+    Group("gen", "GenLayout",
+          "`PyGenObject`, `PyCoroObject` (Include/cpython/genobject.h; 3.14+ "
+          "Include/internal/pycore_interpframe_structs.h)"),
+    Group("asyncio_task", "AsyncioTaskLayout",
+          "`TaskObj`, the C task of `_asyncio` (Modules/_asynciomodule.c, private: "
+          "tools/layoutgen/handdefs.py)"),
 ]
 GROUP_BY_NAME = {g.name: g for g in GROUPS}
 
@@ -272,6 +279,18 @@ FIELDS: List[Field] = [
       requires="frame.f_code"),
     F("frame.f_localsplus", "offset", Off("PyFrameObject", "f_localsplus"), until=(3, 11),
       requires="frame.f_code", doc="where the locals, cells and free variables start"),
+    # What a suspended generator awaits (`_PyGen_yf`, Objects/genobject.c) is the top of its
+    # value stack: f_stacktop[-1] (3.8, 3.9), f_valuestack[f_stackdepth - 1] (3.10).
+    F("frame.f_valuestack", "ptr", Off("PyFrameObject", "f_valuestack"), until=(3, 11),
+      requires="frame.f_code", doc="the value stack's bottom"),
+    F("frame.f_stacktop", "ptr", Off("PyFrameObject", "f_stacktop"), until=(3, 10),
+      requires="frame.f_code", doc="the value stack's top while suspended (NULL while running)"),
+    F("frame.f_stackdepth", "i32", Off("PyFrameObject", "f_stackdepth"), since=(3, 10),
+      until=(3, 11), requires="frame.f_code", doc="the value stack's depth"),
+    F("iframe.stacktop", "i32", Off("_PyInterpreterFrame", "stacktop"), since=(3, 11),
+      until=(3, 14), doc="the value stack's top, counted in slots from `localsplus`"),
+    F("iframe.stackpointer", "ptr", Off("_PyInterpreterFrame", "stackpointer"), since=(3, 14),
+      doc="the value stack's top (tagged `_PyStackRef`s)"),
     F("iframe.localsplus", "offset", Off("_PyInterpreterFrame", "localsplus"), since=(3, 11),
       doc="where the locals, cells and free variables start (tagged `_PyStackRef`s from 3.14)"),
     F("iframe.executable", "ptr", Off("_PyInterpreterFrame", "f_executable"),
@@ -366,6 +385,25 @@ FIELDS: List[Field] = [
     F("cell.ob_ref", "ptr", OS_OBJECT, Off("PyCellObject", "ob_ref")),
     F("tuple.ob_item", "offset", OS_OBJECT, Off("PyTupleObject", "ob_item"), doc="where the items start"),
     F("module.md_dict", "ptr", OS_OBJECT, Off("PyModuleObject", "md_dict")),
+    F("weakref.wr_object", "ptr", OS_OBJECT, Off("PyWeakReference", "wr_object"),
+      doc="the referent (`None` once it died)"),
+    F("gen.gi_qualname", "ptr", OS_OBJECT, Off("PyGenObject", "gi_qualname"), since=(3, 5)),
+    F("gen.gi_frame", "ptr", OS_OBJECT, Off("PyGenObject", "gi_frame"), until=(3, 11),
+      doc="its `PyFrameObject` (NULL once finished)"),
+    F("gen.gi_iframe", "offset", OS_OBJECT, Off("PyGenObject", "gi_iframe"), since=(3, 11),
+      doc="where its embedded `_PyInterpreterFrame` starts"),
+    F("gen.gi_frame_state", "u8", OS_OBJECT, Off("PyGenObject", "gi_frame_state"),
+      since=(3, 11), doc="an `int8_t`: negative while created or suspended"),
+    F("asyncio_task.event_loop", "ptr", OS_OBJECT, Off("TaskObj", "task_loop"), since=(3, 8),
+      until=(3, 14)),
+    F("asyncio_task.state", "i32", OS_OBJECT, Off("TaskObj", "task_state"), since=(3, 8),
+      until=(3, 14), doc="`fut_state`: pending 0, cancelled 1, finished 2"),
+    F("asyncio_task.fut_waiter", "ptr", OS_OBJECT, Off("TaskObj", "task_fut_waiter"),
+      since=(3, 8), until=(3, 14), doc="the future the task waits for"),
+    F("asyncio_task.coro", "ptr", OS_OBJECT, Off("TaskObj", "task_coro"), since=(3, 8),
+      until=(3, 14)),
+    F("asyncio_task.name", "ptr", OS_OBJECT, Off("TaskObj", "task_name"), since=(3, 8),
+      until=(3, 14), doc="a `str` (or, 3.13+, an `int` n named `Task-n` on demand)"),
 ]
 
 FIELD_BY_NAME = {f.name: f for f in FIELDS}

@@ -4,15 +4,17 @@
 use super::super::dicts::ManagedDict;
 use super::super::field::Field;
 use super::super::layout::{
-    BaseExceptionLayout, BytesLayout, CFrameLayout, CellLayout, CodeLayout, DictKeysLayout,
-    DictLayout, DictValuesLayout, ErrStackItemLayout, FloatLayout, FrameObjectLayout, GilLayout,
-    HeapTypeLayout, IntLayout, InterpreterFrameLayout, InterpreterLayout, Layout, ListLayout,
-    LongLayout, ModuleLayout, ObjectLayout, RuntimeLayout, SetLayout, Shape, ThreadStateLayout,
-    TupleLayout, TypeObjectLayout, UnicodeLayout, VarObjectLayout,
+    AsyncioTaskLayout, BaseExceptionLayout, BytesLayout, CFrameLayout, CellLayout, CodeLayout,
+    DictKeysLayout, DictLayout, DictValuesLayout, ErrStackItemLayout, FloatLayout,
+    FrameObjectLayout, GenLayout, GilLayout, HeapTypeLayout, IntLayout, InterpreterFrameLayout,
+    InterpreterLayout, Layout, ListLayout, LongLayout, ModuleLayout, ObjectLayout, RuntimeLayout,
+    SetLayout, Shape, ThreadStateLayout, TupleLayout, TypeObjectLayout, UnicodeLayout,
+    VarObjectLayout, WeakrefLayout,
 };
 
 // source: $PYENV_ROOT/versions/3.10.13/include/python3.10 (3.10.13)
 // flags: -I$PYENV_ROOT/versions/3.10.13/include/python3.10 -DPy_BUILD_CORE
+// hand-defined in tools/layoutgen/handdefs.py (not installed): https://github.com/python/cpython/blob/v3.10.13/Modules/_asynciomodule.c
 // hand-defined in tools/layoutgen/handdefs.py (not installed): https://github.com/python/cpython/blob/v3.10.13/Objects/dict-common.h
 /// CPython 3.10, release build.
 pub const RELEASE: Layout = Layout {
@@ -118,8 +120,15 @@ pub const RELEASE: Layout = Layout {
         f_lineno: Some(Field::at(100)),
         // offsetof(PyFrameObject, f_localsplus)
         f_localsplus: Some(352),
+        // offsetof(PyFrameObject, f_valuestack)
+        f_valuestack: Some(Field::at(64)),
+        f_stacktop: None,
+        // offsetof(PyFrameObject, f_stackdepth)
+        f_stackdepth: Some(Field::at(80)),
     },
     iframe: InterpreterFrameLayout {
+        stacktop: None,
+        stackpointer: None,
         localsplus: None,
         executable: None,
         previous: None,
@@ -242,6 +251,30 @@ pub const RELEASE: Layout = Layout {
     module: ModuleLayout {
         // offsetof(PyModuleObject, md_dict)
         md_dict: Field::at(16),
+    },
+    weakref: WeakrefLayout {
+        // offsetof(PyWeakReference, wr_object)
+        wr_object: Field::at(16),
+    },
+    gen: GenLayout {
+        // offsetof(PyGenObject, gi_qualname)
+        gi_qualname: Some(Field::at(48)),
+        // offsetof(PyGenObject, gi_frame)
+        gi_frame: Some(Field::at(16)),
+        gi_iframe: None,
+        gi_frame_state: None,
+    },
+    asyncio_task: AsyncioTaskLayout {
+        // offsetof(TaskObj, task_loop), hand-defined struct
+        event_loop: Some(Field::at(16)),
+        // offsetof(TaskObj, task_state), hand-defined struct
+        state: Some(Field::at(88)),
+        // offsetof(TaskObj, task_fut_waiter), hand-defined struct
+        fut_waiter: Some(Field::at(152)),
+        // offsetof(TaskObj, task_coro), hand-defined struct
+        coro: Some(Field::at(160)),
+        // offsetof(TaskObj, task_name), hand-defined struct
+        name: Some(Field::at(168)),
     },
     debug_offsets: None,
 };

@@ -4,15 +4,17 @@
 use super::super::dicts::ManagedDict;
 use super::super::field::Field;
 use super::super::layout::{
-    BaseExceptionLayout, BytesLayout, CFrameLayout, CellLayout, CodeLayout, DictKeysLayout,
-    DictLayout, DictValuesLayout, ErrStackItemLayout, FloatLayout, FrameObjectLayout, GilLayout,
-    HeapTypeLayout, IntLayout, InterpreterFrameLayout, InterpreterLayout, Layout, ListLayout,
-    LongLayout, ModuleLayout, ObjectLayout, RuntimeLayout, SetLayout, Shape, ThreadStateLayout,
-    TupleLayout, TypeObjectLayout, UnicodeLayout, VarObjectLayout,
+    AsyncioTaskLayout, BaseExceptionLayout, BytesLayout, CFrameLayout, CellLayout, CodeLayout,
+    DictKeysLayout, DictLayout, DictValuesLayout, ErrStackItemLayout, FloatLayout,
+    FrameObjectLayout, GenLayout, GilLayout, HeapTypeLayout, IntLayout, InterpreterFrameLayout,
+    InterpreterLayout, Layout, ListLayout, LongLayout, ModuleLayout, ObjectLayout, RuntimeLayout,
+    SetLayout, Shape, ThreadStateLayout, TupleLayout, TypeObjectLayout, UnicodeLayout,
+    VarObjectLayout, WeakrefLayout,
 };
 
 // source: $PYENV_ROOT/versions/3.12.1/include/python3.12 (3.12.1)
 // flags: -I$PYENV_ROOT/versions/3.12.1/include/python3.12 -DPy_BUILD_CORE
+// hand-defined in tools/layoutgen/handdefs.py (not installed): https://github.com/python/cpython/blob/v3.12.1/Modules/_asynciomodule.c
 /// CPython 3.12, release build.
 pub const RELEASE: Layout = Layout {
     major: 3,
@@ -115,8 +117,14 @@ pub const RELEASE: Layout = Layout {
         // None: offsetof(PyFrameObject, f_lineno) exists, but frame.f_code is None
         f_lineno: None,
         f_localsplus: None,
+        f_valuestack: None,
+        f_stacktop: None,
+        f_stackdepth: None,
     },
     iframe: InterpreterFrameLayout {
+        // offsetof(_PyInterpreterFrame, stacktop)
+        stacktop: Some(Field::at(64)),
+        stackpointer: None,
         // offsetof(_PyInterpreterFrame, localsplus)
         localsplus: Some(72),
         // offsetof(_PyInterpreterFrame, f_code)
@@ -249,6 +257,31 @@ pub const RELEASE: Layout = Layout {
     module: ModuleLayout {
         // offsetof(PyModuleObject, md_dict)
         md_dict: Field::at(16),
+    },
+    weakref: WeakrefLayout {
+        // offsetof(PyWeakReference, wr_object)
+        wr_object: Field::at(16),
+    },
+    gen: GenLayout {
+        // offsetof(PyGenObject, gi_qualname)
+        gi_qualname: Some(Field::at(32)),
+        gi_frame: None,
+        // offsetof(PyGenObject, gi_iframe)
+        gi_iframe: Some(72),
+        // offsetof(PyGenObject, gi_frame_state)
+        gi_frame_state: Some(Field::at(67)),
+    },
+    asyncio_task: AsyncioTaskLayout {
+        // offsetof(TaskObj, task_loop), hand-defined struct
+        event_loop: Some(Field::at(16)),
+        // offsetof(TaskObj, task_state), hand-defined struct
+        state: Some(Field::at(88)),
+        // offsetof(TaskObj, task_fut_waiter), hand-defined struct
+        fut_waiter: Some(Field::at(128)),
+        // offsetof(TaskObj, task_coro), hand-defined struct
+        coro: Some(Field::at(136)),
+        // offsetof(TaskObj, task_name), hand-defined struct
+        name: Some(Field::at(144)),
     },
     debug_offsets: None,
 };

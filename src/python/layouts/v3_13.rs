@@ -4,16 +4,17 @@
 use super::super::dicts::ManagedDict;
 use super::super::field::Field;
 use super::super::layout::{
-    BaseExceptionLayout, BytesLayout, CFrameLayout, CellLayout, CodeLayout, DebugOffsetsLayout,
-    DictKeysLayout, DictLayout, DictValuesLayout, ErrStackItemLayout, FloatLayout,
-    FrameObjectLayout, GilLayout, HeapTypeLayout, IntLayout, InterpreterFrameLayout,
-    InterpreterLayout, Layout, ListLayout, LongLayout, ModuleLayout, ObjectLayout, RuntimeLayout,
-    SetLayout, Shape, ThreadStateLayout, TupleLayout, TypeObjectLayout, UnicodeLayout,
-    VarObjectLayout,
+    AsyncioTaskLayout, BaseExceptionLayout, BytesLayout, CFrameLayout, CellLayout, CodeLayout,
+    DebugOffsetsLayout, DictKeysLayout, DictLayout, DictValuesLayout, ErrStackItemLayout,
+    FloatLayout, FrameObjectLayout, GenLayout, GilLayout, HeapTypeLayout, IntLayout,
+    InterpreterFrameLayout, InterpreterLayout, Layout, ListLayout, LongLayout, ModuleLayout,
+    ObjectLayout, RuntimeLayout, SetLayout, Shape, ThreadStateLayout, TupleLayout,
+    TypeObjectLayout, UnicodeLayout, VarObjectLayout, WeakrefLayout,
 };
 
 // source: $PYENV_ROOT/versions/3.13.0/include/python3.13 (3.13.0)
 // flags: -I$PYENV_ROOT/versions/3.13.0/include/python3.13 -DPy_BUILD_CORE
+// hand-defined in tools/layoutgen/handdefs.py (not installed): https://github.com/python/cpython/blob/v3.13.0/Modules/_asynciomodule.c
 /// CPython 3.13, release build.
 pub const RELEASE: Layout = Layout {
     major: 3,
@@ -117,8 +118,14 @@ pub const RELEASE: Layout = Layout {
         // None: offsetof(PyFrameObject, f_lineno) exists, but frame.f_code is None
         f_lineno: None,
         f_localsplus: None,
+        f_valuestack: None,
+        f_stacktop: None,
+        f_stackdepth: None,
     },
     iframe: InterpreterFrameLayout {
+        // offsetof(_PyInterpreterFrame, stacktop)
+        stacktop: Some(Field::at(64)),
+        stackpointer: None,
         // offsetof(_PyInterpreterFrame, localsplus)
         localsplus: Some(72),
         // offsetof(_PyInterpreterFrame, f_executable)
@@ -252,6 +259,31 @@ pub const RELEASE: Layout = Layout {
         // offsetof(PyModuleObject, md_dict)
         md_dict: Field::at(16),
     },
+    weakref: WeakrefLayout {
+        // offsetof(PyWeakReference, wr_object)
+        wr_object: Field::at(16),
+    },
+    gen: GenLayout {
+        // offsetof(PyGenObject, gi_qualname)
+        gi_qualname: Some(Field::at(32)),
+        gi_frame: None,
+        // offsetof(PyGenObject, gi_iframe)
+        gi_iframe: Some(72),
+        // offsetof(PyGenObject, gi_frame_state)
+        gi_frame_state: Some(Field::at(67)),
+    },
+    asyncio_task: AsyncioTaskLayout {
+        // offsetof(TaskObj, task_loop), hand-defined struct
+        event_loop: Some(Field::at(16)),
+        // offsetof(TaskObj, task_state), hand-defined struct
+        state: Some(Field::at(96)),
+        // offsetof(TaskObj, task_fut_waiter), hand-defined struct
+        fut_waiter: Some(Field::at(112)),
+        // offsetof(TaskObj, task_coro), hand-defined struct
+        coro: Some(Field::at(120)),
+        // offsetof(TaskObj, task_name), hand-defined struct
+        name: Some(Field::at(128)),
+    },
     debug_offsets: Some(DebugOffsetsLayout {
         // sizeof(_Py_DebugOffsets)
         size: 584,
@@ -361,6 +393,7 @@ pub const RELEASE: Layout = Layout {
 
 // source: $PYCORE_PYTHONS/3.13t/include/python3.13t (3.13.5)
 // flags: -I$PYCORE_PYTHONS/3.13t/include/python3.13t -DPy_BUILD_CORE
+// hand-defined in tools/layoutgen/handdefs.py (not installed): https://github.com/python/cpython/blob/v3.13.5/Modules/_asynciomodule.c
 /// CPython 3.13, free-threaded build.
 pub const FREE_THREADED: Layout = Layout {
     major: 3,
@@ -465,8 +498,14 @@ pub const FREE_THREADED: Layout = Layout {
         // None: offsetof(PyFrameObject, f_lineno) exists, but frame.f_code is None
         f_lineno: None,
         f_localsplus: None,
+        f_valuestack: None,
+        f_stacktop: None,
+        f_stackdepth: None,
     },
     iframe: InterpreterFrameLayout {
+        // offsetof(_PyInterpreterFrame, stacktop)
+        stacktop: Some(Field::at(64)),
+        stackpointer: None,
         // offsetof(_PyInterpreterFrame, localsplus)
         localsplus: Some(72),
         // offsetof(_PyInterpreterFrame, f_executable)
@@ -599,6 +638,31 @@ pub const FREE_THREADED: Layout = Layout {
     module: ModuleLayout {
         // offsetof(PyModuleObject, md_dict)
         md_dict: Field::at(32),
+    },
+    weakref: WeakrefLayout {
+        // offsetof(PyWeakReference, wr_object)
+        wr_object: Field::at(32),
+    },
+    gen: GenLayout {
+        // offsetof(PyGenObject, gi_qualname)
+        gi_qualname: Some(Field::at(48)),
+        gi_frame: None,
+        // offsetof(PyGenObject, gi_iframe)
+        gi_iframe: Some(88),
+        // offsetof(PyGenObject, gi_frame_state)
+        gi_frame_state: Some(Field::at(83)),
+    },
+    asyncio_task: AsyncioTaskLayout {
+        // offsetof(TaskObj, task_loop), hand-defined struct
+        event_loop: Some(Field::at(32)),
+        // offsetof(TaskObj, task_state), hand-defined struct
+        state: Some(Field::at(112)),
+        // offsetof(TaskObj, task_fut_waiter), hand-defined struct
+        fut_waiter: Some(Field::at(128)),
+        // offsetof(TaskObj, task_coro), hand-defined struct
+        coro: Some(Field::at(136)),
+        // offsetof(TaskObj, task_name), hand-defined struct
+        name: Some(Field::at(144)),
     },
     debug_offsets: Some(DebugOffsetsLayout {
         // sizeof(_Py_DebugOffsets)

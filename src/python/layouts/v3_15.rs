@@ -4,12 +4,12 @@
 use super::super::dicts::ManagedDict;
 use super::super::field::Field;
 use super::super::layout::{
-    BaseExceptionLayout, BytesLayout, CFrameLayout, CellLayout, CodeLayout, DebugOffsetsLayout,
-    DictKeysLayout, DictLayout, DictValuesLayout, ErrStackItemLayout, FloatLayout,
-    FrameObjectLayout, GilLayout, HeapTypeLayout, IntLayout, InterpreterFrameLayout,
-    InterpreterLayout, Layout, ListLayout, LongLayout, ModuleLayout, ObjectLayout, RuntimeLayout,
-    SetLayout, Shape, ThreadStateLayout, TupleLayout, TypeObjectLayout, UnicodeLayout,
-    VarObjectLayout,
+    AsyncioTaskLayout, BaseExceptionLayout, BytesLayout, CFrameLayout, CellLayout, CodeLayout,
+    DebugOffsetsLayout, DictKeysLayout, DictLayout, DictValuesLayout, ErrStackItemLayout,
+    FloatLayout, FrameObjectLayout, GenLayout, GilLayout, HeapTypeLayout, IntLayout,
+    InterpreterFrameLayout, InterpreterLayout, Layout, ListLayout, LongLayout, ModuleLayout,
+    ObjectLayout, RuntimeLayout, SetLayout, Shape, ThreadStateLayout, TupleLayout,
+    TypeObjectLayout, UnicodeLayout, VarObjectLayout, WeakrefLayout,
 };
 
 // source: $PYCORE_PYTHONS/debian/usr/include/python3.15 (3.15.2)
@@ -117,8 +117,14 @@ pub const RELEASE: Layout = Layout {
         // None: offsetof(PyFrameObject, f_lineno) exists, but frame.f_code is None
         f_lineno: None,
         f_localsplus: None,
+        f_valuestack: None,
+        f_stacktop: None,
+        f_stackdepth: None,
     },
     iframe: InterpreterFrameLayout {
+        stacktop: None,
+        // offsetof(_PyInterpreterFrame, stackpointer)
+        stackpointer: Some(Field::at(64)),
         // offsetof(_PyInterpreterFrame, localsplus)
         localsplus: Some(80),
         // offsetof(_PyInterpreterFrame, f_executable)
@@ -251,6 +257,26 @@ pub const RELEASE: Layout = Layout {
     module: ModuleLayout {
         // offsetof(PyModuleObject, md_dict)
         md_dict: Field::at(16),
+    },
+    weakref: WeakrefLayout {
+        // offsetof(PyWeakReference, wr_object)
+        wr_object: Field::at(16),
+    },
+    gen: GenLayout {
+        // offsetof(PyGenObject, gi_qualname)
+        gi_qualname: Some(Field::at(32)),
+        gi_frame: None,
+        // offsetof(PyGenObject, gi_iframe)
+        gi_iframe: Some(72),
+        // offsetof(PyGenObject, gi_frame_state)
+        gi_frame_state: Some(Field::at(67)),
+    },
+    asyncio_task: AsyncioTaskLayout {
+        event_loop: None,
+        state: None,
+        fut_waiter: None,
+        coro: None,
+        name: None,
     },
     debug_offsets: Some(DebugOffsetsLayout {
         // sizeof(_Py_DebugOffsets)

@@ -4,11 +4,12 @@
 use super::super::dicts::ManagedDict;
 use super::super::field::Field;
 use super::super::layout::{
-    BaseExceptionLayout, BytesLayout, CFrameLayout, CellLayout, CodeLayout, DictKeysLayout,
-    DictLayout, DictValuesLayout, ErrStackItemLayout, FloatLayout, FrameObjectLayout, GilLayout,
-    HeapTypeLayout, IntLayout, InterpreterFrameLayout, InterpreterLayout, Layout, ListLayout,
-    LongLayout, ModuleLayout, ObjectLayout, RuntimeLayout, SetLayout, Shape, ThreadStateLayout,
-    TupleLayout, TypeObjectLayout, UnicodeLayout, VarObjectLayout,
+    AsyncioTaskLayout, BaseExceptionLayout, BytesLayout, CFrameLayout, CellLayout, CodeLayout,
+    DictKeysLayout, DictLayout, DictValuesLayout, ErrStackItemLayout, FloatLayout,
+    FrameObjectLayout, GenLayout, GilLayout, HeapTypeLayout, IntLayout, InterpreterFrameLayout,
+    InterpreterLayout, Layout, ListLayout, LongLayout, ModuleLayout, ObjectLayout, RuntimeLayout,
+    SetLayout, Shape, ThreadStateLayout, TupleLayout, TypeObjectLayout, UnicodeLayout,
+    VarObjectLayout, WeakrefLayout,
 };
 
 // source: $PYENV_ROOT/versions/3.7.16/include/python3.7m (3.7.16)
@@ -118,8 +119,15 @@ pub const RELEASE: Layout = Layout {
         f_lineno: Some(Field::at(108)),
         // offsetof(PyFrameObject, f_localsplus)
         f_localsplus: Some(360),
+        // offsetof(PyFrameObject, f_valuestack)
+        f_valuestack: Some(Field::at(64)),
+        // offsetof(PyFrameObject, f_stacktop)
+        f_stacktop: Some(Field::at(72)),
+        f_stackdepth: None,
     },
     iframe: InterpreterFrameLayout {
+        stacktop: None,
+        stackpointer: None,
         localsplus: None,
         executable: None,
         previous: None,
@@ -242,6 +250,25 @@ pub const RELEASE: Layout = Layout {
     module: ModuleLayout {
         // offsetof(PyModuleObject, md_dict), hand-defined struct
         md_dict: Field::at(16),
+    },
+    weakref: WeakrefLayout {
+        // offsetof(PyWeakReference, wr_object)
+        wr_object: Field::at(16),
+    },
+    gen: GenLayout {
+        // offsetof(PyGenObject, gi_qualname)
+        gi_qualname: Some(Field::at(56)),
+        // offsetof(PyGenObject, gi_frame)
+        gi_frame: Some(Field::at(16)),
+        gi_iframe: None,
+        gi_frame_state: None,
+    },
+    asyncio_task: AsyncioTaskLayout {
+        event_loop: None,
+        state: None,
+        fut_waiter: None,
+        coro: None,
+        name: None,
     },
     debug_offsets: None,
 };

@@ -4,15 +4,17 @@
 use super::super::dicts::ManagedDict;
 use super::super::field::Field;
 use super::super::layout::{
-    BaseExceptionLayout, BytesLayout, CFrameLayout, CellLayout, CodeLayout, DictKeysLayout,
-    DictLayout, DictValuesLayout, ErrStackItemLayout, FloatLayout, FrameObjectLayout, GilLayout,
-    HeapTypeLayout, IntLayout, InterpreterFrameLayout, InterpreterLayout, Layout, ListLayout,
-    LongLayout, ModuleLayout, ObjectLayout, RuntimeLayout, SetLayout, Shape, ThreadStateLayout,
-    TupleLayout, TypeObjectLayout, UnicodeLayout, VarObjectLayout,
+    AsyncioTaskLayout, BaseExceptionLayout, BytesLayout, CFrameLayout, CellLayout, CodeLayout,
+    DictKeysLayout, DictLayout, DictValuesLayout, ErrStackItemLayout, FloatLayout,
+    FrameObjectLayout, GenLayout, GilLayout, HeapTypeLayout, IntLayout, InterpreterFrameLayout,
+    InterpreterLayout, Layout, ListLayout, LongLayout, ModuleLayout, ObjectLayout, RuntimeLayout,
+    SetLayout, Shape, ThreadStateLayout, TupleLayout, TypeObjectLayout, UnicodeLayout,
+    VarObjectLayout, WeakrefLayout,
 };
 
 // source: $PYENV_ROOT/versions/3.9.18/include/python3.9 (3.9.18)
 // flags: -I$PYENV_ROOT/versions/3.9.18/include/python3.9 -DPy_BUILD_CORE
+// hand-defined in tools/layoutgen/handdefs.py (not installed): https://github.com/python/cpython/blob/v3.9.18/Modules/_asynciomodule.c
 // hand-defined in tools/layoutgen/handdefs.py (not installed): https://github.com/python/cpython/blob/v3.9.18/Objects/dict-common.h
 // hand-defined in tools/layoutgen/handdefs.py (not installed): https://github.com/python/cpython/blob/v3.9.18/Objects/moduleobject.c
 /// CPython 3.9, release build.
@@ -118,8 +120,15 @@ pub const RELEASE: Layout = Layout {
         f_lineno: Some(Field::at(108)),
         // offsetof(PyFrameObject, f_localsplus)
         f_localsplus: Some(360),
+        // offsetof(PyFrameObject, f_valuestack)
+        f_valuestack: Some(Field::at(64)),
+        // offsetof(PyFrameObject, f_stacktop)
+        f_stacktop: Some(Field::at(72)),
+        f_stackdepth: None,
     },
     iframe: InterpreterFrameLayout {
+        stacktop: None,
+        stackpointer: None,
         localsplus: None,
         executable: None,
         previous: None,
@@ -242,6 +251,30 @@ pub const RELEASE: Layout = Layout {
     module: ModuleLayout {
         // offsetof(PyModuleObject, md_dict), hand-defined struct
         md_dict: Field::at(16),
+    },
+    weakref: WeakrefLayout {
+        // offsetof(PyWeakReference, wr_object)
+        wr_object: Field::at(16),
+    },
+    gen: GenLayout {
+        // offsetof(PyGenObject, gi_qualname)
+        gi_qualname: Some(Field::at(56)),
+        // offsetof(PyGenObject, gi_frame)
+        gi_frame: Some(Field::at(16)),
+        gi_iframe: None,
+        gi_frame_state: None,
+    },
+    asyncio_task: AsyncioTaskLayout {
+        // offsetof(TaskObj, task_loop), hand-defined struct
+        event_loop: Some(Field::at(16)),
+        // offsetof(TaskObj, task_state), hand-defined struct
+        state: Some(Field::at(80)),
+        // offsetof(TaskObj, task_fut_waiter), hand-defined struct
+        fut_waiter: Some(Field::at(144)),
+        // offsetof(TaskObj, task_coro), hand-defined struct
+        coro: Some(Field::at(152)),
+        // offsetof(TaskObj, task_name), hand-defined struct
+        name: Some(Field::at(160)),
     },
     debug_offsets: None,
 };
