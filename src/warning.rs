@@ -63,6 +63,10 @@ pub enum WarningKind {
     NativeMerge,
     /// A mapped module is not on this machine (or is another build): its frames are unnamed.
     NativeModuleMissing,
+    /// asyncio is loaded but pycore cannot read this version's tasks.
+    AsyncioUnsupported,
+    /// asyncio's tasks are partly unreadable: a registry, a task, an await chain (cut, looping).
+    AsyncioTasks,
 }
 
 /// One warning.

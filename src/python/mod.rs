@@ -5,6 +5,7 @@
 //! a version into struct offsets is [`layouts::lookup`]; code below it is driven by the
 //! [`Layout`] data only.
 
+pub mod asyncio;
 mod debug_offsets;
 mod debug_offsets_map;
 mod dicts;
@@ -84,6 +85,8 @@ pub struct PythonProcess {
     pub version: PythonVersion,
     pub shape: Shape,
     pub threads: Vec<PythonThread>,
+    /// asyncio's event loops and their tasks, per interpreter (empty without asyncio).
+    pub event_loops: Vec<asyncio::EventLoop>,
     pub warnings: Vec<Warning>,
     /// Information that does not make the data partial (how the layout was found).
     pub notes: Vec<String>,
@@ -232,10 +235,26 @@ fn inspect_with(
             warnings: stack.warnings.into_iter().chain(thread_warnings).collect(),
         });
     }
+    let mut interpreters: Vec<u64> = Vec::new();
+    for thread in &threads {
+        if !interpreters.contains(&thread.interpreter) {
+            interpreters.push(thread.interpreter);
+        }
+    }
+    let mut event_loops = Vec::new();
+    for interpreter in interpreters {
+        event_loops.extend(asyncio::event_loops(
+            &objects,
+            &mut walker,
+            interpreter,
+            &mut warnings,
+        ));
+    }
     Ok(PythonProcess {
         version,
         shape,
         threads,
+        event_loops,
         warnings,
         notes,
     })

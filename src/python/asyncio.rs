@@ -1,0 +1,584 @@
+//! asyncio's tasks: every task of every event loop, what coroutines each is suspended in and
+//! what it waits for.
+//!
+//! Where the tasks are (Lib/asyncio/tasks.py, Modules/_asynciomodule.c): `asyncio.tasks`
+//! keeps them in `_all_tasks` (3.8–3.11, a `weakref.WeakSet` that `_asyncio` shares), or in
+//! `_scheduled_tasks` (a WeakSet) and `_eager_tasks` (a set) (3.12, 3.13). The walk looks for
+//! each of these names, whatever the version. A task is `_asyncio`'s C `TaskObj` (its members
+//! from the layout) or a pure-Python `asyncio.Task` (its `_coro`, `_state`, ... attributes).
+//! Versions whose C task the layout does not describe (3.14+, whose native tasks live in
+//! per-thread linked lists) get a warning instead.
+//!
+//! A task's stack is its coroutine, then what each coroutine awaits (`_PyGen_yf`: the top of
+//! a suspended frame's value stack), innermost first. What a task waits for is its
+//! `_fut_waiter`: another task, a `_GatheringFuture` (its `_children`), or a plain future.
+
+use std::collections::{HashMap, HashSet};
+
+use super::dicts::instance_attribute;
+use super::frames::{Frame, FrameWalker};
+use super::names::module_attribute;
+use super::objects::{ObjectError, ObjectResult, Objects};
+use crate::memory::Memory;
+use crate::warning::{Warning, WarningKind};
+
+/// More tasks than any real program keeps alive: the registry is corrupt past this.
+pub const MAX_TASKS: usize = 100_000;
+/// Coroutines awaiting each other in one task; deeper chains are cut with a warning.
+pub const MAX_AWAIT_DEPTH: usize = 10_000;
+/// Futures nested in gathers looked through for one task.
+const MAX_GATHER_DEPTH: usize = 16;
+/// Set tables larger than this are corrupt.
+const MAX_SET_MASK: u64 = 1 << 24;
+/// Stack slots a frame can have (a code object's `co_stacksize` is far below).
+const MAX_STACK_SLOTS: i64 = 1 << 20;
+
+/// Where asyncio's module keeps its tasks, in every version that has each name.
+const REGISTRIES: [&str; 3] = ["_all_tasks", "_scheduled_tasks", "_eager_tasks"];
+
+/// A task's state (`fut_state`, Modules/_asynciomodule.c; `_state` of Lib/asyncio/futures.py).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskState {
+    Pending,
+    Cancelled,
+    Done,
+}
+
+/// One task.
+#[derive(Debug, Clone)]
+pub struct Task {
+    pub address: u64,
+    pub name: String,
+    pub state: Option<TaskState>,
+    /// Innermost first: the coroutine it is suspended in, then each one awaiting it, up to the
+    /// task's own coroutine.
+    pub stack: Vec<Frame>,
+    /// The tasks it waits for (addresses of tasks of the same walk).
+    pub awaiting: Vec<u64>,
+    /// What it waits on when that is no task: `asyncio.Lock`, `asyncio.sleep`, a future's type.
+    pub waiting_on: Option<String>,
+}
+
+/// The tasks of one event loop.
+#[derive(Debug, Clone)]
+pub struct EventLoop {
+    pub interpreter: u64,
+    pub address: u64,
+    /// The `pthread_t` of the thread running it (`BaseEventLoop._thread_id`), if it runs.
+    pub thread_ident: Option<u64>,
+    pub tasks: Vec<Task>,
+}
+
+enum Kind {
+    /// `_asyncio.Task` or a subclass.
+    Native,
+    /// Lib/asyncio/tasks.py's `Task`.
+    Python,
+}
+
+/// Every event loop's tasks in one interpreter; empty when asyncio was never imported.
+pub fn event_loops<'a, M: Memory>(
+    objects: &'a Objects<'a, M>,
+    walker: &mut FrameWalker<'a, M>,
+    interpreter: u64,
+    warnings: &mut Vec<Warning>,
+) -> Vec<EventLoop> {
+    let mut registries = Vec::new();
+    for name in REGISTRIES {
+        match module_attribute(objects, interpreter, "asyncio.tasks", name) {
+            Ok(Some(registry)) => registries.push((name, registry)),
+            Ok(None) => {}
+            Err(error) => warnings.push(Warning::new(
+                WarningKind::AsyncioTasks,
+                format!("asyncio.tasks.{name} is unreadable: {error}"),
+            )),
+        }
+    }
+    if registries.is_empty() {
+        return Vec::new();
+    }
+    let mut reader = Reader {
+        objects,
+        walker,
+        kinds: HashMap::new(),
+        none: None,
+        warnings,
+    };
+    if objects.layout.asyncio_task.coro.is_none() {
+        reader.warnings.push(Warning::new(
+            WarningKind::AsyncioUnsupported,
+            format!(
+                "asyncio tasks not supported on this version (CPython {}.{})",
+                objects.layout.major, objects.layout.minor
+            ),
+        ));
+        return Vec::new();
+    }
+    let mut addresses = Vec::new();
+    let mut seen = HashSet::new();
+    for (name, registry) in registries {
+        match reader.registry_members(registry) {
+            Ok(members) => {
+                for task in members {
+                    if addresses.len() >= MAX_TASKS {
+                        reader.warn(format!("more than {MAX_TASKS} tasks: the rest are left out"));
+                        break;
+                    }
+                    if seen.insert(task) {
+                        addresses.push(task);
+                    }
+                }
+            }
+            Err(error) => reader.warn(format!("asyncio.tasks.{name} is unreadable: {error}")),
+        }
+    }
+    let mut loops: Vec<EventLoop> = Vec::new();
+    for address in addresses {
+        let Some(kind) = reader.kind(address) else {
+            continue;
+        };
+        match reader.task(address, &kind) {
+            Ok((event_loop, task)) => {
+                match loops.iter_mut().find(|l| l.address == event_loop) {
+                    Some(found) => found.tasks.push(task),
+                    None => {
+                        let thread_ident = reader.thread_ident(event_loop);
+                        loops.push(EventLoop {
+                            interpreter,
+                            address: event_loop,
+                            thread_ident,
+                            tasks: vec![task],
+                        });
+                    }
+                }
+            }
+            Err(error) => reader.warn(format!("the task at {address:#x} is unreadable: {error}")),
+        }
+    }
+    // Only tasks of the walk are named as awaited.
+    let known: HashSet<u64> = loops
+        .iter()
+        .flat_map(|l| l.tasks.iter().map(|t| t.address))
+        .collect();
+    for task in loops.iter_mut().flat_map(|l| l.tasks.iter_mut()) {
+        task.awaiting.retain(|a| known.contains(a));
+    }
+    loops
+}
+
+struct Reader<'r, 'a, M: Memory> {
+    objects: &'r Objects<'a, M>,
+    walker: &'r mut FrameWalker<'a, M>,
+    /// Type object → whether (and how) its instances are tasks.
+    kinds: HashMap<u64, Option<bool>>,
+    /// The `None` object, once seen.
+    none: Option<u64>,
+    warnings: &'r mut Vec<Warning>,
+}
+
+impl<M: Memory> Reader<'_, '_, M> {
+    fn warn(&mut self, message: String) {
+        self.warnings
+            .push(Warning::new(WarningKind::AsyncioTasks, message));
+    }
+
+    /// Whether `object` is `None` (remembering `None`'s address).
+    fn is_none(&mut self, object: u64) -> bool {
+        if object == 0 || Some(object) == self.none {
+            return true;
+        }
+        if self.objects.type_name(object).ok().as_deref() == Some("NoneType") {
+            self.none = Some(object);
+            return true;
+        }
+        false
+    }
+
+    /// The objects a registry holds: a `set`'s keys, or a `WeakSet`'s live referents.
+    fn registry_members(&mut self, registry: u64) -> ObjectResult<Vec<u64>> {
+        if self.objects.type_name(registry)? == "set" {
+            return self.set_keys(registry);
+        }
+        let Some(data) = instance_attribute(self.objects, registry, "data")? else {
+            return Err(ObjectError::Invalid("a WeakSet without `data`".into()));
+        };
+        let mut members = Vec::new();
+        let field = self.objects.layout.weakref.wr_object;
+        for reference in self.set_keys(data)? {
+            let Ok(referent) = self.objects.read(reference, field) else {
+                continue;
+            };
+            if !self.is_none(referent) {
+                members.push(referent);
+            }
+        }
+        Ok(members)
+    }
+
+    /// The live keys of a set's table (dummies are no tasks, and are dropped later).
+    fn set_keys(&self, set: u64) -> ObjectResult<Vec<u64>> {
+        let objects = self.objects;
+        let layout = objects.layout;
+        let mask = objects.read(set, layout.set.mask)? as u64;
+        if mask >= MAX_SET_MASK || !(mask + 1).is_power_of_two() {
+            return Err(ObjectError::Invalid(format!(
+                "set at {set:#x} has mask {mask:#x}"
+            )));
+        }
+        let used = objects.read(set, layout.set.used)?;
+        if used < 0 || used as u64 > mask + 1 {
+            return Err(ObjectError::Invalid(format!(
+                "set at {set:#x} claims {used} entries"
+            )));
+        }
+        let table = objects.read(set, layout.set.table)?;
+        let entry_size = u64::from(layout.set.entry_size).max(8);
+        let key_at = layout.set.entry_key as usize;
+        let raw = objects
+            .memory
+            .read_vec(table, ((mask + 1) * entry_size) as usize)?;
+        Ok(raw
+            .chunks_exact(entry_size as usize)
+            .filter_map(|entry| crate::bytes::u64_at(entry, key_at))
+            .filter(|key| *key != 0)
+            .collect())
+    }
+
+    /// Whether `object` is a task: `Some(true)` for `_asyncio.Task` (or a subclass), `Some(false)`
+    /// for Lib/asyncio/tasks.py's `Task` (or a subclass).
+    fn kind(&mut self, object: u64) -> Option<Kind> {
+        if object == 0 {
+            return None;
+        }
+        let type_object = self.objects.type_of(object).ok()?;
+        let kind = match self.kinds.get(&type_object) {
+            Some(kind) => *kind,
+            None => {
+                let kind = self.type_kind(type_object);
+                self.kinds.insert(type_object, kind);
+                kind
+            }
+        };
+        match kind? {
+            true => Some(Kind::Native),
+            false => Some(Kind::Python),
+        }
+    }
+
+    fn type_kind(&self, type_object: u64) -> Option<bool> {
+        let mut current = type_object;
+        for _ in 0..32 {
+            if current == 0 {
+                return None;
+            }
+            match self.objects.type_object_name(current).ok()?.as_str() {
+                "_asyncio.Task" => return Some(true),
+                // Lib/asyncio/tasks.py's class, which `_asyncio.Task` replaces when present
+                // (`_PyTask` keeps it); heap types are named without their module.
+                "Task" | "_PyTask" => {
+                    let module = self.type_module(current);
+                    if module.as_deref() == Some("asyncio.tasks") {
+                        return Some(false);
+                    }
+                }
+                _ => {}
+            }
+            current = self
+                .objects
+                .read(current, self.objects.layout.type_object.tp_base)
+                .ok()?;
+        }
+        None
+    }
+
+    /// A heap type's `__module__`.
+    fn type_module(&self, type_object: u64) -> Option<String> {
+        let dict = self
+            .objects
+            .read(type_object, self.objects.layout.type_object.tp_dict)
+            .ok()?;
+        let module = super::dicts::dict_get_str(self.objects, dict, "__module__").ok()??;
+        self.objects.unicode(module).ok()
+    }
+
+    /// A task's event loop and what it is.
+    fn task(&mut self, address: u64, kind: &Kind) -> ObjectResult<(u64, Task)> {
+        let objects = self.objects;
+        let fields = &objects.layout.asyncio_task;
+        let attribute = |name: &str| -> ObjectResult<u64> {
+            instance_attribute(objects, address, name)?
+                .ok_or_else(|| ObjectError::Invalid(format!("the task has no {name}")))
+        };
+        let (event_loop, state, coro, waiter, name) = match kind {
+            Kind::Native => {
+                let state = objects.read_some(address, fields.state, "TaskObj.task_state")?;
+                let state = match state {
+                    0 => Some(TaskState::Pending),
+                    1 => Some(TaskState::Cancelled),
+                    2 => Some(TaskState::Done),
+                    _ => None,
+                };
+                (
+                    objects.read_some(address, fields.event_loop, "TaskObj.task_loop")?,
+                    state,
+                    objects.read_some(address, fields.coro, "TaskObj.task_coro")?,
+                    objects.read_some(address, fields.fut_waiter, "TaskObj.task_fut_waiter")?,
+                    objects.read_some(address, fields.name, "TaskObj.task_name")?,
+                )
+            }
+            Kind::Python => {
+                let state = match objects.unicode(attribute("_state")?)?.as_str() {
+                    "PENDING" => Some(TaskState::Pending),
+                    "CANCELLED" => Some(TaskState::Cancelled),
+                    "FINISHED" => Some(TaskState::Done),
+                    _ => None,
+                };
+                (
+                    attribute("_loop")?,
+                    state,
+                    attribute("_coro")?,
+                    attribute("_fut_waiter")?,
+                    attribute("_name")?,
+                )
+            }
+        };
+        let name = self.task_name(name);
+        let stack = self.coroutine_stack(coro, &name);
+        let mut task = Task {
+            address,
+            name,
+            state,
+            stack,
+            awaiting: Vec::new(),
+            waiting_on: None,
+        };
+        if !self.is_none(waiter) {
+            self.waits_for(waiter, &mut task, 0);
+        }
+        Ok((event_loop, task))
+    }
+
+    /// A task's name: a `str`, or 3.13+'s `int` counter shown as `Task-n`.
+    fn task_name(&self, name: u64) -> String {
+        if let Ok(text) = self.objects.unicode(name) {
+            return text;
+        }
+        match self.objects.int(name) {
+            Ok(number) => format!("Task-{number}"),
+            Err(_) => format!("<unreadable name at {name:#x}>"),
+        }
+    }
+
+    /// What the future `waiter` stands for: a task, the children of a gather, something else.
+    fn waits_for(&mut self, waiter: u64, task: &mut Task, depth: usize) {
+        if self.kind(waiter).is_some() {
+            task.awaiting.push(waiter);
+            return;
+        }
+        let children = instance_attribute(self.objects, waiter, "_children")
+            .ok()
+            .flatten();
+        if let Some(children) = children.filter(|_| depth < MAX_GATHER_DEPTH) {
+            match self.list_items(children) {
+                Ok(items) => {
+                    for child in items {
+                        self.waits_for(child, task, depth + 1);
+                    }
+                }
+                Err(error) => self.warn(format!(
+                    "task {}: the futures it gathers are unreadable: {error}",
+                    task.name
+                )),
+            }
+            return;
+        }
+        if depth == 0 {
+            task.waiting_on = self.waiting_on(waiter, task.stack.first());
+        }
+    }
+
+    /// A list's items (at most [`MAX_TASKS`]).
+    fn list_items(&self, list: u64) -> ObjectResult<Vec<u64>> {
+        let objects = self.objects;
+        if objects.type_name(list)? != "list" {
+            return Err(ObjectError::Invalid(format!("{list:#x} is no list")));
+        }
+        let size = objects.ob_size(list)?;
+        if size < 0 || size as usize > MAX_TASKS {
+            return Err(ObjectError::Invalid(format!(
+                "the list at {list:#x} claims {size} items"
+            )));
+        }
+        let items = objects.read(list, objects.layout.list.ob_item)?;
+        let raw = objects.memory.read_vec(items, size as usize * 8)?;
+        Ok(raw
+            .chunks_exact(8)
+            .filter_map(|item| crate::bytes::u64_at(item, 0))
+            .collect())
+    }
+
+    /// What a task waits on that is no task: the asyncio primitive its innermost coroutine
+    /// runs in (`asyncio.Lock` for `Lock.acquire` in Lib/asyncio/locks.py, `asyncio.sleep`),
+    /// else the future's type.
+    fn waiting_on(&self, waiter: u64, innermost: Option<&Frame>) -> Option<String> {
+        if let Some(frame) = innermost {
+            let file = frame.file.replace('\\', "/");
+            if file.contains("/asyncio/") {
+                let qualname = frame.qualname.as_deref().unwrap_or(&frame.function);
+                let owner = qualname.split('.').next().unwrap_or(qualname);
+                return Some(format!("asyncio.{owner}"));
+            }
+        }
+        self.objects.type_name(waiter).ok()
+    }
+
+    /// The coroutines of a task, innermost first.
+    fn coroutine_stack(&mut self, coro: u64, task: &str) -> Vec<Frame> {
+        let mut frames = Vec::new();
+        let mut seen = HashSet::new();
+        let mut current = coro;
+        while current != 0 {
+            if frames.len() >= MAX_AWAIT_DEPTH {
+                self.warn(format!(
+                    "task {task}: more than {MAX_AWAIT_DEPTH} coroutines await each other; cut there"
+                ));
+                break;
+            }
+            if !seen.insert(current) {
+                self.warn(format!(
+                    "task {task}: its await chain loops back to {current:#x}; stopped there"
+                ));
+                break;
+            }
+            match self.coroutine(current) {
+                Ok(Some((frame, awaits))) => {
+                    frames.push(frame);
+                    current = awaits.unwrap_or(0);
+                }
+                Ok(None) => break,
+                Err(error) => {
+                    self.warn(format!(
+                        "task {task}: the coroutine at {current:#x} is unreadable: {error}"
+                    ));
+                    break;
+                }
+            }
+        }
+        frames.reverse();
+        frames
+    }
+
+    /// A coroutine's (or generator's) frame and what it awaits; `None` when `object` is no
+    /// coroutine or has finished.
+    fn coroutine(&mut self, object: u64) -> ObjectResult<Option<(Frame, Option<u64>)>> {
+        let objects = self.objects;
+        let layout = objects.layout;
+        match objects.type_name(object)?.as_str() {
+            "coroutine" | "generator" | "async_generator" => {}
+            _ => return Ok(None),
+        }
+        let (frame, awaits) = if let Some(gi_frame) = layout.gen.gi_frame {
+            // ≤3.10: a PyFrameObject, NULL once finished.
+            let frame = objects.read(object, gi_frame)?;
+            if frame == 0 {
+                return Ok(None);
+            }
+            (frame, self.frame_object_top(frame)?)
+        } else if let (Some(offset), Some(state)) = (layout.gen.gi_iframe, layout.gen.gi_frame_state)
+        {
+            // 3.11+: the embedded frame; a negative state is created or suspended, 0 running,
+            // above 0 finished.
+            let state = objects.read(object, state)? as i8;
+            if state > 0 {
+                return Ok(None);
+            }
+            let frame = object.wrapping_add(u64::from(offset));
+            let awaits = if state < 0 {
+                self.interpreter_frame_top(frame)?
+            } else {
+                None
+            };
+            (frame, awaits)
+        } else {
+            return Err(ObjectError::Invalid("layout lacks generator fields".into()));
+        };
+        let mut python_frame = self.walker.one_frame(frame, self.warnings)?;
+        if python_frame.qualname.is_none() {
+            if let Some(field) = layout.gen.gi_qualname {
+                python_frame.qualname = objects
+                    .read(object, field)
+                    .and_then(|q| objects.unicode(q))
+                    .ok();
+            }
+        }
+        let awaits = awaits.filter(|a| *a != 0);
+        Ok(Some((python_frame, awaits)))
+    }
+
+    /// ≤3.10: the top of a suspended `PyFrameObject`'s value stack: `f_stacktop[-1]` (3.8,
+    /// 3.9; NULL while running), `f_valuestack[f_stackdepth - 1]` (3.10).
+    fn frame_object_top(&self, frame: u64) -> ObjectResult<Option<u64>> {
+        let objects = self.objects;
+        let fields = &objects.layout.frame;
+        let Some(bottom) = fields.f_valuestack else {
+            return Ok(None);
+        };
+        let bottom = objects.read(frame, bottom)?;
+        let top = if let Some(stacktop) = fields.f_stacktop {
+            let top = objects.read(frame, stacktop)?;
+            if top <= bottom || top - bottom > (MAX_STACK_SLOTS as u64) * 8 {
+                return Ok(None);
+            }
+            top - 8
+        } else if let Some(depth) = fields.f_stackdepth {
+            let depth = i64::from(objects.read(frame, depth)?);
+            if depth <= 0 || depth > MAX_STACK_SLOTS {
+                return Ok(None);
+            }
+            bottom.wrapping_add((depth as u64 - 1) * 8)
+        } else {
+            return Ok(None);
+        };
+        Ok(Some(objects.pointer(top)?))
+    }
+
+    /// 3.11+: the top of a suspended `_PyInterpreterFrame`'s value stack: slot `stacktop - 1`
+    /// from `localsplus` (3.11–3.13), `stackpointer[-1]` (3.14+, a tagged reference).
+    fn interpreter_frame_top(&self, frame: u64) -> ObjectResult<Option<u64>> {
+        let objects = self.objects;
+        let fields = &objects.layout.iframe;
+        let Some(localsplus) = fields.localsplus else {
+            return Ok(None);
+        };
+        let slot = if let Some(stacktop) = fields.stacktop {
+            let depth = i64::from(objects.read(frame, stacktop)?);
+            if depth <= 0 || depth > MAX_STACK_SLOTS {
+                return Ok(None);
+            }
+            frame
+                .wrapping_add(u64::from(localsplus))
+                .wrapping_add((depth as u64 - 1) * 8)
+        } else if let Some(pointer) = fields.stackpointer {
+            let top = objects.read(frame, pointer)?;
+            let bottom = frame.wrapping_add(u64::from(localsplus));
+            if top <= bottom || top - bottom > (MAX_STACK_SLOTS as u64) * 8 {
+                return Ok(None);
+            }
+            top - 8
+        } else {
+            return Ok(None);
+        };
+        Ok(Some(objects.pointer(slot)? & !0x7))
+    }
+
+    /// `loop._thread_id`: the `pthread_t` of the thread in `run_forever`, `None` otherwise.
+    fn thread_ident(&mut self, event_loop: u64) -> Option<u64> {
+        let ident = instance_attribute(self.objects, event_loop, "_thread_id")
+            .ok()
+            .flatten()?;
+        if self.is_none(ident) {
+            return None;
+        }
+        self.objects.int(ident).ok().map(|i| i as u64)
+    }
+}

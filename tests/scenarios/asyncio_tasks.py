@@ -1,0 +1,174 @@
+# -*- coding: utf-8 -*-
+"""Scenario for the asyncio test: one event loop with named tasks parked in
+every way the issue names, then the loop's thread parks inside a task.
+
+Usage: python asyncio_tasks.py RECORD.json
+
+Tasks: a chain of three coroutines parked in asyncio.sleep; a task awaiting
+another task; a gather of two tasks; a task blocked on an asyncio.Lock held by
+another; one waiting on an Event; one with a non-ASCII name. Once every task
+is suspended, the main task records from inside the process what each task is
+(asyncio.all_tasks(): name, state, the cr_await chain innermost first with
+each coroutine's function, qualname, file and cr_frame.f_lineno, the names of
+the tasks its _fut_waiter stands for) in RECORD.json.asyncio.json, starts the
+stack recorder (recording.py) and parks the loop's thread (the main thread)
+in a blocking call. Runs on CPython 3.8+.
+"""
+import asyncio
+import json
+import os
+import sys
+import threading
+
+import recording
+
+NON_ASCII = u"tâche-λ-线-\U00020000"
+SLEEP = recording.PARK_SECONDS
+
+
+async def inner():
+    await asyncio.sleep(SLEEP)
+
+
+async def middle():
+    await inner()
+
+
+async def outer():
+    await middle()
+
+
+async def sleeper():
+    await asyncio.sleep(SLEEP)
+
+
+async def await_task(task):
+    await task
+
+
+async def gather_two(a, b):
+    await asyncio.gather(a, b)
+
+
+async def hold_lock(lock, held):
+    async with lock:
+        held.set()
+        await asyncio.sleep(SLEEP)
+
+
+async def wait_for_lock(lock, held):
+    await held.wait()
+    async with lock:
+        pass
+
+
+async def wait_for_event(event):
+    await event.wait()
+
+
+def coroutine_stack(coro):
+    """The cr_await chain from the task's coroutine, innermost first."""
+    frames = []
+    while coro is not None and hasattr(coro, "cr_frame") and coro.cr_frame is not None:
+        code = coro.cr_code
+        frames.append({
+            "function": code.co_name,
+            "qualname": coro.__qualname__,
+            "file": code.co_filename,
+            "line": coro.cr_frame.f_lineno,
+        })
+        coro = coro.cr_await
+    frames.reverse()
+    return frames
+
+
+def awaited_names(task):
+    waiter = getattr(task, "_fut_waiter", None)
+    if isinstance(waiter, asyncio.Task):
+        return [waiter.get_name()]
+    children = getattr(waiter, "_children", None)
+    if children is not None:
+        return [c.get_name() for c in children if isinstance(c, asyncio.Task)]
+    return []
+
+
+def waiting_on(task, stack):
+    """pycore's documented rule, from what the process holds."""
+    waiter = getattr(task, "_fut_waiter", None)
+    if waiter is None or isinstance(waiter, asyncio.Task) or hasattr(waiter, "_children"):
+        return None
+    innermost = stack[0]
+    if "/asyncio/" in innermost["file"].replace("\\", "/"):
+        return "asyncio." + innermost["qualname"].split(".")[0]
+    kind = type(waiter)
+    return kind.__name__ if kind.__module__ == "builtins" else kind.__module__ + "." + kind.__name__
+
+
+def state(task):
+    if task.cancelled():
+        return "cancelled"
+    return "done" if task.done() else "pending"
+
+
+async def main(record_path):
+    loop = asyncio.get_running_loop()
+    lock = asyncio.Lock()
+    held = asyncio.Event()
+    never = asyncio.Event()
+    awaited = loop.create_task(sleeper(), name="awaited")
+    child_1 = loop.create_task(sleeper(), name="gather-child-1")
+    child_2 = loop.create_task(sleeper(), name="gather-child-2")
+    tasks = [
+        loop.create_task(outer(), name="chain"),
+        awaited,
+        loop.create_task(await_task(awaited), name="awaiter"),
+        child_1,
+        child_2,
+        loop.create_task(gather_two(child_1, child_2), name="gatherer"),
+        loop.create_task(hold_lock(lock, held), name="lock-holder"),
+        loop.create_task(wait_for_lock(lock, held), name="lock-waiter"),
+        loop.create_task(wait_for_event(never), name="event-waiter"),
+        loop.create_task(sleeper(), name=NON_ASCII),
+    ]
+    asyncio.current_task().set_name("main")
+    for _ in range(20):
+        await asyncio.sleep(0)
+    me = asyncio.current_task()
+    expected = []
+    for task in asyncio.all_tasks():
+        if task is me:
+            continue
+        stack = coroutine_stack(task.get_coro())
+        expected.append({
+            "name": task.get_name(),
+            "state": state(task),
+            "stack": stack,
+            "awaiting": awaited_names(task),
+            "waiting_on": waiting_on(task, stack),
+        })
+    assert len(expected) == len(tasks), expected
+    with open(__file__, encoding="utf-8") as source:
+        park_line = 1 + [i for i, text in enumerate(source)
+                         if text.rstrip().endswith("# PARK")][-1]
+    code = sys._getframe().f_code
+    expected.append({
+        "name": "main",
+        "state": "pending",
+        "stack": [{"function": code.co_name, "qualname": "main", "file": code.co_filename,
+                   "line": park_line}],
+        "awaiting": [],
+        "waiting_on": None,
+    })
+    with open(record_path + ".asyncio.json", "w") as out:
+        json.dump({"loop_thread": recording.native_tid(), "tasks": expected}, out,
+                  ensure_ascii=True, indent=1)
+    recorder = threading.Thread(name="recorder", target=recording.record_parked_threads,
+                                args=(record_path, 1), daemon=True)
+    recorder.start()
+    recording.announce()
+    __import__("time").sleep(recording.PARK_SECONDS)  # PARK
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1]))
+    os._exit(0)
