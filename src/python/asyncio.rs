@@ -97,11 +97,21 @@ pub fn event_loops<'a, M: Memory>(
     if registries.is_empty() {
         return Vec::new();
     }
+    // The task classes by address: `_asyncio`'s static types keep their names in the
+    // module's read-only data, which cores leave out.
+    let class = |module: &str, name: &str| {
+        module_attribute(objects, interpreter, module, name)
+            .ok()
+            .flatten()
+    };
     let mut reader = Reader {
         objects,
         walker,
         kinds: HashMap::new(),
         none: None,
+        native_task: class("_asyncio", "Task"),
+        python_task: class("asyncio.tasks", "_PyTask"),
+        native_future: class("_asyncio", "Future"),
         warnings,
     };
     if objects.layout.asyncio_task.coro.is_none() {
@@ -169,10 +179,15 @@ pub fn event_loops<'a, M: Memory>(
 struct Reader<'r, 'a, M: Memory> {
     objects: &'r Objects<'a, M>,
     walker: &'r mut FrameWalker<'a, M>,
-    /// Type object → whether (and how) its instances are tasks.
+    /// Type object → whether its instances are tasks: `Some(true)` native, `Some(false)`
+    /// pure-Python.
     kinds: HashMap<u64, Option<bool>>,
     /// The `None` object, once seen.
     none: Option<u64>,
+    /// `_asyncio.Task`, Lib/asyncio/tasks.py's `Task` (`_PyTask`), `_asyncio.Future`.
+    native_task: Option<u64>,
+    python_task: Option<u64>,
+    native_future: Option<u64>,
     warnings: &'r mut Vec<Warning>,
 }
 
@@ -244,8 +259,8 @@ impl<M: Memory> Reader<'_, '_, M> {
             .collect())
     }
 
-    /// Whether `object` is a task: `Some(true)` for `_asyncio.Task` (or a subclass), `Some(false)`
-    /// for Lib/asyncio/tasks.py's `Task` (or a subclass).
+    /// Whether `object` is a task: `_asyncio.Task` or Lib/asyncio/tasks.py's `Task` (`_PyTask`
+    /// once `_asyncio` replaced it), or a subclass of either.
     fn kind(&mut self, object: u64) -> Option<Kind> {
         if object == 0 {
             return None;
@@ -267,21 +282,15 @@ impl<M: Memory> Reader<'_, '_, M> {
 
     fn type_kind(&self, type_object: u64) -> Option<bool> {
         let mut current = type_object;
-        for _ in 0..32 {
+        for _ in 0..64 {
             if current == 0 {
                 return None;
             }
-            match self.objects.type_object_name(current).ok()?.as_str() {
-                "_asyncio.Task" => return Some(true),
-                // Lib/asyncio/tasks.py's class, which `_asyncio.Task` replaces when present
-                // (`_PyTask` keeps it); heap types are named without their module.
-                "Task" | "_PyTask" => {
-                    let module = self.type_module(current);
-                    if module.as_deref() == Some("asyncio.tasks") {
-                        return Some(false);
-                    }
-                }
-                _ => {}
+            if Some(current) == self.native_task {
+                return Some(true);
+            }
+            if Some(current) == self.python_task {
+                return Some(false);
             }
             current = self
                 .objects
@@ -289,16 +298,6 @@ impl<M: Memory> Reader<'_, '_, M> {
                 .ok()?;
         }
         None
-    }
-
-    /// A heap type's `__module__`.
-    fn type_module(&self, type_object: u64) -> Option<String> {
-        let dict = self
-            .objects
-            .read(type_object, self.objects.layout.type_object.tp_dict)
-            .ok()?;
-        let module = super::dicts::dict_get_str(self.objects, dict, "__module__").ok()??;
-        self.objects.unicode(module).ok()
     }
 
     /// A task's event loop and what it is.
@@ -429,7 +428,11 @@ impl<M: Memory> Reader<'_, '_, M> {
                 return Some(format!("asyncio.{owner}"));
             }
         }
-        self.objects.type_name(waiter).ok()
+        let type_object = self.objects.type_of(waiter).ok()?;
+        if Some(type_object) == self.native_future {
+            return Some("_asyncio.Future".to_string());
+        }
+        self.objects.type_object_name(type_object).ok()
     }
 
     /// The coroutines of a task, innermost first.
@@ -473,8 +476,10 @@ impl<M: Memory> Reader<'_, '_, M> {
     fn coroutine(&mut self, object: u64) -> ObjectResult<Option<(Frame, Option<u64>)>> {
         let objects = self.objects;
         let layout = objects.layout;
-        match objects.type_name(object)?.as_str() {
-            "coroutine" | "generator" | "async_generator" => {}
+        // What a coroutine awaits last is often an object of `_asyncio` (a `FutureIter`),
+        // whose type's name the core may lack: that is no coroutine either.
+        match objects.type_name(object).ok().as_deref() {
+            Some("coroutine" | "generator" | "async_generator") => {}
             _ => return Ok(None),
         }
         let (frame, awaits) = if let Some(gi_frame) = layout.gen.gi_frame {
