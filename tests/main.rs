@@ -6,11 +6,13 @@
 //! - `subinterpreters`: thread states in several interpreters;
 //! - `native`: native stacks against gdb on the same core;
 //! - `locals`: `--locals` against the values each parked function recorded;
+//! - `asyncio`: every event loop's tasks against what the process recorded;
 //! - `inputs`, `bad_input`, `mutation`: real-world, wrong and hostile input;
 //! - `example`: the committed example.
 
 mod support;
 
+mod asyncio;
 mod bad_input;
 mod cores;
 mod example;

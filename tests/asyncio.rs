@@ -1,0 +1,186 @@
+//! asyncio tasks on real cores: tests/scenarios/asyncio_tasks.py runs one event loop with named
+//! tasks parked every way the issue names (a 3-coroutine chain in `asyncio.sleep`, a task
+//! awaiting another, a gather of two, a task blocked on a held `asyncio.Lock`, one on an
+//! `Event`, one with a non-ASCII name), records from inside the process what each task is
+//! (`asyncio.all_tasks()`, the `cr_await` chains, `cr_frame.f_lineno`, `_fut_waiter`), then
+//! parks the loop's thread inside its main task. pycore's `asyncio` entry must say the same,
+//! name the loop's thread, and the thread stacks must match as in `cores`, on gcore's cores and
+//! on the kernel's, on every interpreter row from 3.8. Rows whose version pycore cannot read
+//! tasks of must carry the `asyncio-unsupported` warning instead.
+
+use crate::support;
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use serde_json::Value;
+use support::facts::Expect;
+use support::interpreters::{self, Interpreter};
+use support::matrix::{
+    assert_all_passed, assert_some_passed, print_matrix, run_matrix, Outcome, Progress,
+};
+use support::process::{own_uid, TestDir};
+use support::scenario::{analyze_with, core_of_parked, judge, outcome, record_path, Run, Take};
+use support::stacks::Verdict;
+
+/// The versions whose tasks pycore reads (their C task is in the layouts).
+const TASKS_FROM: (u32, u32) = (3, 8);
+const TASKS_UNTIL: (u32, u32) = (3, 14);
+
+#[test]
+fn tasks_match_what_the_process_recorded() {
+    matrix(
+        "asyncio tasks on cores of tests/scenarios/asyncio_tasks.py",
+        Take::GcoreOrKernel,
+    );
+}
+
+#[test]
+fn tasks_match_on_kernel_cores() {
+    matrix(
+        "asyncio tasks on kernel cores of tests/scenarios/asyncio_tasks.py",
+        Take::Quit,
+    );
+}
+
+fn matrix(title: &str, take: Take) {
+    let found = interpreters::discover();
+    let candidates = interpreters::rows_for(&found, interpreters::WANTED, false);
+    let start = Instant::now();
+    let rows = run_matrix(title, &candidates, |python, progress| {
+        if python.version.major_minor() < TASKS_FROM {
+            return Outcome::Skipped {
+                reason: "the scenario needs asyncio's task names (3.8+)".into(),
+            };
+        }
+        check_row(python, progress, take)
+    });
+    print_matrix(title, &rows, start.elapsed());
+    assert_all_passed(title, &rows);
+    assert_some_passed(title, &rows);
+}
+
+fn check_row(python: &Interpreter, progress: &mut Progress, take: Take) -> Outcome {
+    let how = if take == Take::Quit {
+        "kernel"
+    } else {
+        "gcore"
+    };
+    let dir = TestDir::new(&format!(
+        "asyncio-{how}-{}-{}",
+        python.label(),
+        python.linkage
+    ));
+    let result = core_and_judge(python, &dir, progress, take);
+    outcome(result, dir)
+}
+
+fn core_and_judge(
+    python: &Interpreter,
+    dir: &TestDir,
+    progress: &mut Progress,
+    take: Take,
+) -> Result<Verdict, String> {
+    let run = Run::new("asyncio_tasks.py");
+    let (recording, core) = core_of_parked(python, dir, &run, take, progress)?;
+    let mut tasks_path = record_path(dir).into_os_string();
+    tasks_path.push(".asyncio.json");
+    let expected: Value = serde_json::from_str(
+        &std::fs::read_to_string(&tasks_path).map_err(|e| format!("{tasks_path:?}: {e}"))?,
+    )
+    .map_err(|e| format!("asyncio recording: {e}"))?;
+    let expect = Expect::for_parked(&core, &recording, own_uid()?)?;
+    let args = python.pycore_args();
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+    let analysis = analyze_with(&core.path, dir.path(), &args)?;
+    let supported = (TASKS_FROM..TASKS_UNTIL).contains(&python.version.major_minor());
+    let doc = &analysis.report.doc;
+    let mut verdict = if supported {
+        judge(&recording, &analysis, &expect)
+    } else {
+        // The unsupported warning makes the report partial (exit code 1): the thread stacks
+        // are `cores`' job; here only the warning counts.
+        Verdict {
+            problems: Vec::new(),
+            notes: Vec::new(),
+            caveat: Some("tasks not read on this version: warned".into()),
+        }
+    };
+    if supported {
+        verdict.problems.extend(task_problems(&expected, doc));
+    } else if !has_warning(doc, "asyncio-unsupported") {
+        verdict
+            .problems
+            .push("no asyncio-unsupported warning on a version whose tasks pycore does not read".into());
+    }
+    verdict.notes.extend(core.notes);
+    Ok(verdict)
+}
+
+fn has_warning(doc: &Value, kind: &str) -> bool {
+    doc["warnings"]
+        .as_array()
+        .is_some_and(|w| w.iter().any(|w| w["kind"] == kind))
+}
+
+/// pycore's tasks must be exactly the recorded ones, in the recorded loop thread.
+fn task_problems(expected: &Value, doc: &Value) -> Vec<String> {
+    let mut problems = Vec::new();
+    let empty = Vec::new();
+    let loops = doc["asyncio"].as_array().unwrap_or(&empty);
+    if loops.len() != 1 {
+        problems.push(format!("{} event loops, expected 1", loops.len()));
+    }
+    for warning in doc["warnings"].as_array().unwrap_or(&empty) {
+        if warning["kind"].as_str().unwrap_or("").starts_with("asyncio") {
+            problems.push(format!("warning: {warning}"));
+        }
+    }
+    let mut got: BTreeMap<String, &Value> = BTreeMap::new();
+    for event_loop in loops {
+        if event_loop["thread"] != expected["loop_thread"] {
+            problems.push(format!(
+                "the loop's thread is {}, recorded {}",
+                event_loop["thread"], expected["loop_thread"]
+            ));
+        }
+        for task in event_loop["tasks"].as_array().unwrap_or(&empty) {
+            got.insert(task["name"].as_str().unwrap_or("<null>").to_string(), task);
+        }
+    }
+    for want in expected["tasks"].as_array().unwrap_or(&empty) {
+        let name = want["name"].as_str().unwrap_or("<null>");
+        let Some(task) = got.remove(name) else {
+            problems.push(format!("no task {name:?}"));
+            continue;
+        };
+        for key in ["state", "waiting_on", "stack"] {
+            if task[key] != want[key] {
+                problems.push(format!(
+                    "task {name:?}: {key} is {}, recorded {}",
+                    task[key], want[key]
+                ));
+            }
+        }
+        let sorted = |v: &Value| {
+            let mut names: Vec<String> = v
+                .as_array()
+                .unwrap_or(&Vec::new())
+                .iter()
+                .map(|n| n.as_str().unwrap_or("<null>").to_string())
+                .collect();
+            names.sort();
+            names
+        };
+        if sorted(&task["awaiting"]) != sorted(&want["awaiting"]) {
+            problems.push(format!(
+                "task {name:?}: awaiting {}, recorded {}",
+                task["awaiting"], want["awaiting"]
+            ));
+        }
+    }
+    for name in got.keys() {
+        problems.push(format!("a task the process did not have: {name:?}"));
+    }
+    problems
+}
