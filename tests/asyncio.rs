@@ -109,9 +109,9 @@ fn core_and_judge(
     if supported {
         verdict.problems.extend(task_problems(&expected, doc));
     } else if !has_warning(doc, "asyncio-unsupported") {
-        verdict
-            .problems
-            .push("no asyncio-unsupported warning on a version whose tasks pycore does not read".into());
+        verdict.problems.push(
+            "no asyncio-unsupported warning on a version whose tasks pycore does not read".into(),
+        );
     }
     verdict.notes.extend(core.notes);
     Ok(verdict)
@@ -132,7 +132,11 @@ fn task_problems(expected: &Value, doc: &Value) -> Vec<String> {
         problems.push(format!("{} event loops, expected 1", loops.len()));
     }
     for warning in doc["warnings"].as_array().unwrap_or(&empty) {
-        if warning["kind"].as_str().unwrap_or("").starts_with("asyncio") {
+        if warning["kind"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("asyncio")
+        {
             problems.push(format!("warning: {warning}"));
         }
     }

@@ -131,7 +131,9 @@ pub fn event_loops<'a, M: Memory>(
             Ok(members) => {
                 for task in members {
                     if addresses.len() >= MAX_TASKS {
-                        reader.warn(format!("more than {MAX_TASKS} tasks: the rest are left out"));
+                        reader.warn(format!(
+                            "more than {MAX_TASKS} tasks: the rest are left out"
+                        ));
                         break;
                     }
                     if seen.insert(task) {
@@ -148,20 +150,18 @@ pub fn event_loops<'a, M: Memory>(
             continue;
         };
         match reader.task(address, &kind) {
-            Ok((event_loop, task)) => {
-                match loops.iter_mut().find(|l| l.address == event_loop) {
-                    Some(found) => found.tasks.push(task),
-                    None => {
-                        let thread_ident = reader.thread_ident(event_loop);
-                        loops.push(EventLoop {
-                            interpreter,
-                            address: event_loop,
-                            thread_ident,
-                            tasks: vec![task],
-                        });
-                    }
+            Ok((event_loop, task)) => match loops.iter_mut().find(|l| l.address == event_loop) {
+                Some(found) => found.tasks.push(task),
+                None => {
+                    let thread_ident = reader.thread_ident(event_loop);
+                    loops.push(EventLoop {
+                        interpreter,
+                        address: event_loop,
+                        thread_ident,
+                        tasks: vec![task],
+                    });
                 }
-            }
+            },
             Err(error) => reader.warn(format!("the task at {address:#x} is unreadable: {error}")),
         }
     }
@@ -489,7 +489,8 @@ impl<M: Memory> Reader<'_, '_, M> {
                 return Ok(None);
             }
             (frame, self.frame_object_top(frame)?)
-        } else if let (Some(offset), Some(state)) = (layout.gen.gi_iframe, layout.gen.gi_frame_state)
+        } else if let (Some(offset), Some(state)) =
+            (layout.gen.gi_iframe, layout.gen.gi_frame_state)
         {
             // 3.11+: the embedded frame; a negative state is created or suspended, 0 running,
             // above 0 finished.

@@ -56,6 +56,19 @@ pub fn write(report: &Report, out: &mut impl Write, colour: bool) -> io::Result<
         writeln!(out)?;
         write_thread(report, thread, palette, out)?;
     }
+    let several = report.interpreter_count() > 1;
+    for event_loop in &report.asyncio {
+        writeln!(out)?;
+        let bold = palette.bold;
+        writeln!(
+            out,
+            "{bold}{}:{bold:#}",
+            super::tasks::loop_title(event_loop, several)
+        )?;
+        for line in super::tasks::tree_lines(event_loop) {
+            writeln!(out, "{line}")?;
+        }
+    }
     if !report.warnings.is_empty() || !report.notes.is_empty() {
         writeln!(out)?;
         for warning in &report.warnings {
