@@ -1,7 +1,8 @@
 //! asyncio tasks on real cores: tests/scenarios/asyncio_tasks.py runs one event loop with named
 //! tasks parked every way the issue names (a 3-coroutine chain in `asyncio.sleep`, a task
 //! awaiting another, a gather of two, a task blocked on a held `asyncio.Lock`, one on an
-//! `Event`, one with a non-ASCII name), records from inside the process what each task is
+//! `Event`, one with a non-ASCII name, `asyncio.wait_for` of a task, a `TaskGroup` of two on
+//! 3.11+), records from inside the process what each task is
 //! (`asyncio.all_tasks()`, the `cr_await` chains, `cr_frame.f_lineno`, `_fut_waiter`), then
 //! parks the loop's thread inside its main task. pycore's `asyncio` entry must say the same,
 //! name the loop's thread, and the thread stacks must match as in `cores`, on gcore's cores and

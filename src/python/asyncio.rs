@@ -17,6 +17,7 @@ use std::collections::{HashMap, HashSet};
 
 use super::dicts::instance_attribute;
 use super::frames::{Frame, FrameWalker};
+use super::locals::{Family, LocalsReader};
 use super::names::module_attribute;
 use super::objects::{ObjectError, ObjectResult, Objects};
 use crate::memory::Memory;
@@ -69,6 +70,12 @@ pub struct EventLoop {
     pub tasks: Vec<Task>,
 }
 
+/// A coroutine's frame as read, and where it is.
+struct Suspended {
+    frame: Frame,
+    address: u64,
+}
+
 enum Kind {
     /// `_asyncio.Task` or a subclass.
     Native,
@@ -112,6 +119,7 @@ pub fn event_loops<'a, M: Memory>(
         native_task: class("_asyncio", "Task"),
         python_task: class("asyncio.tasks", "_PyTask"),
         native_future: class("_asyncio", "Future"),
+        locals: LocalsReader::new(objects),
         warnings,
     };
     if objects.layout.asyncio_task.coro.is_none() {
@@ -177,7 +185,7 @@ pub fn event_loops<'a, M: Memory>(
 }
 
 struct Reader<'r, 'a, M: Memory> {
-    objects: &'r Objects<'a, M>,
+    objects: &'a Objects<'a, M>,
     walker: &'r mut FrameWalker<'a, M>,
     /// Type object → whether its instances are tasks: `Some(true)` native, `Some(false)`
     /// pure-Python.
@@ -188,10 +196,12 @@ struct Reader<'r, 'a, M: Memory> {
     native_task: Option<u64>,
     python_task: Option<u64>,
     native_future: Option<u64>,
+    /// Reads the variables of the few asyncio frames that hold what a task waits for.
+    locals: LocalsReader<'a, M>,
     warnings: &'r mut Vec<Warning>,
 }
 
-impl<M: Memory> Reader<'_, '_, M> {
+impl<'a, M: Memory> Reader<'_, 'a, M> {
     fn warn(&mut self, message: String) {
         self.warnings
             .push(Warning::new(WarningKind::AsyncioTasks, message));
@@ -342,19 +352,92 @@ impl<M: Memory> Reader<'_, '_, M> {
             }
         };
         let name = self.task_name(name);
-        let stack = self.coroutine_stack(coro, &name);
+        let suspended = self.coroutine_stack(coro, &name);
+        let innermost = suspended.first().map(|s| s.address);
         let mut task = Task {
             address,
             name,
             state,
-            stack,
+            stack: suspended.into_iter().map(|s| s.frame).collect(),
             awaiting: Vec::new(),
             waiting_on: None,
         };
         if !self.is_none(waiter) {
             self.waits_for(waiter, &mut task, 0);
         }
+        if let Some(frame) = innermost.filter(|_| task.awaiting.is_empty()) {
+            self.held_in_variables(frame, &mut task);
+        }
         Ok((event_loop, task))
+    }
+
+    /// The tasks that asyncio's own coroutines wait for through a variable: `wait_for`'s
+    /// inner task (`fut`, ≤3.11: the task itself waits on a plain future) and a `TaskGroup`'s
+    /// tasks (`self._tasks` in `__aexit__`/`_aexit`), when the task's innermost coroutine is
+    /// one of them (Lib/asyncio/tasks.py, taskgroups.py).
+    fn held_in_variables(&mut self, frame: u64, task: &mut Task) {
+        let Some(innermost) = task.stack.first() else {
+            return;
+        };
+        if !innermost.file.replace('\\', "/").contains("/asyncio/") {
+            return;
+        }
+        let qualname = innermost
+            .qualname
+            .clone()
+            .unwrap_or_else(|| innermost.function.clone());
+        let (variable, group) = match qualname.as_str() {
+            "wait_for" => ("fut", false),
+            "TaskGroup.__aexit__" | "TaskGroup._aexit" => ("self", true),
+            _ => return,
+        };
+        let layout = self.objects.layout;
+        let (family, code) = match (layout.frame.f_code, layout.iframe.executable) {
+            (Some(code), _) => (Family::FrameObject, self.objects.read(frame, code)),
+            (None, Some(code)) => (
+                Family::InterpreterFrame,
+                self.objects.read(frame, code).map(|c| c & !0x7),
+            ),
+            (None, None) => return,
+        };
+        let found = code.and_then(|code| self.locals.local_object(family, frame, code, variable));
+        let object = match found {
+            Ok(Some(object)) => object,
+            Ok(None) => return,
+            Err(error) => {
+                self.warn(format!(
+                    "task {}: the variable {variable} of {qualname} is unreadable: {error}",
+                    task.name
+                ));
+                return;
+            }
+        };
+        let before = task.awaiting.len();
+        if group {
+            let members =
+                instance_attribute(self.objects, object, "_tasks").and_then(|set| match set {
+                    Some(set) => self.set_keys(set),
+                    None => Ok(Vec::new()),
+                });
+            match members {
+                Ok(members) => {
+                    for member in members {
+                        if self.kind(member).is_some() {
+                            task.awaiting.push(member);
+                        }
+                    }
+                }
+                Err(error) => self.warn(format!(
+                    "task {}: its TaskGroup's tasks are unreadable: {error}",
+                    task.name
+                )),
+            }
+        } else {
+            self.waits_for(object, task, 1);
+        }
+        if task.awaiting.len() > before {
+            task.waiting_on = None;
+        }
     }
 
     /// A task's name: a `str`, or 3.13+'s `int` counter shown as `Task-n`.
@@ -436,7 +519,7 @@ impl<M: Memory> Reader<'_, '_, M> {
     }
 
     /// The coroutines of a task, innermost first.
-    fn coroutine_stack(&mut self, coro: u64, task: &str) -> Vec<Frame> {
+    fn coroutine_stack(&mut self, coro: u64, task: &str) -> Vec<Suspended> {
         let mut frames = Vec::new();
         let mut seen = HashSet::new();
         let mut current = coro;
@@ -454,8 +537,8 @@ impl<M: Memory> Reader<'_, '_, M> {
                 break;
             }
             match self.coroutine(current) {
-                Ok(Some((frame, awaits))) => {
-                    frames.push(frame);
+                Ok(Some((suspended, awaits))) => {
+                    frames.push(suspended);
                     current = awaits.unwrap_or(0);
                 }
                 Ok(None) => break,
@@ -473,7 +556,7 @@ impl<M: Memory> Reader<'_, '_, M> {
 
     /// A coroutine's (or generator's) frame and what it awaits; `None` when `object` is no
     /// coroutine or has finished.
-    fn coroutine(&mut self, object: u64) -> ObjectResult<Option<(Frame, Option<u64>)>> {
+    fn coroutine(&mut self, object: u64) -> ObjectResult<Option<(Suspended, Option<u64>)>> {
         let objects = self.objects;
         let layout = objects.layout;
         // What a coroutine awaits last is often an object of `_asyncio` (a `FutureIter`),
@@ -518,7 +601,11 @@ impl<M: Memory> Reader<'_, '_, M> {
             }
         }
         let awaits = awaits.filter(|a| *a != 0);
-        Ok(Some((python_frame, awaits)))
+        let suspended = Suspended {
+            frame: python_frame,
+            address: frame,
+        };
+        Ok(Some((suspended, awaits)))
     }
 
     /// ≤3.10: the top of a suspended `PyFrameObject`'s value stack: `f_stacktop[-1]` (3.8,

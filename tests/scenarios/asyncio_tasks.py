@@ -6,7 +6,8 @@ Usage: python asyncio_tasks.py RECORD.json
 
 Tasks: a chain of three coroutines parked in asyncio.sleep; a task awaiting
 another task; a gather of two tasks; a task blocked on an asyncio.Lock held by
-another; one waiting on an Event; one with a non-ASCII name. Once every task
+another; one waiting on an Event; one with a non-ASCII name; one in
+asyncio.wait_for of another task; a TaskGroup of two (3.11+). Once every task
 is suspended, the main task records from inside the process what each task is
 (asyncio.all_tasks(): name, state, the cr_await chain innermost first with
 each coroutine's function, qualname, file and cr_frame.f_lineno, the names of
@@ -66,6 +67,16 @@ async def wait_for_event(event):
     await event.wait()
 
 
+async def wait_for_task(task):
+    await asyncio.wait_for(task, SLEEP)
+
+
+async def task_group():
+    async with asyncio.TaskGroup() as group:
+        group.create_task(sleeper(), name="group-child-1")
+        group.create_task(sleeper(), name="group-child-2")
+
+
 def coroutine_stack(coro):
     """The cr_await chain from the task's coroutine, innermost first."""
     frames = []
@@ -82,20 +93,36 @@ def coroutine_stack(coro):
     return frames
 
 
+def innermost_coroutine(coro):
+    while getattr(coro, "cr_await", None) is not None and hasattr(coro.cr_await, "cr_frame"):
+        coro = coro.cr_await
+    return coro
+
+
 def awaited_names(task):
+    """The tasks it waits for: its _fut_waiter (a task, or a gather's children), else what
+    asyncio's wait_for (its local `fut`) or TaskGroup.__aexit__ (`self._tasks`) hold."""
     waiter = getattr(task, "_fut_waiter", None)
     if isinstance(waiter, asyncio.Task):
         return [waiter.get_name()]
     children = getattr(waiter, "_children", None)
     if children is not None:
         return [c.get_name() for c in children if isinstance(c, asyncio.Task)]
+    coro = innermost_coroutine(task.get_coro())
+    if coro.cr_frame is None:
+        return []
+    variables = coro.cr_frame.f_locals
+    if coro.__qualname__ == "wait_for" and isinstance(variables.get("fut"), asyncio.Task):
+        return [variables["fut"].get_name()]
+    if coro.__qualname__ in ("TaskGroup.__aexit__", "TaskGroup._aexit"):
+        return [t.get_name() for t in variables["self"]._tasks]
     return []
 
 
-def waiting_on(task, stack):
+def waiting_on(task, stack, awaiting):
     """pycore's documented rule, from what the process holds."""
     waiter = getattr(task, "_fut_waiter", None)
-    if waiter is None or isinstance(waiter, asyncio.Task) or hasattr(waiter, "_children"):
+    if awaiting or waiter is None or hasattr(waiter, "_children"):
         return None
     innermost = stack[0]
     if "/asyncio/" in innermost["file"].replace("\\", "/"):
@@ -130,6 +157,10 @@ async def main(record_path):
         loop.create_task(wait_for_event(never), name="event-waiter"),
         loop.create_task(sleeper(), name=NON_ASCII),
     ]
+    inner = loop.create_task(sleeper(), name="wait-for-inner")
+    tasks += [inner, loop.create_task(wait_for_task(inner), name="wait-for")]
+    if hasattr(asyncio, "TaskGroup"):  # 3.11+
+        tasks.append(loop.create_task(task_group(), name="group-parent"))
     asyncio.current_task().set_name("main")
     for _ in range(20):
         await asyncio.sleep(0)
@@ -139,14 +170,16 @@ async def main(record_path):
         if task is me:
             continue
         stack = coroutine_stack(task.get_coro())
+        awaiting = awaited_names(task)
         expected.append({
             "name": task.get_name(),
             "state": state(task),
             "stack": stack,
-            "awaiting": awaited_names(task),
-            "waiting_on": waiting_on(task, stack),
+            "awaiting": awaiting,
+            "waiting_on": waiting_on(task, stack, awaiting),
         })
-    assert len(expected) == len(tasks), expected
+    # The TaskGroup's two children are not in `tasks`.
+    assert len(expected) == len(tasks) + (2 if hasattr(asyncio, "TaskGroup") else 0), expected
     with open(__file__, encoding="utf-8") as source:
         park_line = 1 + [i for i, text in enumerate(source)
                          if text.rstrip().endswith("# PARK")][-1]
