@@ -675,3 +675,192 @@ impl<'a, M: Memory> Reader<'_, 'a, M> {
         self.objects.int(ident).ok().map(|i| i as u64)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::fake::FakeMemory;
+    use crate::python::layout::Layout;
+    use crate::python::layouts::ALL;
+
+    const CORO_TYPE: u64 = 0x1000;
+    const CODE_TYPE: u64 = 0x2000;
+    const SET_TYPE: u64 = 0x3000;
+    const CODE: u64 = 0x50_000;
+
+    fn put(buf: &mut [u8], at: u32, value: &[u8]) {
+        let at = at as usize;
+        buf[at..at + value.len()].copy_from_slice(value);
+    }
+
+    fn add_type(memory: &mut FakeMemory, layout: &Layout, at: u64, name: &str) {
+        let mut bytes = vec![0u8; 0x400];
+        put(
+            &mut bytes,
+            layout.type_object.tp_name.offset(),
+            &(at + 0x300).to_le_bytes(),
+        );
+        put(&mut bytes, 0x300, name.as_bytes());
+        memory.add(at, bytes);
+    }
+
+    /// A suspended coroutine at `at` whose value stack's top is `awaits`.
+    fn add_coroutine(memory: &mut FakeMemory, layout: &Layout, at: u64, awaits: u64) {
+        let mut bytes = vec![0u8; 0x2000];
+        put(
+            &mut bytes,
+            layout.object.ob_type.offset(),
+            &CORO_TYPE.to_le_bytes(),
+        );
+        let frame_at = if let Some(gi_frame) = layout.gen.gi_frame {
+            // ≤3.10: a PyFrameObject 0x1000 past the coroutine.
+            put(&mut bytes, gi_frame.offset(), &(at + 0x1000).to_le_bytes());
+            0x1000u32
+        } else {
+            let state = layout.gen.gi_frame_state.unwrap();
+            put(&mut bytes, state.offset(), &[0xff]); // -1: suspended
+            layout.gen.gi_iframe.unwrap()
+        };
+        let frame = at + u64::from(frame_at);
+        let f = &layout.frame;
+        let i = &layout.iframe;
+        if let Some(code) = f.f_code {
+            put(&mut bytes, frame_at + code.offset(), &CODE.to_le_bytes());
+            let bottom = frame + 0x200;
+            put(
+                &mut bytes,
+                frame_at + f.f_valuestack.unwrap().offset(),
+                &bottom.to_le_bytes(),
+            );
+            put(&mut bytes, frame_at + 0x200, &awaits.to_le_bytes());
+            if let Some(top) = f.f_stacktop {
+                put(
+                    &mut bytes,
+                    frame_at + top.offset(),
+                    &(bottom + 8).to_le_bytes(),
+                );
+            }
+            if let Some(depth) = f.f_stackdepth {
+                put(&mut bytes, frame_at + depth.offset(), &1i32.to_le_bytes());
+            }
+        } else {
+            put(
+                &mut bytes,
+                frame_at + i.executable.unwrap().offset(),
+                &CODE.to_le_bytes(),
+            );
+            let slot = frame_at + i.localsplus.unwrap();
+            put(&mut bytes, slot, &awaits.to_le_bytes());
+            if let Some(top) = i.stacktop {
+                put(&mut bytes, frame_at + top.offset(), &1i32.to_le_bytes());
+            }
+            if let Some(pointer) = i.stackpointer {
+                put(
+                    &mut bytes,
+                    frame_at + pointer.offset(),
+                    &(at + u64::from(slot) + 8).to_le_bytes(),
+                );
+            }
+        }
+        memory.add(at, bytes);
+    }
+
+    fn memory_for(layout: &Layout) -> FakeMemory {
+        let mut memory = FakeMemory::default();
+        add_type(&mut memory, layout, CORO_TYPE, "coroutine");
+        add_type(&mut memory, layout, CODE_TYPE, "code");
+        add_type(&mut memory, layout, SET_TYPE, "set");
+        let mut code = vec![0u8; 0x400];
+        put(
+            &mut code,
+            layout.object.ob_type.offset(),
+            &CODE_TYPE.to_le_bytes(),
+        );
+        memory.add(CODE, code);
+        memory
+    }
+
+    fn with_reader<M: Memory>(
+        objects: &Objects<'_, M>,
+        check: impl FnOnce(&mut Reader<'_, '_, M>),
+    ) -> Vec<Warning> {
+        let mut warnings = Vec::new();
+        let mut walker = FrameWalker::new(objects, false);
+        let mut reader = Reader {
+            objects,
+            walker: &mut walker,
+            kinds: HashMap::new(),
+            none: None,
+            native_task: None,
+            python_task: None,
+            native_future: None,
+            locals: LocalsReader::new(objects),
+            warnings: &mut warnings,
+        };
+        check(&mut reader);
+        warnings
+    }
+
+    #[test]
+    fn a_cyclic_await_chain_stops_with_a_warning_on_every_layout() {
+        for layout in ALL.iter().filter(|l| l.asyncio_task.coro.is_some()) {
+            let mut memory = memory_for(layout);
+            // Two coroutines awaiting each other, a third awaiting itself.
+            add_coroutine(&mut memory, layout, 0x100_000, 0x200_000);
+            add_coroutine(&mut memory, layout, 0x200_000, 0x100_000);
+            add_coroutine(&mut memory, layout, 0x300_000, 0x300_000);
+            let objects = Objects {
+                memory: &memory,
+                layout,
+            };
+            let warnings = with_reader(&objects, |reader| {
+                assert_eq!(reader.coroutine_stack(0x100_000, "pair").len(), 2);
+                assert_eq!(reader.coroutine_stack(0x300_000, "self").len(), 1);
+            });
+            let loops = warnings
+                .iter()
+                .filter(|w| w.kind == WarningKind::AsyncioTasks && w.message.contains("loops"))
+                .count();
+            assert_eq!(
+                loops, 2,
+                "{}.{} {:?}: {warnings:?}",
+                layout.major, layout.minor, layout.shape
+            );
+        }
+    }
+
+    #[test]
+    fn corrupt_task_sets_are_refused_on_every_layout() {
+        for layout in ALL.iter().filter(|l| l.asyncio_task.coro.is_some()) {
+            let mut memory = memory_for(layout);
+            let mut set = vec![0u8; 0x200];
+            put(
+                &mut set,
+                layout.object.ob_type.offset(),
+                &SET_TYPE.to_le_bytes(),
+            );
+            // A mask of 2**40 - 1, then one that is no power of two less one, then a count of
+            // entries beyond the table.
+            put(
+                &mut set,
+                layout.set.mask.offset(),
+                &((1u64 << 40) - 1).to_le_bytes(),
+            );
+            memory.add(0x400_000, set.clone());
+            put(&mut set, layout.set.mask.offset(), &6u64.to_le_bytes());
+            memory.add(0x500_000, set.clone());
+            put(&mut set, layout.set.mask.offset(), &7u64.to_le_bytes());
+            put(&mut set, layout.set.used.offset(), &9u64.to_le_bytes());
+            memory.add(0x600_000, set);
+            let objects = Objects {
+                memory: &memory,
+                layout,
+            };
+            with_reader(&objects, |reader| {
+                for set in [0x400_000, 0x500_000, 0x600_000] {
+                    assert!(reader.registry_members(set).is_err(), "{set:#x}");
+                }
+            });
+        }
+    }
+}
