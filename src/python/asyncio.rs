@@ -18,7 +18,8 @@ use std::collections::{HashMap, HashSet};
 use super::dicts::instance_attribute;
 use super::frames::{Frame, FrameWalker};
 use super::locals::{Family, LocalsReader};
-use super::names::module_attribute;
+use super::dicts::dict_get_str;
+use super::names::{module_attribute, module_dict};
 use super::objects::{ObjectError, ObjectResult, Objects};
 use crate::memory::Memory;
 use crate::warning::{Warning, WarningKind};
@@ -90,9 +91,21 @@ pub fn event_loops<'a, M: Memory>(
     interpreter: u64,
     warnings: &mut Vec<Warning>,
 ) -> Vec<EventLoop> {
+    // The cheap check first: no `asyncio.tasks` in sys.modules, no walk.
+    let tasks_module = match module_dict(objects, interpreter, "asyncio.tasks") {
+        Ok(Some(tasks_module)) => tasks_module,
+        Ok(None) => return Vec::new(),
+        Err(error) => {
+            warnings.push(Warning::new(
+                WarningKind::AsyncioTasks,
+                format!("sys.modules['asyncio.tasks'] is unreadable: {error}"),
+            ));
+            return Vec::new();
+        }
+    };
     let mut registries = Vec::new();
     for name in REGISTRIES {
-        match module_attribute(objects, interpreter, "asyncio.tasks", name) {
+        match dict_get_str(objects, tasks_module, name) {
             Ok(Some(registry)) => registries.push((name, registry)),
             Ok(None) => {}
             Err(error) => warnings.push(Warning::new(
@@ -117,7 +130,7 @@ pub fn event_loops<'a, M: Memory>(
         kinds: HashMap::new(),
         none: None,
         native_task: class("_asyncio", "Task"),
-        python_task: class("asyncio.tasks", "_PyTask"),
+        python_task: dict_get_str(objects, tasks_module, "_PyTask").ok().flatten(),
         native_future: class("_asyncio", "Future"),
         locals: LocalsReader::new(objects),
         warnings,
