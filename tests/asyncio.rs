@@ -6,8 +6,8 @@
 //! (`asyncio.all_tasks()`, the `cr_await` chains, `cr_frame.f_lineno`, `_fut_waiter`), then
 //! parks the loop's thread inside its main task. pycore's `asyncio` entry must say the same,
 //! name the loop's thread, and the thread stacks must match as in `cores`, on gcore's cores and
-//! on the kernel's, on every interpreter row from 3.8. Rows whose version pycore cannot read
-//! tasks of must carry the `asyncio-unsupported` warning instead.
+//! on the kernel's, on every interpreter row from 3.8 (3.14+ through the per-thread task
+//! lists).
 
 use crate::support;
 
@@ -24,9 +24,10 @@ use support::process::{own_uid, TestDir};
 use support::scenario::{analyze_with, core_of_parked, judge, outcome, record_path, Run, Take};
 use support::stacks::Verdict;
 
-/// The versions whose tasks pycore reads (their C task is in the layouts).
+/// The versions whose tasks pycore reads (their C task is in the layouts); a newer row must
+/// carry the `asyncio-unsupported` warning.
 const TASKS_FROM: (u32, u32) = (3, 8);
-const TASKS_UNTIL: (u32, u32) = (3, 14);
+const TASKS_UNTIL: (u32, u32) = (3, 16);
 
 #[test]
 fn tasks_match_what_the_process_recorded() {

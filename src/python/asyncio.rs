@@ -3,11 +3,13 @@
 //!
 //! Where the tasks are (Lib/asyncio/tasks.py, Modules/_asynciomodule.c): `asyncio.tasks`
 //! keeps them in `_all_tasks` (3.8–3.11, a `weakref.WeakSet` that `_asyncio` shares), or in
-//! `_scheduled_tasks` (a WeakSet) and `_eager_tasks` (a set) (3.12, 3.13). The walk looks for
-//! each of these names, whatever the version. A task is `_asyncio`'s C `TaskObj` (its members
-//! from the layout) or a pure-Python `asyncio.Task` (its `_coro`, `_state`, ... attributes).
-//! Versions whose C task the layout does not describe (3.14+, whose native tasks live in
-//! per-thread linked lists) get a warning instead.
+//! `_scheduled_tasks` (a WeakSet) and `_eager_tasks` (a set) (3.12+; from 3.14 they hold only
+//! tasks that are not `_asyncio`'s). The walk looks for each of these names, whatever the
+//! version. 3.14+ links `_asyncio`'s tasks into lists headed in each thread state and in the
+//! interpreter (`asyncio_tasks_head`), which the walk follows when the layout has them. A task
+//! is `_asyncio`'s C `TaskObj` (its members from the layout) or a pure-Python `asyncio.Task`
+//! (its `_coro`, `_state`, ... attributes). Versions whose C task the layout does not describe
+//! get a warning instead.
 //!
 //! A task's stack is its coroutine, then what each coroutine awaits (`_PyGen_yf`: the top of
 //! a suspended frame's value stack), innermost first. What a task waits for is its
@@ -15,10 +17,10 @@
 
 use std::collections::{HashMap, HashSet};
 
+use super::dicts::dict_get_str;
 use super::dicts::instance_attribute;
 use super::frames::{Frame, FrameWalker};
 use super::locals::{Family, LocalsReader};
-use super::dicts::dict_get_str;
 use super::names::{module_attribute, module_dict};
 use super::objects::{ObjectError, ObjectResult, Objects};
 use crate::memory::Memory;
@@ -89,6 +91,7 @@ pub fn event_loops<'a, M: Memory>(
     objects: &'a Objects<'a, M>,
     walker: &mut FrameWalker<'a, M>,
     interpreter: u64,
+    thread_states: &[u64],
     warnings: &mut Vec<Warning>,
 ) -> Vec<EventLoop> {
     // The cheap check first: no `asyncio.tasks` in sys.modules, no walk.
@@ -114,7 +117,20 @@ pub fn event_loops<'a, M: Memory>(
             )),
         }
     }
-    if registries.is_empty() {
+    // 3.14+: native tasks are in lists headed in each thread state and in the interpreter.
+    let layout = objects.layout;
+    let mut lists = Vec::new();
+    if let (Some(node), Some(in_thread), Some(in_interpreter)) = (
+        layout.asyncio_task.node,
+        layout.tstate.asyncio_tasks_head,
+        layout.interp.asyncio_tasks_head,
+    ) {
+        for tstate in thread_states {
+            lists.push((tstate.wrapping_add(u64::from(in_thread)), node));
+        }
+        lists.push((interpreter.wrapping_add(u64::from(in_interpreter)), node));
+    }
+    if registries.is_empty() && lists.is_empty() {
         return Vec::new();
     }
     // The task classes by address: `_asyncio`'s static types keep their names in the
@@ -130,7 +146,9 @@ pub fn event_loops<'a, M: Memory>(
         kinds: HashMap::new(),
         none: None,
         native_task: class("_asyncio", "Task"),
-        python_task: dict_get_str(objects, tasks_module, "_PyTask").ok().flatten(),
+        python_task: dict_get_str(objects, tasks_module, "_PyTask")
+            .ok()
+            .flatten(),
         native_future: class("_asyncio", "Future"),
         locals: LocalsReader::new(objects),
         warnings,
@@ -147,6 +165,20 @@ pub fn event_loops<'a, M: Memory>(
     }
     let mut addresses = Vec::new();
     let mut seen = HashSet::new();
+    for (head, node) in lists {
+        match reader.linked_tasks(head, node, MAX_TASKS.saturating_sub(addresses.len())) {
+            Ok(tasks) => {
+                for task in tasks {
+                    if seen.insert(task) {
+                        addresses.push(task);
+                    }
+                }
+            }
+            Err(error) => reader.warn(format!(
+                "the list of native tasks at {head:#x} is unreadable: {error}"
+            )),
+        }
+    }
     for (name, registry) in registries {
         match reader.registry_members(registry) {
             Ok(members) => {
@@ -251,6 +283,31 @@ impl<'a, M: Memory> Reader<'_, 'a, M> {
             }
         }
         Ok(members)
+    }
+
+    /// The tasks of a list of native tasks (3.14+): `llist_node`s from `head` through `next`,
+    /// each `node` bytes into its `TaskObj` (Include/internal/pycore_llist.h). At most `limit`;
+    /// a list that does not come back to its head is cut with a warning.
+    fn linked_tasks(&mut self, head: u64, node: u32, limit: usize) -> ObjectResult<Vec<u64>> {
+        let mut tasks = Vec::new();
+        let mut seen = HashSet::new();
+        let mut current = self.objects.pointer(head)?;
+        while current != head {
+            if current == 0 {
+                // A list never used: its head is still zeroed.
+                break;
+            }
+            if tasks.len() >= limit || !seen.insert(current) {
+                self.warn(format!(
+                    "the list of native tasks at {head:#x} does not come back to its head; cut after {} tasks",
+                    tasks.len()
+                ));
+                break;
+            }
+            tasks.push(current.wrapping_sub(u64::from(node)));
+            current = self.objects.pointer(current)?;
+        }
+        Ok(tasks)
     }
 
     /// The live keys of a set's table (dummies are no tasks, and are dropped later).
@@ -585,17 +642,21 @@ impl<'a, M: Memory> Reader<'_, 'a, M> {
                 return Ok(None);
             }
             (frame, self.frame_object_top(frame)?)
-        } else if let (Some(offset), Some(state)) =
-            (layout.gen.gi_iframe, layout.gen.gi_frame_state)
-        {
-            // 3.11+: the embedded frame; a negative state is created or suspended, 0 running,
-            // above 0 finished.
+        } else if let (Some(offset), Some(state), Some(live), Some(suspended)) = (
+            layout.gen.gi_iframe,
+            layout.gen.gi_frame_state,
+            layout.gen_frame_live,
+            layout.gen_frame_suspended,
+        ) {
+            // 3.11+: the embedded frame, live in some states (created, suspended, running),
+            // holding what it awaits on its value stack while suspended.
             let state = objects.read(object, state)? as i8;
-            if state > 0 {
+            let within = |(first, last): (i8, i8)| (first..=last).contains(&state);
+            if !within(live) {
                 return Ok(None);
             }
             let frame = object.wrapping_add(u64::from(offset));
-            let awaits = if state < 0 {
+            let awaits = if within(suspended) {
                 self.interpreter_frame_top(frame)?
             } else {
                 None
@@ -648,29 +709,33 @@ impl<'a, M: Memory> Reader<'_, 'a, M> {
         Ok(Some(objects.pointer(top)?))
     }
 
-    /// 3.11+: the top of a suspended `_PyInterpreterFrame`'s value stack: slot `stacktop - 1`
-    /// from `localsplus` (3.11–3.13), `stackpointer[-1]` (3.14+, a tagged reference).
+    /// 3.11+: what a suspended `_PyInterpreterFrame` awaits, `gen_awaited_slot` slots below
+    /// the top of its value stack (one; two from 3.15): from `localsplus` up to `stacktop`
+    /// slots (3.11–3.13), up to `stackpointer` (3.14+, tagged references).
     fn interpreter_frame_top(&self, frame: u64) -> ObjectResult<Option<u64>> {
         let objects = self.objects;
         let fields = &objects.layout.iframe;
         let Some(localsplus) = fields.localsplus else {
             return Ok(None);
         };
+        let below = u64::from(objects.layout.gen_awaited_slot).max(1);
         let slot = if let Some(stacktop) = fields.stacktop {
             let depth = i64::from(objects.read(frame, stacktop)?);
-            if depth <= 0 || depth > MAX_STACK_SLOTS {
+            if depth < below as i64 || depth > MAX_STACK_SLOTS {
                 return Ok(None);
             }
             frame
                 .wrapping_add(u64::from(localsplus))
-                .wrapping_add((depth as u64 - 1) * 8)
+                .wrapping_add((depth as u64 - below) * 8)
         } else if let Some(pointer) = fields.stackpointer {
             let top = objects.read(frame, pointer)?;
             let bottom = frame.wrapping_add(u64::from(localsplus));
-            if top <= bottom || top - bottom > (MAX_STACK_SLOTS as u64) * 8 {
+            if top < bottom.wrapping_add(below * 8)
+                || top.wrapping_sub(bottom) > (MAX_STACK_SLOTS as u64) * 8
+            {
                 return Ok(None);
             }
-            top - 8
+            top - below * 8
         } else {
             return Ok(None);
         };
@@ -731,7 +796,8 @@ mod tests {
             0x1000u32
         } else {
             let state = layout.gen.gi_frame_state.unwrap();
-            put(&mut bytes, state.offset(), &[0xff]); // -1: suspended
+            let (suspended, _) = layout.gen_frame_suspended.unwrap();
+            put(&mut bytes, state.offset(), &suspended.to_le_bytes());
             layout.gen.gi_iframe.unwrap()
         };
         let frame = at + u64::from(frame_at);
@@ -764,14 +830,19 @@ mod tests {
             );
             let slot = frame_at + i.localsplus.unwrap();
             put(&mut bytes, slot, &awaits.to_le_bytes());
+            let below = u64::from(layout.gen_awaited_slot);
             if let Some(top) = i.stacktop {
-                put(&mut bytes, frame_at + top.offset(), &1i32.to_le_bytes());
+                put(
+                    &mut bytes,
+                    frame_at + top.offset(),
+                    &(below as i32).to_le_bytes(),
+                );
             }
             if let Some(pointer) = i.stackpointer {
                 put(
                     &mut bytes,
                     frame_at + pointer.offset(),
-                    &(at + u64::from(slot) + 8).to_le_bytes(),
+                    &(at + u64::from(slot) + 8 * below).to_le_bytes(),
                 );
             }
         }

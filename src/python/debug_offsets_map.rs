@@ -403,6 +403,9 @@ pub fn for_other_shape(
         lnotab_signed: base.lnotab_signed,
         python2_repr: base.python2_repr,
         managed_dict,
+        gen_frame_live: base.gen_frame_live,
+        gen_awaited_slot: base.gen_awaited_slot,
+        gen_frame_suspended: base.gen_frame_suspended,
         object: ObjectLayout {
             ob_type: Field::at(moved(base.object.ob_type.offset())),
         },
@@ -441,6 +444,7 @@ pub fn for_other_shape(
             id: None,
             ceval_gil: None,
             gc_collecting: None,
+            asyncio_tasks_head: None,
         },
         gil: GilLayout {
             locked: None,
@@ -457,6 +461,7 @@ pub fn for_other_shape(
             native_thread_id: None,
             exc_info: None,
             exc_value: None,
+            asyncio_tasks_head: None,
         },
         err_stackitem: ErrStackItemLayout {
             exc_value: base.err_stackitem.exc_value,
@@ -609,6 +614,7 @@ pub fn for_other_shape(
                 .map(|f| Field::at(moved(f.offset()))),
             coro: base.asyncio_task.coro.map(|f| Field::at(moved(f.offset()))),
             name: base.asyncio_task.name.map(|f| Field::at(moved(f.offset()))),
+            node: base.asyncio_task.node.map(moved),
         },
         debug_offsets: base.debug_offsets.clone(),
     }

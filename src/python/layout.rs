@@ -22,6 +22,12 @@ pub struct Layout {
     pub python2_repr: bool,
     /// Where instances of classes with `Py_TPFLAGS_MANAGED_DICT` keep their attributes.
     pub managed_dict: ManagedDict,
+    /// The `gi_frame_state` values (first, last) in which a generator's frame is live (3.11+).
+    pub gen_frame_live: Option<(i8, i8)>,
+    /// Where a suspended generator keeps what it awaits: this many slots below the top of its value stack.
+    pub gen_awaited_slot: u8,
+    /// The `gi_frame_state` values (first, last) in which a generator is suspended (3.11+).
+    pub gen_frame_suspended: Option<(i8, i8)>,
     /// `PyObject` (Include/object.h).
     pub object: ObjectLayout,
     /// `PyVarObject` (Include/object.h).
@@ -156,6 +162,8 @@ pub struct InterpreterLayout {
     pub ceval_gil: Option<Field<Ptr>>,
     /// `offsetof(PyInterpreterState, gc.collecting)`, 3.9+.
     pub gc_collecting: Option<Field<i32>>,
+    /// `offsetof(PyInterpreterState, asyncio_tasks_head)`, 3.14+: the `llist_node` heading the native tasks of threads that are gone.
+    pub asyncio_tasks_head: Option<u32>,
 }
 
 /// `struct _gil_runtime_state` (Include/internal/pycore_gil.h).
@@ -190,6 +198,8 @@ pub struct ThreadStateLayout {
     pub exc_info: Option<Field<Ptr>>,
     /// `offsetof(PyThreadState, exc_value)`, before 3.7: the exception being handled.
     pub exc_value: Option<Field<Ptr>>,
+    /// `offsetof(_PyThreadStateImpl, asyncio_tasks_head)`, 3.14+: the `llist_node` heading the thread's native asyncio tasks.
+    pub asyncio_tasks_head: Option<u32>,
 }
 
 /// `_PyErr_StackItem` (Include/cpython/pystate.h).
@@ -452,16 +462,18 @@ pub struct GenLayout {
 /// `TaskObj`, the C task of `_asyncio` (Modules/_asynciomodule.c, private: tools/layoutgen/handdefs.py).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AsyncioTaskLayout {
-    /// `offsetof(TaskObj, task_loop)`, 3.8 to 3.13.
+    /// `offsetof(TaskObj, task_loop)`, 3.8+.
     pub event_loop: Option<Field<Ptr>>,
-    /// `offsetof(TaskObj, task_state)`, 3.8 to 3.13: `fut_state`: pending 0, cancelled 1, finished 2.
+    /// `offsetof(TaskObj, task_state)`, 3.8+: `fut_state`: pending 0, cancelled 1, finished 2.
     pub state: Option<Field<i32>>,
-    /// `offsetof(TaskObj, task_fut_waiter)`, 3.8 to 3.13: the future the task waits for.
+    /// `offsetof(TaskObj, task_fut_waiter)`, 3.8+: the future the task waits for.
     pub fut_waiter: Option<Field<Ptr>>,
-    /// `offsetof(TaskObj, task_coro)`, 3.8 to 3.13.
+    /// `offsetof(TaskObj, task_coro)`, 3.8+.
     pub coro: Option<Field<Ptr>>,
-    /// `offsetof(TaskObj, task_name)`, 3.8 to 3.13: a `str` (or, 3.13+, an `int` n named `Task-n` on demand).
+    /// `offsetof(TaskObj, task_name)`, 3.8+: a `str` (or, 3.13+, an `int` n named `Task-n` on demand).
     pub name: Option<Field<Ptr>>,
+    /// `offsetof(TaskObj, task_node)`, 3.14+: its `llist_node` in a list of native tasks.
+    pub node: Option<u32>,
 }
 
 /// Byte positions of members inside `_Py_DebugOffsets` (Include/internal/pycore_runtime.h

@@ -243,10 +243,16 @@ fn inspect_with(
     }
     let mut event_loops = Vec::new();
     for interpreter in interpreters {
+        let thread_states: Vec<u64> = threads
+            .iter()
+            .filter(|t| t.interpreter == interpreter)
+            .map(|t| t.address)
+            .collect();
         event_loops.extend(asyncio::event_loops(
             &objects,
             &mut walker,
             interpreter,
+            &thread_states,
             &mut warnings,
         ));
     }

@@ -171,6 +171,28 @@ typedef struct {{
 }} TaskObj;
 """
 
+# 3.14 and 3.15 (checked against the `_Py_AsyncioModuleDebugOffsets` in the .AsyncioDebug
+# section of the Debian 3.14.10, 3.14.10d and 3.15.2 builds: size 0xa8, task_awaited_by 0x60,
+# task_is_task 0x6c, task_coro 0x80, task_name 0x88, task_node 0x98). `struct llist_node`
+# comes from Include/internal/pycore_llist.h, which pycore_interp.h includes.
+TASKOBJ_3_14 = TASK_HEADER + """\
+typedef struct TaskObj {{
+    PyObject_HEAD
+    PyObject *task_loop; PyObject *task_callback0; PyObject *task_context0;
+    PyObject *task_callbacks; PyObject *task_exception; PyObject *task_exception_tb;
+    PyObject *task_result; PyObject *task_source_tb; PyObject *task_cancel_msg;
+    PyObject *task_cancelled_exc; PyObject *task_awaited_by; fut_state task_state;
+    char task_is_task; char task_awaited_by_is_set;
+    unsigned task_log_tb: 1; unsigned task_blocking: 1;
+    unsigned task_must_cancel: 1; unsigned task_log_destroy_pending: 1;
+    int task_num_cancels_requested;
+    PyObject *task_fut_waiter; PyObject *task_coro; PyObject *task_name;
+    PyObject *task_context; struct llist_node task_node;
+#ifdef Py_GIL_DISABLED
+    uintptr_t task_tid;
+#endif
+}} TaskObj;
+"""
 
 @dataclasses.dataclass(frozen=True)
 class HandDef:
@@ -206,5 +228,7 @@ HAND_DEFS = [
     HandDef("Modules/_asynciomodule.c", ((3, 11), (3, 12)), TASK_RE, TASKOBJ_3_11_TO_3_12,
             ("TaskObj",), OPTIONAL),
     HandDef("Modules/_asynciomodule.c", ((3, 13),), TASK_RE, TASKOBJ_3_13, ("TaskObj",),
+            OPTIONAL),
+    HandDef("Modules/_asynciomodule.c", ((3, 14), (3, 15)), TASK_RE, TASKOBJ_3_14, ("TaskObj",),
             OPTIONAL),
 ]

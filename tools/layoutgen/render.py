@@ -436,9 +436,9 @@ def render_for_other_shape() -> List[str]:
         "        major: base.major,",
         "        minor: base.minor,",
         "        shape,",
-        "        lnotab_signed: base.lnotab_signed,",
-        "        python2_repr: base.python2_repr,",
-        "        managed_dict,",
+    ] + [
+        f"        {b.name}: base.{b.name}," if b.name != "managed_dict" else "        managed_dict,"
+        for b in BEHAVIOURS
     ]
     for g in GROUPS:
         out.append(f"        {g.name}: {g.rust} {{")

@@ -394,16 +394,22 @@ FIELDS: List[Field] = [
       doc="where its embedded `_PyInterpreterFrame` starts"),
     F("gen.gi_frame_state", "u8", OS_OBJECT, Off("PyGenObject", "gi_frame_state"),
       since=(3, 11), doc="an `int8_t`: negative while created or suspended"),
-    F("asyncio_task.event_loop", "ptr", OS_OBJECT, Off("TaskObj", "task_loop"), since=(3, 8),
-      until=(3, 14)),
+    F("asyncio_task.event_loop", "ptr", OS_OBJECT, Off("TaskObj", "task_loop"), since=(3, 8)),
     F("asyncio_task.state", "i32", OS_OBJECT, Off("TaskObj", "task_state"), since=(3, 8),
-      until=(3, 14), doc="`fut_state`: pending 0, cancelled 1, finished 2"),
+      doc="`fut_state`: pending 0, cancelled 1, finished 2"),
     F("asyncio_task.fut_waiter", "ptr", OS_OBJECT, Off("TaskObj", "task_fut_waiter"),
-      since=(3, 8), until=(3, 14), doc="the future the task waits for"),
-    F("asyncio_task.coro", "ptr", OS_OBJECT, Off("TaskObj", "task_coro"), since=(3, 8),
-      until=(3, 14)),
+      since=(3, 8), doc="the future the task waits for"),
+    F("asyncio_task.coro", "ptr", OS_OBJECT, Off("TaskObj", "task_coro"), since=(3, 8)),
     F("asyncio_task.name", "ptr", OS_OBJECT, Off("TaskObj", "task_name"), since=(3, 8),
-      until=(3, 14), doc="a `str` (or, 3.13+, an `int` n named `Task-n` on demand)"),
+      doc="a `str` (or, 3.13+, an `int` n named `Task-n` on demand)"),
+    # 3.14+: native tasks are linked through task_node into lists per thread state and per
+    # interpreter (tasks of threads that are gone), Modules/_asynciomodule.c.
+    F("asyncio_task.node", "offset", OS_OBJECT, Off("TaskObj", "task_node"), since=(3, 14),
+      doc="its `llist_node` in a list of native tasks"),
+    F("tstate.asyncio_tasks_head", "offset", Off("_PyThreadStateImpl", "asyncio_tasks_head"),
+      since=(3, 14), doc="the `llist_node` heading the thread's native asyncio tasks"),
+    F("interp.asyncio_tasks_head", "offset", Off("PyInterpreterState", "asyncio_tasks_head"),
+      since=(3, 14), doc="the `llist_node` heading the native tasks of threads that are gone"),
 ]
 
 FIELD_BY_NAME = {f.name: f for f in FIELDS}
@@ -435,6 +441,21 @@ def managed_dict(v: Version, shape: str) -> str:
     return f"ManagedDict::InlineValues {{ dict_words_before: {words} }}"
 
 
+def gen_frame_states(v: Version, suspended: bool) -> str:
+    # `gi_frame_state` values (enum _frameowner's neighbour `FRAME_*`, Include/internal/
+    # pycore_frame.h): the states in which a generator's embedded frame is live (created,
+    # suspended, executing) and those in which it is suspended. None before 3.11 (a
+    # PyFrameObject, NULL once finished).
+    if v < (3, 11):
+        return "None"
+    if v < (3, 13):  # CREATED -2, SUSPENDED -1, EXECUTING 0, COMPLETED 1, CLEARED 4
+        return "Some((-1, -1))" if suspended else "Some((-2, 0))"
+    if v < (3, 15):  # CREATED -3, SUSPENDED -2, SUSPENDED_YIELD_FROM -1, EXECUTING 0, ...
+        return "Some((-2, -1))" if suspended else "Some((-3, 0))"
+    # 3.15: CREATED 0, SUSPENDED 1, SUSPENDED_YIELD_FROM 2, ..._LOCKED 3, EXECUTING 4, CLEARED 5
+    return "Some((1, 3))" if suspended else "Some((0, 4))"
+
+
 BEHAVIOURS: List[Behaviour] = [
     Behaviour("lnotab_signed", "bool",
               "`co_lnotab` line deltas are signed bytes (3.6+), not unsigned",
@@ -446,6 +467,20 @@ BEHAVIOURS: List[Behaviour] = [
     Behaviour("managed_dict", "ManagedDict",
               "Where instances of classes with `Py_TPFLAGS_MANAGED_DICT` keep their attributes",
               managed_dict),
+    Behaviour("gen_frame_live", "Option<(i8, i8)>",
+              "The `gi_frame_state` values (first, last) in which a generator's frame is live "
+              "(3.11+)",
+              lambda v, shape: gen_frame_states(v, False)),
+    # `_PyGen_yf` (Objects/genobject.c): what a generator suspended in `yield from`/`await`
+    # awaits is at stackpointer[-1], from 3.15 at stackpointer[-2] (SEND keeps a slot above it).
+    Behaviour("gen_awaited_slot", "u8",
+              "Where a suspended generator keeps what it awaits: this many slots below the top of "
+              "its value stack",
+              lambda v, shape: "2" if v >= (3, 15) else "1"),
+    Behaviour("gen_frame_suspended", "Option<(i8, i8)>",
+              "The `gi_frame_state` values (first, last) in which a generator is suspended "
+              "(3.11+)",
+              lambda v, shape: gen_frame_states(v, True)),
 ]
 
 # Since 3.8 Py_DEBUG no longer implies Py_TRACE_REFS, and none of these structs differ between

@@ -23,6 +23,9 @@ pub const RELEASE: Layout = Layout {
     lnotab_signed: false,
     python2_repr: true,
     managed_dict: ManagedDict::None,
+    gen_frame_live: None,
+    gen_awaited_slot: 1,
+    gen_frame_suspended: None,
     object: ObjectLayout {
         // offsetof(PyObject, ob_type)
         ob_type: Field::at(8),
@@ -67,6 +70,7 @@ pub const RELEASE: Layout = Layout {
         id: None,
         ceval_gil: None,
         gc_collecting: None,
+        asyncio_tasks_head: None,
     },
     gil: GilLayout {
         locked: None,
@@ -88,6 +92,7 @@ pub const RELEASE: Layout = Layout {
         exc_info: None,
         // offsetof(PyThreadState, exc_value)
         exc_value: Some(Field::at(104)),
+        asyncio_tasks_head: None,
     },
     err_stackitem: ErrStackItemLayout {
         exc_value: None,
@@ -250,6 +255,7 @@ pub const RELEASE: Layout = Layout {
         fut_waiter: None,
         coro: None,
         name: None,
+        node: None,
     },
     debug_offsets: None,
 };

@@ -27,6 +27,9 @@ pub const RELEASE: Layout = Layout {
     lnotab_signed: true,
     python2_repr: false,
     managed_dict: ManagedDict::DictAndValuesBefore,
+    gen_frame_live: Some((-2, 0)),
+    gen_awaited_slot: 1,
+    gen_frame_suspended: Some((-1, -1)),
     object: ObjectLayout {
         // offsetof(PyObject, ob_type)
         ob_type: Field::at(8),
@@ -78,6 +81,7 @@ pub const RELEASE: Layout = Layout {
         ceval_gil: None,
         // offsetof(PyInterpreterState, gc.collecting)
         gc_collecting: Some(Field::at(848)),
+        asyncio_tasks_head: None,
     },
     gil: GilLayout {
         // None: offsetof(struct _gil_runtime_state, locked) exists, but interp.ceval_gil is None
@@ -102,6 +106,7 @@ pub const RELEASE: Layout = Layout {
         // offsetof(PyThreadState, exc_info)
         exc_info: Some(Field::at(120)),
         exc_value: None,
+        asyncio_tasks_head: None,
     },
     err_stackitem: ErrStackItemLayout {
         // offsetof(_PyErr_StackItem, exc_value)
@@ -286,6 +291,7 @@ pub const RELEASE: Layout = Layout {
         coro: Some(Field::at(136)),
         // offsetof(TaskObj, task_name), hand-defined struct
         name: Some(Field::at(144)),
+        node: None,
     },
     debug_offsets: None,
 };

@@ -23,6 +23,9 @@ pub const RELEASE: Layout = Layout {
     lnotab_signed: true,
     python2_repr: false,
     managed_dict: ManagedDict::TaggedBefore,
+    gen_frame_live: Some((-2, 0)),
+    gen_awaited_slot: 1,
+    gen_frame_suspended: Some((-1, -1)),
     object: ObjectLayout {
         // offsetof(PyObject, ob_type)
         ob_type: Field::at(8),
@@ -74,6 +77,7 @@ pub const RELEASE: Layout = Layout {
         ceval_gil: Some(Field::at(384)),
         // offsetof(PyInterpreterState, gc.collecting)
         gc_collecting: Some(Field::at(312)),
+        asyncio_tasks_head: None,
     },
     gil: GilLayout {
         // offsetof(struct _gil_runtime_state, locked)
@@ -98,6 +102,7 @@ pub const RELEASE: Layout = Layout {
         // offsetof(PyThreadState, exc_info)
         exc_info: Some(Field::at(104)),
         exc_value: None,
+        asyncio_tasks_head: None,
     },
     err_stackitem: ErrStackItemLayout {
         // offsetof(_PyErr_StackItem, exc_value)
@@ -282,6 +287,7 @@ pub const RELEASE: Layout = Layout {
         coro: Some(Field::at(136)),
         // offsetof(TaskObj, task_name), hand-defined struct
         name: Some(Field::at(144)),
+        node: None,
     },
     debug_offsets: None,
 };

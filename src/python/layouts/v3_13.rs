@@ -25,6 +25,9 @@ pub const RELEASE: Layout = Layout {
     managed_dict: ManagedDict::InlineValues {
         dict_words_before: 3,
     },
+    gen_frame_live: Some((-3, 0)),
+    gen_awaited_slot: 1,
+    gen_frame_suspended: Some((-2, -1)),
     object: ObjectLayout {
         // offsetof(PyObject, ob_type)
         ob_type: Field::at(8),
@@ -76,6 +79,7 @@ pub const RELEASE: Layout = Layout {
         ceval_gil: Some(Field::at(16)),
         // offsetof(PyInterpreterState, gc.collecting)
         gc_collecting: Some(Field::at(7600)),
+        asyncio_tasks_head: None,
     },
     gil: GilLayout {
         // offsetof(struct _gil_runtime_state, locked)
@@ -100,6 +104,7 @@ pub const RELEASE: Layout = Layout {
         // offsetof(PyThreadState, exc_info)
         exc_info: Some(Field::at(120)),
         exc_value: None,
+        asyncio_tasks_head: None,
     },
     err_stackitem: ErrStackItemLayout {
         // offsetof(_PyErr_StackItem, exc_value)
@@ -283,6 +288,7 @@ pub const RELEASE: Layout = Layout {
         coro: Some(Field::at(120)),
         // offsetof(TaskObj, task_name), hand-defined struct
         name: Some(Field::at(128)),
+        node: None,
     },
     debug_offsets: Some(DebugOffsetsLayout {
         // sizeof(_Py_DebugOffsets)
@@ -404,6 +410,9 @@ pub const FREE_THREADED: Layout = Layout {
     managed_dict: ManagedDict::InlineValues {
         dict_words_before: 1,
     },
+    gen_frame_live: Some((-3, 0)),
+    gen_awaited_slot: 1,
+    gen_frame_suspended: Some((-2, -1)),
     object: ObjectLayout {
         // offsetof(PyObject, ob_type)
         ob_type: Field::at(24),
@@ -455,6 +464,7 @@ pub const FREE_THREADED: Layout = Layout {
         ceval_gil: Some(Field::at(16)),
         // offsetof(PyInterpreterState, gc.collecting)
         gc_collecting: Some(Field::at(7600)),
+        asyncio_tasks_head: None,
     },
     gil: GilLayout {
         // offsetof(struct _gil_runtime_state, locked)
@@ -480,6 +490,7 @@ pub const FREE_THREADED: Layout = Layout {
         // offsetof(PyThreadState, exc_info)
         exc_info: Some(Field::at(120)),
         exc_value: None,
+        asyncio_tasks_head: None,
     },
     err_stackitem: ErrStackItemLayout {
         // offsetof(_PyErr_StackItem, exc_value)
@@ -663,6 +674,7 @@ pub const FREE_THREADED: Layout = Layout {
         coro: Some(Field::at(136)),
         // offsetof(TaskObj, task_name), hand-defined struct
         name: Some(Field::at(144)),
+        node: None,
     },
     debug_offsets: Some(DebugOffsetsLayout {
         // sizeof(_Py_DebugOffsets)

@@ -24,6 +24,9 @@ pub const RELEASE: Layout = Layout {
     lnotab_signed: true,
     python2_repr: false,
     managed_dict: ManagedDict::None,
+    gen_frame_live: None,
+    gen_awaited_slot: 1,
+    gen_frame_suspended: None,
     object: ObjectLayout {
         // offsetof(PyObject, ob_type)
         ob_type: Field::at(8),
@@ -70,6 +73,7 @@ pub const RELEASE: Layout = Layout {
         id: None,
         ceval_gil: None,
         gc_collecting: None,
+        asyncio_tasks_head: None,
     },
     gil: GilLayout {
         locked: None,
@@ -91,6 +95,7 @@ pub const RELEASE: Layout = Layout {
         exc_info: None,
         // offsetof(PyThreadState, exc_value)
         exc_value: Some(Field::at(112)),
+        asyncio_tasks_head: None,
     },
     err_stackitem: ErrStackItemLayout {
         exc_value: None,
@@ -260,6 +265,7 @@ pub const RELEASE: Layout = Layout {
         fut_waiter: None,
         coro: None,
         name: None,
+        node: None,
     },
     debug_offsets: None,
 };

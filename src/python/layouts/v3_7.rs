@@ -24,6 +24,9 @@ pub const RELEASE: Layout = Layout {
     lnotab_signed: true,
     python2_repr: false,
     managed_dict: ManagedDict::None,
+    gen_frame_live: None,
+    gen_awaited_slot: 1,
+    gen_frame_suspended: None,
     object: ObjectLayout {
         // offsetof(PyObject, ob_type)
         ob_type: Field::at(8),
@@ -75,6 +78,7 @@ pub const RELEASE: Layout = Layout {
         id: Some(Field::at(16)),
         ceval_gil: None,
         gc_collecting: None,
+        asyncio_tasks_head: None,
     },
     gil: GilLayout {
         // None: offsetof(struct _gil_runtime_state, locked) exists, but interp.ceval_gil is None
@@ -98,6 +102,7 @@ pub const RELEASE: Layout = Layout {
         // offsetof(PyThreadState, exc_info)
         exc_info: Some(Field::at(144)),
         exc_value: None,
+        asyncio_tasks_head: None,
     },
     err_stackitem: ErrStackItemLayout {
         // offsetof(_PyErr_StackItem, exc_value)
@@ -269,6 +274,7 @@ pub const RELEASE: Layout = Layout {
         fut_waiter: None,
         coro: None,
         name: None,
+        node: None,
     },
     debug_offsets: None,
 };

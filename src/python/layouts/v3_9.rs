@@ -25,6 +25,9 @@ pub const RELEASE: Layout = Layout {
     lnotab_signed: true,
     python2_repr: false,
     managed_dict: ManagedDict::None,
+    gen_frame_live: None,
+    gen_awaited_slot: 1,
+    gen_frame_suspended: None,
     object: ObjectLayout {
         // offsetof(PyObject, ob_type)
         ob_type: Field::at(8),
@@ -76,6 +79,7 @@ pub const RELEASE: Layout = Layout {
         ceval_gil: None,
         // offsetof(PyInterpreterState, gc.collecting)
         gc_collecting: Some(Field::at(816)),
+        asyncio_tasks_head: None,
     },
     gil: GilLayout {
         // None: offsetof(struct _gil_runtime_state, locked) exists, but interp.ceval_gil is None
@@ -99,6 +103,7 @@ pub const RELEASE: Layout = Layout {
         // offsetof(PyThreadState, exc_info)
         exc_info: Some(Field::at(144)),
         exc_value: None,
+        asyncio_tasks_head: None,
     },
     err_stackitem: ErrStackItemLayout {
         // offsetof(_PyErr_StackItem, exc_value)
@@ -275,6 +280,7 @@ pub const RELEASE: Layout = Layout {
         coro: Some(Field::at(152)),
         // offsetof(TaskObj, task_name), hand-defined struct
         name: Some(Field::at(160)),
+        node: None,
     },
     debug_offsets: None,
 };
