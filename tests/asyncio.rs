@@ -29,11 +29,19 @@ use support::stacks::Verdict;
 const TASKS_FROM: (u32, u32) = (3, 8);
 const TASKS_UNTIL: (u32, u32) = (3, 16);
 
+const NATIVE_TASKS: Run = Run::new("asyncio_tasks.py");
+const PYTHON_TASKS: Run = Run {
+    scenario: "asyncio_tasks.py",
+    args: &["--python-tasks"],
+    flags: &[],
+};
+
 #[test]
 fn tasks_match_what_the_process_recorded() {
     matrix(
         "asyncio tasks on cores of tests/scenarios/asyncio_tasks.py",
         Take::GcoreOrKernel,
+        NATIVE_TASKS,
     );
 }
 
@@ -42,10 +50,21 @@ fn tasks_match_on_kernel_cores() {
     matrix(
         "asyncio tasks on kernel cores of tests/scenarios/asyncio_tasks.py",
         Take::Quit,
+        NATIVE_TASKS,
     );
 }
 
-fn matrix(title: &str, take: Take) {
+/// The same loop with Lib/asyncio/tasks.py's pure-Python tasks (`_PyTask`).
+#[test]
+fn pure_python_tasks_match_what_the_process_recorded() {
+    matrix(
+        "pure-Python asyncio tasks on cores of tests/scenarios/asyncio_tasks.py --python-tasks",
+        Take::GcoreOrKernel,
+        PYTHON_TASKS,
+    );
+}
+
+fn matrix(title: &str, take: Take, run: Run<'static>) {
     let found = interpreters::discover();
     let candidates = interpreters::rows_for(&found, interpreters::WANTED, false);
     let start = Instant::now();
@@ -55,25 +74,26 @@ fn matrix(title: &str, take: Take) {
                 reason: "the scenario needs asyncio's task names (3.8+)".into(),
             };
         }
-        check_row(python, progress, take)
+        check_row(python, progress, take, run)
     });
     print_matrix(title, &rows, start.elapsed());
     assert_all_passed(title, &rows);
     assert_some_passed(title, &rows);
 }
 
-fn check_row(python: &Interpreter, progress: &mut Progress, take: Take) -> Outcome {
+fn check_row(python: &Interpreter, progress: &mut Progress, take: Take, run: Run) -> Outcome {
     let how = if take == Take::Quit {
         "kernel"
     } else {
         "gcore"
     };
+    let kind = if run.args.is_empty() { "c" } else { "py" };
     let dir = TestDir::new(&format!(
-        "asyncio-{how}-{}-{}",
+        "asyncio-{kind}-{how}-{}-{}",
         python.label(),
         python.linkage
     ));
-    let result = core_and_judge(python, &dir, progress, take);
+    let result = core_and_judge(python, &dir, progress, take, run);
     outcome(result, dir)
 }
 
@@ -82,8 +102,8 @@ fn core_and_judge(
     dir: &TestDir,
     progress: &mut Progress,
     take: Take,
+    run: Run,
 ) -> Result<Verdict, String> {
-    let run = Run::new("asyncio_tasks.py");
     let (recording, core) = core_of_parked(python, dir, &run, take, progress)?;
     let mut tasks_path = record_path(dir).into_os_string();
     tasks_path.push(".asyncio.json");

@@ -33,7 +33,7 @@ pub const MAX_AWAIT_DEPTH: usize = 10_000;
 /// Futures nested in gathers looked through for one task.
 const MAX_GATHER_DEPTH: usize = 16;
 /// Set tables larger than this are corrupt.
-const MAX_SET_MASK: u64 = 1 << 24;
+const MAX_SET_MASK: u64 = 1 << 20;
 /// Stack slots a frame can have (a code object's `co_stacksize` is far below).
 const MAX_STACK_SLOTS: i64 = 1 << 20;
 
@@ -384,9 +384,26 @@ impl<'a, M: Memory> Reader<'_, 'a, M> {
     fn task(&mut self, address: u64, kind: &Kind) -> ObjectResult<(u64, Task)> {
         let objects = self.objects;
         let fields = &objects.layout.asyncio_task;
+        // Lib/asyncio/futures.py keeps defaults (`_state = _PENDING`) in the class: an
+        // attribute the instance lacks comes from its type or a base.
         let attribute = |name: &str| -> ObjectResult<u64> {
-            instance_attribute(objects, address, name)?
-                .ok_or_else(|| ObjectError::Invalid(format!("the task has no {name}")))
+            if let Some(value) = instance_attribute(objects, address, name)? {
+                return Ok(value);
+            }
+            let mut class = objects.type_of(address)?;
+            for _ in 0..32 {
+                if class == 0 {
+                    break;
+                }
+                let dict = objects.read(class, objects.layout.type_object.tp_dict)?;
+                if dict != 0 {
+                    if let Some(value) = dict_get_str(objects, dict, name)? {
+                        return Ok(value);
+                    }
+                }
+                class = objects.read(class, objects.layout.type_object.tp_base)?;
+            }
+            Err(ObjectError::Invalid(format!("the task has no {name}")))
         };
         let (event_loop, state, coro, waiter, name) = match kind {
             Kind::Native => {
@@ -624,16 +641,16 @@ impl<'a, M: Memory> Reader<'_, 'a, M> {
         frames
     }
 
-    /// A coroutine's (or generator's) frame and what it awaits; `None` when `object` is no
-    /// coroutine or has finished.
+    /// A coroutine's frame and what it awaits; `None` when `object` is no coroutine or has
+    /// finished.
     fn coroutine(&mut self, object: u64) -> ObjectResult<Option<(Suspended, Option<u64>)>> {
         let objects = self.objects;
         let layout = objects.layout;
-        // What a coroutine awaits last is often an object of `_asyncio` (a `FutureIter`),
-        // whose type's name the core may lack: that is no coroutine either.
-        match objects.type_name(object).ok().as_deref() {
-            Some("coroutine" | "generator" | "async_generator") => {}
-            _ => return Ok(None),
+        // The stack is the chain of coroutines (`cr_await`). It ends at what the innermost one
+        // awaits: a future's iterator (`_asyncio`'s `FutureIter`, whose type's name the core
+        // may lack, or the generator of Lib/asyncio/futures.py's `Future.__await__`).
+        if objects.type_name(object).ok().as_deref() != Some("coroutine") {
+            return Ok(None);
         }
         let (frame, awaits) = if let Some(gi_frame) = layout.gen.gi_frame {
             // ≤3.10: a PyFrameObject, NULL once finished.

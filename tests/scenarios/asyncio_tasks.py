@@ -2,7 +2,10 @@
 """Scenario for the asyncio test: one event loop with named tasks parked in
 every way the issue names, then the loop's thread parks inside a task.
 
-Usage: python asyncio_tasks.py RECORD.json
+Usage: python asyncio_tasks.py RECORD.json [--python-tasks]
+
+With --python-tasks every task is Lib/asyncio/tasks.py's pure-Python Task
+(asyncio.tasks._PyTask) instead of _asyncio's C task.
 
 Tasks: a chain of three coroutines parked in asyncio.sleep; a task awaiting
 another task; a gather of two tasks; a task blocked on an asyncio.Lock held by
@@ -24,6 +27,22 @@ import threading
 import recording
 
 NON_ASCII = u"tâche-λ-线-\U00020000"
+# Both task classes: _asyncio's (asyncio.Task) and the pure-Python one.
+TASK_TYPES = (asyncio.Task, asyncio.tasks._PyTask)
+PYTHON_TASKS = "--python-tasks" in sys.argv[2:]
+
+
+def current_task():
+    """asyncio.current_task(); 3.14's C one does not see pure-Python tasks."""
+    if PYTHON_TASKS and hasattr(asyncio.tasks, "_py_current_task"):
+        return asyncio.tasks._py_current_task()
+    return asyncio.current_task()
+
+
+def all_tasks():
+    if PYTHON_TASKS and hasattr(asyncio.tasks, "_py_all_tasks"):
+        return asyncio.tasks._py_all_tasks()
+    return asyncio.all_tasks()
 SLEEP = recording.PARK_SECONDS
 
 
@@ -103,16 +122,16 @@ def awaited_names(task):
     """The tasks it waits for: its _fut_waiter (a task, or a gather's children), else what
     asyncio's wait_for (its local `fut`) or TaskGroup.__aexit__ (`self._tasks`) hold."""
     waiter = getattr(task, "_fut_waiter", None)
-    if isinstance(waiter, asyncio.Task):
+    if isinstance(waiter, TASK_TYPES):
         return [waiter.get_name()]
     children = getattr(waiter, "_children", None)
     if children is not None:
-        return [c.get_name() for c in children if isinstance(c, asyncio.Task)]
+        return [c.get_name() for c in children if isinstance(c, TASK_TYPES)]
     coro = innermost_coroutine(task.get_coro())
     if coro.cr_frame is None:
         return []
     variables = coro.cr_frame.f_locals
-    if coro.__qualname__ == "wait_for" and isinstance(variables.get("fut"), asyncio.Task):
+    if coro.__qualname__ == "wait_for" and isinstance(variables.get("fut"), TASK_TYPES):
         return [variables["fut"].get_name()]
     if coro.__qualname__ in ("TaskGroup.__aexit__", "TaskGroup._aexit"):
         return [t.get_name() for t in variables["self"]._tasks]
@@ -161,12 +180,12 @@ async def main(record_path):
     tasks += [inner, loop.create_task(wait_for_task(inner), name="wait-for")]
     if hasattr(asyncio, "TaskGroup"):  # 3.11+
         tasks.append(loop.create_task(task_group(), name="group-parent"))
-    asyncio.current_task().set_name("main")
+    current_task().set_name("main")
     for _ in range(20):
         await asyncio.sleep(0)
-    me = asyncio.current_task()
+    me = current_task()
     expected = []
-    for task in asyncio.all_tasks():
+    for task in all_tasks():
         if task is me:
             continue
         stack = coroutine_stack(task.get_coro())
@@ -203,5 +222,10 @@ async def main(record_path):
 
 
 if __name__ == "__main__":
+    if PYTHON_TASKS:
+        asyncio.tasks.Task = asyncio.tasks._PyTask
+        if hasattr(asyncio.tasks, "_py_current_task"):
+            # 3.14+: the C current_task (which asyncio.timeout asks) sees only C tasks.
+            asyncio.tasks.current_task = asyncio.tasks._py_current_task
     asyncio.run(main(sys.argv[1]))
     os._exit(0)
