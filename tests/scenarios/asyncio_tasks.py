@@ -4,6 +4,9 @@ every way the issue names, then the loop's thread parks inside a task.
 
 Usage: python asyncio_tasks.py RECORD.json [--python-tasks]
 
+A second thread runs a second event loop (a task awaiting another) and parks
+the same way: the recording lists both loops with their threads' TIDs.
+
 With --python-tasks every task is Lib/asyncio/tasks.py's pure-Python Task
 (asyncio.tasks._PyTask) instead of _asyncio's C task.
 
@@ -183,6 +186,22 @@ async def main(record_path):
     current_task().set_name("main")
     for _ in range(20):
         await asyncio.sleep(0)
+    first = loop_truth(len(tasks) + (2 if hasattr(asyncio, "TaskGroup") else 0),
+                       "# PARK: first loop")
+    if not SECOND_READY.wait(PARK_TIMEOUT):
+        raise SystemExit("the second loop did not record itself")
+    with open(record_path + ".asyncio.json", "w") as out:
+        json.dump({"loops": [first, SECOND]}, out, ensure_ascii=True, indent=1)
+    recorder = threading.Thread(name="recorder", target=recording.record_parked_threads,
+                                args=(record_path, 2), daemon=True)
+    recorder.start()
+    recording.announce()
+    __import__("time").sleep(recording.PARK_SECONDS)  # PARK: first loop
+
+
+def loop_truth(others, marker):
+    """The running loop's tasks as the process sees them: `others` tasks besides the running
+    one (the caller's), which parks on the line marked `marker`."""
     me = current_task()
     expected = []
     for task in all_tasks():
@@ -197,28 +216,39 @@ async def main(record_path):
             "awaiting": awaiting,
             "waiting_on": waiting_on(task, stack, awaiting),
         })
-    # The TaskGroup's two children are not in `tasks`.
-    assert len(expected) == len(tasks) + (2 if hasattr(asyncio, "TaskGroup") else 0), expected
+    assert len(expected) == others, expected
     with open(__file__, encoding="utf-8") as source:
         park_line = 1 + [i for i, text in enumerate(source)
-                         if text.rstrip().endswith("# PARK")][-1]
-    code = sys._getframe().f_code
+                         if text.rstrip().endswith(marker)][-1]
+    caller = sys._getframe(1).f_code
     expected.append({
-        "name": "main",
+        "name": me.get_name(),
         "state": "pending",
-        "stack": [{"function": code.co_name, "qualname": "main", "file": code.co_filename,
-                   "line": park_line}],
+        "stack": [{"function": caller.co_name, "qualname": caller.co_name,
+                   "file": caller.co_filename, "line": park_line}],
         "awaiting": [],
         "waiting_on": None,
     })
-    with open(record_path + ".asyncio.json", "w") as out:
-        json.dump({"loop_thread": recording.native_tid(), "tasks": expected}, out,
-                  ensure_ascii=True, indent=1)
-    recorder = threading.Thread(name="recorder", target=recording.record_parked_threads,
-                                args=(record_path, 1), daemon=True)
-    recorder.start()
+    return {"thread": recording.native_tid(), "tasks": expected}
+
+
+SECOND = {}
+SECOND_READY = threading.Event()
+PARK_TIMEOUT = 20
+
+
+async def second_main():
+    """A second event loop, in its own thread: one task awaiting another."""
+    loop = asyncio.get_running_loop()
+    first = loop.create_task(sleeper(), name="second-loop-sleeper")
+    loop.create_task(await_task(first), name="second-loop-awaiter")
+    current_task().set_name("second-main")
+    for _ in range(20):
+        await asyncio.sleep(0)
+    SECOND.update(loop_truth(2, "# PARK: second loop"))
+    SECOND_READY.set()
     recording.announce()
-    __import__("time").sleep(recording.PARK_SECONDS)  # PARK
+    __import__("time").sleep(recording.PARK_SECONDS)  # PARK: second loop
 
 
 if __name__ == "__main__":
@@ -227,5 +257,7 @@ if __name__ == "__main__":
         if hasattr(asyncio.tasks, "_py_current_task"):
             # 3.14+: the C current_task (which asyncio.timeout asks) sees only C tasks.
             asyncio.tasks.current_task = asyncio.tasks._py_current_task
+    threading.Thread(name="second-loop", target=asyncio.run, args=(second_main(),),
+                     daemon=True).start()
     asyncio.run(main(sys.argv[1]))
     os._exit(0)
