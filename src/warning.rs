@@ -68,6 +68,10 @@ pub enum WarningKind {
     /// Greenlets could not all be found or read (the collector's lists are cut or absent, a
     /// greenlet's state is unrecognised, or its thread cannot be told).
     Greenlets,
+    /// asyncio is loaded but pycore cannot read this version's tasks.
+    AsyncioUnsupported,
+    /// asyncio's tasks are partly unreadable: a registry, a task, an await chain (cut, looping).
+    AsyncioTasks,
 }
 
 /// One warning.

@@ -8,11 +8,13 @@
 //! - `greenlets`: every greenlet's stack against what the process recorded;
 //! - `locals`: `--locals` against the values each parked function recorded;
 //! - `pack`: `pycore pack` (same report, no other file opened) and the committed packed cores;
+//! - `asyncio`: every event loop's tasks against what the process recorded;
 //! - `inputs`, `bad_input`, `mutation`: real-world, wrong and hostile input;
 //! - `example`: the committed example.
 
 mod support;
 
+mod asyncio;
 mod bad_input;
 mod cores;
 mod example;

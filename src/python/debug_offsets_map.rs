@@ -402,8 +402,11 @@ pub fn for_other_shape(
         shape,
         lnotab_signed: base.lnotab_signed,
         python2_repr: base.python2_repr,
-        insertion_order: base.insertion_order,
         managed_dict,
+        insertion_order: base.insertion_order,
+        gen_frame_live: base.gen_frame_live,
+        gen_awaited_slot: base.gen_awaited_slot,
+        gen_frame_suspended: base.gen_frame_suspended,
         object: ObjectLayout {
             ob_type: Field::at(moved(base.object.ob_type.offset())),
         },
@@ -442,6 +445,7 @@ pub fn for_other_shape(
             id: None,
             ceval_gil: None,
             gc_collecting: None,
+            asyncio_tasks_head: None,
         },
         gil: GilLayout {
             locked: None,
@@ -458,6 +462,7 @@ pub fn for_other_shape(
             native_thread_id: None,
             exc_info: None,
             exc_value: None,
+            asyncio_tasks_head: None,
         },
         err_stackitem: ErrStackItemLayout {
             exc_value: base.err_stackitem.exc_value,
@@ -473,8 +478,13 @@ pub fn for_other_shape(
             f_lineno: None,
             f_localsplus: None,
             f_frame: base.frame.f_frame.map(|f| Field::at(moved(f.offset()))),
+            f_valuestack: None,
+            f_stacktop: None,
+            f_stackdepth: None,
         },
         iframe: InterpreterFrameLayout {
+            stacktop: None,
+            stackpointer: None,
             localsplus: None,
             executable: None,
             previous: None,
@@ -605,6 +615,35 @@ pub fn for_other_shape(
             runtime_permanent: None,
             interp_generations: None,
             interp_permanent: None,
+        },
+        weakref: WeakrefLayout {
+            wr_object: Field::at(moved(base.weakref.wr_object.offset())),
+        },
+        gen: GenLayout {
+            gi_qualname: base.gen.gi_qualname.map(|f| Field::at(moved(f.offset()))),
+            gi_frame: base.gen.gi_frame.map(|f| Field::at(moved(f.offset()))),
+            gi_iframe: base.gen.gi_iframe.map(moved),
+            gi_frame_state: base
+                .gen
+                .gi_frame_state
+                .map(|f| Field::at(moved(f.offset()))),
+        },
+        asyncio_task: AsyncioTaskLayout {
+            event_loop: base
+                .asyncio_task
+                .event_loop
+                .map(|f| Field::at(moved(f.offset()))),
+            state: base
+                .asyncio_task
+                .state
+                .map(|f| Field::at(moved(f.offset()))),
+            fut_waiter: base
+                .asyncio_task
+                .fut_waiter
+                .map(|f| Field::at(moved(f.offset()))),
+            coro: base.asyncio_task.coro.map(|f| Field::at(moved(f.offset()))),
+            name: base.asyncio_task.name.map(|f| Field::at(moved(f.offset()))),
+            node: base.asyncio_task.node.map(moved),
         },
         debug_offsets: base.debug_offsets.clone(),
     }

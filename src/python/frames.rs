@@ -280,6 +280,52 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
         Ok(())
     }
 
+    /// One frame on its own, as the layout's family has it: a `PyFrameObject` (≤3.10) or a
+    /// `_PyInterpreterFrame` (3.11+), such as a suspended coroutine's. Counted against the same
+    /// budgets as the threads' walks; problems with its code object go to `warnings`.
+    pub fn one_frame(&mut self, frame: u64, warnings: &mut Vec<Warning>) -> ObjectResult<Frame> {
+        let layout = self.objects.layout;
+        let mut stack = Stack::default();
+        let mut seen = HashSet::new();
+        if !self.enter(frame, &mut seen, &mut stack) {
+            warnings.append(&mut stack.warnings);
+            return Err(ObjectError::Invalid("the frame budget is spent".into()));
+        }
+        let python_frame =
+            if let (Some(code), Some(lasti)) = (layout.frame.f_code, layout.frame.f_lasti) {
+                let code_addr = self.objects.read(frame, code)?;
+                let lasti = self.objects.read(frame, lasti)?;
+                let code = self.code_or_placeholder(code_addr, &mut stack);
+                self.frame_at(&code, FramePosition::Lasti(lasti))
+            } else {
+                let (Some(code), Some(instr), Some(adaptive)) = (
+                    layout.iframe.executable,
+                    layout.iframe.instr_ptr,
+                    layout.code.co_code_adaptive,
+                ) else {
+                    return Err(ObjectError::Invalid("layout lacks frame fields".into()));
+                };
+                // 3.14+ tags the low bits of `f_executable` (see walk_interpreter_frames).
+                let code_addr = self.objects.read(frame, code)? & !0x7;
+                if !self.is_code(code_addr)? {
+                    return Err(ObjectError::Invalid(format!(
+                        "the frame at {frame:#x} runs no code object"
+                    )));
+                }
+                let instr_ptr = self.objects.read(frame, instr)?;
+                let code_info = self.code_or_placeholder(code_addr, &mut stack);
+                let start = code_addr.wrapping_add(u64::from(adaptive));
+                let position = if instr_ptr < start {
+                    FramePosition::NotStarted
+                } else {
+                    FramePosition::CodeUnit((instr_ptr - start) / 2)
+                };
+                self.frame_at(&code_info, position)
+            };
+        warnings.append(&mut stack.warnings);
+        Ok(python_frame)
+    }
+
     /// The frame's variables when asked for; `None` (with a warning) when unreadable.
     fn read_locals(
         &mut self,

@@ -24,6 +24,12 @@ pub struct Layout {
     pub managed_dict: ManagedDict,
     /// Where a split dict's values keep the instance's own insertion order.
     pub insertion_order: InsertionOrder,
+    /// The `gi_frame_state` values (first, last) in which a generator's frame is live (3.11+).
+    pub gen_frame_live: Option<(i8, i8)>,
+    /// Where a suspended generator keeps what it awaits: this many slots below the top of its value stack.
+    pub gen_awaited_slot: u8,
+    /// The `gi_frame_state` values (first, last) in which a generator is suspended (3.11+).
+    pub gen_frame_suspended: Option<(i8, i8)>,
     /// `PyObject` (Include/object.h).
     pub object: ObjectLayout,
     /// `PyVarObject` (Include/object.h).
@@ -86,6 +92,12 @@ pub struct Layout {
     pub method: MethodLayout,
     /// The garbage collector's lists: `PyGC_Head` and `struct gc_generation` (Include/internal/pycore_gc.h; Modules/gcmodule.c before 3.7).
     pub gc: GcLayout,
+    /// `PyWeakReference` (Include/cpython/weakrefobject.h).
+    pub weakref: WeakrefLayout,
+    /// `PyGenObject`, `PyCoroObject` (Include/cpython/genobject.h; 3.14+ Include/internal/pycore_interpframe_structs.h).
+    pub gen: GenLayout,
+    /// `TaskObj`, the C task of `_asyncio` (Modules/_asynciomodule.c, private: tools/layoutgen/handdefs.py).
+    pub asyncio_task: AsyncioTaskLayout,
     /// Where `_Py_DebugOffsets` keeps each member (3.13+), to read the process's own.
     pub debug_offsets: Option<DebugOffsetsLayout>,
 }
@@ -160,6 +172,8 @@ pub struct InterpreterLayout {
     pub ceval_gil: Option<Field<Ptr>>,
     /// `offsetof(PyInterpreterState, gc.collecting)`, 3.9+.
     pub gc_collecting: Option<Field<i32>>,
+    /// `offsetof(PyInterpreterState, asyncio_tasks_head)`, 3.14+: the `llist_node` heading the native tasks of threads that are gone.
+    pub asyncio_tasks_head: Option<u32>,
 }
 
 /// `struct _gil_runtime_state` (Include/internal/pycore_gil.h).
@@ -194,6 +208,8 @@ pub struct ThreadStateLayout {
     pub exc_info: Option<Field<Ptr>>,
     /// `offsetof(PyThreadState, exc_value)`, before 3.7: the exception being handled.
     pub exc_value: Option<Field<Ptr>>,
+    /// `offsetof(_PyThreadStateImpl, asyncio_tasks_head)`, 3.14+: the `llist_node` heading the thread's native asyncio tasks.
+    pub asyncio_tasks_head: Option<u32>,
 }
 
 /// `_PyErr_StackItem` (Include/cpython/pystate.h).
@@ -227,11 +243,21 @@ pub struct FrameObjectLayout {
     pub f_localsplus: Option<u32>,
     /// `offsetof(PyFrameObject, f_frame)`, 3.11+: the `_PyInterpreterFrame` a frame object stands for.
     pub f_frame: Option<Field<Ptr>>,
+    /// `offsetof(PyFrameObject, f_valuestack)`, before 3.11: the value stack's bottom.
+    pub f_valuestack: Option<Field<Ptr>>,
+    /// `offsetof(PyFrameObject, f_stacktop)`, before 3.10: the value stack's top while suspended (NULL while running).
+    pub f_stacktop: Option<Field<Ptr>>,
+    /// `offsetof(PyFrameObject, f_stackdepth)`, 3.10 to 3.10: the value stack's depth.
+    pub f_stackdepth: Option<Field<i32>>,
 }
 
 /// `_PyInterpreterFrame`, 3.11+ (Include/internal/pycore_frame.h).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InterpreterFrameLayout {
+    /// `offsetof(_PyInterpreterFrame, stacktop)`, 3.11 to 3.13: the value stack's top, counted in slots from `localsplus`.
+    pub stacktop: Option<Field<i32>>,
+    /// `offsetof(_PyInterpreterFrame, stackpointer)`, 3.14+: the value stack's top (tagged `_PyStackRef`s).
+    pub stackpointer: Option<Field<Ptr>>,
     /// `offsetof(_PyInterpreterFrame, localsplus)`, 3.11+: where the locals, cells and free variables start (tagged `_PyStackRef`s from 3.14).
     pub localsplus: Option<u32>,
     /// `offsetof(_PyInterpreterFrame, f_executable)` (or `offsetof(_PyInterpreterFrame, f_code)`), 3.11+: the code object (a tagged `_PyStackRef` from 3.14).
@@ -475,6 +501,43 @@ pub struct GcLayout {
     pub interp_generations: Option<u32>,
     /// `offsetof(PyInterpreterState, gc.permanent_generation)`, 3.9+: the list head of objects `gc.freeze()` moved.
     pub interp_permanent: Option<u32>,
+}
+
+/// `PyWeakReference` (Include/cpython/weakrefobject.h).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WeakrefLayout {
+    /// `offsetof(PyWeakReference, wr_object)`, every version: the referent (`None` once it died).
+    pub wr_object: Field<Ptr>,
+}
+
+/// `PyGenObject`, `PyCoroObject` (Include/cpython/genobject.h; 3.14+ Include/internal/pycore_interpframe_structs.h).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GenLayout {
+    /// `offsetof(PyGenObject, gi_qualname)`, 3.5+.
+    pub gi_qualname: Option<Field<Ptr>>,
+    /// `offsetof(PyGenObject, gi_frame)`, before 3.11: its `PyFrameObject` (NULL once finished).
+    pub gi_frame: Option<Field<Ptr>>,
+    /// `offsetof(PyGenObject, gi_iframe)`, 3.11+: where its embedded `_PyInterpreterFrame` starts.
+    pub gi_iframe: Option<u32>,
+    /// `offsetof(PyGenObject, gi_frame_state)`, 3.11+: an `int8_t`: negative while created or suspended.
+    pub gi_frame_state: Option<Field<u8>>,
+}
+
+/// `TaskObj`, the C task of `_asyncio` (Modules/_asynciomodule.c, private: tools/layoutgen/handdefs.py).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AsyncioTaskLayout {
+    /// `offsetof(TaskObj, task_loop)`, 3.8+.
+    pub event_loop: Option<Field<Ptr>>,
+    /// `offsetof(TaskObj, task_state)`, 3.8+: `fut_state`: pending 0, cancelled 1, finished 2.
+    pub state: Option<Field<i32>>,
+    /// `offsetof(TaskObj, task_fut_waiter)`, 3.8+: the future the task waits for.
+    pub fut_waiter: Option<Field<Ptr>>,
+    /// `offsetof(TaskObj, task_coro)`, 3.8+.
+    pub coro: Option<Field<Ptr>>,
+    /// `offsetof(TaskObj, task_name)`, 3.8+: a `str` (or, 3.13+, an `int` n named `Task-n` on demand).
+    pub name: Option<Field<Ptr>>,
+    /// `offsetof(TaskObj, task_node)`, 3.14+: its `llist_node` in a list of native tasks.
+    pub node: Option<u32>,
 }
 
 /// Byte positions of members inside `_Py_DebugOffsets` (Include/internal/pycore_runtime.h

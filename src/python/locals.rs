@@ -98,6 +98,43 @@ impl<'a, M: Memory> LocalsReader<'a, M> {
         }
     }
 
+    /// The object bound to the variable `name` of the frame at `frame` running `code` (a
+    /// cell's contents for a cell), if it is bound.
+    pub fn local_object(
+        &mut self,
+        family: Family,
+        frame: u64,
+        code: u64,
+        name: &str,
+    ) -> ObjectResult<Option<u64>> {
+        let layout = self.objects.layout;
+        let base = match family {
+            Family::FrameObject => layout.frame.f_localsplus,
+            Family::InterpreterFrame => layout.iframe.localsplus,
+        }
+        .ok_or_else(|| ObjectError::Invalid("layout lacks the frame's locals".into()))?;
+        let base = frame.wrapping_add(u64::from(base));
+        let slots = match self.codes.get(&code) {
+            Some(slots) => Arc::clone(slots),
+            None => {
+                let slots = Arc::new(self.slots(code)?);
+                self.codes.insert(code, Arc::clone(&slots));
+                slots
+            }
+        };
+        let Some(slot) = slots.iter().find(|slot| slot.name == name) else {
+            return Ok(None);
+        };
+        let value = self
+            .objects
+            .pointer(base.wrapping_add(slot.index as u64 * 8))?
+            & !STACKREF_TAG_BITS;
+        if value != 0 && slot.cell {
+            return Ok(self.reprs.cell_contents(value));
+        }
+        Ok((value != 0).then_some(value))
+    }
+
     /// The bound variables of the frame at `frame` running `code`.
     pub fn locals(&mut self, family: Family, frame: u64, code: u64) -> ObjectResult<Vec<Local>> {
         if self.total > MAX_TOTAL_LOCALS {

@@ -5,6 +5,7 @@
 //! a version into struct offsets is [`layouts::lookup`]; code below it is driven by the
 //! [`Layout`] data only.
 
+pub mod asyncio;
 mod debug_offsets;
 mod debug_offsets_map;
 mod dicts;
@@ -87,6 +88,8 @@ pub struct PythonProcess {
     pub threads: Vec<PythonThread>,
     /// Every greenlet found, when `greenlet` is loaded (`None` when it is not).
     pub greenlets: Option<greenlets::GreenletState>,
+    /// asyncio's event loops and their tasks, per interpreter (empty without asyncio).
+    pub event_loops: Vec<asyncio::EventLoop>,
     pub warnings: Vec<Warning>,
     /// Information that does not make the data partial (how the layout was found).
     pub notes: Vec<String>,
@@ -236,11 +239,33 @@ fn inspect_with(
         });
     }
     let greenlets = all_greenlets(&objects, &threads, runtime, shape, symbols, &mut walker);
+    let mut interpreters: Vec<u64> = Vec::new();
+    for thread in &threads {
+        if !interpreters.contains(&thread.interpreter) {
+            interpreters.push(thread.interpreter);
+        }
+    }
+    let mut event_loops = Vec::new();
+    for interpreter in interpreters {
+        let thread_states: Vec<u64> = threads
+            .iter()
+            .filter(|t| t.interpreter == interpreter)
+            .map(|t| t.address)
+            .collect();
+        event_loops.extend(asyncio::event_loops(
+            &objects,
+            &mut walker,
+            interpreter,
+            &thread_states,
+            &mut warnings,
+        ));
+    }
     Ok(PythonProcess {
         version,
         shape,
         threads,
         greenlets,
+        event_loops,
         warnings,
         notes,
     })

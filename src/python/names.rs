@@ -15,6 +15,18 @@ pub fn module_attribute<M: Memory>(
     module: &str,
     attribute: &str,
 ) -> ObjectResult<Option<u64>> {
+    match module_dict(objects, interpreter, module)? {
+        Some(module_dict) => dict_get_str(objects, module_dict, attribute),
+        None => Ok(None),
+    }
+}
+
+/// The `__dict__` of `sys.modules[module]` of an interpreter, if the module is loaded.
+pub fn module_dict<M: Memory>(
+    objects: &Objects<'_, M>,
+    interpreter: u64,
+    module: &str,
+) -> ObjectResult<Option<u64>> {
     let layout = objects.layout;
     let modules = objects.read(interpreter, layout.interp.modules)?;
     if modules == 0 {
@@ -23,8 +35,7 @@ pub fn module_attribute<M: Memory>(
     let Some(module) = dict_get_str(objects, modules, module)? else {
         return Ok(None);
     };
-    let module_dict = objects.read(module, layout.module.md_dict)?;
-    dict_get_str(objects, module_dict, attribute)
+    Ok(Some(objects.read(module, layout.module.md_dict)?))
 }
 
 /// `pthread_t` → thread name, for one interpreter. Empty when `threading` was never imported.

@@ -118,11 +118,58 @@ pub fn write(report: &Report, out: &mut impl Write) -> io::Result<()> {
         writeln!(out, "</details>")?;
     }
     super::greenlets::write_markdown(report, escape, out)?;
+    write_tasks(report, out)?;
     if !report.warnings.is_empty() {
         writeln!(out)?;
         for warning in &report.warnings {
             writeln!(out, "> warning: {}", escape(&warning.message))?;
         }
+    }
+    Ok(())
+}
+
+/// The task view: a table of every asyncio task, then each loop's tree (who awaits whom).
+fn write_tasks(report: &Report, out: &mut impl Write) -> io::Result<()> {
+    if report.asyncio.is_empty() {
+        return Ok(());
+    }
+    writeln!(out)?;
+    writeln!(
+        out,
+        "| loop thread | task | state | awaits | waiting on | innermost coroutine |"
+    )?;
+    writeln!(out, "|---:|---|---|---|---|---|")?;
+    for event_loop in &report.asyncio {
+        for task in &event_loop.tasks {
+            writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} |",
+                event_loop.thread.map_or("-".to_string(), |t| t.to_string()),
+                escape(&task.name),
+                escape(task.state.as_deref().unwrap_or("?")),
+                escape(&task.awaiting.join(", ")),
+                escape(task.waiting_on.as_deref().unwrap_or("")),
+                escape(&super::tasks::innermost(task)),
+            )?;
+        }
+    }
+    let several = report.interpreter_count() > 1;
+    for event_loop in &report.asyncio {
+        writeln!(out)?;
+        writeln!(
+            out,
+            "<details><summary>{}</summary>",
+            escape(&super::tasks::loop_title(event_loop, several))
+        )?;
+        writeln!(out)?;
+        writeln!(out, "```")?;
+        for line in super::tasks::tree_lines(event_loop) {
+            // A fence inside the block would end it.
+            writeln!(out, "{}", line.replace("```", "` ` `"))?;
+        }
+        writeln!(out, "```")?;
+        writeln!(out)?;
+        writeln!(out, "</details>")?;
     }
     Ok(())
 }

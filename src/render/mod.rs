@@ -5,6 +5,7 @@ pub mod json;
 pub mod markdown;
 pub mod summary;
 pub mod table;
+mod tasks;
 pub mod text;
 
 use crate::report::{signal_name, CoreKind, FrameReport, LocalKind, Report, ThreadReport, SIGSTOP};
@@ -62,6 +63,17 @@ pub fn printable(report: &Report) -> Report {
     }
     for greenlet in &mut report.greenlets {
         greenlet.frames.iter_mut().for_each(clean_frame);
+    }
+    for task in report.asyncio.iter_mut().flat_map(|l| l.tasks.iter_mut()) {
+        clean(&mut task.name);
+        task.awaiting.iter_mut().for_each(clean);
+        task.waiting_on.iter_mut().for_each(clean);
+        task.state.iter_mut().for_each(clean);
+        for frame in &mut task.stack {
+            clean(&mut frame.function);
+            clean(&mut frame.file);
+            frame.qualname.iter_mut().for_each(clean);
+        }
     }
     report
 }

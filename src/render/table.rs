@@ -68,6 +68,9 @@ pub fn write(report: &Report, out: &mut impl Write) -> io::Result<()> {
     }
     writeln!(out, "{table}")?;
     super::greenlets::write_table(report, width, out)?;
+    if !report.asyncio.is_empty() {
+        writeln!(out, "{}", task_table(report, table.width()))?;
+    }
     for warning in &report.warnings {
         writeln!(out, "warning: {warning}")?;
     }
@@ -75,6 +78,46 @@ pub fn write(report: &Report, out: &mut impl Write) -> io::Result<()> {
         writeln!(out, "Python stacks not read: {}", error.message)?;
     }
     Ok(())
+}
+
+/// The task view: one row per asyncio task, loop by loop.
+fn task_table(report: &Report, width: Option<u16>) -> Table {
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED).set_header(vec![
+        "loop thread",
+        "task",
+        "state",
+        "awaits",
+        "waiting on",
+        "depth",
+        "innermost coroutine",
+    ]);
+    match width {
+        Some(width) => {
+            table
+                .set_width(width)
+                .set_content_arrangement(ContentArrangement::Dynamic);
+        }
+        None => {
+            table.set_content_arrangement(ContentArrangement::Disabled);
+        }
+    }
+    for event_loop in &report.asyncio {
+        for task in &event_loop.tasks {
+            table.add_row(vec![
+                event_loop
+                    .thread
+                    .map_or("-".to_string(), |tid| tid.to_string()),
+                task.name.clone(),
+                task.state.clone().unwrap_or_else(|| "?".into()),
+                task.awaiting.join(", "),
+                task.waiting_on.clone().unwrap_or_default(),
+                task.stack.len().to_string(),
+                super::tasks::innermost(task),
+            ]);
+        }
+    }
+    table
 }
 
 fn state(report: &Report, thread: &ThreadReport) -> String {

@@ -57,6 +57,19 @@ pub fn write(report: &Report, out: &mut impl Write, colour: bool) -> io::Result<
         write_thread(report, thread, palette, out)?;
     }
     super::greenlets::write_text(report, palette.bold, out)?;
+    let several = report.interpreter_count() > 1;
+    for event_loop in &report.asyncio {
+        writeln!(out)?;
+        let bold = palette.bold;
+        writeln!(
+            out,
+            "{bold}{}:{bold:#}",
+            super::tasks::loop_title(event_loop, several)
+        )?;
+        for line in super::tasks::tree_lines(event_loop) {
+            writeln!(out, "{line}")?;
+        }
+    }
     if !report.warnings.is_empty() || !report.notes.is_empty() {
         writeln!(out)?;
         for warning in &report.warnings {

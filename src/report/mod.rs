@@ -1,6 +1,7 @@
 //! The report: plain data describing the process, serialised as the `--json` output.
 //! Its schema is documented in docs/json-schema.md; bump `SCHEMA_VERSION` on any breaking change.
 
+mod asyncio;
 mod greenlets;
 mod merge;
 mod native;
@@ -25,6 +26,7 @@ pub use crate::core::{Arch, Dumper};
 pub use crate::native::syscall::{StateKind, ThreadState};
 pub use crate::python::exceptions::ExceptionInfo;
 pub use crate::python::Shape;
+pub use asyncio::{AsyncioLoopReport, TaskFrameReport, TaskReport};
 pub use greenlets::{GreenletReport, GreenletSummary};
 pub(crate) use native::add_native;
 pub use native::{CrashLocation, NativeFrameReport};
@@ -46,6 +48,10 @@ pub struct Report {
     /// the thread's) then the suspended ones (absent when there are none).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub greenlets: Vec<GreenletReport>,
+    /// asyncio's event loops (one entry per loop, per interpreter) and all their tasks; absent
+    /// when the process has none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub asyncio: Vec<AsyncioLoopReport>,
     /// Problems that make the Python data partial (they set exit code 1).
     pub warnings: Vec<Warning>,
     /// Information that does not affect the Python data (e.g. source files that changed).
@@ -353,6 +359,7 @@ impl Report {
             python: None,
             threads,
             greenlets: Vec::new(),
+            asyncio: Vec::new(),
             warnings,
             notes: Vec::new(),
             error: None,
@@ -395,6 +402,8 @@ impl Report {
             None
         };
         let interpreters = interpreter_summaries(&process.threads);
+        let mut tid_of_ident: HashMap<u64, i32> = HashMap::new();
+        let mut interpreter_ids: HashMap<u64, Option<i64>> = HashMap::new();
         // One OS thread holds a thread state in every interpreter it has entered (a thread
         // running a subinterpreter keeps its main-interpreter state, with the frame that
         // called into it): all of them join the one thread.
@@ -406,6 +415,10 @@ impl Report {
                 .and_then(|id| i32::try_from(id).ok())
                 .filter(|id| core_tids.contains(id))
                 .or_else(|| by_thread_pointer.get(&thread.thread_id).copied());
+            interpreter_ids.insert(thread.interpreter, thread.interpreter_id);
+            if let Some(tid) = tid {
+                tid_of_ident.insert(thread.thread_id, tid);
+            }
             match tid {
                 Some(tid) => python_by_tid.entry(tid).or_default().push(thread),
                 None => orphans.push(thread),
@@ -445,6 +458,7 @@ impl Report {
             self.threads
                 .push(thread_report(None, 0, None, vec![orphan]));
         }
+        self.asyncio = asyncio::loop_reports(process.event_loops, &tid_of_ident, &interpreter_ids);
         self.warnings.extend(process.warnings);
         self.notes.extend(process.notes);
         self.python = Some(PythonSummary {

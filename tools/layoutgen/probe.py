@@ -40,6 +40,7 @@ EXTRA_HEADERS = [
     "internal/pycore_code.h",
     "internal/pycore_dict.h",
     "internal/pycore_moduleobject.h",
+    "internal/pycore_tstate.h",  # 3.13+: _PyThreadStateImpl
 ]
 
 # Define sets to try, in order, until the headers compile.

@@ -436,10 +436,9 @@ def render_for_other_shape() -> List[str]:
         "        major: base.major,",
         "        minor: base.minor,",
         "        shape,",
-    ]
-    out += [f"        {b.name}: base.{b.name}," for b in BEHAVIOURS if b.name != "managed_dict"]
-    out += [
-        "        managed_dict,",
+    ] + [
+        f"        {b.name}: base.{b.name}," if b.name != "managed_dict" else "        managed_dict,"
+        for b in BEHAVIOURS
     ]
     for g in GROUPS:
         out.append(f"        {g.name}: {g.rust} {{")

@@ -121,6 +121,13 @@ GROUPS: List[Group] = [
     Group("gc", "GcLayout",
           "The garbage collector's lists: `PyGC_Head` and `struct gc_generation` "
           "(Include/internal/pycore_gc.h; Modules/gcmodule.c before 3.7)"),
+    Group("weakref", "WeakrefLayout", "`PyWeakReference` (Include/cpython/weakrefobject.h)"),
+    Group("gen", "GenLayout",
+          "`PyGenObject`, `PyCoroObject` (Include/cpython/genobject.h; 3.14+ "
+          "Include/internal/pycore_interpframe_structs.h)"),
+    Group("asyncio_task", "AsyncioTaskLayout",
+          "`TaskObj`, the C task of `_asyncio` (Modules/_asynciomodule.c, private: "
+          "tools/layoutgen/handdefs.py)"),
 ]
 GROUP_BY_NAME = {g.name: g for g in GROUPS}
 
@@ -283,6 +290,18 @@ FIELDS: List[Field] = [
     # suspended greenlet keeps only its top frame object).
     F("frame.f_frame", "ptr", OS_OBJECT, Off("PyFrameObject", "f_frame"), since=(3, 11),
       doc="the `_PyInterpreterFrame` a frame object stands for"),
+    # What a suspended generator awaits (`_PyGen_yf`, Objects/genobject.c) is the top of its
+    # value stack: f_stacktop[-1] (3.8, 3.9), f_valuestack[f_stackdepth - 1] (3.10).
+    F("frame.f_valuestack", "ptr", Off("PyFrameObject", "f_valuestack"), until=(3, 11),
+      requires="frame.f_code", doc="the value stack's bottom"),
+    F("frame.f_stacktop", "ptr", Off("PyFrameObject", "f_stacktop"), until=(3, 10),
+      requires="frame.f_code", doc="the value stack's top while suspended (NULL while running)"),
+    F("frame.f_stackdepth", "i32", Off("PyFrameObject", "f_stackdepth"), since=(3, 10),
+      until=(3, 11), requires="frame.f_code", doc="the value stack's depth"),
+    F("iframe.stacktop", "i32", Off("_PyInterpreterFrame", "stacktop"), since=(3, 11),
+      until=(3, 14), doc="the value stack's top, counted in slots from `localsplus`"),
+    F("iframe.stackpointer", "ptr", Off("_PyInterpreterFrame", "stackpointer"), since=(3, 14),
+      doc="the value stack's top (tagged `_PyStackRef`s)"),
     F("iframe.localsplus", "offset", Off("_PyInterpreterFrame", "localsplus"), since=(3, 11),
       doc="where the locals, cells and free variables start (tagged `_PyStackRef`s from 3.14)"),
     F("iframe.executable", "ptr", Off("_PyInterpreterFrame", "f_executable"),
@@ -410,6 +429,31 @@ FIELDS: List[Field] = [
       since=(3, 9), doc="the list heads of the three generations (not in free-threaded 3.14+)"),
     F("gc.interp_permanent", "offset", Off("PyInterpreterState", "gc.permanent_generation"),
       since=(3, 9), doc="the list head of objects `gc.freeze()` moved"),
+    F("weakref.wr_object", "ptr", OS_OBJECT, Off("PyWeakReference", "wr_object"),
+      doc="the referent (`None` once it died)"),
+    F("gen.gi_qualname", "ptr", OS_OBJECT, Off("PyGenObject", "gi_qualname"), since=(3, 5)),
+    F("gen.gi_frame", "ptr", OS_OBJECT, Off("PyGenObject", "gi_frame"), until=(3, 11),
+      doc="its `PyFrameObject` (NULL once finished)"),
+    F("gen.gi_iframe", "offset", OS_OBJECT, Off("PyGenObject", "gi_iframe"), since=(3, 11),
+      doc="where its embedded `_PyInterpreterFrame` starts"),
+    F("gen.gi_frame_state", "u8", OS_OBJECT, Off("PyGenObject", "gi_frame_state"),
+      since=(3, 11), doc="an `int8_t`: negative while created or suspended"),
+    F("asyncio_task.event_loop", "ptr", OS_OBJECT, Off("TaskObj", "task_loop"), since=(3, 8)),
+    F("asyncio_task.state", "i32", OS_OBJECT, Off("TaskObj", "task_state"), since=(3, 8),
+      doc="`fut_state`: pending 0, cancelled 1, finished 2"),
+    F("asyncio_task.fut_waiter", "ptr", OS_OBJECT, Off("TaskObj", "task_fut_waiter"),
+      since=(3, 8), doc="the future the task waits for"),
+    F("asyncio_task.coro", "ptr", OS_OBJECT, Off("TaskObj", "task_coro"), since=(3, 8)),
+    F("asyncio_task.name", "ptr", OS_OBJECT, Off("TaskObj", "task_name"), since=(3, 8),
+      doc="a `str` (or, 3.13+, an `int` n named `Task-n` on demand)"),
+    # 3.14+: native tasks are linked through task_node into lists per thread state and per
+    # interpreter (tasks of threads that are gone), Modules/_asynciomodule.c.
+    F("asyncio_task.node", "offset", OS_OBJECT, Off("TaskObj", "task_node"), since=(3, 14),
+      doc="its `llist_node` in a list of native tasks"),
+    F("tstate.asyncio_tasks_head", "offset", Off("_PyThreadStateImpl", "asyncio_tasks_head"),
+      since=(3, 14), doc="the `llist_node` heading the thread's native asyncio tasks"),
+    F("interp.asyncio_tasks_head", "offset", Off("PyInterpreterState", "asyncio_tasks_head"),
+      since=(3, 14), doc="the `llist_node` heading the native tasks of threads that are gone"),
 ]
 
 FIELD_BY_NAME = {f.name: f for f in FIELDS}
@@ -450,6 +494,19 @@ def insertion_order(v: Version, shape: str) -> str:
     if v < (3, 13):
         return "InsertionOrder::BytesBefore"
     return "InsertionOrder::AfterValues"
+def gen_frame_states(v: Version, suspended: bool) -> str:
+    # `gi_frame_state` values (enum _frameowner's neighbour `FRAME_*`, Include/internal/
+    # pycore_frame.h): the states in which a generator's embedded frame is live (created,
+    # suspended, executing) and those in which it is suspended. None before 3.11 (a
+    # PyFrameObject, NULL once finished).
+    if v < (3, 11):
+        return "None"
+    if v < (3, 13):  # CREATED -2, SUSPENDED -1, EXECUTING 0, COMPLETED 1, CLEARED 4
+        return "Some((-1, -1))" if suspended else "Some((-2, 0))"
+    if v < (3, 15):  # CREATED -3, SUSPENDED -2, SUSPENDED_YIELD_FROM -1, EXECUTING 0, ...
+        return "Some((-2, -1))" if suspended else "Some((-3, 0))"
+    # 3.15: CREATED 0, SUSPENDED 1, SUSPENDED_YIELD_FROM 2, ..._LOCKED 3, EXECUTING 4, CLEARED 5
+    return "Some((1, 3))" if suspended else "Some((0, 4))"
 
 
 BEHAVIOURS: List[Behaviour] = [
@@ -466,6 +523,20 @@ BEHAVIOURS: List[Behaviour] = [
     Behaviour("insertion_order", "InsertionOrder",
               "Where a split dict's values keep the instance's own insertion order",
               insertion_order),
+    Behaviour("gen_frame_live", "Option<(i8, i8)>",
+              "The `gi_frame_state` values (first, last) in which a generator's frame is live "
+              "(3.11+)",
+              lambda v, shape: gen_frame_states(v, False)),
+    # `_PyGen_yf` (Objects/genobject.c): what a generator suspended in `yield from`/`await`
+    # awaits is at stackpointer[-1], from 3.15 at stackpointer[-2] (SEND keeps a slot above it).
+    Behaviour("gen_awaited_slot", "u8",
+              "Where a suspended generator keeps what it awaits: this many slots below the top of "
+              "its value stack",
+              lambda v, shape: "2" if v >= (3, 15) else "1"),
+    Behaviour("gen_frame_suspended", "Option<(i8, i8)>",
+              "The `gi_frame_state` values (first, last) in which a generator is suspended "
+              "(3.11+)",
+              lambda v, shape: gen_frame_states(v, True)),
 ]
 
 # Since 3.8 Py_DEBUG no longer implies Py_TRACE_REFS, and none of these structs differ between

@@ -4,16 +4,17 @@
 use super::super::dicts::{InsertionOrder, ManagedDict};
 use super::super::field::Field;
 use super::super::layout::{
-    BaseExceptionLayout, BytesLayout, CFrameLayout, CFunctionLayout, CellLayout, CodeLayout,
-    DictKeysLayout, DictLayout, DictValuesLayout, ErrStackItemLayout, FloatLayout,
-    FrameObjectLayout, FunctionLayout, GcLayout, GilLayout, HeapTypeLayout, IntLayout,
+    AsyncioTaskLayout, BaseExceptionLayout, BytesLayout, CFrameLayout, CFunctionLayout, CellLayout,
+    CodeLayout, DictKeysLayout, DictLayout, DictValuesLayout, ErrStackItemLayout, FloatLayout,
+    FrameObjectLayout, FunctionLayout, GcLayout, GenLayout, GilLayout, HeapTypeLayout, IntLayout,
     InterpreterFrameLayout, InterpreterLayout, Layout, ListLayout, LongLayout, MethodLayout,
     ModuleLayout, ObjectLayout, RuntimeLayout, SetLayout, Shape, ThreadStateLayout, TupleLayout,
-    TypeObjectLayout, UnicodeLayout, VarObjectLayout,
+    TypeObjectLayout, UnicodeLayout, VarObjectLayout, WeakrefLayout,
 };
 
 // source: $PYENV_ROOT/versions/3.10.13/include/python3.10 (3.10.13)
 // flags: -I$PYENV_ROOT/versions/3.10.13/include/python3.10 -DPy_BUILD_CORE
+// hand-defined in tools/layoutgen/handdefs.py (not installed): https://github.com/python/cpython/blob/v3.10.13/Modules/_asynciomodule.c
 // hand-defined in tools/layoutgen/handdefs.py (not installed): https://github.com/python/cpython/blob/v3.10.13/Objects/dict-common.h
 /// CPython 3.10, release build.
 pub const RELEASE: Layout = Layout {
@@ -24,6 +25,9 @@ pub const RELEASE: Layout = Layout {
     python2_repr: false,
     managed_dict: ManagedDict::None,
     insertion_order: InsertionOrder::SharedKeys,
+    gen_frame_live: None,
+    gen_awaited_slot: 1,
+    gen_frame_suspended: None,
     object: ObjectLayout {
         // offsetof(PyObject, ob_type)
         ob_type: Field::at(8),
@@ -75,6 +79,7 @@ pub const RELEASE: Layout = Layout {
         ceval_gil: None,
         // offsetof(PyInterpreterState, gc.collecting)
         gc_collecting: Some(Field::at(816)),
+        asyncio_tasks_head: None,
     },
     gil: GilLayout {
         // None: offsetof(struct _gil_runtime_state, locked) exists, but interp.ceval_gil is None
@@ -99,6 +104,7 @@ pub const RELEASE: Layout = Layout {
         // offsetof(PyThreadState, exc_info)
         exc_info: Some(Field::at(144)),
         exc_value: None,
+        asyncio_tasks_head: None,
     },
     err_stackitem: ErrStackItemLayout {
         // offsetof(_PyErr_StackItem, exc_value)
@@ -121,8 +127,15 @@ pub const RELEASE: Layout = Layout {
         // offsetof(PyFrameObject, f_localsplus)
         f_localsplus: Some(352),
         f_frame: None,
+        // offsetof(PyFrameObject, f_valuestack)
+        f_valuestack: Some(Field::at(64)),
+        f_stacktop: None,
+        // offsetof(PyFrameObject, f_stackdepth)
+        f_stackdepth: Some(Field::at(80)),
     },
     iframe: InterpreterFrameLayout {
+        stacktop: None,
+        stackpointer: None,
         localsplus: None,
         executable: None,
         previous: None,
@@ -281,6 +294,31 @@ pub const RELEASE: Layout = Layout {
         interp_generations: Some(640),
         // offsetof(PyInterpreterState, gc.permanent_generation)
         interp_permanent: Some(720),
+    },
+    weakref: WeakrefLayout {
+        // offsetof(PyWeakReference, wr_object)
+        wr_object: Field::at(16),
+    },
+    gen: GenLayout {
+        // offsetof(PyGenObject, gi_qualname)
+        gi_qualname: Some(Field::at(48)),
+        // offsetof(PyGenObject, gi_frame)
+        gi_frame: Some(Field::at(16)),
+        gi_iframe: None,
+        gi_frame_state: None,
+    },
+    asyncio_task: AsyncioTaskLayout {
+        // offsetof(TaskObj, task_loop), hand-defined struct
+        event_loop: Some(Field::at(16)),
+        // offsetof(TaskObj, task_state), hand-defined struct
+        state: Some(Field::at(88)),
+        // offsetof(TaskObj, task_fut_waiter), hand-defined struct
+        fut_waiter: Some(Field::at(152)),
+        // offsetof(TaskObj, task_coro), hand-defined struct
+        coro: Some(Field::at(160)),
+        // offsetof(TaskObj, task_name), hand-defined struct
+        name: Some(Field::at(168)),
+        node: None,
     },
     debug_offsets: None,
 };

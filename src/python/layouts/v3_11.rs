@@ -6,18 +6,19 @@
 use super::super::dicts::{InsertionOrder, ManagedDict};
 use super::super::field::Field;
 use super::super::layout::{
-    BaseExceptionLayout, BytesLayout, CFrameLayout, CFunctionLayout, CellLayout, CodeLayout,
-    DictKeysLayout, DictLayout, DictValuesLayout, ErrStackItemLayout, FloatLayout,
-    FrameObjectLayout, FunctionLayout, GcLayout, GilLayout, HeapTypeLayout, IntLayout,
+    AsyncioTaskLayout, BaseExceptionLayout, BytesLayout, CFrameLayout, CFunctionLayout, CellLayout,
+    CodeLayout, DictKeysLayout, DictLayout, DictValuesLayout, ErrStackItemLayout, FloatLayout,
+    FrameObjectLayout, FunctionLayout, GcLayout, GenLayout, GilLayout, HeapTypeLayout, IntLayout,
     InterpreterFrameLayout, InterpreterLayout, Layout, ListLayout, LongLayout, MethodLayout,
     ModuleLayout, ObjectLayout, RuntimeLayout, SetLayout, Shape, ThreadStateLayout, TupleLayout,
-    TypeObjectLayout, UnicodeLayout, VarObjectLayout,
+    TypeObjectLayout, UnicodeLayout, VarObjectLayout, WeakrefLayout,
 };
 
 // source: $PYENV_ROOT/versions/3.11.7/include/python3.11 (3.11.7)
 // cross-checked: $PYCORE_PYTHONS/debian-3.11d/usr/include/python3.11 (3.11.2)
 // cross-checked: /usr/include/python3.11 (3.11.2)
 // flags: -I$PYENV_ROOT/versions/3.11.7/include/python3.11 -DPy_BUILD_CORE
+// hand-defined in tools/layoutgen/handdefs.py (not installed): https://github.com/python/cpython/blob/v3.11.7/Modules/_asynciomodule.c
 /// CPython 3.11, release build.
 pub const RELEASE: Layout = Layout {
     major: 3,
@@ -27,6 +28,9 @@ pub const RELEASE: Layout = Layout {
     python2_repr: false,
     managed_dict: ManagedDict::DictAndValuesBefore,
     insertion_order: InsertionOrder::BytesBefore,
+    gen_frame_live: Some((-2, 0)),
+    gen_awaited_slot: 1,
+    gen_frame_suspended: Some((-1, -1)),
     object: ObjectLayout {
         // offsetof(PyObject, ob_type)
         ob_type: Field::at(8),
@@ -78,6 +82,7 @@ pub const RELEASE: Layout = Layout {
         ceval_gil: None,
         // offsetof(PyInterpreterState, gc.collecting)
         gc_collecting: Some(Field::at(848)),
+        asyncio_tasks_head: None,
     },
     gil: GilLayout {
         // None: offsetof(struct _gil_runtime_state, locked) exists, but interp.ceval_gil is None
@@ -102,6 +107,7 @@ pub const RELEASE: Layout = Layout {
         // offsetof(PyThreadState, exc_info)
         exc_info: Some(Field::at(120)),
         exc_value: None,
+        asyncio_tasks_head: None,
     },
     err_stackitem: ErrStackItemLayout {
         // offsetof(_PyErr_StackItem, exc_value)
@@ -123,8 +129,14 @@ pub const RELEASE: Layout = Layout {
         f_localsplus: None,
         // offsetof(PyFrameObject, f_frame)
         f_frame: Some(Field::at(24)),
+        f_valuestack: None,
+        f_stacktop: None,
+        f_stackdepth: None,
     },
     iframe: InterpreterFrameLayout {
+        // offsetof(_PyInterpreterFrame, stacktop)
+        stacktop: Some(Field::at(64)),
+        stackpointer: None,
         // offsetof(_PyInterpreterFrame, localsplus)
         localsplus: Some(72),
         // offsetof(_PyInterpreterFrame, f_code)
@@ -294,11 +306,38 @@ pub const RELEASE: Layout = Layout {
         // offsetof(PyInterpreterState, gc.permanent_generation)
         interp_permanent: Some(752),
     },
+    weakref: WeakrefLayout {
+        // offsetof(PyWeakReference, wr_object)
+        wr_object: Field::at(16),
+    },
+    gen: GenLayout {
+        // offsetof(PyGenObject, gi_qualname)
+        gi_qualname: Some(Field::at(40)),
+        gi_frame: None,
+        // offsetof(PyGenObject, gi_iframe)
+        gi_iframe: Some(80),
+        // offsetof(PyGenObject, gi_frame_state)
+        gi_frame_state: Some(Field::at(75)),
+    },
+    asyncio_task: AsyncioTaskLayout {
+        // offsetof(TaskObj, task_loop), hand-defined struct
+        event_loop: Some(Field::at(16)),
+        // offsetof(TaskObj, task_state), hand-defined struct
+        state: Some(Field::at(88)),
+        // offsetof(TaskObj, task_fut_waiter), hand-defined struct
+        fut_waiter: Some(Field::at(128)),
+        // offsetof(TaskObj, task_coro), hand-defined struct
+        coro: Some(Field::at(136)),
+        // offsetof(TaskObj, task_name), hand-defined struct
+        name: Some(Field::at(144)),
+        node: None,
+    },
     debug_offsets: None,
 };
 
 // source: $PYCORE_PYTHONS/debian-3.11d/usr/include/python3.11d (3.11.2)
 // flags: -I$PYCORE_PYTHONS/debian-3.11d/usr/include/python3.11d -I$PYCORE_PYTHONS/debian-3.11d/usr/include -DPy_BUILD_CORE
+// hand-defined in tools/layoutgen/handdefs.py (not installed): https://github.com/python/cpython/blob/v3.11.2/Modules/_asynciomodule.c
 /// CPython 3.11, debug build.
 pub const DEBUG: Layout = Layout {
     shape: Shape::Debug,

@@ -4,16 +4,17 @@
 use super::super::dicts::{InsertionOrder, ManagedDict};
 use super::super::field::Field;
 use super::super::layout::{
-    BaseExceptionLayout, BytesLayout, CFrameLayout, CFunctionLayout, CellLayout, CodeLayout,
-    DictKeysLayout, DictLayout, DictValuesLayout, ErrStackItemLayout, FloatLayout,
-    FrameObjectLayout, FunctionLayout, GcLayout, GilLayout, HeapTypeLayout, IntLayout,
+    AsyncioTaskLayout, BaseExceptionLayout, BytesLayout, CFrameLayout, CFunctionLayout, CellLayout,
+    CodeLayout, DictKeysLayout, DictLayout, DictValuesLayout, ErrStackItemLayout, FloatLayout,
+    FrameObjectLayout, FunctionLayout, GcLayout, GenLayout, GilLayout, HeapTypeLayout, IntLayout,
     InterpreterFrameLayout, InterpreterLayout, Layout, ListLayout, LongLayout, MethodLayout,
     ModuleLayout, ObjectLayout, RuntimeLayout, SetLayout, Shape, ThreadStateLayout, TupleLayout,
-    TypeObjectLayout, UnicodeLayout, VarObjectLayout,
+    TypeObjectLayout, UnicodeLayout, VarObjectLayout, WeakrefLayout,
 };
 
 // source: $PYENV_ROOT/versions/3.12.1/include/python3.12 (3.12.1)
 // flags: -I$PYENV_ROOT/versions/3.12.1/include/python3.12 -DPy_BUILD_CORE
+// hand-defined in tools/layoutgen/handdefs.py (not installed): https://github.com/python/cpython/blob/v3.12.1/Modules/_asynciomodule.c
 /// CPython 3.12, release build.
 pub const RELEASE: Layout = Layout {
     major: 3,
@@ -23,6 +24,9 @@ pub const RELEASE: Layout = Layout {
     python2_repr: false,
     managed_dict: ManagedDict::TaggedBefore,
     insertion_order: InsertionOrder::BytesBefore,
+    gen_frame_live: Some((-2, 0)),
+    gen_awaited_slot: 1,
+    gen_frame_suspended: Some((-1, -1)),
     object: ObjectLayout {
         // offsetof(PyObject, ob_type)
         ob_type: Field::at(8),
@@ -74,6 +78,7 @@ pub const RELEASE: Layout = Layout {
         ceval_gil: Some(Field::at(384)),
         // offsetof(PyInterpreterState, gc.collecting)
         gc_collecting: Some(Field::at(312)),
+        asyncio_tasks_head: None,
     },
     gil: GilLayout {
         // offsetof(struct _gil_runtime_state, locked)
@@ -98,6 +103,7 @@ pub const RELEASE: Layout = Layout {
         // offsetof(PyThreadState, exc_info)
         exc_info: Some(Field::at(104)),
         exc_value: None,
+        asyncio_tasks_head: None,
     },
     err_stackitem: ErrStackItemLayout {
         // offsetof(_PyErr_StackItem, exc_value)
@@ -119,8 +125,14 @@ pub const RELEASE: Layout = Layout {
         f_localsplus: None,
         // offsetof(PyFrameObject, f_frame)
         f_frame: Some(Field::at(24)),
+        f_valuestack: None,
+        f_stacktop: None,
+        f_stackdepth: None,
     },
     iframe: InterpreterFrameLayout {
+        // offsetof(_PyInterpreterFrame, stacktop)
+        stacktop: Some(Field::at(64)),
+        stackpointer: None,
         // offsetof(_PyInterpreterFrame, localsplus)
         localsplus: Some(72),
         // offsetof(_PyInterpreterFrame, f_code)
@@ -289,6 +301,32 @@ pub const RELEASE: Layout = Layout {
         interp_generations: Some(136),
         // offsetof(PyInterpreterState, gc.permanent_generation)
         interp_permanent: Some(216),
+    },
+    weakref: WeakrefLayout {
+        // offsetof(PyWeakReference, wr_object)
+        wr_object: Field::at(16),
+    },
+    gen: GenLayout {
+        // offsetof(PyGenObject, gi_qualname)
+        gi_qualname: Some(Field::at(32)),
+        gi_frame: None,
+        // offsetof(PyGenObject, gi_iframe)
+        gi_iframe: Some(72),
+        // offsetof(PyGenObject, gi_frame_state)
+        gi_frame_state: Some(Field::at(67)),
+    },
+    asyncio_task: AsyncioTaskLayout {
+        // offsetof(TaskObj, task_loop), hand-defined struct
+        event_loop: Some(Field::at(16)),
+        // offsetof(TaskObj, task_state), hand-defined struct
+        state: Some(Field::at(88)),
+        // offsetof(TaskObj, task_fut_waiter), hand-defined struct
+        fut_waiter: Some(Field::at(128)),
+        // offsetof(TaskObj, task_coro), hand-defined struct
+        coro: Some(Field::at(136)),
+        // offsetof(TaskObj, task_name), hand-defined struct
+        name: Some(Field::at(144)),
+        node: None,
     },
     debug_offsets: None,
 };

@@ -4,16 +4,18 @@
 use super::super::dicts::{InsertionOrder, ManagedDict};
 use super::super::field::Field;
 use super::super::layout::{
-    BaseExceptionLayout, BytesLayout, CFrameLayout, CFunctionLayout, CellLayout, CodeLayout,
-    DebugOffsetsLayout, DictKeysLayout, DictLayout, DictValuesLayout, ErrStackItemLayout,
-    FloatLayout, FrameObjectLayout, FunctionLayout, GcLayout, GilLayout, HeapTypeLayout, IntLayout,
-    InterpreterFrameLayout, InterpreterLayout, Layout, ListLayout, LongLayout, MethodLayout,
-    ModuleLayout, ObjectLayout, RuntimeLayout, SetLayout, Shape, ThreadStateLayout, TupleLayout,
-    TypeObjectLayout, UnicodeLayout, VarObjectLayout,
+    AsyncioTaskLayout, BaseExceptionLayout, BytesLayout, CFrameLayout, CFunctionLayout, CellLayout,
+    CodeLayout, DebugOffsetsLayout, DictKeysLayout, DictLayout, DictValuesLayout,
+    ErrStackItemLayout, FloatLayout, FrameObjectLayout, FunctionLayout, GcLayout, GenLayout,
+    GilLayout, HeapTypeLayout, IntLayout, InterpreterFrameLayout, InterpreterLayout, Layout,
+    ListLayout, LongLayout, MethodLayout, ModuleLayout, ObjectLayout, RuntimeLayout, SetLayout,
+    Shape, ThreadStateLayout, TupleLayout, TypeObjectLayout, UnicodeLayout, VarObjectLayout,
+    WeakrefLayout,
 };
 
 // source: $PYENV_ROOT/versions/3.13.0/include/python3.13 (3.13.0)
 // flags: -I$PYENV_ROOT/versions/3.13.0/include/python3.13 -DPy_BUILD_CORE
+// hand-defined in tools/layoutgen/handdefs.py (not installed): https://github.com/python/cpython/blob/v3.13.0/Modules/_asynciomodule.c
 /// CPython 3.13, release build.
 pub const RELEASE: Layout = Layout {
     major: 3,
@@ -25,6 +27,9 @@ pub const RELEASE: Layout = Layout {
         dict_words_before: 3,
     },
     insertion_order: InsertionOrder::AfterValues,
+    gen_frame_live: Some((-3, 0)),
+    gen_awaited_slot: 1,
+    gen_frame_suspended: Some((-2, -1)),
     object: ObjectLayout {
         // offsetof(PyObject, ob_type)
         ob_type: Field::at(8),
@@ -76,6 +81,7 @@ pub const RELEASE: Layout = Layout {
         ceval_gil: Some(Field::at(16)),
         // offsetof(PyInterpreterState, gc.collecting)
         gc_collecting: Some(Field::at(7600)),
+        asyncio_tasks_head: None,
     },
     gil: GilLayout {
         // offsetof(struct _gil_runtime_state, locked)
@@ -100,6 +106,7 @@ pub const RELEASE: Layout = Layout {
         // offsetof(PyThreadState, exc_info)
         exc_info: Some(Field::at(120)),
         exc_value: None,
+        asyncio_tasks_head: None,
     },
     err_stackitem: ErrStackItemLayout {
         // offsetof(_PyErr_StackItem, exc_value)
@@ -120,8 +127,14 @@ pub const RELEASE: Layout = Layout {
         f_localsplus: None,
         // offsetof(PyFrameObject, f_frame)
         f_frame: Some(Field::at(24)),
+        f_valuestack: None,
+        f_stacktop: None,
+        f_stackdepth: None,
     },
     iframe: InterpreterFrameLayout {
+        // offsetof(_PyInterpreterFrame, stacktop)
+        stacktop: Some(Field::at(64)),
+        stackpointer: None,
         // offsetof(_PyInterpreterFrame, localsplus)
         localsplus: Some(72),
         // offsetof(_PyInterpreterFrame, f_executable)
@@ -293,6 +306,32 @@ pub const RELEASE: Layout = Layout {
         // offsetof(PyInterpreterState, gc.permanent_generation)
         interp_permanent: Some(7504),
     },
+    weakref: WeakrefLayout {
+        // offsetof(PyWeakReference, wr_object)
+        wr_object: Field::at(16),
+    },
+    gen: GenLayout {
+        // offsetof(PyGenObject, gi_qualname)
+        gi_qualname: Some(Field::at(32)),
+        gi_frame: None,
+        // offsetof(PyGenObject, gi_iframe)
+        gi_iframe: Some(72),
+        // offsetof(PyGenObject, gi_frame_state)
+        gi_frame_state: Some(Field::at(67)),
+    },
+    asyncio_task: AsyncioTaskLayout {
+        // offsetof(TaskObj, task_loop), hand-defined struct
+        event_loop: Some(Field::at(16)),
+        // offsetof(TaskObj, task_state), hand-defined struct
+        state: Some(Field::at(96)),
+        // offsetof(TaskObj, task_fut_waiter), hand-defined struct
+        fut_waiter: Some(Field::at(112)),
+        // offsetof(TaskObj, task_coro), hand-defined struct
+        coro: Some(Field::at(120)),
+        // offsetof(TaskObj, task_name), hand-defined struct
+        name: Some(Field::at(128)),
+        node: None,
+    },
     debug_offsets: Some(DebugOffsetsLayout {
         // sizeof(_Py_DebugOffsets)
         size: 584,
@@ -402,6 +441,7 @@ pub const RELEASE: Layout = Layout {
 
 // source: $PYCORE_PYTHONS/3.13t/include/python3.13t (3.13.5)
 // flags: -I$PYCORE_PYTHONS/3.13t/include/python3.13t -DPy_BUILD_CORE
+// hand-defined in tools/layoutgen/handdefs.py (not installed): https://github.com/python/cpython/blob/v3.13.5/Modules/_asynciomodule.c
 /// CPython 3.13, free-threaded build.
 pub const FREE_THREADED: Layout = Layout {
     major: 3,
@@ -413,6 +453,9 @@ pub const FREE_THREADED: Layout = Layout {
         dict_words_before: 1,
     },
     insertion_order: InsertionOrder::AfterValues,
+    gen_frame_live: Some((-3, 0)),
+    gen_awaited_slot: 1,
+    gen_frame_suspended: Some((-2, -1)),
     object: ObjectLayout {
         // offsetof(PyObject, ob_type)
         ob_type: Field::at(24),
@@ -464,6 +507,7 @@ pub const FREE_THREADED: Layout = Layout {
         ceval_gil: Some(Field::at(16)),
         // offsetof(PyInterpreterState, gc.collecting)
         gc_collecting: Some(Field::at(7600)),
+        asyncio_tasks_head: None,
     },
     gil: GilLayout {
         // offsetof(struct _gil_runtime_state, locked)
@@ -489,6 +533,7 @@ pub const FREE_THREADED: Layout = Layout {
         // offsetof(PyThreadState, exc_info)
         exc_info: Some(Field::at(120)),
         exc_value: None,
+        asyncio_tasks_head: None,
     },
     err_stackitem: ErrStackItemLayout {
         // offsetof(_PyErr_StackItem, exc_value)
@@ -509,8 +554,14 @@ pub const FREE_THREADED: Layout = Layout {
         f_localsplus: None,
         // offsetof(PyFrameObject, f_frame)
         f_frame: Some(Field::at(40)),
+        f_valuestack: None,
+        f_stacktop: None,
+        f_stackdepth: None,
     },
     iframe: InterpreterFrameLayout {
+        // offsetof(_PyInterpreterFrame, stacktop)
+        stacktop: Some(Field::at(64)),
+        stackpointer: None,
         // offsetof(_PyInterpreterFrame, localsplus)
         localsplus: Some(72),
         // offsetof(_PyInterpreterFrame, f_executable)
@@ -681,6 +732,32 @@ pub const FREE_THREADED: Layout = Layout {
         interp_generations: Some(7424),
         // offsetof(PyInterpreterState, gc.permanent_generation)
         interp_permanent: Some(7504),
+    },
+    weakref: WeakrefLayout {
+        // offsetof(PyWeakReference, wr_object)
+        wr_object: Field::at(32),
+    },
+    gen: GenLayout {
+        // offsetof(PyGenObject, gi_qualname)
+        gi_qualname: Some(Field::at(48)),
+        gi_frame: None,
+        // offsetof(PyGenObject, gi_iframe)
+        gi_iframe: Some(88),
+        // offsetof(PyGenObject, gi_frame_state)
+        gi_frame_state: Some(Field::at(83)),
+    },
+    asyncio_task: AsyncioTaskLayout {
+        // offsetof(TaskObj, task_loop), hand-defined struct
+        event_loop: Some(Field::at(32)),
+        // offsetof(TaskObj, task_state), hand-defined struct
+        state: Some(Field::at(112)),
+        // offsetof(TaskObj, task_fut_waiter), hand-defined struct
+        fut_waiter: Some(Field::at(128)),
+        // offsetof(TaskObj, task_coro), hand-defined struct
+        coro: Some(Field::at(136)),
+        // offsetof(TaskObj, task_name), hand-defined struct
+        name: Some(Field::at(144)),
+        node: None,
     },
     debug_offsets: Some(DebugOffsetsLayout {
         // sizeof(_Py_DebugOffsets)

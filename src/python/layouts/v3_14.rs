@@ -4,16 +4,18 @@
 use super::super::dicts::{InsertionOrder, ManagedDict};
 use super::super::field::Field;
 use super::super::layout::{
-    BaseExceptionLayout, BytesLayout, CFrameLayout, CFunctionLayout, CellLayout, CodeLayout,
-    DebugOffsetsLayout, DictKeysLayout, DictLayout, DictValuesLayout, ErrStackItemLayout,
-    FloatLayout, FrameObjectLayout, FunctionLayout, GcLayout, GilLayout, HeapTypeLayout, IntLayout,
-    InterpreterFrameLayout, InterpreterLayout, Layout, ListLayout, LongLayout, MethodLayout,
-    ModuleLayout, ObjectLayout, RuntimeLayout, SetLayout, Shape, ThreadStateLayout, TupleLayout,
-    TypeObjectLayout, UnicodeLayout, VarObjectLayout,
+    AsyncioTaskLayout, BaseExceptionLayout, BytesLayout, CFrameLayout, CFunctionLayout, CellLayout,
+    CodeLayout, DebugOffsetsLayout, DictKeysLayout, DictLayout, DictValuesLayout,
+    ErrStackItemLayout, FloatLayout, FrameObjectLayout, FunctionLayout, GcLayout, GenLayout,
+    GilLayout, HeapTypeLayout, IntLayout, InterpreterFrameLayout, InterpreterLayout, Layout,
+    ListLayout, LongLayout, MethodLayout, ModuleLayout, ObjectLayout, RuntimeLayout, SetLayout,
+    Shape, ThreadStateLayout, TupleLayout, TypeObjectLayout, UnicodeLayout, VarObjectLayout,
+    WeakrefLayout,
 };
 
 // source: $PYCORE_PYTHONS/debian/usr/include/python3.14 (3.14.10)
 // flags: -I$PYCORE_PYTHONS/debian/usr/include/python3.14 -I$PYCORE_PYTHONS/debian/usr/include -DPy_BUILD_CORE
+// hand-defined in tools/layoutgen/handdefs.py (not installed): https://github.com/python/cpython/blob/v3.14.10/Modules/_asynciomodule.c
 /// CPython 3.14, release build.
 pub const RELEASE: Layout = Layout {
     major: 3,
@@ -25,6 +27,9 @@ pub const RELEASE: Layout = Layout {
         dict_words_before: 3,
     },
     insertion_order: InsertionOrder::AfterValues,
+    gen_frame_live: Some((-3, 0)),
+    gen_awaited_slot: 1,
+    gen_frame_suspended: Some((-2, -1)),
     object: ObjectLayout {
         // offsetof(PyObject, ob_type)
         ob_type: Field::at(8),
@@ -76,6 +81,8 @@ pub const RELEASE: Layout = Layout {
         ceval_gil: Some(Field::at(16)),
         // offsetof(PyInterpreterState, gc.collecting)
         gc_collecting: Some(Field::at(7600)),
+        // offsetof(PyInterpreterState, asyncio_tasks_head)
+        asyncio_tasks_head: Some(10880),
     },
     gil: GilLayout {
         // offsetof(struct _gil_runtime_state, locked)
@@ -100,6 +107,8 @@ pub const RELEASE: Layout = Layout {
         // offsetof(PyThreadState, exc_info)
         exc_info: Some(Field::at(120)),
         exc_value: None,
+        // offsetof(_PyThreadStateImpl, asyncio_tasks_head)
+        asyncio_tasks_head: Some(880),
     },
     err_stackitem: ErrStackItemLayout {
         // offsetof(_PyErr_StackItem, exc_value)
@@ -120,8 +129,14 @@ pub const RELEASE: Layout = Layout {
         f_localsplus: None,
         // offsetof(PyFrameObject, f_frame)
         f_frame: Some(Field::at(24)),
+        f_valuestack: None,
+        f_stacktop: None,
+        f_stackdepth: None,
     },
     iframe: InterpreterFrameLayout {
+        stacktop: None,
+        // offsetof(_PyInterpreterFrame, stackpointer)
+        stackpointer: Some(Field::at(64)),
         // offsetof(_PyInterpreterFrame, localsplus)
         localsplus: Some(80),
         // offsetof(_PyInterpreterFrame, f_executable)
@@ -293,6 +308,33 @@ pub const RELEASE: Layout = Layout {
         // offsetof(PyInterpreterState, gc.permanent_generation)
         interp_permanent: Some(7504),
     },
+    weakref: WeakrefLayout {
+        // offsetof(PyWeakReference, wr_object)
+        wr_object: Field::at(16),
+    },
+    gen: GenLayout {
+        // offsetof(PyGenObject, gi_qualname)
+        gi_qualname: Some(Field::at(32)),
+        gi_frame: None,
+        // offsetof(PyGenObject, gi_iframe)
+        gi_iframe: Some(72),
+        // offsetof(PyGenObject, gi_frame_state)
+        gi_frame_state: Some(Field::at(67)),
+    },
+    asyncio_task: AsyncioTaskLayout {
+        // offsetof(TaskObj, task_loop), hand-defined struct
+        event_loop: Some(Field::at(16)),
+        // offsetof(TaskObj, task_state), hand-defined struct
+        state: Some(Field::at(104)),
+        // offsetof(TaskObj, task_fut_waiter), hand-defined struct
+        fut_waiter: Some(Field::at(120)),
+        // offsetof(TaskObj, task_coro), hand-defined struct
+        coro: Some(Field::at(128)),
+        // offsetof(TaskObj, task_name), hand-defined struct
+        name: Some(Field::at(136)),
+        // offsetof(TaskObj, task_node), hand-defined struct
+        node: Some(152),
+    },
     debug_offsets: Some(DebugOffsetsLayout {
         // sizeof(_Py_DebugOffsets)
         size: 760,
@@ -405,9 +447,432 @@ pub const RELEASE: Layout = Layout {
 
 // source: $PYCORE_PYTHONS/debian/usr/include/python3.14d (3.14.10)
 // flags: -I$PYCORE_PYTHONS/debian/usr/include/python3.14d -I$PYCORE_PYTHONS/debian/usr/include -DPy_BUILD_CORE
+// hand-defined in tools/layoutgen/handdefs.py (not installed): https://github.com/python/cpython/blob/v3.14.10/Modules/_asynciomodule.c
 /// CPython 3.14, debug build.
 pub const DEBUG: Layout = Layout {
+    major: 3,
+    minor: 14,
     shape: Shape::Debug,
-    // Every other member equals RELEASE's.
-    ..RELEASE
+    lnotab_signed: true,
+    python2_repr: false,
+    managed_dict: ManagedDict::InlineValues {
+        dict_words_before: 3,
+    },
+    insertion_order: InsertionOrder::AfterValues,
+    gen_frame_live: Some((-3, 0)),
+    gen_awaited_slot: 1,
+    gen_frame_suspended: Some((-2, -1)),
+    object: ObjectLayout {
+        // offsetof(PyObject, ob_type)
+        ob_type: Field::at(8),
+    },
+    var_object: VarObjectLayout {
+        // offsetof(PyVarObject, ob_size)
+        ob_size: Field::at(16),
+    },
+    type_object: TypeObjectLayout {
+        // offsetof(PyTypeObject, tp_name)
+        tp_name: Field::at(24),
+        // offsetof(PyTypeObject, tp_flags)
+        tp_flags: Field::at(168),
+        // offsetof(PyTypeObject, tp_dictoffset)
+        tp_dictoffset: Field::at(288),
+        // offsetof(PyTypeObject, tp_basicsize)
+        tp_basicsize: Field::at(32),
+        // offsetof(PyTypeObject, tp_repr)
+        tp_repr: Field::at(88),
+        // offsetof(PyTypeObject, tp_base)
+        tp_base: Field::at(256),
+        // offsetof(PyTypeObject, tp_dict)
+        tp_dict: Field::at(264),
+    },
+    heap_type: HeapTypeLayout {
+        // offsetof(PyHeapTypeObject, ht_qualname)
+        ht_qualname: Some(Field::at(872)),
+        // offsetof(PyHeapTypeObject, ht_cached_keys)
+        ht_cached_keys: Some(Field::at(880)),
+    },
+    runtime: RuntimeLayout {
+        // offsetof(_PyRuntimeState, interpreters.head)
+        interpreters_head: Some(Field::at(808)),
+        // offsetof(_PyRuntimeState, interpreters.main)
+        interpreters_main: Some(Field::at(816)),
+        gilstate_tstate_current: None,
+        gc_collecting: None,
+    },
+    interp: InterpreterLayout {
+        // offsetof(PyInterpreterState, next)
+        next: Field::at(7272),
+        // offsetof(PyInterpreterState, threads.head)
+        threads_head: Field::at(7344),
+        // offsetof(PyInterpreterState, imports.modules)
+        modules: Field::at(7688),
+        // offsetof(PyInterpreterState, id)
+        id: Some(Field::at(7280)),
+        // offsetof(PyInterpreterState, ceval.gil)
+        ceval_gil: Some(Field::at(16)),
+        // offsetof(PyInterpreterState, gc.collecting)
+        gc_collecting: Some(Field::at(7600)),
+        // offsetof(PyInterpreterState, asyncio_tasks_head)
+        asyncio_tasks_head: Some(10888),
+    },
+    gil: GilLayout {
+        // offsetof(struct _gil_runtime_state, locked)
+        locked: Some(Field::at(16)),
+        // offsetof(struct _gil_runtime_state, last_holder)
+        last_holder: Some(Field::at(8)),
+        enabled: None,
+    },
+    tstate: ThreadStateLayout {
+        // offsetof(PyThreadState, next)
+        next: Field::at(8),
+        // offsetof(PyThreadState, interp)
+        interp: Field::at(16),
+        frame: None,
+        cframe: None,
+        // offsetof(PyThreadState, current_frame)
+        current_frame: Some(Field::at(72)),
+        // offsetof(PyThreadState, thread_id)
+        thread_id: Field::at(152),
+        // offsetof(PyThreadState, native_thread_id)
+        native_thread_id: Some(Field::at(160)),
+        // offsetof(PyThreadState, exc_info)
+        exc_info: Some(Field::at(120)),
+        exc_value: None,
+        // offsetof(_PyThreadStateImpl, asyncio_tasks_head)
+        asyncio_tasks_head: Some(880),
+    },
+    err_stackitem: ErrStackItemLayout {
+        // offsetof(_PyErr_StackItem, exc_value)
+        exc_value: Some(Field::at(0)),
+        // offsetof(_PyErr_StackItem, previous_item)
+        previous_item: Some(Field::at(8)),
+    },
+    cframe: CFrameLayout {
+        current_frame: None,
+    },
+    frame: FrameObjectLayout {
+        // None: offsetof(PyFrameObject, f_back) exists, but frame.f_code is None
+        f_back: None,
+        f_code: None,
+        f_lasti: None,
+        // None: offsetof(PyFrameObject, f_lineno) exists, but frame.f_code is None
+        f_lineno: None,
+        f_localsplus: None,
+        // offsetof(PyFrameObject, f_frame)
+        f_frame: Some(Field::at(24)),
+        f_valuestack: None,
+        f_stacktop: None,
+        f_stackdepth: None,
+    },
+    iframe: InterpreterFrameLayout {
+        stacktop: None,
+        // offsetof(_PyInterpreterFrame, stackpointer)
+        stackpointer: Some(Field::at(64)),
+        // offsetof(_PyInterpreterFrame, localsplus)
+        localsplus: Some(80),
+        // offsetof(_PyInterpreterFrame, f_executable)
+        executable: Some(Field::at(0)),
+        // offsetof(_PyInterpreterFrame, previous)
+        previous: Some(Field::at(8)),
+        // offsetof(_PyInterpreterFrame, instr_ptr)
+        instr_ptr: Some(Field::at(56)),
+        // offsetof(_PyInterpreterFrame, owner)
+        owner: Some(Field::at(74)),
+        is_entry: None,
+    },
+    code: CodeLayout {
+        // offsetof(PyCodeObject, co_filename)
+        co_filename: Field::at(112),
+        // offsetof(PyCodeObject, co_name)
+        co_name: Field::at(120),
+        // offsetof(PyCodeObject, co_qualname)
+        co_qualname: Some(Field::at(128)),
+        // offsetof(PyCodeObject, co_firstlineno)
+        co_firstlineno: Field::at(68),
+        co_lnotab: None,
+        // offsetof(PyCodeObject, co_linetable)
+        co_linetable: Some(Field::at(136)),
+        // offsetof(PyCodeObject, co_argcount)
+        co_argcount: Field::at(52),
+        // offsetof(PyCodeObject, co_kwonlyargcount)
+        co_kwonlyargcount: Some(Field::at(60)),
+        // offsetof(PyCodeObject, co_flags)
+        co_flags: Field::at(48),
+        co_varnames: None,
+        co_cellvars: None,
+        co_freevars: None,
+        // offsetof(PyCodeObject, co_localsplusnames)
+        co_localsplusnames: Some(Field::at(96)),
+        // offsetof(PyCodeObject, co_localspluskinds)
+        co_localspluskinds: Some(Field::at(104)),
+        // offsetof(PyCodeObject, co_code_adaptive)
+        co_code_adaptive: Some(208),
+    },
+    bytes: BytesLayout {
+        // offsetof(PyBytesObject, ob_sval)
+        ob_sval: 32,
+    },
+    unicode: UnicodeLayout {
+        // offsetof(PyASCIIObject, length)
+        length: Some(Field::at(16)),
+        // offsetof(PyASCIIObject, state)
+        state: Some(Field::at(32)),
+        // sizeof(PyASCIIObject)
+        ascii_size: Some(40),
+        // sizeof(PyCompactUnicodeObject)
+        compact_size: Some(56),
+        // offsetof(PyUnicodeObject, data)
+        legacy_data: Some(Field::at(56)),
+        py2_length: None,
+        py2_str: None,
+        py2_unit: None,
+    },
+    int: IntLayout { ob_ival: None },
+    long: LongLayout {
+        // offsetof(PyLongObject, long_value.ob_digit)
+        digits: 24,
+        // offsetof(PyLongObject, long_value.lv_tag)
+        lv_tag: Some(Field::at(16)),
+    },
+    dict: DictLayout {
+        // offsetof(PyDictObject, ma_used)
+        ma_used: Field::at(16),
+        ma_mask: None,
+        ma_table: None,
+        // offsetof(PyDictObject, ma_keys)
+        ma_keys: Some(Field::at(32)),
+        // offsetof(PyDictObject, ma_values)
+        ma_values: Some(Field::at(40)),
+        // sizeof(PyDictKeyEntry)
+        entry_size: 24,
+        // sizeof(PyDictUnicodeEntry)
+        unicode_entry_size: Some(16),
+    },
+    dict_keys: DictKeysLayout {
+        dk_size: None,
+        // offsetof(PyDictKeysObject, dk_log2_size)
+        dk_log2_size: Some(Field::at(8)),
+        // offsetof(PyDictKeysObject, dk_log2_index_bytes)
+        dk_log2_index_bytes: Some(Field::at(9)),
+        // offsetof(PyDictKeysObject, dk_kind)
+        dk_kind: Some(Field::at(10)),
+        // offsetof(PyDictKeysObject, dk_nentries)
+        dk_nentries: Some(Field::at(24)),
+        // offsetof(PyDictKeysObject, dk_indices)
+        dk_indices: Some(32),
+    },
+    dict_values: DictValuesLayout {
+        // offsetof(PyDictValues, values)
+        values: Some(8),
+        // offsetof(PyDictValues, capacity)
+        capacity: Some(Field::at(0)),
+        // offsetof(PyDictValues, size)
+        size: Some(Field::at(1)),
+    },
+    base_exception: BaseExceptionLayout {
+        // offsetof(PyBaseExceptionObject, args)
+        args: Field::at(24),
+    },
+    float: FloatLayout {
+        // offsetof(PyFloatObject, ob_fval)
+        ob_fval: Field::at(16),
+    },
+    tuple: TupleLayout {
+        // offsetof(PyTupleObject, ob_item)
+        ob_item: 32,
+    },
+    list: ListLayout {
+        // offsetof(PyListObject, ob_item)
+        ob_item: Field::at(24),
+    },
+    set: SetLayout {
+        // offsetof(PySetObject, used)
+        used: Field::at(24),
+        // offsetof(PySetObject, mask)
+        mask: Field::at(32),
+        // offsetof(PySetObject, table)
+        table: Field::at(40),
+        // offsetof(setentry, key)
+        entry_key: 0,
+        // sizeof(setentry)
+        entry_size: 16,
+    },
+    cell: CellLayout {
+        // offsetof(PyCellObject, ob_ref)
+        ob_ref: Field::at(16),
+    },
+    module: ModuleLayout {
+        // offsetof(PyModuleObject, md_dict)
+        md_dict: Field::at(16),
+    },
+    function: FunctionLayout {
+        // offsetof(PyFunctionObject, func_name)
+        func_name: Field::at(32),
+        // offsetof(PyFunctionObject, func_qualname)
+        func_qualname: Some(Field::at(40)),
+    },
+    cfunction: CFunctionLayout {
+        // offsetof(PyCFunctionObject, m_ml)
+        m_ml: Field::at(16),
+        // offsetof(PyCFunctionObject, m_self)
+        m_self: Field::at(24),
+        // offsetof(PyMethodDef, ml_name)
+        ml_name: Field::at(0),
+    },
+    method: MethodLayout {
+        // offsetof(PyMethodObject, im_func)
+        im_func: Field::at(16),
+        // offsetof(PyMethodObject, im_self)
+        im_self: Field::at(24),
+    },
+    gc: GcLayout {
+        // offsetof(PyGC_Head, _gc_next)
+        next: Field::at(0),
+        // sizeof(PyGC_Head)
+        head_size: 16,
+        // sizeof(struct gc_generation)
+        generation_size: 24,
+        runtime_generations: None,
+        runtime_permanent: None,
+        // offsetof(PyInterpreterState, gc.generations)
+        interp_generations: Some(7432),
+        // offsetof(PyInterpreterState, gc.permanent_generation)
+        interp_permanent: Some(7504),
+    },
+    weakref: WeakrefLayout {
+        // offsetof(PyWeakReference, wr_object)
+        wr_object: Field::at(16),
+    },
+    gen: GenLayout {
+        // offsetof(PyGenObject, gi_qualname)
+        gi_qualname: Some(Field::at(32)),
+        gi_frame: None,
+        // offsetof(PyGenObject, gi_iframe)
+        gi_iframe: Some(72),
+        // offsetof(PyGenObject, gi_frame_state)
+        gi_frame_state: Some(Field::at(67)),
+    },
+    asyncio_task: AsyncioTaskLayout {
+        // offsetof(TaskObj, task_loop), hand-defined struct
+        event_loop: Some(Field::at(16)),
+        // offsetof(TaskObj, task_state), hand-defined struct
+        state: Some(Field::at(104)),
+        // offsetof(TaskObj, task_fut_waiter), hand-defined struct
+        fut_waiter: Some(Field::at(120)),
+        // offsetof(TaskObj, task_coro), hand-defined struct
+        coro: Some(Field::at(128)),
+        // offsetof(TaskObj, task_name), hand-defined struct
+        name: Some(Field::at(136)),
+        // offsetof(TaskObj, task_node), hand-defined struct
+        node: Some(152),
+    },
+    debug_offsets: Some(DebugOffsetsLayout {
+        // sizeof(_Py_DebugOffsets)
+        size: 760,
+        // offsetof(_Py_DebugOffsets, version)
+        version: 8,
+        // offsetof(_Py_DebugOffsets, free_threaded)
+        free_threaded: Some(16),
+        // offsetof(_Py_DebugOffsets, runtime_state.interpreters_head)
+        runtime_state_interpreters_head: Some(40),
+        // offsetof(_Py_DebugOffsets, interpreter_state.id)
+        interpreter_state_id: Some(56),
+        // offsetof(_Py_DebugOffsets, interpreter_state.next)
+        interpreter_state_next: Some(64),
+        // offsetof(_Py_DebugOffsets, interpreter_state.threads_head)
+        interpreter_state_threads_head: Some(72),
+        // offsetof(_Py_DebugOffsets, interpreter_state.imports_modules)
+        interpreter_state_imports_modules: Some(96),
+        // offsetof(_Py_DebugOffsets, interpreter_state.ceval_gil)
+        interpreter_state_ceval_gil: Some(120),
+        // offsetof(_Py_DebugOffsets, interpreter_state.gil_runtime_state)
+        interpreter_state_gil_runtime_state: Some(128),
+        // offsetof(_Py_DebugOffsets, interpreter_state.gil_runtime_state_enabled)
+        interpreter_state_gil_runtime_state_enabled: Some(136),
+        // offsetof(_Py_DebugOffsets, interpreter_state.gil_runtime_state_locked)
+        interpreter_state_gil_runtime_state_locked: Some(144),
+        // offsetof(_Py_DebugOffsets, interpreter_state.gil_runtime_state_holder)
+        interpreter_state_gil_runtime_state_holder: Some(152),
+        // offsetof(_Py_DebugOffsets, thread_state.next)
+        thread_state_next: Some(192),
+        // offsetof(_Py_DebugOffsets, thread_state.interp)
+        thread_state_interp: Some(200),
+        // offsetof(_Py_DebugOffsets, thread_state.current_frame)
+        thread_state_current_frame: Some(208),
+        // offsetof(_Py_DebugOffsets, thread_state.thread_id)
+        thread_state_thread_id: Some(216),
+        // offsetof(_Py_DebugOffsets, thread_state.native_thread_id)
+        thread_state_native_thread_id: Some(224),
+        // offsetof(_Py_DebugOffsets, interpreter_frame.previous)
+        interpreter_frame_previous: Some(256),
+        // offsetof(_Py_DebugOffsets, interpreter_frame.executable)
+        interpreter_frame_executable: Some(264),
+        // offsetof(_Py_DebugOffsets, interpreter_frame.instr_ptr)
+        interpreter_frame_instr_ptr: Some(272),
+        // offsetof(_Py_DebugOffsets, interpreter_frame.owner)
+        interpreter_frame_owner: Some(288),
+        // offsetof(_Py_DebugOffsets, code_object.filename)
+        code_object_filename: Some(320),
+        // offsetof(_Py_DebugOffsets, code_object.name)
+        code_object_name: Some(328),
+        // offsetof(_Py_DebugOffsets, code_object.qualname)
+        code_object_qualname: Some(336),
+        // offsetof(_Py_DebugOffsets, code_object.linetable)
+        code_object_linetable: Some(344),
+        // offsetof(_Py_DebugOffsets, code_object.firstlineno)
+        code_object_firstlineno: Some(352),
+        // offsetof(_Py_DebugOffsets, code_object.co_code_adaptive)
+        code_object_co_code_adaptive: Some(384),
+        // offsetof(_Py_DebugOffsets, pyobject.ob_type)
+        pyobject_ob_type: Some(408),
+        // offsetof(_Py_DebugOffsets, type_object.tp_name)
+        type_object_tp_name: Some(424),
+        // offsetof(_Py_DebugOffsets, type_object.tp_flags)
+        type_object_tp_flags: Some(440),
+        type_object_tp_basicsize: None,
+        type_object_tp_dictoffset: None,
+        heap_type_object_ht_cached_keys: None,
+        // offsetof(_Py_DebugOffsets, dict_object.ma_keys)
+        dict_object_ma_keys: Some(536),
+        // offsetof(_Py_DebugOffsets, dict_object.ma_values)
+        dict_object_ma_values: Some(544),
+        // offsetof(_Py_DebugOffsets, long_object.lv_tag)
+        long_object_lv_tag: Some(576),
+        // offsetof(_Py_DebugOffsets, long_object.ob_digit)
+        long_object_ob_digit: Some(584),
+        // offsetof(_Py_DebugOffsets, bytes_object.ob_size)
+        bytes_object_ob_size: Some(600),
+        // offsetof(_Py_DebugOffsets, bytes_object.ob_sval)
+        bytes_object_ob_sval: Some(608),
+        // offsetof(_Py_DebugOffsets, unicode_object.state)
+        unicode_object_state: Some(624),
+        // offsetof(_Py_DebugOffsets, unicode_object.length)
+        unicode_object_length: Some(632),
+        // offsetof(_Py_DebugOffsets, unicode_object.asciiobject_size)
+        unicode_object_asciiobject_size: Some(640),
+        unicode_object_compactunicodeobject_size: None,
+        // offsetof(_Py_DebugOffsets, interpreter_frame.localsplus)
+        interpreter_frame_localsplus: Some(280),
+        // offsetof(_Py_DebugOffsets, code_object.argcount)
+        code_object_argcount: Some(360),
+        // offsetof(_Py_DebugOffsets, code_object.localsplusnames)
+        code_object_localsplusnames: Some(368),
+        // offsetof(_Py_DebugOffsets, code_object.localspluskinds)
+        code_object_localspluskinds: Some(376),
+        // offsetof(_Py_DebugOffsets, type_object.tp_repr)
+        type_object_tp_repr: Some(432),
+        // offsetof(_Py_DebugOffsets, tuple_object.ob_item)
+        tuple_object_ob_item: Some(456),
+        // offsetof(_Py_DebugOffsets, list_object.ob_item)
+        list_object_ob_item: Some(480),
+        // offsetof(_Py_DebugOffsets, set_object.used)
+        set_object_used: Some(504),
+        // offsetof(_Py_DebugOffsets, set_object.table)
+        set_object_table: Some(512),
+        // offsetof(_Py_DebugOffsets, set_object.mask)
+        set_object_mask: Some(520),
+        // offsetof(_Py_DebugOffsets, float_object.ob_fval)
+        float_object_ob_fval: Some(560),
+    }),
 };

@@ -4,12 +4,12 @@
 use super::super::dicts::{InsertionOrder, ManagedDict};
 use super::super::field::Field;
 use super::super::layout::{
-    BaseExceptionLayout, BytesLayout, CFrameLayout, CFunctionLayout, CellLayout, CodeLayout,
-    DictKeysLayout, DictLayout, DictValuesLayout, ErrStackItemLayout, FloatLayout,
-    FrameObjectLayout, FunctionLayout, GcLayout, GilLayout, HeapTypeLayout, IntLayout,
+    AsyncioTaskLayout, BaseExceptionLayout, BytesLayout, CFrameLayout, CFunctionLayout, CellLayout,
+    CodeLayout, DictKeysLayout, DictLayout, DictValuesLayout, ErrStackItemLayout, FloatLayout,
+    FrameObjectLayout, FunctionLayout, GcLayout, GenLayout, GilLayout, HeapTypeLayout, IntLayout,
     InterpreterFrameLayout, InterpreterLayout, Layout, ListLayout, LongLayout, MethodLayout,
     ModuleLayout, ObjectLayout, RuntimeLayout, SetLayout, Shape, ThreadStateLayout, TupleLayout,
-    TypeObjectLayout, UnicodeLayout, VarObjectLayout,
+    TypeObjectLayout, UnicodeLayout, VarObjectLayout, WeakrefLayout,
 };
 
 // source: $PYENV_ROOT/versions/3.7.16/include/python3.7m (3.7.16)
@@ -25,6 +25,9 @@ pub const RELEASE: Layout = Layout {
     python2_repr: false,
     managed_dict: ManagedDict::None,
     insertion_order: InsertionOrder::SharedKeys,
+    gen_frame_live: None,
+    gen_awaited_slot: 1,
+    gen_frame_suspended: None,
     object: ObjectLayout {
         // offsetof(PyObject, ob_type)
         ob_type: Field::at(8),
@@ -76,6 +79,7 @@ pub const RELEASE: Layout = Layout {
         id: Some(Field::at(16)),
         ceval_gil: None,
         gc_collecting: None,
+        asyncio_tasks_head: None,
     },
     gil: GilLayout {
         // None: offsetof(struct _gil_runtime_state, locked) exists, but interp.ceval_gil is None
@@ -99,6 +103,7 @@ pub const RELEASE: Layout = Layout {
         // offsetof(PyThreadState, exc_info)
         exc_info: Some(Field::at(144)),
         exc_value: None,
+        asyncio_tasks_head: None,
     },
     err_stackitem: ErrStackItemLayout {
         // offsetof(_PyErr_StackItem, exc_value)
@@ -121,8 +126,15 @@ pub const RELEASE: Layout = Layout {
         // offsetof(PyFrameObject, f_localsplus)
         f_localsplus: Some(360),
         f_frame: None,
+        // offsetof(PyFrameObject, f_valuestack)
+        f_valuestack: Some(Field::at(64)),
+        // offsetof(PyFrameObject, f_stacktop)
+        f_stacktop: Some(Field::at(72)),
+        f_stackdepth: None,
     },
     iframe: InterpreterFrameLayout {
+        stacktop: None,
+        stackpointer: None,
         localsplus: None,
         executable: None,
         previous: None,
@@ -281,6 +293,26 @@ pub const RELEASE: Layout = Layout {
         runtime_permanent: Some(512),
         interp_generations: None,
         interp_permanent: None,
+    },
+    weakref: WeakrefLayout {
+        // offsetof(PyWeakReference, wr_object)
+        wr_object: Field::at(16),
+    },
+    gen: GenLayout {
+        // offsetof(PyGenObject, gi_qualname)
+        gi_qualname: Some(Field::at(56)),
+        // offsetof(PyGenObject, gi_frame)
+        gi_frame: Some(Field::at(16)),
+        gi_iframe: None,
+        gi_frame_state: None,
+    },
+    asyncio_task: AsyncioTaskLayout {
+        event_loop: None,
+        state: None,
+        fut_waiter: None,
+        coro: None,
+        name: None,
+        node: None,
     },
     debug_offsets: None,
 };
