@@ -9,6 +9,7 @@
 //! - `locals`: `--locals` against the values each parked function recorded;
 //! - `pack`: `pycore pack` (same report, no other file opened) and the committed packed cores;
 //! - `asyncio`: every event loop's tasks against what the process recorded;
+//! - `batch`: many cores at once (JSON Lines, the summary) and crash signatures;
 //! - `inputs`, `bad_input`, `mutation`: real-world, wrong and hostile input;
 //! - `example`: the committed example.
 
@@ -16,6 +17,7 @@ mod support;
 
 mod asyncio;
 mod bad_input;
+mod batch;
 mod cores;
 mod example;
 mod forensics;
