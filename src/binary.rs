@@ -7,9 +7,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use goblin::elf::program_header::ProgramHeader;
 use goblin::elf::program_header::{PT_LOAD, PT_NOTE};
 use goblin::elf::section_header::{SHT_DYNSYM, SHT_GNU_HASH, SHT_SYMTAB};
-use goblin::elf::Elf;
 
 use crate::bytes::{slice, u32_at, u64_at};
 use crate::error::{Error, Result};
@@ -28,6 +28,77 @@ struct SymbolTable {
     count: usize,
     strings: usize,
     strings_len: usize,
+}
+
+/// What the dynamic section (PT_DYNAMIC) names: DT_NEEDED, DT_RPATH and DT_RUNPATH strings.
+#[derive(Default)]
+struct Dynamic {
+    needed: Vec<String>,
+    rpaths: Vec<String>,
+    runpaths: Vec<String>,
+}
+
+impl Dynamic {
+    /// Read in place from the file: the entries (`Elf64_Dyn`: tag, value) up to DT_NULL, their
+    /// strings from DT_STRTAB (a link-time address, mapped to a file offset by the PT_LOADs).
+    fn read(bytes: &[u8], program_headers: &[ProgramHeader]) -> Dynamic {
+        const DT_NULL: u64 = 0;
+        const DT_NEEDED: u64 = 1;
+        const DT_STRTAB: u64 = 5;
+        const DT_STRSZ: u64 = 10;
+        const DT_RPATH: u64 = 15;
+        const DT_RUNPATH: u64 = 29;
+        const PT_DYNAMIC: u32 = 2;
+        /// Real files have a few dozen entries.
+        const MAX_ENTRIES: usize = 4096;
+        let mut dynamic = Dynamic::default();
+        let Some(table) = program_headers
+            .iter()
+            .find(|ph| ph.p_type == PT_DYNAMIC)
+            .and_then(|ph| slice(bytes, ph.p_offset as usize, ph.p_filesz as usize))
+        else {
+            return dynamic;
+        };
+        let entries: Vec<(u64, u64)> = table
+            .chunks_exact(16)
+            .take(MAX_ENTRIES)
+            .map(|e| (u64_at(e, 0).unwrap_or(DT_NULL), u64_at(e, 8).unwrap_or(0)))
+            .take_while(|&(tag, _)| tag != DT_NULL)
+            .collect();
+        let value = |wanted: u64| entries.iter().find(|(t, _)| *t == wanted).map(|&(_, v)| v);
+        let strings = value(DT_STRTAB).and_then(|vaddr| {
+            let offset = program_headers.iter().find_map(|ph| {
+                (ph.p_type == PT_LOAD && vaddr >= ph.p_vaddr && vaddr - ph.p_vaddr < ph.p_filesz)
+                    .then(|| ph.p_offset + (vaddr - ph.p_vaddr))
+            })?;
+            let size = value(DT_STRSZ).unwrap_or(0);
+            slice(
+                bytes,
+                usize::try_from(offset).ok()?,
+                usize::try_from(size).ok()?,
+            )
+        });
+        let Some(strings) = strings else {
+            return dynamic;
+        };
+        let string = |at: u64| -> Option<String> {
+            let tail = strings.get(usize::try_from(at).ok()?..)?;
+            let end = tail.iter().position(|&b| b == 0)?;
+            Some(String::from_utf8_lossy(&tail[..end]).into_owned())
+        };
+        for &(tag, at) in &entries {
+            let list = match tag {
+                DT_NEEDED => &mut dynamic.needed,
+                DT_RPATH => &mut dynamic.rpaths,
+                DT_RUNPATH => &mut dynamic.runpaths,
+                _ => continue,
+            };
+            if list.len() < MAX_RUN_PATHS {
+                list.extend(string(at));
+            }
+        }
+        dynamic
+    }
 }
 
 /// An ELF shared object or executable, mapped from disk.
@@ -60,20 +131,22 @@ impl ElfImage {
             reason,
         };
         let bytes = file.bytes();
-        let elf = Elf::parse(bytes).map_err(|e| bad(e.to_string()))?;
-        if !elf.is_64 || !elf.little_endian {
-            return Err(bad(
-                "only 64-bit little-endian binaries are supported".into()
-            ));
-        }
-        let base_vaddr = elf
-            .program_headers
+        // Only the headers, the dynamic entries and the tables look-ups need: never the
+        // relocations or whole string tables (goblin's full parse of libpython reads them all).
+        let header = crate::elf::header(bytes).map_err(|e| bad(e.to_string()))?;
+        let program_headers = crate::elf::program_headers(bytes, &header)
+            .ok_or_else(|| bad("its program headers are cut off or malformed".into()))?;
+        let section_headers: Vec<_> = crate::elf::sections(bytes, &header)
+            .ok_or_else(|| bad("its section headers are cut off or malformed".into()))?
+            .into_iter()
+            .map(|(_, sh)| sh)
+            .collect();
+        let base_vaddr = program_headers
             .iter()
             .find(|ph| ph.p_type == PT_LOAD && ph.p_offset == 0)
             .map(|ph| ph.p_vaddr)
             .unwrap_or(0);
-        let build_id = elf
-            .program_headers
+        let build_id = program_headers
             .iter()
             .filter(|ph| ph.p_type == PT_NOTE)
             .find_map(|ph| {
@@ -81,8 +154,8 @@ impl ElfImage {
                 build_id_in_notes(notes)
             });
         let table = |index: usize| -> Option<SymbolTable> {
-            let section = elf.section_headers.get(index)?;
-            let strings = elf.section_headers.get(section.sh_link as usize)?;
+            let section = section_headers.get(index)?;
+            let strings = section_headers.get(section.sh_link as usize)?;
             Some(SymbolTable {
                 offset: section.sh_offset as usize,
                 // Never more entries than the file holds: sizes come from the file.
@@ -93,20 +166,20 @@ impl ElfImage {
                 strings_len: strings.sh_size as usize,
             })
         };
-        let find = |kind: u32| elf.section_headers.iter().position(|s| s.sh_type == kind);
+        let find = |kind: u32| section_headers.iter().position(|s| s.sh_type == kind);
         let dynsym = find(SHT_DYNSYM).and_then(table);
         let symtab = find(SHT_SYMTAB).and_then(table);
-        let gnu_hash = elf
-            .section_headers
+        let gnu_hash = section_headers
             .iter()
             .find(|s| s.sh_type == SHT_GNU_HASH)
             .map(|s| s.sh_offset as usize);
+        let dynamic = Dynamic::read(bytes, &program_headers);
         // ld.so ignores DT_RPATH when DT_RUNPATH is present. Bounded: a hostile file may list
         // many entries, and only the first few ever matter.
-        let paths = if elf.runpaths.is_empty() {
-            &elf.rpaths
+        let paths = if dynamic.runpaths.is_empty() {
+            &dynamic.rpaths
         } else {
-            &elf.runpaths
+            &dynamic.runpaths
         };
         let run_paths = paths
             .iter()
@@ -115,15 +188,9 @@ impl ElfImage {
             .take(MAX_RUN_PATHS)
             .map(str::to_string)
             .collect();
-        let needed = elf
-            .libraries
-            .iter()
-            .take(MAX_RUN_PATHS)
-            .map(|l| l.to_string())
-            .collect();
+        let needed = dynamic.needed;
         const PT_GNU_RELRO: u32 = 0x6474_e552;
-        let relro = elf
-            .program_headers
+        let relro = program_headers
             .iter()
             .find(|ph| ph.p_type == PT_GNU_RELRO)
             .map(|ph| (ph.p_offset, ph.p_offset.saturating_add(ph.p_memsz)));
