@@ -69,7 +69,7 @@ pub struct Options {
 
 impl Options {
     /// Native frames: none (the crash site and thread states only), merged, or all of them.
-    fn native_mode(&self) -> native::NativeMode {
+    pub(crate) fn native_mode(&self) -> native::NativeMode {
         match (self.native, self.native_all) {
             (_, true) => native::NativeMode::All,
             (true, false) => native::NativeMode::Merged,
@@ -157,6 +157,11 @@ pub(crate) fn analyze_core(
         options.locator.clone(),
         options.native_mode(),
         None,
+        report::NativeFrames::Unwind(
+            recorded
+                .as_deref_mut()
+                .and_then(|r| r.facts.native.as_mut()),
+        ),
         &mut report,
     );
     report.finish();

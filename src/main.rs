@@ -28,8 +28,8 @@ enum Command {
     /// source lines it shows), zstd-compressed. `pycore analyze OUT` needs no binaries and
     /// gives the same report. What it holds: docs/packed-cores.md.
     ///
-    /// Exit codes as for analyze (nothing is written on an error); 2 for what cannot be
-    /// packed (native stacks, an already packed core); 74 when OUT cannot be written.
+    /// Exit codes as for analyze (nothing is written on an error); 2 for an already packed
+    /// core; 74 when OUT cannot be written.
     Pack(pycore::pack::PackOptions),
 }
 

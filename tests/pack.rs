@@ -5,7 +5,8 @@
 //! and checks that the packed core:
 //! - is small (under 1 MiB);
 //! - gives the same report as the original in every format (only the core's path and the
-//!   packed marks differ), with `--locals`;
+//!   packed marks differ), with `--locals`, and with `--native`/`--native-all` (it is packed with
+//!   `--native-all`);
 //! - opens no file but itself (strace: every `open` after the packed core's);
 //! - matches what the process recorded (stacks, process facts, variables).
 //!
@@ -58,7 +59,12 @@ fn pack_and_check(
     let packed = dir.join("packed.core.zst");
     let mut args: Vec<OsString> = vec!["pack".into(), core.path.clone().into()];
     args.extend(python.pycore_args());
-    args.extend(["--locals".into(), "-o".into(), packed.clone().into()]);
+    args.extend([
+        "--locals".into(),
+        "--native-all".into(),
+        "-o".into(),
+        packed.clone().into(),
+    ]);
     let args_ref: Vec<&OsStr> = args.iter().map(|a| a.as_os_str()).collect();
     let finished = run_pycore(&args_ref, dir.path(), "pycore-pack")?;
     if !matches!(finished.code(), Some(0 | 1)) {

@@ -32,9 +32,12 @@ pub enum NativeMode {
 }
 
 /// One named native frame (an inlined call is its own).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct NamedFrame {
     pub raw: RawFrame,
+    /// The address in the module's link-time addresses (`address` minus the load bias), when
+    /// the module is on this machine.
+    pub offset: Option<u64>,
     pub function: Option<String>,
     pub file: Option<String>,
     pub line: Option<u32>,
@@ -96,6 +99,10 @@ pub(crate) fn name_frame<'m>(
         raw.lookup
     };
     let symbol = raw.module.and_then(|m| symbol_name(modules, m, lookup));
+    let offset = raw
+        .module
+        .and_then(|m| modules.loaded(m).ok())
+        .map(|loaded| raw.address.wrapping_sub(loaded.bias));
     let mut from_dwarf: Vec<NamedFrame> = Vec::new();
     if let (Some(index), Ok(loaded)) = (
         raw.module,
@@ -123,6 +130,7 @@ pub(crate) fn name_frame<'m>(
                         .map_or((None, None), |l| (l.file.map(str::to_string), l.line));
                     from_dwarf.push(NamedFrame {
                         raw: *raw,
+                        offset,
                         function,
                         file,
                         line,
@@ -143,6 +151,7 @@ pub(crate) fn name_frame<'m>(
         }
         None => out.push(NamedFrame {
             raw: *raw,
+            offset,
             function: symbol,
             file: None,
             line: None,

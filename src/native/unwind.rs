@@ -36,7 +36,7 @@ type Regs = [Option<u64>; 17];
 type Slice<'a> = EndianSlice<'a, LittleEndian>;
 
 /// One frame as the unwinder found it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 pub struct RawFrame {
     /// The pc (innermost frame, or a frame a signal interrupted), else the return address.
     pub address: u64,

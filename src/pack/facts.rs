@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::report::BinarySummary;
+use crate::report::{BinarySummary, NativeRecord};
 use crate::warning::Warning;
 
 /// The note's format; a packed core of another format is refused with a message.
@@ -40,4 +40,7 @@ pub(crate) struct PackedFacts {
     pub crash_function: Option<String>,
     /// Source lines shown (and the lines checked to tell a changed file), by file.
     pub sources: BTreeMap<String, Vec<(u32, String)>>,
+    /// Packed with `--native`/`--native-all`: every thread's named native frames.
+    #[serde(default)]
+    pub native: Option<NativeRecord>,
 }

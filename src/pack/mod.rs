@@ -20,8 +20,9 @@ use crate::binaries::PythonBinaries;
 use crate::core::CoreFile;
 use crate::error::{Error, Result};
 use crate::memory::{AddressSpace, Memory};
+use crate::native::NativeMode;
 use crate::python::{PythonVersion, SymbolSource};
-use crate::report::{PackedFrom, Report};
+use crate::report::{NativeFrames, NativeRecord, PackedFrom, Report};
 use crate::warning::{Warning, WarningKind};
 use crate::Options;
 use facts::PackedFacts;
@@ -96,11 +97,6 @@ pub fn pack(options: &PackOptions) -> Result<PackSummary> {
         core: options.core.clone(),
         ..options.analysis.clone()
     };
-    if analysis.native || analysis.native_all {
-        return Err(Error::PackUnsupported {
-            what: "native stacks (--native, --native-all): a packed core keeps the Python analysis, the thread states and the crash site only".into(),
-        });
-    }
     let data = crate::open_core(&analysis.core)?;
     let original_size = data.bytes().len() as u64;
     let core = CoreFile::parse(crate::input::display_path(&analysis.core), data)?;
@@ -111,6 +107,9 @@ pub fn pack(options: &PackOptions) -> Result<PackSummary> {
     }
     let mut memory = AddressSpace::new(&core);
     let mut recorded = Recorded::default();
+    if analysis.native || analysis.native_all {
+        recorded.facts.native = Some(NativeRecord::default());
+    }
     let report = crate::analyze_core(&core, &mut memory, analysis, Some(&mut recorded));
     if let Some(error) = &report.error {
         // Nothing worth packing: the Python state could not be read (the same error as
@@ -208,18 +207,26 @@ pub(crate) fn analyze_packed(core: &CoreFile, note: &[u8], options: &Options) ->
                 .map(|kept| crate::source::sparse_lines(kept))
         });
     }
-    if options.native || options.native_all {
-        report.warnings.push(Warning::new(
-            WarningKind::PackedWithout,
-            "this packed core holds no native stacks: only the Python frames, the thread states and the crash site are shown",
-        ));
-    }
+    let wants_native = options.native || options.native_all;
+    let (mode, frames) = match &facts.native {
+        Some(record) if wants_native => (options.native_mode(), NativeFrames::Recorded(record)),
+        _ => {
+            if wants_native {
+                report.warnings.push(Warning::new(
+                    WarningKind::PackedWithout,
+                    "this packed core was packed without --native: only the Python frames, the thread states and the crash site are shown",
+                ));
+            }
+            (NativeMode::Off, NativeFrames::Unwind(None))
+        }
+    };
     crate::report::add_native(
         core,
         &memory,
         crate::binaries::Locator::default(),
-        crate::native::NativeMode::Off,
+        mode,
         Some(facts.crash_function.clone()),
+        frames,
         &mut report,
     );
     report.finish();

@@ -28,7 +28,7 @@ pub use crate::python::exceptions::ExceptionInfo;
 pub use crate::python::Shape;
 pub use asyncio::{AsyncioLoopReport, TaskFrameReport, TaskReport};
 pub use greenlets::{GreenletReport, GreenletSummary};
-pub(crate) use native::add_native;
+pub(crate) use native::{add_native, NativeFrames, NativeRecord};
 pub use native::{CrashLocation, NativeFrameReport};
 
 pub const SCHEMA_VERSION: u32 = 2;

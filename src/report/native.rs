@@ -42,6 +42,24 @@ pub struct NativeFrameReport {
     pub signal_frame: bool,
 }
 
+/// Every thread's named native frames (all of them, before the merge) and why its walk
+/// stopped early, by TID, and the modules missing on this machine: what `pycore pack
+/// --native` keeps so that a packed core gives the same native stacks without the modules.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct NativeRecord {
+    pub threads: std::collections::BTreeMap<i32, (Vec<NamedFrame>, Vec<String>)>,
+    pub missing: Vec<String>,
+}
+
+/// Where native frames come from.
+pub(crate) enum NativeFrames<'a> {
+    /// Unwound with the mapped files' CFI and named by their symbols (kept in the record when
+    /// one is given).
+    Unwind(Option<&'a mut NativeRecord>),
+    /// Recorded by `pycore pack`: no file is opened.
+    Recorded(&'a NativeRecord),
+}
+
 /// Add what the registers and the mapped files tell to `report`: every thread's state, the
 /// crash site, and (`mode` on) every thread's native frames merged with its Python frames.
 /// `crash_function`: the crash site's function when already known (a packed core's note): no
@@ -52,6 +70,7 @@ pub(crate) fn add_native(
     locator: Locator,
     mode: NativeMode,
     crash_function: Option<Option<String>>,
+    mut source: NativeFrames<'_>,
     report: &mut Report,
 ) {
     // The report lists the core's threads first, in the core's order (then orphan states).
@@ -74,7 +93,9 @@ pub(crate) fn add_native(
             report.crash.location = Some(CrashLocation {
                 address: format!("{pc:#x}"),
                 function,
-                module: module.map(|m| modules.modules[m].core_path.clone()),
+                module: module
+                    .and_then(|m| modules.modules.get(m))
+                    .map(|m| m.core_path.clone()),
             });
         }
     }
@@ -86,37 +107,54 @@ pub(crate) fn add_native(
     let paths = report_ref(&report.python);
     let is_interpreter = |core_path: &str| paths.contains(core_path);
     for (thread, status) in report.threads.iter_mut().zip(&core.threads) {
-        let unwound = unwind::unwind(
-            core,
-            &modules,
-            memory,
-            &status.registers.general,
-            unwind::MAX_FRAMES,
-        );
-        let mut named = Vec::with_capacity(unwound.frames.len());
-        for raw in &unwound.frames {
-            if let Some(index) = raw.module {
-                if let Err(why) = modules.loaded(index) {
-                    let name = &modules.modules[index].core_path;
-                    if missing_paths.insert(name.clone()) {
-                        missing.push(format!("{name}: {why}"));
-                    }
-                }
+        let (named, stopped) = match &mut source {
+            NativeFrames::Recorded(record) => {
+                record.threads.get(&status.tid).cloned().unwrap_or_default()
             }
-            name_frame(&is_interpreter, &modules, &dwarfs, raw, &mut named);
-        }
+            NativeFrames::Unwind(record) => {
+                let unwound = unwind::unwind(
+                    core,
+                    &modules,
+                    memory,
+                    &status.registers.general,
+                    unwind::MAX_FRAMES,
+                );
+                let mut named = Vec::with_capacity(unwound.frames.len());
+                for raw in &unwound.frames {
+                    if let Some(index) = raw.module {
+                        if let Err(why) = modules.loaded(index) {
+                            let name = &modules.modules[index].core_path;
+                            if missing_paths.insert(name.clone()) {
+                                missing.push(format!("{name}: {why}"));
+                            }
+                        }
+                    }
+                    name_frame(&is_interpreter, &modules, &dwarfs, raw, &mut named);
+                }
+                if let Some(record) = record {
+                    record
+                        .threads
+                        .insert(status.tid, (named.clone(), unwound.warnings.clone()));
+                }
+                (named, unwound.warnings)
+            }
+        };
         let python_frames = std::mem::take(&mut thread.frames);
         let (frames, warning) = merge::merge(&modules, named, python_frames, mode);
         thread.frames = frames;
         thread.warnings.extend(
-            unwound
-                .warnings
+            stopped
                 .into_iter()
                 .map(|w| Warning::new(WarningKind::NativeStackCut, w)),
         );
         thread
             .warnings
             .extend(warning.map(|w| Warning::new(WarningKind::NativeMerge, w)));
+    }
+    match source {
+        NativeFrames::Recorded(record) => missing.clone_from(&record.missing),
+        NativeFrames::Unwind(Some(record)) => record.missing.clone_from(&missing),
+        NativeFrames::Unwind(None) => {}
     }
     for module in missing {
         report.warnings.push(Warning::new(
@@ -158,14 +196,8 @@ impl InterpreterPaths {
 
 /// A native frame as a `frames` entry.
 pub fn frame_report(modules: &Modules<'_>, frame: &NamedFrame) -> FrameReport {
-    let module = frame.raw.module.map(|m| &modules.modules[m]);
-    let offset = frame.raw.module.and_then(|m| {
-        let loaded = modules.loaded(m).ok()?;
-        Some(format!(
-            "{:#x}",
-            frame.raw.address.wrapping_sub(loaded.bias)
-        ))
-    });
+    let module = frame.raw.module.and_then(|m| modules.modules.get(m));
+    let offset = frame.offset.map(|offset| format!("{offset:#x}"));
     FrameReport {
         function: frame.function.clone().unwrap_or_else(|| "??".into()),
         qualname: None,
