@@ -3,6 +3,7 @@
 //! default `coredump_filter`) come from the mapped ELF file named by NT_FILE, once a higher layer
 //! has registered a verified local copy of that file.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -20,11 +21,18 @@ enum CoreRead {
     Lost,
 }
 
+/// Finds a verified local copy of the file a core recorded at a path (NT_FILE), on the first
+/// read that needs one; `None` when there is none (or it cannot be shown to be the same file).
+pub type BackingResolver<'c> = Box<dyn Fn(&str) -> Option<Arc<MappedFile>> + 'c>;
+
 /// The core's memory plus the verified files that back its file mappings.
 pub struct AddressSpace<'c> {
     core: &'c CoreFile,
     /// Local copies of mapped files, keyed by the path recorded in NT_FILE.
     backing: HashMap<String, Arc<MappedFile>>,
+    /// For the other mapped files: found on first need, and remembered (found or not).
+    resolver: Option<BackingResolver<'c>>,
+    resolved: RefCell<HashMap<String, Option<Arc<MappedFile>>>>,
 }
 
 impl<'c> AddressSpace<'c> {
@@ -32,7 +40,31 @@ impl<'c> AddressSpace<'c> {
         AddressSpace {
             core,
             backing: HashMap::new(),
+            resolver: None,
+            resolved: RefCell::new(HashMap::new()),
         }
+    }
+
+    /// Serve pages of any other mapped file (an extension module's read-only data: its types'
+    /// names) from the copy `resolver` finds when one is first needed.
+    pub fn set_backing_resolver(&mut self, resolver: BackingResolver<'c>) {
+        self.resolver = Some(resolver);
+    }
+
+    /// The backing file of the mapping of `path`, registered or resolved.
+    fn backing_file(&self, path: &str) -> Option<Arc<MappedFile>> {
+        if let Some(file) = self.backing.get(path) {
+            return Some(Arc::clone(file));
+        }
+        let resolver = self.resolver.as_ref()?;
+        if let Some(known) = self.resolved.borrow().get(path) {
+            return known.clone();
+        }
+        let found = resolver(path);
+        self.resolved
+            .borrow_mut()
+            .insert(path.to_string(), found.clone());
+        found
     }
 
     /// Serve pages of the mappings of `core_path` that the core left out from `file`.
@@ -112,7 +144,7 @@ impl<'c> AddressSpace<'c> {
         if addr >= mapping.end {
             return None;
         }
-        let file = self.backing.get(&mapping.path)?;
+        let file = self.backing_file(&mapping.path)?;
         let offset = mapping.file_offset.checked_add(addr - mapping.start)?;
         let bytes = file.bytes().get(usize::try_from(offset).ok()?..)?;
         let n = bytes

@@ -2,11 +2,14 @@
 //! local files are the same builds (build-id), and resolving symbols to run-time addresses.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use crate::address_space::BackingResolver;
 use crate::binary::{self, ElfImage};
 use crate::core::{CoreFile, FileMapping};
 use crate::error::{ArgumentProblem, Error, Result};
 use crate::held_pages;
+use crate::input;
 use crate::memory::AddressSpace;
 use crate::warning::{Warning, WarningKind};
 
@@ -66,6 +69,32 @@ pub struct Locator {
     /// Keep nothing between runs: inflate compressed debug sections in memory every time.
     #[arg(long, conflicts_with = "cache_dir")]
     pub no_cache: bool,
+}
+
+/// The resolver that backs the core's other mapped files (extension modules, libc) with their
+/// local copies: the first candidate whose build-id equals the one the core kept in the file's
+/// first page. A file whose build-id the core did not keep is not used: its pages could not be
+/// shown to be the process's.
+pub(crate) fn module_resolver(core: &CoreFile, locator: Locator) -> BackingResolver<'_> {
+    Box::new(move |core_path: &str| {
+        let header = core
+            .files
+            .iter()
+            .filter(|f| f.path == core_path && f.file_offset == 0)
+            .map(|f| f.start)
+            .min()?;
+        // Only what the core holds: a fresh address space has no backing files.
+        let core_id = binary::build_id_in_memory(&AddressSpace::new(core), header)?;
+        locator
+            .candidates(core_path, false)
+            .into_iter()
+            .filter(|candidate| candidate.is_file())
+            .find_map(|candidate| {
+                let file = input::open(&candidate, crate::elf::described_len).ok()?;
+                (binary::build_id_of_file(file.bytes()).as_ref() == Some(&core_id))
+                    .then(|| Arc::new(file))
+            })
+    })
 }
 
 impl Locator {

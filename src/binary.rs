@@ -378,6 +378,18 @@ pub fn build_id_in_notes(notes: &[u8]) -> Option<Vec<u8>> {
 
 /// The build-id of the ELF image whose header is mapped at `start` in `memory` (cores keep each
 /// image's first page under the default `coredump_filter`).
+/// The build-id in an ELF file's PT_NOTE segments.
+pub fn build_id_of_file(bytes: &[u8]) -> Option<Vec<u8>> {
+    let header = crate::elf::header(bytes).ok()?;
+    crate::elf::program_headers(bytes, &header)?
+        .iter()
+        .filter(|ph| ph.p_type == PT_NOTE)
+        .find_map(|ph| {
+            let notes = slice(bytes, ph.p_offset as usize, ph.p_filesz as usize)?;
+            build_id_in_notes(notes)
+        })
+}
+
 pub fn build_id_in_memory(memory: &impl Memory, start: u64) -> Option<Vec<u8>> {
     let mut header = [0u8; 64];
     memory.read(start, &mut header).ok()?;

@@ -121,12 +121,15 @@ pub fn analyze_data(data: input::MappedFile, options: &Options) -> Result<Report
 
 /// The analysis of a core (not a packed one), recording what it read into `recorded` when
 /// `pycore pack` asks.
-pub(crate) fn analyze_core(
-    core: &core::CoreFile,
-    memory: &mut memory::AddressSpace<'_>,
+pub(crate) fn analyze_core<'c>(
+    core: &'c core::CoreFile,
+    memory: &mut memory::AddressSpace<'c>,
     options: &Options,
     mut recorded: Option<&mut pack::Recorded>,
 ) -> Report {
+    // Pages of other mapped files the core left out (an extension's type names) come from
+    // their local copies, found when first needed and checked by build-id.
+    memory.set_backing_resolver(binaries::module_resolver(core, options.locator.clone()));
     let invoked_as = {
         let reads = pack::RecordingMemory::new(&*memory);
         let invoked_as = invoked_as(core, &reads);
