@@ -8,6 +8,7 @@
 //! - `locals`: `--locals` against the values each parked function recorded;
 //! - `pack`: `pycore pack` (same report, no other file opened) and the committed packed cores;
 //! - `inputs`, `bad_input`, `mutation`: real-world, wrong and hostile input;
+//! - `install`: completions, man page, packaging, the CI recipe script;
 //! - `example`: the committed example.
 
 mod support;
@@ -17,6 +18,7 @@ mod cores;
 mod example;
 mod forensics;
 mod inputs;
+mod install;
 mod locals;
 mod mutation;
 mod native;
