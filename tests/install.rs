@@ -6,6 +6,9 @@
 //! - tools/ci-analyze-cores.sh (tests/install/ci_script.rs): on the kernel's core of a real
 //!   os.abort() it writes CORE.md and CORE.json with the recorded stacks, prints the
 //!   markdown and exits 1; with no core it exits 0.
+//! - `pip wheel .` (tests/install/wheel.rs): the maturin wheel installs into a fresh venv and
+//!   its `pycore` analyses the committed example; the glibc it needs fits the wheel's tag.
 
 mod ci_script;
 mod shell;
+mod wheel;

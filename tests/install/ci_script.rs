@@ -73,9 +73,26 @@ fn ci_script_reports_a_real_crash_and_fails() {
         b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x02\0",
     )
     .unwrap();
+    // A compressed core as systemd-coredump's store names it, in another folder.
+    let store = dir.join("store");
+    fs::create_dir(&store).unwrap();
+    let stored = store.join(format!(
+        "core.python3\\x2e12.{}.0123456789abcdef0123456789abcdef.{}.1732953735000000.zst",
+        crate::support::process::own_uid().expect("own uid"),
+        recording.pid.expect("the recording has the pid")
+    ));
+    let mut zstd = Command::new("zstd");
+    zstd.args(["-q", "-1", "-o"]).arg(&stored).arg(&core.path);
+    let compressed = run_with_timeout(&mut zstd, SCRIPT_TIMEOUT, dir.path(), "zstd")
+        .expect("zstd runs (Debian's zstd package)");
+    assert!(compressed.status.success(), "zstd: {}", compressed.stderr);
 
     let reports = dir.join("reports");
-    let finished = run_script(&dir, &[Path::new("--out"), &reports, job], "script");
+    let finished = run_script(
+        &dir,
+        &[Path::new("--out"), &reports, job, store.as_path()],
+        "script",
+    );
     let log = finished.stdout_text();
     println!("{log}");
     assert_eq!(
@@ -85,8 +102,8 @@ fn ci_script_reports_a_real_crash_and_fails() {
         finished.stderr
     );
     assert!(
-        log.contains("1 core dump(s) found"),
-        "exactly the kernel's core is a core:\n{log}"
+        log.contains("2 core dump(s) found"),
+        "exactly the kernel's core and its compressed copy are cores:\n{log}"
     );
 
     // The markdown in the log and in CORE.md names the crash and the crashing function.
@@ -125,6 +142,18 @@ fn ci_script_reports_a_real_crash_and_fails() {
     let mut problems = compare_with(&recording, &report, expect.require).problems;
     problems.extend(facts::check(&recording, &report.doc, &expect));
     assert!(problems.is_empty(), "CORE.json:\n{}", problems.join("\n"));
+    // The stored copy: the same stacks (its report is named without the .zst).
+    let stored_name = stored.file_name().unwrap().to_str().unwrap();
+    let stored_json = reports.join(format!("{}.json", stored_name.trim_end_matches(".zst")));
+    let stored_report = Report::parse(&fs::read(&stored_json).expect("the stored core's JSON"))
+        .expect("pycore's JSON");
+    let problems = compare_with(&recording, &stored_report, expect.require).problems;
+    assert!(
+        problems.is_empty(),
+        "{}:\n{}",
+        stored_json.display(),
+        problems.join("\n")
+    );
 
     // No core: success, and nothing written.
     let empty = dir.join("empty");
