@@ -10,6 +10,7 @@ mod binaries;
 mod binary;
 mod bytes;
 mod core;
+mod debuginfod;
 mod elf;
 pub mod error;
 mod held_pages;

@@ -10,5 +10,6 @@
 //!   its `pycore` analyses the committed example; the glibc it needs fits the wheel's tag.
 
 mod ci_script;
+mod debuginfod;
 mod shell;
 mod wheel;
