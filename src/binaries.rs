@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::address_space::BackingResolver;
 use crate::binary::{self, ElfImage};
 use crate::core::{CoreFile, FileMapping};
+use crate::debuginfod::{Artifact, Debuginfod};
 use crate::error::{ArgumentProblem, Error, Result};
 use crate::held_pages;
 use crate::input;
@@ -69,6 +70,11 @@ pub struct Locator {
     /// Keep nothing between runs: inflate compressed debug sections in memory every time.
     #[arg(long, conflicts_with = "cache_dir")]
     pub no_cache: bool,
+    /// Never ask the debuginfod servers of $DEBUGINFOD_URLS for a binary missing here (by
+    /// default the python executable or libpython the core names, when no local file has the
+    /// build-id it recorded, is fetched by that build-id into the elfutils cache).
+    #[arg(long)]
+    pub offline: bool,
 }
 
 /// The resolver that backs the core's other mapped files (extension modules, libc) with their
@@ -188,15 +194,16 @@ impl PythonBinaries {
                 match load(memory, core_path, &candidates, locator, &mut warnings) {
                     Ok(image) => Some(image),
                     // With a libpython, the interpreter lives there; the executable is optional.
-                    Err(Error::NoCandidate { .. }) if libpython_path.is_some() => {
+                    Err(Error::NoCandidate { debuginfod, .. }) if libpython_path.is_some() => {
                         warnings.push(Warning::new(WarningKind::ExecutableMissing, format!(
-                            "executable {core_path} not found; reading the interpreter from libpython only"
+                            "executable {core_path} not found{debuginfod}; reading the interpreter from libpython only"
                         )));
                         None
                     }
-                    Err(Error::NoCandidate { .. }) => {
+                    Err(Error::NoCandidate { debuginfod, .. }) => {
                         return Err(Error::ExecutableMissing {
                             core_path: core_path.clone(),
+                            debuginfod,
                         })
                     }
                     Err(e) => return Err(e),
@@ -218,9 +225,10 @@ impl PythonBinaries {
                 }
                 match load(memory, core_path, &candidates, locator, &mut warnings) {
                     Ok(image) => Some(image),
-                    Err(Error::NoCandidate { .. }) => {
+                    Err(Error::NoCandidate { debuginfod, .. }) => {
                         return Err(Error::LibpythonMissing {
                             core_path: core_path.clone(),
+                            debuginfod,
                         })
                     }
                     Err(e) => return Err(e),
@@ -438,6 +446,22 @@ fn load(
             }
         }
     }
+    // Not here (or only other builds): the servers of $DEBUGINFOD_URLS, by the build-id the
+    // core recorded, never by anything else.
+    let mut debuginfod = String::new();
+    if let (None, Some(build_id), false) = (&chosen, &core_build_id, locator.offline) {
+        match fetch_by_build_id(build_id) {
+            Fetched::Image(image) => chosen = Some(*image),
+            Fetched::NotConfigured => {}
+            Fetched::Failed(reason) => {
+                debuginfod = format!("; {reason}");
+                warnings.push(Warning::new(
+                    WarningKind::DebuginfodFailed,
+                    format!("{core_path}: {reason}"),
+                ));
+            }
+        }
+    }
     let image = match (chosen, mismatched) {
         (Some(image), _) => image,
         (None, Some((image, Some(offset)))) => {
@@ -474,6 +498,7 @@ fn load(
         (None, None) => {
             return Err(Error::NoCandidate {
                 tried: candidates.to_vec(),
+                debuginfod,
             })
         }
     };
@@ -489,6 +514,34 @@ fn load(
         held_pages: held,
         debug_file,
     })
+}
+
+enum Fetched {
+    Image(Box<ElfImage>),
+    NotConfigured,
+    Failed(String),
+}
+
+/// The executable with `build_id` from the debuginfod servers (cached), checked to be that
+/// build.
+fn fetch_by_build_id(build_id: &[u8]) -> Fetched {
+    let Some(client) = Debuginfod::from_env() else {
+        return Fetched::NotConfigured;
+    };
+    let path = match client.fetch(build_id, Artifact::Executable) {
+        Ok(path) => path,
+        Err(error) => return Fetched::Failed(error.to_string()),
+    };
+    match ElfImage::open(&path) {
+        Ok(image) if image.build_id.as_deref() == Some(build_id) => Fetched::Image(Box::new(image)),
+        Ok(image) => Fetched::Failed(format!(
+            "{} has build-id {}, not the {} asked for",
+            path.display(),
+            crate::bytes::hex(image.build_id.as_deref().unwrap_or_default()),
+            crate::bytes::hex(build_id)
+        )),
+        Err(error) => Fetched::Failed(format!("{}: {error}", path.display())),
+    }
 }
 
 /// Reads served by the core file alone: what the process really had, not what disk says.

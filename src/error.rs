@@ -18,16 +18,26 @@ pub enum Error {
         "the core is not of a Python process: neither the executable nor a mapped libpython defines _PyRuntime or interp_head"
     )]
     NotPython,
+    /// `debuginfod`: what asking the servers of `$DEBUGINFOD_URLS` gave, "" when none was asked.
     #[error(
-        "the core's executable {core_path} is not on this machine; pass --python PATH (or --sysroot DIR) to the same build"
+        "the core's executable {core_path} is not on this machine; pass --python PATH (or --sysroot DIR) to the same build{debuginfod}"
     )]
-    ExecutableMissing { core_path: String },
+    ExecutableMissing {
+        core_path: String,
+        debuginfod: String,
+    },
     #[error(
-        "the core's {core_path} is not on this machine; pass --lib-path DIR (a folder with that file) or --sysroot DIR"
+        "the core's {core_path} is not on this machine; pass --lib-path DIR (a folder with that file) or --sysroot DIR{debuginfod}"
     )]
-    LibpythonMissing { core_path: String },
-    #[error("none of {} exists", list(.tried))]
-    NoCandidate { tried: Vec<PathBuf> },
+    LibpythonMissing {
+        core_path: String,
+        debuginfod: String,
+    },
+    #[error("none of {} exists{debuginfod}", list(.tried))]
+    NoCandidate {
+        tried: Vec<PathBuf>,
+        debuginfod: String,
+    },
     #[error("--python {path} {problem}")]
     PythonArgument {
         path: PathBuf,

@@ -11,6 +11,7 @@ mod binaries;
 mod binary;
 mod bytes;
 mod core;
+mod debuginfod;
 mod elf;
 pub mod error;
 mod held_pages;

@@ -3,7 +3,7 @@
 use std::io::{self, Write};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
 /// Print every thread's Python stack from a Linux core dump, offline.
 #[derive(Parser)]
@@ -31,6 +31,20 @@ enum Command {
     /// Exit codes as for analyze (nothing is written on an error); 2 for an already packed
     /// core; 74 when OUT cannot be written.
     Pack(pycore::pack::PackOptions),
+    /// Print a shell completion script for SHELL to standard output.
+    ///
+    /// bash: `pycore completions bash > ~/.local/share/bash-completion/completions/pycore`;
+    /// zsh: into a directory of `$fpath` as `_pycore`; fish:
+    /// `pycore completions fish > ~/.config/fish/completions/pycore.fish`.
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print pycore's man page (roff) to standard output.
+    ///
+    /// `pycore man > ~/.local/share/man/man1/pycore.1` (then `man pycore`).
+    Man,
 }
 
 #[derive(clap::Args)]
@@ -94,6 +108,88 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Analyze(args) => analyze(args),
         Command::Pack(options) => pack(options),
+        Command::Completions { shell } => completions(shell),
+        Command::Man => man(),
+    }
+}
+
+/// `pycore completions SHELL`: the script clap_complete generates from the same definitions
+/// the parser uses, so it cannot drift from the options.
+fn completions(shell: clap_complete::Shell) -> ExitCode {
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "pycore", &mut script);
+    write_stdout(&script)
+}
+
+/// `pycore man`: one roff page, pycore(1): clap_mangen's page of the top-level command, then
+/// a section per subcommand (its synopsis, description and options as subsections), so `man
+/// pycore` documents every option without a page per subcommand.
+fn man() -> ExitCode {
+    match render_man() {
+        Ok(page) => write_stdout(&page),
+        Err(error) => {
+            eprintln!("pycore: cannot render the man page: {error}");
+            ExitCode::from(EXIT_INTERNAL_ERROR)
+        }
+    }
+}
+
+fn render_man() -> io::Result<Vec<u8>> {
+    let mut command = Cli::command();
+    command.build();
+    let subcommands: Vec<&clap::Command> = command
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set() && s.get_name() != "help")
+        .collect();
+    let mut top = Vec::new();
+    clap_mangen::Man::new(command.clone()).render(&mut top)?;
+    // The list of subcommands names them as pages of their own (pycore-analyze(1)); they are
+    // sections of this one.
+    let mut page = String::from_utf8_lossy(&top).into_owned();
+    for sub in command.get_subcommands() {
+        let name = sub.get_name().replace('-', "\\-");
+        page = page.replace(
+            &format!("pycore\\-{name}(1)"),
+            &format!("\\fBpycore {name}\\fR"),
+        );
+    }
+    for sub in subcommands {
+        let name = format!("pycore {}", sub.get_name());
+        let sub = sub
+            .clone()
+            .bin_name(name.clone())
+            .display_name(name.clone());
+        let man = clap_mangen::Man::new(sub);
+        let mut section = Vec::new();
+        man.render_synopsis_section(&mut section)?;
+        man.render_description_section(&mut section)?;
+        man.render_options_section(&mut section)?;
+        page.push_str(&format!(".SH \"{}\"\n", name.to_uppercase()));
+        for line in String::from_utf8_lossy(&section).lines() {
+            // The page's preamble (the apostrophe string) is already defined at its top.
+            if line.starts_with(".ie \\n(.g .ds Aq") || line.starts_with(".el .ds Aq") {
+                continue;
+            }
+            // The subcommand's own sections become subsections of its section.
+            match line.strip_prefix(".SH ") {
+                Some(title) => page.push_str(&format!(".SS {title}\n")),
+                None => page.push_str(&format!("{line}\n")),
+            }
+        }
+    }
+    Ok(page.into_bytes())
+}
+
+/// Writes generated text to standard output; a closed pipe (`| head`) is not an error.
+fn write_stdout(bytes: &[u8]) -> ExitCode {
+    let mut stdout = io::stdout().lock();
+    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) if error.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("pycore: cannot write to standard output: {error}");
+            ExitCode::from(EXIT_OUTPUT_ERROR)
+        }
     }
 }
 

@@ -22,6 +22,8 @@ pub enum WarningKind {
     BinarySkipped,
     /// A binary of another build is used because of `--allow-mismatch`.
     BinaryMismatchAllowed,
+    /// A binary missing here could not be fetched from the debuginfod servers.
+    DebuginfodFailed,
     /// The list of interpreters is cut (a loop, too long, unreadable).
     InterpreterList,
     /// An interpreter's state or list of thread states is unreadable or cut.

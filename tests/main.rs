@@ -11,6 +11,7 @@
 //! - `asyncio`: every event loop's tasks against what the process recorded;
 //! - `batch`: many cores at once (JSON Lines, the summary) and crash signatures;
 //! - `inputs`, `bad_input`, `mutation`: real-world, wrong and hostile input;
+//! - `install`: completions, man page, packaging, the CI recipe script;
 //! - `example`: the committed example.
 
 mod support;
@@ -23,6 +24,7 @@ mod example;
 mod forensics;
 mod greenlets;
 mod inputs;
+mod install;
 mod locals;
 mod mutation;
 mod native;

@@ -387,7 +387,12 @@ pub fn run_pycore_with(
 /// `pycore ARGS` with RUST_BACKTRACE=1 (see [`run_pycore`]), not yet started.
 pub fn pycore_command(args: &[&std::ffi::OsStr]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_pycore"));
-    command.args(args).env("RUST_BACKTRACE", "1");
+    // Hermetic: no debuginfod server from the user's environment (Debian's login shells set
+    // DEBUGINFOD_URLS) answers for a binary a test moved away; tests that want one set it.
+    command
+        .args(args)
+        .env("RUST_BACKTRACE", "1")
+        .env_remove("DEBUGINFOD_URLS");
     command
 }
 

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Build a static, stripped pycore to copy onto a production machine or into a container
+# (README, "A static binary"). Prints where it is, its size, and what it links.
+#
+#   tools/build-static.sh [musl|glibc]
+#
+# musl (the default when the target is installed: `rustup target add x86_64-unknown-linux-musl`,
+# and Debian's musl-tools for the C parts): a fully static binary with no dependency on the host's
+# C library. glibc: the host target with `-C target-feature=+crt-static` (a static-pie linked
+# against glibc's static libc.a; nothing to install, but glibc's NSS modules other than files
+# and dns are not available to it, which pycore only uses to resolve $DEBUGINFOD_URLS hosts).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+arch=$(uname -m)
+kind=${1:-}
+if [ -z "$kind" ]; then
+  if rustup target list --installed 2>/dev/null | grep -qx "$arch-unknown-linux-musl" &&
+     command -v musl-gcc >/dev/null; then
+    kind=musl
+  else
+    kind=glibc
+  fi
+fi
+case "$kind" in
+  musl)
+    target=$arch-unknown-linux-musl
+    if ! rustup target list --installed 2>/dev/null | grep -qx "$target"; then
+      echo "build-static: the $target target is not installed: rustup target add $target" >&2
+      exit 2
+    fi
+    # The C parts (zstd, xz, ring) are compiled for musl with musl-gcc (Debian: musl-tools).
+    command -v musl-gcc >/dev/null || { echo "build-static: musl-gcc missing (apt-get install musl-tools)" >&2; exit 2; }
+    export "CC_${arch}_unknown_linux_musl=musl-gcc"
+    ;;
+  glibc)
+    target=$arch-unknown-linux-gnu
+    export RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static"
+    ;;
+  *) echo "usage: $0 [musl|glibc]" >&2; exit 2 ;;
+esac
+# No line tables (the release profile keeps them for our own backtraces), stripped.
+export CARGO_PROFILE_RELEASE_DEBUG=0 CARGO_PROFILE_RELEASE_STRIP=true
+cargo build --release --locked --target "$target"
+binary=${CARGO_TARGET_DIR:-target}/$target/release/pycore
+echo
+echo "$binary: $(stat -c %s "$binary") bytes"
+file "$binary" 2>/dev/null || true
+"$binary" --version
