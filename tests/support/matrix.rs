@@ -332,6 +332,15 @@ pub fn print_matrix(title: &str, rows: &[Row], total: Duration) {
             _ => {}
         }
     }
+    // One line per skipped row, naming the matrix: .ci/run gathers them at the end of CI's log.
+    for row in rows {
+        if let Outcome::Skipped { reason } = &row.outcome {
+            println!(
+                "---- SKIPPED in {title}: {} {} {}: {reason}",
+                row.name, row.linkage, row.path
+            );
+        }
+    }
     // Deliberately not "N passed, N failed": CI reads such lines as a test
     // runner's own summary.
     let count = |wanted: fn(&Outcome) -> bool| rows.iter().filter(|r| wanted(&r.outcome)).count();
