@@ -78,3 +78,36 @@ fn example_text_output_names_every_thread() {
     }
     dir.remove();
 }
+
+/// A core kept in systemd-coredump's store is named `core.COMM.UID.BOOTID.PID.USEC.zst`:
+/// `core.systemd` reads it back (the dump's time is recorded nowhere else), and the text says
+/// when it was dumped.
+#[test]
+fn systemd_store_names_are_read() {
+    let dir = TestDir::new("example-systemd");
+    let name = "core.python3\\x2e11.0.8e8c1dfd1c5a4e6fa2b5c0a3d4e5f601.15071.1764490502123456.zst";
+    let core = dir.join(name);
+    std::fs::copy(example("core.zst"), &core).expect("copy the example");
+    let python = example("python3.11.zst");
+    let analysis = analyze_with(
+        &core,
+        dir.path(),
+        &[OsStr::new("--python"), python.as_os_str()],
+    )
+    .expect("pycore analyses the renamed example");
+    let systemd = &analysis.report.doc["core"]["systemd"];
+    assert_eq!(systemd["comm"], "python3.11", "{systemd}");
+    assert_eq!(systemd["uid"], 0);
+    assert_eq!(systemd["pid"], 15071);
+    assert_eq!(systemd["boot_id"], "8e8c1dfd1c5a4e6fa2b5c0a3d4e5f601");
+    // `date -u -d @1764490502 +%FT%TZ`
+    assert_eq!(systemd["time"], "2025-11-30T08:15:02Z");
+    let plain = analyze_with(
+        &example("core.zst"),
+        dir.path(),
+        &[OsStr::new("--python"), python.as_os_str()],
+    )
+    .expect("pycore analyses the example");
+    assert!(plain.report.doc["core"]["systemd"].is_null());
+    dir.remove();
+}

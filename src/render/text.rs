@@ -100,6 +100,13 @@ fn write_header(report: &Report, palette: Palette, out: &mut impl Write) -> io::
     if let Some(packed) = super::packed_line(report) {
         writeln!(out, "{packed}")?;
     }
+    if let Some(store) = &core.systemd {
+        writeln!(
+            out,
+            "Dumped at {} by systemd-coredump (boot {})",
+            store.time, store.boot_id
+        )?;
+    }
     if let (Some(invoked), Some(executable)) = (&core.invoked_as, &core.executable) {
         if invoked != executable {
             writeln!(out, "Started as {invoked} (executable {executable})")?;

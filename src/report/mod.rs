@@ -6,6 +6,7 @@ mod greenlets;
 mod merge;
 mod native;
 mod signature;
+pub mod store_name;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -103,6 +104,10 @@ pub struct CoreSummary {
     pub invoked_as: Option<String>,
     pub arch: Arch,
     pub dumper: Dumper,
+    /// A systemd-coredump store file's name read (`core.COMM.UID.BOOTID.PID.USEC.zst`): the
+    /// dump's time is recorded nowhere else; null for other names.
+    #[serde(default)]
+    pub systemd: Option<store_name::StoreName>,
 }
 
 /// `crashed`: killed (or, under gdb, stopped) by a crash signal; `snapshot`: taken from a live
@@ -354,6 +359,11 @@ impl Report {
                 invoked_as,
                 arch: core.arch,
                 dumper: core.dumper,
+                systemd: core
+                    .path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .and_then(store_name::parse),
             },
             crash,
             python: None,
