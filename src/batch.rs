@@ -59,6 +59,20 @@ fn is_hidden(path: &Path) -> bool {
         .is_some_and(|n| n.starts_with('.'))
 }
 
+/// How many cores are analysed at once before their results are handed on: the reports of a
+/// whole directory are never all in memory.
+pub const CHUNK: usize = 32;
+
+/// Analyse every core of `cores` with `options` (its `core` is replaced by each), in parallel,
+/// handing each result to `each` in the order the cores were named, [`CHUNK`] at a time.
+pub fn analyze_each(cores: &[PathBuf], options: &Options, mut each: impl FnMut(Analysed)) {
+    for chunk in cores.chunks(CHUNK) {
+        for analysed in analyze_all(chunk, options) {
+            each(analysed);
+        }
+    }
+}
+
 /// Analyse every core of `cores` with `options` (its `core` is replaced by each), in parallel.
 pub fn analyze_all(cores: &[PathBuf], options: &Options) -> Vec<Analysed> {
     cores
@@ -74,9 +88,4 @@ pub fn analyze_all(cores: &[PathBuf], options: &Options) -> Vec<Analysed> {
             }
         })
         .collect()
-}
-
-/// The exit code of a batch: the highest of its cores' (0 when every core analysed cleanly).
-pub fn exit_code(analysed: &[Analysed]) -> i32 {
-    analysed.iter().map(Analysed::exit_code).max().unwrap_or(0)
 }

@@ -69,7 +69,8 @@ impl Dynamic {
         let strings = value(DT_STRTAB).and_then(|vaddr| {
             let offset = program_headers.iter().find_map(|ph| {
                 (ph.p_type == PT_LOAD && vaddr >= ph.p_vaddr && vaddr - ph.p_vaddr < ph.p_filesz)
-                    .then(|| ph.p_offset + (vaddr - ph.p_vaddr))
+                    .then(|| ph.p_offset.checked_add(vaddr - ph.p_vaddr))
+                    .flatten()
             })?;
             let size = value(DT_STRSZ).unwrap_or(0);
             slice(
@@ -146,13 +147,7 @@ impl ElfImage {
             .find(|ph| ph.p_type == PT_LOAD && ph.p_offset == 0)
             .map(|ph| ph.p_vaddr)
             .unwrap_or(0);
-        let build_id = program_headers
-            .iter()
-            .filter(|ph| ph.p_type == PT_NOTE)
-            .find_map(|ph| {
-                let notes = slice(bytes, ph.p_offset as usize, ph.p_filesz as usize)?;
-                build_id_in_notes(notes)
-            });
+        let build_id = build_id_of_file(bytes);
         let table = |index: usize| -> Option<SymbolTable> {
             let section = section_headers.get(index)?;
             let strings = section_headers.get(section.sh_link as usize)?;

@@ -149,11 +149,16 @@ pub(crate) fn analyze_core<'c>(
         report.set_error(&error);
     }
     if options.show_source {
-        source::annotate(
-            &mut report,
-            &options.source_roots,
-            options.locator.sysroot.as_deref(),
-        );
+        let used = source::annotate_with(&mut report, |file| {
+            source::read_file(
+                file,
+                &options.source_roots,
+                options.locator.sysroot.as_deref(),
+            )
+        });
+        if let Some(recorded) = recorded.as_deref_mut() {
+            recorded.facts.sources = used;
+        }
     }
     report::add_native(
         core,
@@ -170,19 +175,12 @@ pub(crate) fn analyze_core<'c>(
     );
     report.finish();
     if let Some(recorded) = recorded {
-        recorded.facts.warnings.extend(truncation_warnings(core));
+        recorded.facts.core_warnings = truncation_warnings(core);
         recorded.facts.crash_function = report
             .crash
             .location
             .as_ref()
             .and_then(|l| l.function.clone());
-        if options.show_source {
-            recorded.facts.sources = source::lines_used(
-                &report,
-                &options.source_roots,
-                options.locator.sysroot.as_deref(),
-            );
-        }
     }
     report
 }
@@ -254,7 +252,7 @@ pub(crate) fn collectors(
 }
 
 /// What a cut-off core lost, as warnings.
-fn truncation_warnings(core: &core::CoreFile) -> Vec<warning::Warning> {
+pub(crate) fn truncation_warnings(core: &core::CoreFile) -> Vec<warning::Warning> {
     let mut warnings = Vec::new();
     if core.dropped_threads > 0 {
         warnings.push(warning::Warning::new(

@@ -240,26 +240,49 @@ fn analyze_many(args: &AnalyzeArgs, format: Format) -> ExitCode {
             return ExitCode::from(error.exit_code() as u8);
         }
     };
-    let analysed = pycore::batch::analyze_all(&cores, &args.options);
-    let mut out = Vec::new();
-    let rendered = match format {
-        Format::Json => pycore::render::summary::write_json_lines(&analysed, &mut out),
-        Format::Markdown => pycore::render::summary::write_table(&analysed, true, &mut out),
-        Format::Text | Format::Table => {
-            pycore::render::summary::write_table(&analysed, false, &mut out)
-        }
-    };
+    // Each core's line is written as its chunk finishes; the table keeps one row per core.
     let mut stdout = io::stdout().lock();
-    if let Err(error) = rendered
-        .and_then(|()| stdout.write_all(&out))
-        .and_then(|()| stdout.flush())
-    {
+    let mut rows = Vec::new();
+    let mut code = 0;
+    let mut failed: Option<io::Error> = None;
+    pycore::batch::analyze_each(&cores, &args.options, |analysed| {
+        code = code.max(analysed.exit_code());
+        if failed.is_some() {
+            return;
+        }
+        if let Format::Json = format {
+            let mut line = Vec::new();
+            let written = pycore::render::summary::write_json_line(
+                &analysed.path,
+                &analysed.result,
+                &mut line,
+            )
+            .and_then(|()| stdout.write_all(&line))
+            .and_then(|()| stdout.flush());
+            failed = written.err();
+        } else {
+            let row = pycore::render::summary::Row::of(
+                &analysed.path,
+                analysed.exit_code(),
+                &analysed.result,
+            );
+            rows.push(row);
+        }
+    });
+    let rendered = if let Format::Json = format {
+        Ok(())
+    } else {
+        let markdown = matches!(format, Format::Markdown);
+        let mut out = Vec::new();
+        pycore::render::summary::write_table(&rows, markdown, &mut out)
+            .and_then(|()| stdout.write_all(&out))
+    };
+    if let Some(error) = failed.or(rendered.and_then(|()| stdout.flush()).err()) {
         if error.kind() != io::ErrorKind::BrokenPipe {
             eprintln!("pycore: cannot write the report to standard output: {error}");
             return ExitCode::from(EXIT_OUTPUT_ERROR);
         }
     }
-    let code = pycore::batch::exit_code(&analysed);
     ExitCode::from(u8::try_from(code).unwrap_or(EXIT_INTERNAL_ERROR))
 }
 

@@ -6,7 +6,7 @@
 //! unreadable, huge or binary file simply leaves the frame without a line; it never fails the
 //! analysis.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use crate::anchors::{self, Rules};
@@ -16,8 +16,6 @@ use crate::report::Report;
 const MAX_SOURCE_BYTES: u64 = 16 << 20;
 /// How many lines after `co_firstlineno` may hold a decorated function's `def`.
 const DECORATOR_LINES: usize = 16;
-/// A packed core's file is shown up to this line (its note may claim any line number).
-const MAX_SPARSE_LINES: usize = 1 << 20;
 /// At most this many distinct files are opened per report.
 const MAX_FILES: usize = 4096;
 
@@ -50,12 +48,53 @@ impl std::str::FromStr for SourceRoot {
 /// Fill `source` of every frame whose file and line can be read, unless the file is not the one
 /// the process ran: a function's `def` must be on its code object's first line.
 pub fn annotate(report: &mut Report, roots: &[SourceRoot], sysroot: Option<&Path>) {
-    annotate_with(report, |file| read_lines(file, roots, sysroot));
+    annotate_with(report, |file| read_file(file, roots, sysroot));
 }
 
-/// [`annotate`] with the lines of each file from `read` (a packed core keeps them itself).
-pub(crate) fn annotate_with(report: &mut Report, read: impl Fn(&str) -> Option<Vec<String>>) {
-    let mut files: HashMap<String, Option<Vec<String>>> = HashMap::new();
+/// A frame's source file from disk ([`annotate`]'s reader).
+pub(crate) fn read_file(
+    file: &str,
+    roots: &[SourceRoot],
+    sysroot: Option<&Path>,
+) -> Option<SourceText> {
+    read_lines(file, roots, sysroot).map(SourceText::Whole)
+}
+
+/// A source file's lines: all of them (read from disk), or only those a packed core kept.
+pub(crate) enum SourceText {
+    Whole(Vec<String>),
+    Kept(BTreeMap<u32, String>),
+}
+
+impl SourceText {
+    /// Line `number` (from 1), if known.
+    fn line(&self, number: u32) -> Option<&str> {
+        match self {
+            SourceText::Whole(lines) => lines
+                .get(usize::try_from(number).ok()?.checked_sub(1)?)
+                .map(String::as_str),
+            SourceText::Kept(lines) => lines.get(&number).map(String::as_str),
+        }
+    }
+}
+
+/// The lines of each file that [`annotate_with`] looked at: what a packed core must keep to be
+/// annotated the same way.
+pub(crate) type LinesUsed = BTreeMap<String, BTreeMap<u32, String>>;
+
+/// [`annotate`] with each file's lines from `read` (a packed core keeps them itself); returns
+/// the lines it looked at.
+pub(crate) fn annotate_with(
+    report: &mut Report,
+    read: impl Fn(&str) -> Option<SourceText>,
+) -> LinesUsed {
+    let mut used = LinesUsed::new();
+    let mut keep = |file: &str, number: u32, text: &str| {
+        used.entry(file.to_string())
+            .or_default()
+            .insert(number, text.to_string());
+    };
+    let mut files: HashMap<String, Option<SourceText>> = HashMap::new();
     let greenlet_frames = report.greenlets.iter().flat_map(|g| &g.frames);
     for frame in report
         .threads
@@ -63,10 +102,8 @@ pub(crate) fn annotate_with(report: &mut Report, read: impl Fn(&str) -> Option<V
         .flat_map(|t| &t.frames)
         .chain(greenlet_frames)
     {
-        {
-            if !files.contains_key(&frame.file) && files.len() < MAX_FILES {
-                files.insert(frame.file.clone(), read(&frame.file));
-            }
+        if !files.contains_key(&frame.file) && files.len() < MAX_FILES {
+            files.insert(frame.file.clone(), read(&frame.file));
         }
     }
     let mut stale = Vec::new();
@@ -78,17 +115,30 @@ pub(crate) fn annotate_with(report: &mut Report, read: impl Fn(&str) -> Option<V
             .iter()
             .flat_map(|t| &t.frames)
             .chain(greenlet_frames);
-        let mismatch = frames.filter(|f| &f.file == file).any(|frame| {
+        let mut mismatch = false;
+        for frame in frames.filter(|f| &f.file == file) {
             // Module code and lambdas have no `def NAME` line to check. For a decorated
             // function `co_firstlineno` is the first decorator's line, so the `def` may follow.
-            let start = (frame.first_line as usize).saturating_sub(1);
-            !frame.function.starts_with('<')
-                && !found
-                    .iter()
-                    .skip(start)
-                    .take(DECORATOR_LINES)
-                    .any(|text| text.contains(frame.function.as_str()))
-        });
+            if frame.function.starts_with('<') {
+                continue;
+            }
+            let first = frame.first_line.max(1);
+            let mut defined = false;
+            for number in first..first.saturating_add(DECORATOR_LINES as u32) {
+                let Some(text) = found.line(number) else {
+                    break;
+                };
+                keep(file, number, text);
+                if text.contains(frame.function.as_str()) {
+                    defined = true;
+                    break;
+                }
+            }
+            if !defined {
+                mismatch = true;
+                break;
+            }
+        }
         if mismatch {
             stale.push(file.clone());
             *lines = None;
@@ -111,18 +161,20 @@ pub(crate) fn annotate_with(report: &mut Report, read: impl Fn(&str) -> Option<V
         .flat_map(|t| &mut t.frames)
         .chain(greenlet_frames)
     {
-        {
-            let Some(line) = frame.line else { continue };
-            let raw = files
-                .get(&frame.file)
-                .and_then(Option::as_ref)
-                .and_then(|lines| lines.get((line as usize).checked_sub(1)?));
-            frame.source = raw
-                .map(|text| text.trim().to_string())
-                .filter(|text| !text.is_empty());
-            frame.markers = raw.and_then(|raw| markers(raw, line, frame, rules));
+        let Some(line) = frame.line else { continue };
+        let raw = files
+            .get(&frame.file)
+            .and_then(Option::as_ref)
+            .and_then(|lines| lines.line(line));
+        if let Some(raw) = raw {
+            keep(&frame.file, line, raw);
         }
+        frame.source = raw
+            .map(|text| text.trim().to_string())
+            .filter(|text| !text.is_empty());
+        frame.markers = raw.and_then(|raw| markers(raw, line, frame, rules));
     }
+    used
 }
 
 /// The `~~~^^^` line under a stripped source line that marks the columns of a 3.11+ frame's
@@ -157,67 +209,6 @@ fn markers(
         " ".repeat(start - lead),
         "^".repeat(end - start)
     ))
-}
-
-/// The lines [`annotate`] reads of each frame's file: the frame's own lines and the window where
-/// its `def` must be; `(line number, text)`, for `pycore pack` to keep (and nothing else of the
-/// file).
-pub(crate) fn lines_used(
-    report: &Report,
-    roots: &[SourceRoot],
-    sysroot: Option<&Path>,
-) -> BTreeMap<String, Vec<(u32, String)>> {
-    let mut wanted: BTreeMap<&str, BTreeSet<u32>> = BTreeMap::new();
-    let greenlet_frames = report.greenlets.iter().flat_map(|g| &g.frames);
-    for frame in report
-        .threads
-        .iter()
-        .flat_map(|t| &t.frames)
-        .chain(greenlet_frames)
-    {
-        if wanted.len() >= MAX_FILES && !wanted.contains_key(frame.file.as_str()) {
-            continue;
-        }
-        let lines = wanted.entry(frame.file.as_str()).or_default();
-        let first = frame.first_line.max(1);
-        lines.extend(first..first.saturating_add(DECORATOR_LINES as u32));
-        if let Some(line) = frame.line {
-            let end = frame
-                .end_line
-                .unwrap_or(line)
-                .clamp(line, line.saturating_add(64));
-            lines.extend(line..=end);
-        }
-    }
-    wanted
-        .into_iter()
-        .filter_map(|(file, numbers)| {
-            let text = read_lines(file, roots, sysroot)?;
-            let kept = numbers
-                .into_iter()
-                .filter_map(|n| {
-                    Some((
-                        n,
-                        text.get(usize::try_from(n).ok()?.checked_sub(1)?)?.clone(),
-                    ))
-                })
-                .collect();
-            Some((file.to_string(), kept))
-        })
-        .collect()
-}
-
-/// A file of which only `kept` lines are known, as [`annotate_with`] reads files: the other
-/// lines are empty.
-pub(crate) fn sparse_lines(kept: &[(u32, String)]) -> Vec<String> {
-    let len = kept.iter().map(|(n, _)| *n as usize).max().unwrap_or(0);
-    let mut lines = vec![String::new(); len.min(MAX_SPARSE_LINES)];
-    for (n, text) in kept {
-        if let Some(slot) = (*n as usize).checked_sub(1).and_then(|i| lines.get_mut(i)) {
-            slot.clone_from(text);
-        }
-    }
-    lines
 }
 
 fn read_lines(file: &str, roots: &[SourceRoot], sysroot: Option<&Path>) -> Option<Vec<String>> {

@@ -164,7 +164,16 @@ fn the_same_crash_has_the_same_signature() {
                 Err(reason) => return Outcome::fail("no core", reason),
             }
         }
-        let mut args: Vec<&OsStr> = vec![OsStr::new("analyze"), OsStr::new("--json")];
+        // --native-all with a fresh shared cache folder: the parallel analyses inflate and
+        // cache debug sections at the same time.
+        let cache = dir.join("cache");
+        let mut args: Vec<&OsStr> = vec![
+            OsStr::new("analyze"),
+            OsStr::new("--json"),
+            OsStr::new("--native-all"),
+            OsStr::new("--cache-dir"),
+            cache.as_os_str(),
+        ];
         args.extend(cores.iter().map(|(p, _, _)| p.as_os_str()));
         let finished = match run_pycore(&args, dir.path(), "pycore-batch") {
             Ok(f) => f,

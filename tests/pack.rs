@@ -208,7 +208,7 @@ fn files_opened_besides(packed: &Path, dir: &TestDir) -> Result<Vec<String>, Str
         .args(["-f", "-qq", "-e", "trace=open,openat,openat2", "-o"])
         .arg(&trace)
         .arg(env!("CARGO_BIN_EXE_pycore"))
-        .args(["analyze", "--json", "--locals"])
+        .args(["analyze", "--json", "--locals", "--native-all"])
         .arg(packed)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())

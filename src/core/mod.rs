@@ -64,8 +64,8 @@ pub struct CoreFile {
     /// `[start, end)` in the file of each PT_NOTE segment, as dumped (for `pycore pack`).
     pub note_ranges: Vec<(usize, usize)>,
     /// The descriptor of the note `pycore pack` adds (owner "PYCORE"), when this core is one
-    /// it wrote.
-    pub packed: Option<Vec<u8>>,
+    /// it wrote: `Err(size)` when it is larger than [`notes::MAX_PACKED_NOTE`] (not copied).
+    pub packed: Option<std::result::Result<Vec<u8>, usize>>,
 }
 
 /// How a cut-off core (`ulimit -c`, a full disk, an interrupted copy) falls short.
@@ -269,7 +269,7 @@ struct Notes {
     files: Vec<FileMapping>,
     /// gdb (`gcore`, `generate-core-file`) wrote it.
     gdb: bool,
-    packed: Option<Vec<u8>>,
+    packed: Option<std::result::Result<Vec<u8>, usize>>,
 }
 
 impl Notes {
@@ -299,7 +299,11 @@ impl Notes {
                 (b"CORE", notes::NT_FILE) => self.files = notes::parse_file_note(note.desc),
                 (b"GDB", _) => self.gdb = true,
                 (notes::PACKED_OWNER, notes::NT_PYCORE_PACKED) if self.packed.is_none() => {
-                    self.packed = Some(note.desc.to_vec());
+                    self.packed = Some(if note.desc.len() > notes::MAX_PACKED_NOTE {
+                        Err(note.desc.len())
+                    } else {
+                        Ok(note.desc.to_vec())
+                    });
                 }
                 // The TLS register note follows the NT_PRSTATUS of the thread it belongs to.
                 (b"LINUX", notes::NT_ARM_TLS) => {

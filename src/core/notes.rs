@@ -16,6 +16,8 @@ pub const NT_ARM_TLS: u32 = 0x401;
 /// analysis learnt from the binaries (docs/packed-cores.md).
 pub const NT_PYCORE_PACKED: u32 = 1;
 pub const PACKED_OWNER: &[u8] = b"PYCORE";
+/// A packed core's note larger than this is not believed (nor copied).
+pub const MAX_PACKED_NOTE: usize = 64 << 20;
 
 /// At most this many NT_FILE entries are decoded (the kernel caps a process at 2^16 mappings
 /// by default; a larger count in a note is garbage).

@@ -148,6 +148,8 @@ fn self_contained(table: &[u8]) -> Option<bool> {
     const DW_FORM_REF_SUP8: u64 = 0x24;
     const DW_FORM_IMPLICIT_CONST: u64 = 0x21;
     const DW_FORM_GNU_REF_ALT: u64 = 0x1f20;
+    // The form is in the entry itself: it may be a cross-unit reference.
+    const DW_FORM_INDIRECT: u64 = 0x16;
     let mut reader = EndianSlice::new(table, LittleEndian);
     use gimli::Reader;
     // Bounded by the table's bytes: every step consumes at least one.
@@ -168,9 +170,8 @@ fn self_contained(table: &[u8]) -> Option<bool> {
                 break;
             }
             match form {
-                DW_FORM_REF_ADDR | DW_FORM_REF_SUP4 | DW_FORM_REF_SUP8 | DW_FORM_GNU_REF_ALT => {
-                    return Some(false)
-                }
+                DW_FORM_REF_ADDR | DW_FORM_REF_SUP4 | DW_FORM_REF_SUP8 | DW_FORM_GNU_REF_ALT
+                | DW_FORM_INDIRECT => return Some(false),
                 DW_FORM_IMPLICIT_CONST => {
                     reader.read_sleb128().ok()?;
                 }

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use goblin::elf::program_header::{PT_LOAD, PT_NOTE};
+use goblin::elf::program_header::PT_LOAD;
 use goblin::elf::section_header::{SHF_COMPRESSED, SHT_NOBITS};
 
 use super::section_cache::{Inflated, SectionCache};
@@ -57,25 +57,16 @@ impl ElfFile {
             .ok_or_else(|| malformed("program headers"))?;
         let section_headers =
             crate::elf::sections(bytes, &header).ok_or_else(|| malformed("section headers"))?;
-        let build_id = program_headers
-            .iter()
-            .filter(|ph| ph.p_type == PT_NOTE)
-            .find_map(|ph| {
-                let notes = bytes
-                    .get(ph.p_offset as usize..)?
-                    .get(..ph.p_filesz as usize)?;
-                binary::build_id_in_notes(notes)
-            })
-            .or_else(|| {
-                // Detached debug files keep the note as a section only.
-                let (_, sh) = section_headers
-                    .iter()
-                    .find(|(name, _)| *name == ".note.gnu.build-id")?;
-                let notes = bytes
-                    .get(sh.sh_offset as usize..)?
-                    .get(..sh.sh_size as usize)?;
-                binary::build_id_in_notes(notes)
-            });
+        let build_id = binary::build_id_of_file(bytes).or_else(|| {
+            // Detached debug files keep the note as a section only.
+            let (_, sh) = section_headers
+                .iter()
+                .find(|(name, _)| *name == ".note.gnu.build-id")?;
+            let notes = bytes
+                .get(sh.sh_offset as usize..)?
+                .get(..sh.sh_size as usize)?;
+            binary::build_id_in_notes(notes)
+        });
         let loads = program_headers
             .iter()
             .filter(|ph| ph.p_type == PT_LOAD)

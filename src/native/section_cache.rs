@@ -85,12 +85,17 @@ impl SectionCache {
 
 /// The cached section at `path` if it is there whole.
 fn mapped(path: &Path, size: u64) -> Option<Mmap> {
+    // Only a regular file (opening a FIFO planted there would block).
+    if !fs::symlink_metadata(path).ok()?.is_file() {
+        return None;
+    }
     let file = fs::File::open(path).ok()?;
     if file.metadata().ok()?.len() != size || size == 0 {
         return None;
     }
     // SAFETY: cache files are written whole under a temporary name and renamed into place, and
-    // never changed after; the map is read-only.
+    // never changed after; the map is read-only. (Another program truncating a cache file
+    // while pycore maps it would stop pycore with SIGBUS, as for any mapped input file.)
     unsafe { Mmap::map(&file) }.ok()
 }
 

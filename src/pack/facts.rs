@@ -11,8 +11,6 @@ use crate::warning::Warning;
 
 /// The note's format; a packed core of another format is refused with a message.
 pub(crate) const FORMAT: u32 = 1;
-/// A packed note larger than this is not believed.
-pub(crate) const MAX_NOTE: usize = 64 << 20;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct PackedFacts {
@@ -31,15 +29,16 @@ pub(crate) struct PackedFacts {
     pub abi_flags: String,
     pub executable: Option<BinarySummary>,
     pub libpython: Option<BinarySummary>,
-    /// Warnings of the original analysis that came from outside the memory (the binaries, a
-    /// truncated original core).
+    /// The original core's own warnings (it was truncated, it had too many threads).
+    pub core_warnings: Vec<Warning>,
+    /// Warnings of the original analysis about the binaries.
     pub warnings: Vec<Warning>,
     /// Link-time ranges of the garbage collector's functions, run-time addresses.
     pub gc_function_ranges: Vec<(u64, u64)>,
     /// The crashed thread's innermost native function, as the original analysis named it.
     pub crash_function: Option<String>,
-    /// Source lines shown (and the lines checked to tell a changed file), by file.
-    pub sources: BTreeMap<String, Vec<(u32, String)>>,
+    /// Source lines shown (and the lines checked to tell a changed file), by file and number.
+    pub sources: crate::source::LinesUsed,
     /// Packed with `--native`/`--native-all`: every thread's named native frames.
     #[serde(default)]
     pub native: Option<NativeRecord>,

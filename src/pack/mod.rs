@@ -23,6 +23,7 @@ use crate::memory::{AddressSpace, Memory};
 use crate::native::NativeMode;
 use crate::python::{PythonVersion, SymbolSource};
 use crate::report::{NativeFrames, NativeRecord, PackedFrom, Report};
+use crate::source::SourceText;
 use crate::warning::{Warning, WarningKind};
 use crate::Options;
 use facts::PackedFacts;
@@ -147,15 +148,22 @@ pub fn pack(options: &PackOptions) -> Result<PackSummary> {
 }
 
 /// Analyse a packed core: its memory from itself, everything else from its note.
-pub(crate) fn analyze_packed(core: &CoreFile, note: &[u8], options: &Options) -> Result<Report> {
+pub(crate) fn analyze_packed(
+    core: &CoreFile,
+    note: &std::result::Result<Vec<u8>, usize>,
+    options: &Options,
+) -> Result<Report> {
     let bad = |reason: String| Error::NotACore {
         path: core.path.clone(),
         reason: format!("its pycore pack note is unreadable: {reason}"),
     };
-    if note.len() > facts::MAX_NOTE {
-        return Err(bad(format!("{} bytes", note.len())));
-    }
-    let facts: PackedFacts = serde_json::from_slice(note).map_err(|e| bad(e.to_string()))?;
+    let note = note.as_ref().map_err(|size| {
+        bad(format!(
+            "{size} bytes, more than the {} it may have",
+            crate::core::notes::MAX_PACKED_NOTE
+        ))
+    })?;
+    let mut facts: PackedFacts = serde_json::from_slice(note).map_err(|e| bad(e.to_string()))?;
     if facts.format != facts::FORMAT {
         return Err(bad(format!(
             "format {} (this pycore reads format {})",
@@ -165,12 +173,21 @@ pub(crate) fn analyze_packed(core: &CoreFile, note: &[u8], options: &Options) ->
     }
     // No backing files: only what the packed core holds is read.
     let memory = AddressSpace::new(core);
+    // The original core's warnings (truncated, ...), then the packed file's own, in the order
+    // the original analysis gives them.
+    let mut core_warnings = std::mem::take(&mut facts.core_warnings);
+    core_warnings.extend(crate::truncation_warnings(core));
     let mut report = Report::from_core(
         core,
         crate::binaries::executable_mapping_path(core),
         crate::invoked_as(core, &memory),
-        Vec::new(),
+        core_warnings,
     );
+    // The store's file name was the original's.
+    report.core.systemd = std::path::Path::new(&facts.original_path)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(crate::report::store_name::parse);
     report.packed = true;
     report.packed_from = Some(PackedFrom {
         path: facts.original_path.clone(),
@@ -200,16 +217,20 @@ pub(crate) fn analyze_packed(core: &CoreFile, note: &[u8], options: &Options) ->
         Err(error) => report.set_error(&error),
     }
     if options.show_source {
+        let sources = std::mem::take(&mut facts.sources);
         crate::source::annotate_with(&mut report, |file| {
-            facts
-                .sources
-                .get(file)
-                .map(|kept| crate::source::sparse_lines(kept))
+            sources.get(file).cloned().map(SourceText::Kept)
         });
     }
     let wants_native = options.native || options.native_all;
-    let (mode, frames) = match &facts.native {
-        Some(record) if wants_native => (options.native_mode(), NativeFrames::Recorded(record)),
+    let (mode, frames) = match &mut facts.native {
+        Some(record) if wants_native => {
+            // No thread has more frames than the unwinder walks (inlined calls aside).
+            for (frames, _) in record.threads.values_mut() {
+                frames.truncate(crate::native::unwind::MAX_FRAMES.saturating_mul(4));
+            }
+            (options.native_mode(), NativeFrames::Recorded(record))
+        }
         _ => {
             if wants_native {
                 report.warnings.push(Warning::new(

@@ -15,6 +15,8 @@ const ELF_HEADER_SIZE: u64 = 64;
 const PROGRAM_HEADER_SIZE: u64 = 56;
 /// Program headers stay below `PN_XNUM` (0xffff) so the count fits `e_phnum`.
 const MAX_SEGMENTS: usize = 60_000;
+/// Ranges closer than this may be joined into one segment when there are too many.
+const MAX_JOINED_GAP: u64 = 4096;
 const PT_LOAD: u32 = 1;
 const PT_NOTE: u32 = 4;
 const PF_R: u32 = 4;
@@ -41,8 +43,9 @@ pub(crate) fn write(
     facts: &PackedFacts,
     output: &Output<'_>,
 ) -> Result<Written> {
-    let segments = segments(core, memory, ranges);
-    let notes = notes(core, facts, output.redact_command);
+    let unsupported = |what: String| Error::PackUnsupported { what };
+    let segments = segments(core, memory, ranges).map_err(unsupported)?;
+    let notes = notes(core, facts, output.redact_command).map_err(unsupported)?;
     let image = image(core.arch, &notes, &segments);
     let failed = |source: std::io::Error| Error::PackWrite {
         path: output.path.to_path_buf(),
@@ -69,25 +72,29 @@ pub(crate) fn write(
     })
 }
 
-/// The kept memory: `(address, p_flags, bytes)` per segment, sorted, non-overlapping.
+/// The kept memory: `(address, p_flags, bytes)` per segment, sorted, non-overlapping. `Err`
+/// names why the ranges cannot be written as few enough segments.
 fn segments(
     core: &CoreFile,
     memory: &AddressSpace<'_>,
     ranges: Vec<(u64, u64)>,
-) -> Vec<(u64, u32, Vec<u8>)> {
+) -> std::result::Result<Vec<(u64, u32, Vec<u8>)>, String> {
     let exact = merged(ranges, 0);
-    // Few enough program headers: close ranges are joined (the bytes between come along).
-    let mut gap = 0u64;
-    let mut joined = exact.clone();
-    while joined.len() > MAX_SEGMENTS {
-        gap = (gap * 2).max(64);
-        joined = merged(exact.clone(), gap);
-    }
+    // Few enough program headers: the smallest gaps between ranges are closed (the bytes
+    // between come along), never one wider than MAX_JOINED_GAP.
+    let gap = widest_gap_to_close(&exact)?;
+    let joined = if gap == 0 {
+        exact.clone()
+    } else {
+        merged(exact.clone(), gap)
+    };
+    let flags = |addr: u64| core.segment_containing(addr).map_or(PF_R, |s| s.flags);
     let mut out = Vec::with_capacity(joined.len());
     let mut parts = exact.iter().peekable();
     for &(start, end) in &joined {
-        let flags = |addr: u64| core.segment_containing(addr).map_or(PF_R, |s| s.flags);
-        let mut bytes = vec![0u8; (end - start) as usize];
+        // Bounded: the exact ranges were read whole by the analysis (each at most
+        // memory::MAX_READ), and a join adds at most MAX_JOINED_GAP per gap.
+        let mut bytes = vec![0u8; usize::try_from(end - start).map_err(|e| e.to_string())?];
         if memory.read(start, &mut bytes).is_ok() {
             out.push((start, flags(start), bytes));
             while parts.next_if(|&&(s, _)| s < end).is_some() {}
@@ -96,18 +103,47 @@ fn segments(
         // The joined range crosses memory that is not there: its exact ranges, each of which
         // the analysis read whole.
         while let Some(&(s, e)) = parts.next_if(|&&(s, _)| s < end) {
-            let mut bytes = vec![0u8; (e - s) as usize];
+            let mut bytes = vec![0u8; usize::try_from(e - s).map_err(|e| e.to_string())?];
             if memory.read(s, &mut bytes).is_ok() {
                 out.push((s, flags(s), bytes));
             }
         }
     }
-    out
+    if out.len() > MAX_SEGMENTS {
+        return Err(format!(
+            "the analysis read {} separate memory ranges, more than the {MAX_SEGMENTS} program headers a core can list",
+            out.len()
+        ));
+    }
+    Ok(out)
+}
+
+/// The widest gap that must be closed for `ranges` (sorted, disjoint) to fit in
+/// [`MAX_SEGMENTS`]: 0 when they fit as they are.
+fn widest_gap_to_close(ranges: &[(u64, u64)]) -> std::result::Result<u64, String> {
+    let excess = ranges.len().saturating_sub(MAX_SEGMENTS);
+    if excess == 0 {
+        return Ok(0);
+    }
+    let mut gaps: Vec<u64> = ranges.windows(2).map(|w| w[1].0 - w[0].1).collect();
+    gaps.sort_unstable();
+    let widest = gaps.get(excess - 1).copied().unwrap_or(0);
+    if widest > MAX_JOINED_GAP {
+        return Err(format!(
+            "the analysis read {} separate memory ranges too far apart to join into {MAX_SEGMENTS} segments",
+            ranges.len()
+        ));
+    }
+    Ok(widest)
 }
 
 /// The PT_NOTE segment: every note of the core as it was (the command line blanked when asked),
 /// then pycore's.
-fn notes(core: &CoreFile, facts: &PackedFacts, redact_command: bool) -> Vec<u8> {
+fn notes(
+    core: &CoreFile,
+    facts: &PackedFacts,
+    redact_command: bool,
+) -> std::result::Result<Vec<u8>, String> {
     let mut out = Vec::new();
     for &(start, end) in &core.note_ranges {
         let Some(segment) = core.bytes().get(start..end) else {
@@ -128,15 +164,25 @@ fn notes(core: &CoreFile, facts: &PackedFacts, redact_command: bool) -> Vec<u8> 
             encode_note(&mut out, note.name, note.kind, &desc);
         }
     }
-    // Serialising plain data cannot fail; an empty note would be refused when read.
-    let facts = serde_json::to_vec(facts).unwrap_or_default();
+    // Each note read back from the core fits its u32 sizes; the segment must too.
+    if out.len() > u32::MAX as usize / 2 {
+        return Err(format!("its notes take {} bytes", out.len()));
+    }
+    let facts = serde_json::to_vec(facts).map_err(|e| e.to_string())?;
+    if facts.len() > notes::MAX_PACKED_NOTE {
+        return Err(format!(
+            "this core: what its analysis needs from outside its memory takes {} bytes, more than the {} a packed core may hold",
+            facts.len(),
+            notes::MAX_PACKED_NOTE
+        ));
+    }
     encode_note(
         &mut out,
         notes::PACKED_OWNER,
         notes::NT_PYCORE_PACKED,
         &facts,
     );
-    out
+    Ok(out)
 }
 
 /// One note: namesz, descsz, type, the name with its NUL, the descriptor, each 4-aligned.

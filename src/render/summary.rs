@@ -4,32 +4,83 @@
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
+use std::path::Path;
 
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::Table;
 
-use crate::batch::Analysed;
+use crate::error::Error;
 use crate::report::Report;
 
-/// JSON Lines: each core's report (or, when it could not be read, its error document) on one
-/// line, in the order the cores were named.
-pub fn write_json_lines(analysed: &[Analysed], out: &mut impl Write) -> io::Result<()> {
-    for item in analysed {
-        match &item.result {
-            Ok(report) => serde_json::to_writer(&mut *out, report)?,
-            Err(error) => {
-                let mut document = super::json::error_document(error);
-                document["core"] = serde_json::json!({ "path": item.path });
-                serde_json::to_writer(&mut *out, &document)?;
+/// One JSON Lines line: the core's report, or, when it could not be read at all, its error
+/// document with `"core": {"path": …}`.
+pub fn write_json_line(
+    path: &Path,
+    result: &Result<Report, Error>,
+    out: &mut impl Write,
+) -> io::Result<()> {
+    match result {
+        Ok(report) => serde_json::to_writer(&mut *out, report)?,
+        Err(error) => {
+            let mut document = super::json::error_document(error);
+            document["core"] = serde_json::json!({ "path": path });
+            serde_json::to_writer(&mut *out, &document)?;
+        }
+    }
+    writeln!(out)
+}
+
+/// What the summary keeps of one core (its report is dropped once this is made).
+pub struct Row {
+    cells: [String; 7],
+    signature: Option<String>,
+    what_and_where: String,
+}
+
+impl Row {
+    pub fn of(path: &Path, exit_code: i32, result: &Result<Report, Error>) -> Row {
+        let path = safe(path.display().to_string());
+        let exit = exit_code.to_string();
+        match result {
+            Err(error) => Row {
+                cells: [
+                    path,
+                    exit,
+                    String::new(),
+                    String::new(),
+                    safe(format!("error: {error}")),
+                    String::new(),
+                    String::new(),
+                ],
+                signature: None,
+                what_and_where: String::new(),
+            },
+            Ok(report) => {
+                let headline = safe(super::headline(report));
+                let innermost = innermost_python(report);
+                Row {
+                    what_and_where: format!("{headline}, {innermost}"),
+                    signature: report.crash.signature.clone(),
+                    cells: [
+                        path,
+                        exit,
+                        report.core.pid.map_or(String::new(), |p| p.to_string()),
+                        report
+                            .python
+                            .as_ref()
+                            .map_or("not read".to_string(), |p| p.version.clone()),
+                        headline,
+                        innermost,
+                        report.crash.signature.clone().unwrap_or_default(),
+                    ],
+                }
             }
         }
-        writeln!(out)?;
     }
-    Ok(())
 }
 
 /// One row per core, then the signatures shared by several cores.
-pub fn write_table(analysed: &[Analysed], markdown: bool, out: &mut impl Write) -> io::Result<()> {
+pub fn write_table(rows: &[Row], markdown: bool, out: &mut impl Write) -> io::Result<()> {
     let header = [
         "core",
         "exit",
@@ -39,90 +90,42 @@ pub fn write_table(analysed: &[Analysed], markdown: bool, out: &mut impl Write) 
         "where (Python)",
         "signature",
     ];
-    let rows: Vec<[String; 7]> = analysed.iter().map(row).collect();
     if markdown {
         writeln!(out, "| {} |", header.join(" | "))?;
         writeln!(out, "|---|---:|---:|---|---|---|---|")?;
-        for row in &rows {
-            let cells: Vec<String> = row.iter().map(|c| c.replace('|', "\\|")).collect();
+        for row in rows {
+            let cells: Vec<String> = row.cells.iter().map(|c| c.replace('|', "\\|")).collect();
             writeln!(out, "| {} |", cells.join(" | "))?;
         }
     } else {
         let mut table = Table::new();
         table.load_preset(UTF8_FULL_CONDENSED).set_header(header);
-        for row in rows.iter() {
-            table.add_row(row.iter());
+        for row in rows {
+            table.add_row(row.cells.iter());
         }
         writeln!(out, "{table}")?;
     }
-    let mut groups: BTreeMap<&str, Vec<&Analysed>> = BTreeMap::new();
-    for item in analysed {
-        if let Some(signature) = signature(item) {
-            groups.entry(signature).or_default().push(item);
+    let mut groups: BTreeMap<&str, Vec<&Row>> = BTreeMap::new();
+    for row in rows {
+        if let Some(signature) = &row.signature {
+            groups.entry(signature).or_default().push(row);
         }
     }
     let crashes: usize = groups.values().map(Vec::len).sum();
     writeln!(
         out,
         "\n{} cores, {crashes} crashed, {} distinct crash signatures",
-        analysed.len(),
+        rows.len(),
         groups.len()
     )?;
     let mut groups: Vec<_> = groups.into_iter().collect();
     groups.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then(a.0.cmp(b.0)));
-    for (signature, items) in groups {
-        let first = items.first().map_or(String::new(), |i| what_and_where(i));
-        writeln!(
-            out,
-            "{}{signature} × {}: {first}",
-            if markdown { "- " } else { "  " },
-            items.len()
-        )?;
+    for (signature, members) in groups {
+        let first = members.first().map_or("", |r| r.what_and_where.as_str());
+        let bullet = if markdown { "- " } else { "  " };
+        writeln!(out, "{bullet}{signature} × {}: {first}", members.len())?;
     }
     Ok(())
-}
-
-fn signature(item: &Analysed) -> Option<&str> {
-    item.result.as_ref().ok()?.crash.signature.as_deref()
-}
-
-fn row(item: &Analysed) -> [String; 7] {
-    let path = safe(item.path.display().to_string());
-    let exit = item.exit_code().to_string();
-    match &item.result {
-        Err(error) => [
-            path,
-            exit,
-            String::new(),
-            String::new(),
-            safe(format!("error: {error}")),
-            String::new(),
-            String::new(),
-        ],
-        Ok(report) => [
-            path,
-            exit,
-            report.core.pid.map_or(String::new(), |p| p.to_string()),
-            report
-                .python
-                .as_ref()
-                .map_or("not read".to_string(), |p| p.version.clone()),
-            safe(super::headline(report)),
-            innermost_python(report),
-            report.crash.signature.clone().unwrap_or_default(),
-        ],
-    }
-}
-
-fn what_and_where(item: &Analysed) -> String {
-    match &item.result {
-        Ok(report) => safe(format!(
-            "{}, {}",
-            super::headline(report),
-            innermost_python(report)
-        )),
-        Err(_) => String::new(),
-    }
 }
 
 /// The crashed thread's innermost Python frame (else the main thread's, else the first

@@ -56,8 +56,9 @@ pub(crate) enum NativeFrames<'a> {
     /// Unwound with the mapped files' CFI and named by their symbols (kept in the record when
     /// one is given).
     Unwind(Option<&'a mut NativeRecord>),
-    /// Recorded by `pycore pack`: no file is opened.
-    Recorded(&'a NativeRecord),
+    /// Recorded by `pycore pack`: no file is opened. Each thread's frames are taken from the
+    /// record once (a TID listed twice gets them once).
+    Recorded(&'a mut NativeRecord),
 }
 
 /// Add what the registers and the mapped files tell to `report`: every thread's state, the
@@ -109,7 +110,7 @@ pub(crate) fn add_native(
     for (thread, status) in report.threads.iter_mut().zip(&core.threads) {
         let (named, stopped) = match &mut source {
             NativeFrames::Recorded(record) => {
-                record.threads.get(&status.tid).cloned().unwrap_or_default()
+                record.threads.remove(&status.tid).unwrap_or_default()
             }
             NativeFrames::Unwind(record) => {
                 let unwound = unwind::unwind(
