@@ -207,14 +207,14 @@ fn add_python(
     let gc_ranges = || binaries.function_ranges(GC_FUNCTIONS);
     let (process, collectors) = match recorded {
         None => {
-            let process = python::inspect(memory, &binaries, options.locals)?;
+            let process = python::inspect(memory, &binaries, core.arch, options.locals)?;
             let collectors = collectors(core, memory, &process, gc_ranges);
             (process, collectors)
         }
         Some(recorded) => {
             let reads = pack::RecordingMemory::new(memory);
             let symbols = pack::RecordingSymbols::new(&binaries);
-            let process = python::inspect(&reads, &symbols, options.locals)?;
+            let process = python::inspect(&reads, &symbols, core.arch, options.locals)?;
             let mut ranges = Vec::new();
             let collectors = collectors(core, &reads, &process, || {
                 ranges = gc_ranges();

@@ -7,7 +7,8 @@
 #
 #   ROOT/arm64-bookworm/  Debian 12's python3.11 (static, stripped) and its libpython3.11-dev
 #                         headers (tools/gen_layouts.py probes them with the aarch64 compiler).
-#   ROOT/arm64-sid/       Debian unstable's python3.14 (pointer-authenticated return addresses).
+#   ROOT/arm64-sid/       Debian unstable's python3.14 (pointer-authenticated return addresses) and its
+#                         libpython3.14-dev headers.
 #
 # Each folder has a private apt configuration (ROOT/arm64-*/.apt: APT::Architecture "arm64", its
 # own sources, lists, status and cache): /etc/apt, the system's dpkg database and its installed
@@ -80,10 +81,11 @@ if ! usable "$bookworm" usr/bin/python3.11 || [ ! -f "$bookworm/usr/include/pyth
 fi
 
 sid=$root/arm64-sid
-if ! usable "$sid" usr/bin/python3.14; then
+if ! usable "$sid" usr/bin/python3.14 || [ ! -f "$sid/usr/include/python3.14/Python.h" ]; then
   say "fetching Debian unstable's arm64 python3.14 into $sid"
   # shellcheck disable=SC2086
-  fetch "$sid" sid $base libssl3t64 python3.14-minimal libpython3.14-minimal libpython3.14-stdlib
+  fetch "$sid" sid $base libssl3t64 python3.14-minimal libpython3.14-minimal libpython3.14-stdlib \
+    libpython3.14-dev
 fi
 
 status=0

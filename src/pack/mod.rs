@@ -187,7 +187,7 @@ pub(crate) fn analyze_packed(core: &CoreFile, note: &[u8], options: &Options) ->
         ));
     }
     let symbols = PackedSymbols(&facts);
-    match crate::python::inspect(&memory, &symbols, locals) {
+    match crate::python::inspect(&memory, &symbols, core.arch, locals) {
         Ok(process) => {
             let collectors =
                 crate::collectors(core, &memory, &process, || facts.gc_function_ranges.clone());

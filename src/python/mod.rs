@@ -125,12 +125,14 @@ fn find_roots(symbols: &impl SymbolSource) -> Result<Roots> {
 }
 
 /// Read every thread's Python stack (with each frame's variables when `locals`).
+/// `arch` is the core's machine: only its tables are used (offsets differ between ABIs).
 pub fn inspect(
     memory: &impl Memory,
     symbols: &impl SymbolSource,
+    arch: crate::core::Arch,
     locals: bool,
 ) -> Result<PythonProcess> {
-    inspect_with(memory, symbols, layouts::lookup, locals)
+    inspect_with(memory, symbols, layouts::tables_for(arch), locals)
 }
 
 /// [`inspect`] with the tables `tables` gives.
@@ -575,9 +577,14 @@ fn table_for(version: PythonVersion, shape: Shape, tables: Tables) -> Result<&'s
     tables(version.major, version.minor, shape)
         .or_else(release_for_debug)
         .ok_or_else(|| {
+            // The machine of the tables asked (every table of one look-up is of one machine).
+            let arch = layouts::ALL
+                .iter()
+                .find(|l| tables(l.major, l.minor, l.shape).is_some_and(|t| std::ptr::eq(t, **l)))
+                .map_or(crate::core::Arch::X86_64, |l| l.arch);
             let known: Vec<String> = layouts::ALL
                 .iter()
-                .filter(|l| l.shape == shape)
+                .filter(|l| l.shape == shape && l.arch == arch)
                 .map(|l| format!("{}.{}", l.major, l.minor))
                 .collect();
             let newest = layouts::ALL.iter().map(|l| (l.major, l.minor)).max();
@@ -586,8 +593,13 @@ fn table_for(version: PythonVersion, shape: Shape, tables: Tables) -> Result<&'s
                 Shape::Debug => " debug build",
                 Shape::FreeThreaded => " free-threaded build",
             };
+            // Another machine's table is never used: say which machine has none.
+            let shape_name = match arch {
+                crate::core::Arch::X86_64 => shape_name.to_string(),
+                crate::core::Arch::Aarch64 => format!("{shape_name} (aarch64)"),
+            };
             let newer = newest.is_some_and(|n| (version.major, version.minor) > n);
-            let (version, shape) = (version.to_string(), shape_name.to_string());
+            let (version, shape) = (version.to_string(), shape_name);
             if newer {
                 Error::NewerVersion {
                     version,

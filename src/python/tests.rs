@@ -290,7 +290,7 @@ fn every_table_walks_a_thread_laid_out_by_it() {
     assert!(layouts::ALL.len() >= 15, "tables: {}", layouts::ALL.len());
     for layout in layouts::ALL {
         let memory = process_memory(layout, false);
-        let process = inspect(&memory, &Symbols(layout), false)
+        let process = inspect(&memory, &Symbols(layout), layout.arch, false)
             .unwrap_or_else(|e| panic!("{}: {e}", label(layout)));
         let what = label(layout);
         assert_eq!(
@@ -343,7 +343,7 @@ fn every_table_walks_a_thread_laid_out_by_it() {
 fn a_cyclic_frame_chain_stops_with_a_warning() {
     for layout in layouts::ALL {
         let memory = process_memory(layout, true);
-        let process = inspect(&memory, &Symbols(layout), false).unwrap();
+        let process = inspect(&memory, &Symbols(layout), layout.arch, false).unwrap();
         let thread = &process.threads[0];
         assert_eq!(thread.frames.len(), 1, "{}", label(layout));
         assert!(
@@ -369,7 +369,13 @@ fn no_runtime_symbol_means_not_python() {
             None
         }
     }
-    let error = inspect(&FakeMemory::default(), &NoSymbols, false).unwrap_err();
+    let error = inspect(
+        &FakeMemory::default(),
+        &NoSymbols,
+        crate::core::Arch::X86_64,
+        false,
+    )
+    .unwrap_err();
     assert_eq!(error.exit_code(), 4);
 }
 
@@ -475,7 +481,7 @@ fn an_implausible_debug_offset_is_not_taken() {
     let mut runtime = memory.read_vec(RUNTIME, 0x4000).unwrap();
     runtime[position..position + 8].copy_from_slice(&0x7fff_ffff_u64.to_le_bytes());
     memory.add(RUNTIME, runtime);
-    let process = inspect(&memory, &Symbols(layout), false).unwrap();
+    let process = inspect(&memory, &Symbols(layout), layout.arch, false).unwrap();
     assert!(
         process
             .warnings
