@@ -306,3 +306,82 @@ fn link_map(memory: &impl Memory, r_debug: u64) -> Vec<(String, u64)> {
     }
     objects
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::fake::FakeMemory;
+
+    fn words(values: &[u64]) -> Vec<u8> {
+        values.iter().flat_map(|v| v.to_le_bytes()).collect()
+    }
+
+    /// `struct link_map` at `at`: l_addr, l_name, l_ld, l_next, l_prev.
+    fn entry(memory: &mut FakeMemory, at: u64, l_addr: u64, name_at: u64, next: u64) {
+        memory.add(at, words(&[l_addr, name_at, 0, next, 0]));
+    }
+
+    #[test]
+    fn the_loaders_list_names_every_object_once_and_stops_at_a_loop() {
+        let mut memory = FakeMemory::default();
+        let r_debug = 0x1000;
+        memory.add(r_debug, words(&[1, 0x2000]));
+        memory.add(0x9000, b"\0".to_vec());
+        memory.add(0x9100, b"/lib/aarch64-linux-gnu/libc.so.6\0".to_vec());
+        memory.add(0x9200, b"linux-vdso.so.1\0".to_vec());
+        memory.add(0x9300, b"/lib/ld-linux-aarch64.so.1\0".to_vec());
+        // The executable (empty name), libc, the vDSO (no file), the loader, then back to libc.
+        entry(&mut memory, 0x2000, 0, 0x9000, 0x2100);
+        entry(&mut memory, 0x2100, 0x55_0000_0000, 0x9100, 0x2200);
+        entry(&mut memory, 0x2200, 0x55_1000_0000, 0x9200, 0x2300);
+        entry(&mut memory, 0x2300, 0x55_2000_0000, 0x9300, 0x2100);
+        assert_eq!(
+            link_map(&memory, r_debug),
+            vec![
+                (
+                    "/lib/aarch64-linux-gnu/libc.so.6".to_string(),
+                    0x55_0000_0000
+                ),
+                ("/lib/ld-linux-aarch64.so.1".to_string(), 0x55_2000_0000),
+            ]
+        );
+        // An unreadable r_debug gives nothing.
+        assert!(link_map(&memory, 0x7000).is_empty());
+    }
+
+    #[test]
+    fn dynamic_entries_stop_at_dt_null_and_the_section_end() {
+        let mut memory = FakeMemory::default();
+        memory.add(0x3000, words(&[1, 5, DT_DEBUG, 0x1000, DT_NULL, 0]));
+        assert_eq!(dynamic_entry(&memory, 0x3000, 48, DT_DEBUG), Some(0x1000));
+        assert_eq!(dynamic_entry(&memory, 0x3000, 16, DT_DEBUG), None);
+        memory.add(0x4000, words(&[DT_NULL, 0, DT_DEBUG, 0x1000]));
+        assert_eq!(dynamic_entry(&memory, 0x4000, 32, DT_DEBUG), None);
+    }
+
+    #[test]
+    fn segments_become_page_aligned_file_mappings() {
+        let headers = Headers {
+            entry: 0,
+            loads: vec![
+                (0, 0, 0x1234),
+                (0x11_d00, 0x1d00, 0x300),
+                (0x20_000, 0x2000, 0),
+            ],
+            phdr_vaddr: None,
+            dynamic: None,
+            interp: None,
+        };
+        let mappings = mappings("/lib/x.so", &headers, 0x55_0000_0000);
+        assert_eq!(
+            mappings
+                .iter()
+                .map(|m| (m.start, m.end, m.file_offset))
+                .collect::<Vec<_>>(),
+            vec![
+                (0x55_0000_0000, 0x55_0000_2000, 0),
+                (0x55_0001_1000, 0x55_0001_2000, 0x1000),
+            ]
+        );
+    }
+}

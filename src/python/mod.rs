@@ -577,11 +577,11 @@ fn table_for(version: PythonVersion, shape: Shape, tables: Tables) -> Result<&'s
     tables(version.major, version.minor, shape)
         .or_else(release_for_debug)
         .ok_or_else(|| {
-            // The machine of the tables asked (every table of one look-up is of one machine).
+            // The machine of the tables asked: every table one look-up gives is of one machine.
             let arch = layouts::ALL
                 .iter()
-                .find(|l| tables(l.major, l.minor, l.shape).is_some_and(|t| std::ptr::eq(t, **l)))
-                .map_or(crate::core::Arch::X86_64, |l| l.arch);
+                .find_map(|l| tables(l.major, l.minor, l.shape))
+                .map_or(crate::core::Arch::X86_64, |t| t.arch);
             let known: Vec<String> = layouts::ALL
                 .iter()
                 .filter(|l| l.shape == shape && l.arch == arch)

@@ -282,7 +282,33 @@ impl SymbolSource for Symbols<'_> {
 }
 
 fn label(layout: &Layout) -> String {
-    format!("{}.{} {}", layout.major, layout.minor, layout.shape)
+    format!(
+        "{}.{} {} {:?}",
+        layout.major, layout.minor, layout.shape, layout.arch
+    )
+}
+
+/// A core is read only with its own machine's tables: an aarch64 process of a version with an
+/// x86_64 table only is refused (exit code 6), naming the machine, never read with that table.
+#[test]
+fn another_machines_table_is_never_used() {
+    use crate::core::Arch;
+    for arch in [Arch::X86_64, Arch::Aarch64] {
+        let tables = layouts::tables_for(arch);
+        for layout in layouts::ALL {
+            if let Some(found) = tables(layout.major, layout.minor, layout.shape) {
+                assert_eq!(found.arch, arch, "{}", label(layout));
+            }
+        }
+    }
+    let x86 = layouts::lookup(3, 12, Shape::Release).expect("the 3.12 table");
+    assert!(layouts::tables_for(Arch::Aarch64)(3, 12, Shape::Release).is_none());
+    let memory = process_memory(x86, false);
+    let error = inspect(&memory, &Symbols(x86), Arch::Aarch64, false).unwrap_err();
+    assert_eq!(error.exit_code(), 6, "{error}");
+    assert!(error.to_string().contains("(aarch64)"), "{error}");
+    // The same memory with the x86_64 tables reads.
+    assert!(inspect(&memory, &Symbols(x86), Arch::X86_64, false).is_ok());
 }
 
 #[test]
