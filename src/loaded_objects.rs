@@ -168,7 +168,7 @@ fn missing_facts(core: &CoreFile) -> Option<Warning> {
             .iter()
             .all(|t| t.registers.thread_pointer.is_none())
     {
-        lacks.push("NT_ARM_TLS (no thread pointers: Python thread states are joined to threads by native_thread_id only)");
+        lacks.push("NT_ARM_TLS (no thread pointers; Python thread states are joined to threads by native_thread_id, or by the TID glibc keeps in struct pthread)");
     }
     (!lacks.is_empty()).then(|| {
         Warning::new(

@@ -5,6 +5,8 @@
 #
 #   tools/fetch-arm64-pythons.sh     cache root: ${PYCORE_PYTHONS:-$HOME/.cache/pycore-pythons}
 #
+#   ROOT/arm64-bullseye/  Debian 11's python3.9 (no native_thread_id: threads are joined through
+#                         glibc's struct pthread) and its libpython3.9-dev headers.
 #   ROOT/arm64-bookworm/  Debian 12's python3.11 (static, stripped) and its libpython3.11-dev
 #                         headers (tools/gen_layouts.py probes them with the aarch64 compiler).
 #   ROOT/arm64-sid/       Debian unstable's python3.14 (pointer-authenticated return addresses) and its
@@ -70,13 +72,21 @@ EOC
 }
 
 # What the interpreters and the modules the scenarios import load (ctypes: libffi).
-base="libc6 libgcc-s1 libexpat1 zlib1g libffi8 libzstd1 liblzma5 libbz2-1.0 libcrypt1 libuuid1"
+base="libc6 libgcc-s1 libexpat1 zlib1g libzstd1 liblzma5 libbz2-1.0 libcrypt1 libuuid1"
+
+bullseye=$root/arm64-bullseye
+if ! usable "$bullseye" usr/bin/python3.9 || [ ! -f "$bullseye/usr/include/python3.9/Python.h" ]; then
+  say "fetching Debian 11's arm64 python3.9 into $bullseye"
+  # shellcheck disable=SC2086 # the package list is meant to split
+  fetch "$bullseye" bullseye $base libffi7 libssl1.1 \
+    python3.9-minimal libpython3.9-minimal libpython3.9-stdlib libpython3.9-dev
+fi
 
 bookworm=$root/arm64-bookworm
 if ! usable "$bookworm" usr/bin/python3.11 || [ ! -f "$bookworm/usr/include/python3.11/Python.h" ]; then
   say "fetching Debian 12's arm64 python3.11 into $bookworm"
   # shellcheck disable=SC2086 # the package list is meant to split
-  fetch "$bookworm" bookworm $base libssl3 \
+  fetch "$bookworm" bookworm $base libffi8 libssl3 \
     python3.11-minimal libpython3.11-minimal libpython3.11-stdlib libpython3.11-dev
 fi
 
@@ -84,12 +94,12 @@ sid=$root/arm64-sid
 if ! usable "$sid" usr/bin/python3.14 || [ ! -f "$sid/usr/include/python3.14/Python.h" ]; then
   say "fetching Debian unstable's arm64 python3.14 into $sid"
   # shellcheck disable=SC2086
-  fetch "$sid" sid $base libssl3t64 python3.14-minimal libpython3.14-minimal libpython3.14-stdlib \
+  fetch "$sid" sid $base libffi8 libssl3t64 python3.14-minimal libpython3.14-minimal libpython3.14-stdlib \
     libpython3.14-dev
 fi
 
 status=0
-for row in "$bookworm usr/bin/python3.11" "$sid usr/bin/python3.14"; do
+for row in "$bullseye usr/bin/python3.9" "$bookworm usr/bin/python3.11" "$sid usr/bin/python3.14"; do
   # shellcheck disable=SC2086 # "SYSROOT BIN"
   if usable $row; then
     set -- $row

@@ -56,6 +56,8 @@ pub struct PythonThread {
     pub thread_id: u64,
     /// Kernel TID, when the version records it (3.8+).
     pub native_thread_id: Option<u64>,
+    /// Without it: the TID glibc keeps in the thread's `struct pthread`, if readable.
+    pub pthread_tid: Option<u64>,
     /// Name from `threading`, when the thread is registered there.
     pub name: Option<String>,
     /// Whether it holds the GIL; `None` when that cannot be told.
@@ -227,6 +229,7 @@ fn inspect_with(
         threads.push(PythonThread {
             thread_id: state.thread_id,
             native_thread_id: state.native_thread_id,
+            pthread_tid: state.pthread_tid,
             name: facts.names.get(&state.thread_id).cloned(),
             holds_gil: facts.gil.held_by(state.address),
             interpreter: state.interpreter,

@@ -151,6 +151,9 @@ fn process_memory(layout: &Layout, cyclic: bool) -> FakeMemory {
     if let Some(native) = layout.tstate.native_thread_id {
         tstate.field(native, NATIVE_ID);
     }
+    // glibc's `struct pthread` of the thread, holding its TID where the machine's glibc does.
+    let tid_at = THREAD_ID + super::threads::glibc_tid_offset(layout.arch);
+    memory.add(tid_at, (NATIVE_ID as i32).to_le_bytes().to_vec());
     let (table, position) = line_table(layout);
     let mut frame_1 = Block::new(0x100);
     let mut frame_2 = Block::new(0x100);
@@ -335,6 +338,9 @@ fn every_table_walks_a_thread_laid_out_by_it() {
         assert_eq!(thread.thread_id, THREAD_ID, "{what}");
         let native = layout.tstate.native_thread_id.map(|_| NATIVE_ID);
         assert_eq!(thread.native_thread_id, native, "{what}");
+        // Without native_thread_id, the TID from glibc's struct pthread.
+        let from_pthread = native.is_none().then_some(NATIVE_ID);
+        assert_eq!(thread.pthread_tid, from_pthread, "{what}");
         let expect_gil = if layout.gil.enabled.is_some() || layout.shape != Shape::FreeThreaded {
             Some(true)
         } else {

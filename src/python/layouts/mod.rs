@@ -27,6 +27,7 @@ pub const ALL: &[&Layout] = &[
     &v3_7::RELEASE,
     &v3_8::RELEASE,
     &v3_9::RELEASE,
+    &v3_9::RELEASE_AARCH64,
     &v3_10::RELEASE,
     &v3_11::RELEASE,
     &v3_11::DEBUG,
@@ -129,6 +130,7 @@ pub fn lookup(major: u8, minor: u8, shape: Shape) -> Option<&'static Layout> {
 /// The aarch64 layout of CPython `major.minor` built as `shape`, if one was generated.
 pub fn lookup_aarch64(major: u8, minor: u8, shape: Shape) -> Option<&'static Layout> {
     match (major, minor, shape) {
+        (3, 9, Shape::Release) => Some(&v3_9::RELEASE_AARCH64),
         (3, 11, Shape::Release) => Some(&v3_11::RELEASE_AARCH64),
         (3, 14, Shape::Release) => Some(&v3_14::RELEASE_AARCH64),
         _ => None,
