@@ -194,16 +194,16 @@ fn run_case(row: &Row, case: &Case, dir: &TestDir) -> Result<Verdict, String> {
     let sysroot = cache_root().join(row.sysroot);
     let python = sysroot.join(row.python);
     let (recording, core) = core_under_qemu(&sysroot, &python, case, dir)?;
-    let analysis = analyze_with(
-        &core,
-        dir.path(),
-        &[
-            OsStr::new("--python"),
-            python.as_os_str(),
-            OsStr::new("--sysroot"),
-            sysroot.as_os_str(),
-        ],
-    )?;
+    let binaries = [
+        OsStr::new("--python"),
+        python.as_os_str(),
+        OsStr::new("--sysroot"),
+        sysroot.as_os_str(),
+    ];
+    let analysis = analyze_with(&core, dir.path(), &binaries)?;
+    let mut with_native = binaries.to_vec();
+    with_native.push(OsStr::new("--native-all"));
+    let native = analyze_with(&core, dir.path(), &with_native)?;
     // qemu's core is no kernel's nor gdb's: pycore says "unknown". judge's crash checks are
     // for snapshots; what a qemu core can tell of its crash is checked here.
     let expect = Expect {
@@ -218,7 +218,102 @@ fn run_case(row: &Row, case: &Case, dir: &TestDir) -> Result<Verdict, String> {
         .problems
         .extend(crash_problems(&recording, &analysis, case));
     verdict.problems.extend(warning_problems(&analysis));
+    verdict
+        .problems
+        .extend(native_problems(&analysis, &native, &recording, case));
     Ok(verdict)
+}
+
+/// `--native-all` on the same core: aarch64 CFI (the link register, frames that allocate no
+/// stack, return addresses signed with `paciasp` on sid's build) unwinds every thread whole:
+/// the same Python frames in place of the interpreter loop's frames, each thread's stack down
+/// to where it started (the main thread through `Py_BytesMain` and `__libc_start_main`, the
+/// others to libc's thread start), no stack cut, and the crashed thread's innermost frame in
+/// libc (memset, pthread_kill).
+fn native_problems(
+    plain: &Analysis,
+    native: &Analysis,
+    recording: &Recording,
+    case: &Case,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    let kinds = |analysis: &Analysis| -> Vec<String> {
+        analysis.report.doc["warnings"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|w| w["kind"].as_str().map(str::to_string))
+            .collect()
+    };
+    for kind in kinds(native) {
+        if kind.starts_with("native") {
+            problems.push(format!(
+                "--native-all: warning {kind}: {:?}",
+                native.report.warnings
+            ));
+        }
+    }
+    let python_frames = |thread: &serde_json::Value| -> Vec<String> {
+        thread["frames"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|f| f["kind"] != "native")
+            .map(|f| format!("{} {} {}", f["file"], f["function"], f["line"]))
+            .collect()
+    };
+    let threads = |analysis: &Analysis| -> Vec<serde_json::Value> {
+        analysis.report.doc["threads"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    let crashed = native.report.doc["crash"]["thread"].as_u64();
+    for (thread, alone) in threads(native).iter().zip(threads(plain)) {
+        let tid = thread["tid"].as_u64().unwrap_or_default();
+        if python_frames(thread) != python_frames(&alone) {
+            problems.push(format!(
+                "--native-all: thread {tid}'s Python frames differ from the analysis without it"
+            ));
+        }
+        let frames: Vec<&serde_json::Value> = thread["frames"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|f| f["kind"] == "native")
+            .collect();
+        let names: Vec<&str> = frames
+            .iter()
+            .filter_map(|f| f["function"].as_str())
+            .collect();
+        let module = |f: Option<&&serde_json::Value>| {
+            f.and_then(|f| f["module"].as_str())
+                .map(|m| m.rsplit('/').next().unwrap_or(m).to_string())
+        };
+        let whole = if recording.threads.first().map(|t| t.tid) == Some(tid)
+            || names.contains(&"Py_BytesMain")
+        {
+            names.ends_with(&["__libc_start_main", "_start"])
+        } else {
+            module(frames.last()).as_deref() == Some("libc.so.6")
+        };
+        if !whole || !names.contains(&"_PyEval_EvalFrameDefault") {
+            problems.push(format!(
+                "--native-all: thread {tid}'s native stack is not whole (ends in {:?}): {names:?}",
+                module(frames.last())
+            ));
+        }
+        if Some(tid) == crashed
+            && !case.quit
+            && module(frames.first()).as_deref() != Some("libc.so.6")
+        {
+            problems.push(format!(
+                "--native-all: the crashed thread {tid}'s innermost frame is in {:?}, not libc",
+                module(frames.first())
+            ));
+        }
+    }
+    problems
 }
 
 /// The crash: the signal, the thread that took it (the recorded crasher; for SIGQUIT, a

@@ -32,7 +32,8 @@ pub struct ThreadState {
 /// (TLS_DTV_AT_TP), and `list_t list`). Unlike the thread pointer, which equals `pthread_t` on
 /// x86_64 but lies `sizeof(struct pthread)` past it on aarch64 (0x740 in glibc 2.36, 0x720 in
 /// 2.41), this place holds in every glibc release these cores come from; checked by running
-/// `pthread_self()` against `gettid()` on each (tests/aarch64.rs runs both arm64 glibcs).
+/// `pthread_self()` against `gettid()` (glibc 2.36, 2.41) and by tests/aarch64.rs, whose 3.9 row
+/// (glibc 2.31) is joined this way.
 pub fn glibc_tid_offset(arch: crate::core::Arch) -> u64 {
     match arch {
         crate::core::Arch::X86_64 => 0x2d0,
