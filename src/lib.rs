@@ -168,7 +168,10 @@ pub(crate) fn analyze_core(
     );
     report.finish();
     if let Some(recorded) = recorded {
-        recorded.facts.warnings.extend(truncation_warnings(core));
+        // First, as the analysis reports them (Report::from_core).
+        let later = std::mem::take(&mut recorded.facts.warnings);
+        recorded.facts.warnings = truncation_warnings(core);
+        recorded.facts.warnings.extend(later);
         recorded.facts.crash_function = report
             .crash
             .location

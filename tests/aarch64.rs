@@ -22,7 +22,8 @@ use crate::support::interpreters::{require_all, CACHE_ENV, REQUIRE_ALL_ENV};
 use crate::support::kernel::{with_unlimited_core_size, SIGABRT, SIGQUIT, SIGSEGV};
 use crate::support::matrix::Outcome;
 use crate::support::process::{
-    run_with_timeout, send_signal, task_ids, thread_states, wait_for, ChildGuard, TestDir,
+    run_pycore, run_with_timeout, send_signal, task_ids, thread_states, wait_for, ChildGuard,
+    TestDir,
 };
 use crate::support::scenario::{analyze_with, judge, outcome, scenario_path, Analysis};
 use crate::support::stacks::{Recording, Verdict};
@@ -221,7 +222,57 @@ fn run_case(row: &Row, case: &Case, dir: &TestDir) -> Result<Verdict, String> {
     verdict
         .problems
         .extend(native_problems(&analysis, &native, &recording, case));
+    verdict
+        .problems
+        .extend(pack_problems(&core, &native, &with_native, dir)?);
     Ok(verdict)
+}
+
+/// `pycore pack --native-all` of the qemu core: the packed core (which keeps the recovered
+/// mapped files as its NT_FILE) gives the same `--native-all` report from itself alone.
+fn pack_problems(
+    core: &Path,
+    native: &Analysis,
+    with_native: &[&OsStr],
+    dir: &TestDir,
+) -> Result<Vec<String>, String> {
+    let packed = dir.join("packed.core");
+    let mut args = vec![OsStr::new("pack"), core.as_os_str()];
+    args.extend_from_slice(with_native);
+    args.extend([OsStr::new("--output"), packed.as_os_str()]);
+    let finished = run_pycore(&args, dir.path(), "pycore-pack")?;
+    if !matches!(finished.code(), Some(0 | 1)) {
+        return Err(format!(
+            "pycore pack: {}: {}",
+            finished.status, finished.stderr
+        ));
+    }
+    let from_packed = analyze_with(&packed, dir.path(), &[OsStr::new("--native-all")])?;
+    let (mut original, mut again) = (native.report.doc.clone(), from_packed.report.doc);
+    for doc in [&mut original, &mut again] {
+        if let Some(object) = doc.as_object_mut() {
+            object.remove("packed");
+            object.remove("packed_from");
+        }
+        doc["core"]["path"] = serde_json::Value::Null;
+    }
+    Ok((original != again)
+        .then(|| {
+            let text = |v: &serde_json::Value| serde_json::to_string_pretty(v).unwrap_or_default();
+            let (a, b) = (text(&original), text(&again));
+            let line = a
+                .lines()
+                .zip(b.lines())
+                .position(|(x, y)| x != y)
+                .unwrap_or(0);
+            format!(
+                "the packed core's --native-all report differs from the core's, from line {line}: {:?} vs {:?}",
+                a.lines().nth(line),
+                b.lines().nth(line)
+            )
+        })
+        .into_iter()
+        .collect())
 }
 
 /// `--native-all` on the same core: aarch64 CFI (the link register, frames that allocate no

@@ -109,11 +109,13 @@ fn segments(
 /// then pycore's.
 fn notes(core: &CoreFile, facts: &PackedFacts, redact_command: bool) -> Vec<u8> {
     let mut out = Vec::new();
+    let mut had_file_note = false;
     for &(start, end) in &core.note_ranges {
         let Some(segment) = core.bytes().get(start..end) else {
             continue;
         };
         for note in notes::iter_notes(segment) {
+            had_file_note |= note.name == b"CORE" && note.kind == notes::NT_FILE;
             if note.name == b"PYCORE" {
                 continue;
             }
@@ -128,6 +130,11 @@ fn notes(core: &CoreFile, facts: &PackedFacts, redact_command: bool) -> Vec<u8> 
             encode_note(&mut out, note.name, note.kind, &desc);
         }
     }
+    // A core without NT_FILE (qemu-user's) whose mapped files were recovered from memory: the
+    // packed core keeps the recovered list as its NT_FILE, so that it names its modules alone.
+    if !had_file_note && !core.files.is_empty() {
+        encode_note(&mut out, b"CORE", notes::NT_FILE, &file_note(&core.files));
+    }
     // Serialising plain data cannot fail; an empty note would be refused when read.
     let facts = serde_json::to_vec(facts).unwrap_or_default();
     encode_note(
@@ -137,6 +144,25 @@ fn notes(core: &CoreFile, facts: &PackedFacts, redact_command: bool) -> Vec<u8> 
         &facts,
     );
     out
+}
+
+/// An NT_FILE descriptor (fs/binfmt_elf.c fill_files_note): count, page size, then (start,
+/// end, offset in pages) per mapping, then the NUL-terminated paths.
+fn file_note(files: &[crate::core::FileMapping]) -> Vec<u8> {
+    const PAGE: u64 = 4096;
+    let mut desc = Vec::new();
+    desc.extend_from_slice(&(files.len() as u64).to_le_bytes());
+    desc.extend_from_slice(&PAGE.to_le_bytes());
+    for file in files {
+        for word in [file.start, file.end, file.file_offset / PAGE] {
+            desc.extend_from_slice(&word.to_le_bytes());
+        }
+    }
+    for file in files {
+        desc.extend_from_slice(file.path.as_bytes());
+        desc.push(0);
+    }
+    desc
 }
 
 /// One note: namesz, descsz, type, the name with its NUL, the descriptor, each 4-aligned.
