@@ -542,3 +542,112 @@ fn settle(pid: u32, recording: &Recording) -> Result<(), String> {
     })
     .map_err(|e| format!("{e}: thread states {states:?}"))
 }
+
+/// The same recovery serves a kernel core whose NT_FILE was lost (here: its type overwritten):
+/// a kernel core of parked_threads.py under a shared-libpython build (libpython found through
+/// the loader's list) and Debian's static python3.11, on this machine, must still match the
+/// record, with the `mapped-files-recovered` warning and nothing else lost.
+#[test]
+fn kernel_core_that_lost_its_nt_file() {
+    use crate::support::interpreters::{self, Build, Candidate, Linkage};
+    use crate::support::scenario::{core_of_parked, Run, Take};
+    let rows = [(3, 12, Linkage::Shared), (3, 11, Linkage::Static)];
+    let found = interpreters::discover();
+    let mut failures = Vec::new();
+    for (major, minor, linkage) in rows {
+        let wanted = interpreters::WANTED
+            .iter()
+            .find(|w| {
+                (w.major, w.minor, w.linkage, w.build) == (major, minor, linkage, Build::Release)
+            })
+            .expect("a wanted row");
+        let python = match interpreters::rows_for(&found, std::slice::from_ref(wanted), false).pop()
+        {
+            Some(Candidate::Found { interpreter, .. }) => interpreter,
+            _ if require_all() => {
+                failures.push(format!(
+                    "{}: missing: {}",
+                    wanted.label(),
+                    wanted.why_missing()
+                ));
+                continue;
+            }
+            _ => {
+                println!(
+                    "[lost NT_FILE] {} {linkage}: skipped: {}",
+                    wanted.label(),
+                    wanted.why_missing()
+                );
+                continue;
+            }
+        };
+        let dir = TestDir::new(&format!("lost-nt-file-{}", python.label()));
+        let result = (|| -> Result<Verdict, String> {
+            let mut progress = Default::default();
+            let run = Run::new("parked_threads.py");
+            let (recording, core) = core_of_parked(&python, &dir, &run, Take::Quit, &mut progress)?;
+            let lost = dir.join("lost-nt-file.core");
+            lose_nt_file(&core.path, &lost)?;
+            let analysis = analyze_with(&lost, dir.path(), &[])?;
+            let expect =
+                Expect::for_parked(&core, &recording, crate::support::process::own_uid()?)?;
+            let mut verdict = judge(&recording, &analysis, &expect);
+            let kinds: Vec<&str> = analysis.report.doc["warnings"]
+                .as_array()
+                .map(|w| w.iter().filter_map(|w| w["kind"].as_str()).collect())
+                .unwrap_or_default();
+            if !kinds.contains(&"mapped-files-recovered") || kinds.contains(&"core-facts-missing") {
+                verdict.problems.push(format!(
+                    "expected the mapped-files-recovered warning only (the kernel core keeps NT_SIGINFO): {kinds:?}"
+                ));
+            }
+            Ok(verdict)
+        })();
+        let outcome = outcome(result, dir);
+        println!(
+            "[lost NT_FILE] {} {linkage} {}: {}",
+            python.label(),
+            python.path.display(),
+            short(&outcome)
+        );
+        if let Outcome::Fail { summary, details } = outcome {
+            failures.push(format!("{}: {summary}\n{details}", python.label()));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// A copy of `core` whose NT_FILE note is renamed to a type nobody reads.
+fn lose_nt_file(core: &Path, out: &Path) -> Result<(), String> {
+    const NT_FILE: u32 = 0x4649_4c45;
+    let mut bytes = std::fs::read(core).map_err(|e| format!("{}: {e}", core.display()))?;
+    let u16_at = |b: &[u8], at: usize| u16::from_le_bytes([b[at], b[at + 1]]) as usize;
+    let u32_at = |b: &[u8], at: usize| u32::from_le_bytes(b[at..at + 4].try_into().unwrap());
+    let u64_at =
+        |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap()) as usize;
+    let (phoff, phentsize, phnum) = (u64_at(&bytes, 32), u16_at(&bytes, 54), u16_at(&bytes, 56));
+    let mut renamed = 0;
+    for index in 0..phnum {
+        let ph = phoff + index * phentsize;
+        if u32_at(&bytes, ph) != 4 {
+            continue; // not PT_NOTE
+        }
+        let (start, size) = (u64_at(&bytes, ph + 8), u64_at(&bytes, ph + 32));
+        let mut at = start;
+        while at + 12 <= start + size {
+            let (namesz, descsz) = (u32_at(&bytes, at) as usize, u32_at(&bytes, at + 4) as usize);
+            if u32_at(&bytes, at + 8) == NT_FILE {
+                bytes[at + 8..at + 12].copy_from_slice(&0x4649_4c00u32.to_le_bytes());
+                renamed += 1;
+            }
+            at += 12 + namesz.next_multiple_of(4) + descsz.next_multiple_of(4);
+        }
+    }
+    if renamed != 1 {
+        return Err(format!(
+            "{}: {renamed} NT_FILE notes, expected 1",
+            core.display()
+        ));
+    }
+    std::fs::write(out, bytes).map_err(|e| format!("{}: {e}", out.display()))
+}
