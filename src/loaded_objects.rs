@@ -143,7 +143,7 @@ pub fn recover(core: &CoreFile, locator: &Locator) -> Option<Recovered> {
     }
     files.sort_by_key(|f| f.start);
     let mut message = format!(
-        "the core records no mapped files (no NT_FILE: qemu-user writes none); {objects} loaded objects were found from {from}"
+        "the core records no mapped files (no NT_FILE note; qemu-user writes none); {objects} loaded objects were found from {from}"
     );
     if !missing.is_empty() {
         message.push_str(&format!(

@@ -5,6 +5,7 @@ Run: python3 -m unittest discover -s tools -p 'test_*.py'
 """
 
 import os
+import re
 import sys
 import unittest
 
@@ -127,6 +128,19 @@ class RenderTest(unittest.TestCase):
         self.assertIn("Arch::Aarch64 => lookup_aarch64,", mod)
         lookup = mod[mod.index("pub fn lookup("):mod.index("pub fn lookup_aarch64(")]
         self.assertNotIn("AARCH64", lookup)
+
+    def test_kept_entries_read_as_rustfmt_writes_them(self):
+        # rustfmt puts a one-member group on one line and spreads a behaviour's value over
+        # several: neither may change the member names a kept table is checked by.
+        entry = render.render_entry(fake_result(version=(3, 14)), [])
+        names = render.entry_field_names(entry.text)
+        one_line = re.sub(r"    int: IntLayout \{\n(?:        //.*\n)?        (ob_ival: [^\n]*),\n    \},",
+                          r"    int: IntLayout { \1 },", entry.text)
+        spread = re.sub(r"    managed_dict: (\w+::\w+) \{ (\w+: \d+) \},",
+                        r"    managed_dict: \1 {\n        \2,\n    },", one_line)
+        self.assertIn("    int: IntLayout { ob_ival: None },", spread)
+        self.assertIn("        dict_words_before: 3,\n    },", spread)
+        self.assertEqual(render.entry_field_names(spread), names)
 
     def test_headers_say_their_machine(self):
         from layoutgen import probe

@@ -132,7 +132,26 @@ def display_flags(flags) -> str:
 
 def entry_field_names(text: str) -> Tuple[List[str], List[str]]:
     """(Layout members, members of its groups and of DebugOffsetsLayout) named in a const block."""
-    return (re.findall(r"^    (\w+):", text, re.M), re.findall(r"^        (\w+):", text, re.M))
+    nested = []
+    in_group = False
+    for line in text.splitlines():
+        # Members of the groups (`object: ObjectLayout {`) and of `DebugOffsetsLayout`, not the
+        # lines of a behaviour's value rustfmt spread over several lines
+        # (`managed_dict: ManagedDict::InlineValues {`, `dict_words_before: 1,`).
+        if re.fullmatch(r"    \w+: (\w+Layout|Some\(DebugOffsetsLayout) \{", line):
+            in_group = True
+            continue
+        if re.fullmatch(r"    \}\)?,", line):
+            in_group = False
+            continue
+        member = re.match(r"        (\w+):", line)
+        # rustfmt puts a group of one short member on one line: `int: IntLayout { ob_ival: None },`.
+        one_line = re.fullmatch(r"    \w+: \w+Layout \{ (.*) \},", line)
+        if member and in_group:
+            nested.append(member.group(1))
+        elif one_line:
+            nested += re.findall(r"(\w+): ", one_line.group(1))
+    return (re.findall(r"^    (\w+):", text, re.M), nested)
 
 
 def entry_values(text: str) -> List[Tuple[str, str]]:
