@@ -16,6 +16,7 @@ mod elf;
 pub mod error;
 mod held_pages;
 pub mod input;
+mod loaded_objects;
 mod memory;
 mod native;
 pub mod pack;
@@ -112,10 +113,11 @@ pub fn analyze(options: &Options) -> Result<Report> {
 /// is returned; once they are read, the report holds what the core tells and, if the Python
 /// state could not be read, the reason in [`Report::error`].
 pub fn analyze_data(data: input::MappedFile, options: &Options) -> Result<Report> {
-    let core = core::CoreFile::parse(input::display_path(&options.core), data)?;
+    let mut core = core::CoreFile::parse(input::display_path(&options.core), data)?;
     if let Some(note) = &core.packed {
         return pack::analyze_packed(&core, note, options);
     }
+    recover_mapped_files(&mut core, &options.locator);
     let mut memory = memory::AddressSpace::new(&core);
     Ok(analyze_core(&core, &mut memory, options, None))
 }
@@ -207,14 +209,14 @@ fn add_python(
     let gc_ranges = || binaries.function_ranges(GC_FUNCTIONS);
     let (process, collectors) = match recorded {
         None => {
-            let process = python::inspect(memory, &binaries, options.locals)?;
+            let process = python::inspect(memory, &binaries, core.arch, options.locals)?;
             let collectors = collectors(core, memory, &process, gc_ranges);
             (process, collectors)
         }
         Some(recorded) => {
             let reads = pack::RecordingMemory::new(memory);
             let symbols = pack::RecordingSymbols::new(&binaries);
-            let process = python::inspect(&reads, &symbols, options.locals)?;
+            let process = python::inspect(&reads, &symbols, core.arch, options.locals)?;
             let mut ranges = Vec::new();
             let collectors = collectors(core, &reads, &process, || {
                 ranges = gc_ranges();
@@ -251,9 +253,19 @@ pub(crate) fn collectors(
     (!ranges.is_empty()).then(|| stack_scan::threads_in_functions(core, memory, &ranges))
 }
 
-/// What a cut-off core lost, as warnings.
+/// A core without NT_FILE (qemu-user's, or a kernel core that lost it): its mapped files found
+/// from the auxv, the local binaries and the dynamic loader's list in memory
+/// (`loaded_objects`), with warnings saying so and what else the core lacks.
+pub(crate) fn recover_mapped_files(core: &mut core::CoreFile, locator: &binaries::Locator) {
+    if let Some(recovered) = loaded_objects::recover(core, locator) {
+        core.files = recovered.files;
+        core.recovery_warnings = recovered.warnings;
+    }
+}
+
+/// What a cut-off core lost, and what a core without NT_FILE lacks, as warnings.
 pub(crate) fn truncation_warnings(core: &core::CoreFile) -> Vec<warning::Warning> {
-    let mut warnings = Vec::new();
+    let mut warnings = core.recovery_warnings.clone();
     if core.dropped_threads > 0 {
         warnings.push(warning::Warning::new(
             warning::WarningKind::TooManyThreads,

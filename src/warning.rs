@@ -74,6 +74,11 @@ pub enum WarningKind {
     AsyncioUnsupported,
     /// asyncio's tasks are partly unreadable: a registry, a task, an await chain (cut, looping).
     AsyncioTasks,
+    /// The core records no mapped files (qemu-user's, or a kernel core that lost NT_FILE): they
+    /// were found from the auxv, the local binaries and the dynamic loader's list in memory.
+    MappedFilesRecovered,
+    /// The core lacks facts a kernel core holds (NT_SIGINFO, NT_ARM_TLS): what cannot be told.
+    CoreFactsMissing,
 }
 
 /// One warning.

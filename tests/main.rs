@@ -1,6 +1,8 @@
 //! The integration tests, one crate (their helpers in `support` compile once): each module
 //! runs the real `pycore` binary on real cores or hostile input.
 //!
+//! - `aarch64`: arm64 pythons under qemu-user, their cores (no NT_FILE) against their records,
+//!   and kernel cores that lost their NT_FILE;
 //! - `cores`: every interpreter row's parked threads, against what the process recorded;
 //! - `forensics`: crashes (kernel and gdb cores) and per-thread facts;
 //! - `subinterpreters`: thread states in several interpreters;
@@ -16,6 +18,7 @@
 
 mod support;
 
+mod aarch64;
 mod asyncio;
 mod bad_input;
 mod batch;

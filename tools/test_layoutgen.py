@@ -5,6 +5,7 @@ Run: python3 -m unittest discover -s tools -p 'test_*.py'
 """
 
 import os
+import re
 import sys
 import unittest
 
@@ -14,7 +15,7 @@ from layoutgen import render, spec  # noqa: E402
 from layoutgen.probe import ProbeResult, Source, Value  # noqa: E402
 
 
-def fake_result(version=(3, 12), shape="release", debug=False) -> ProbeResult:
+def fake_result(version=(3, 12), shape="release", debug=False, arch="x86_64") -> ProbeResult:
     """Probe values that exist exactly where the spec expects them, numbered in order."""
     values = {}
     for i, f in enumerate(spec.FIELDS):
@@ -26,7 +27,7 @@ def fake_result(version=(3, 12), shape="release", debug=False) -> ProbeResult:
         members = {n: Value(8 * (i + 1), "probe") for i, (n, _) in
                    enumerate(spec.DEBUG_OFFSETS_MEMBERS)}
     source = Source(f"/x/include/python{version[0]}.{version[1]}", f"{version[0]}.{version[1]}.1",
-                    version + (1,), None)
+                    version + (1,), None, arch=arch)
     return ProbeResult(source, shape, ["-I/x"], values, members, [])
 
 
@@ -102,6 +103,53 @@ class RenderTest(unittest.TestCase):
         entries = {e.shape: e for e in render.parse_existing(path)}
         self.assertEqual(render.entry_values(entries["debug"].text)[3:],
                          render.entry_values(release.text)[3:])
+
+    def test_each_machine_has_its_own_tables(self):
+        # An aarch64 table of the same version and shape is another const, parsed back as such,
+        # compacted only against the aarch64 RELEASE, and looked up only for aarch64 cores.
+        x86 = render.render_entry(fake_result(), [])
+        arm = render.render_entry(fake_result(arch="aarch64"), [])
+        arm_debug = render.render_entry(fake_result(shape="debug", arch="aarch64"), [])
+        self.assertIn("pub const RELEASE_AARCH64: Layout", arm.text)
+        self.assertIn("    arch: Arch::Aarch64,", arm.text)
+        self.assertIn("    arch: Arch::X86_64,", x86.text)
+        text = render.render_version_file([x86, arm, arm_debug])
+        self.assertIn("..RELEASE_AARCH64\n", text)
+        path = os.path.join(self.tmp(), "v3_12.rs")
+        with open(path, "w") as out:
+            out.write(text)
+        back = {(e.shape, e.arch): e for e in render.parse_existing(path)}
+        self.assertEqual(sorted(back), [("debug", "aarch64"), ("release", "aarch64"),
+                                        ("release", "x86_64")])
+        self.assertEqual(render.entry_values(back[("debug", "aarch64")].text),
+                         render.entry_values(arm_debug.text))
+        mod = render.render_mod([x86, arm, arm_debug])
+        self.assertIn("(3, 12, Shape::Debug) => Some(&v3_12::DEBUG_AARCH64)", mod)
+        self.assertIn("Arch::Aarch64 => lookup_aarch64,", mod)
+        lookup = mod[mod.index("pub fn lookup("):mod.index("pub fn lookup_aarch64(")]
+        self.assertNotIn("AARCH64", lookup)
+
+    def test_kept_entries_read_as_rustfmt_writes_them(self):
+        # rustfmt puts a one-member group on one line and spreads a behaviour's value over
+        # several: neither may change the member names a kept table is checked by.
+        entry = render.render_entry(fake_result(version=(3, 14)), [])
+        names = render.entry_field_names(entry.text)
+        one_line = re.sub(r"    int: IntLayout \{\n(?:        //.*\n)?        (ob_ival: [^\n]*),\n    \},",
+                          r"    int: IntLayout { \1 },", entry.text)
+        spread = re.sub(r"    managed_dict: (\w+::\w+) \{ (\w+: \d+) \},",
+                        r"    managed_dict: \1 {\n        \2,\n    },", one_line)
+        self.assertIn("    int: IntLayout { ob_ival: None },", spread)
+        self.assertIn("        dict_words_before: 3,\n    },", spread)
+        self.assertEqual(render.entry_field_names(spread), names)
+
+    def test_headers_say_their_machine(self):
+        from layoutgen import probe
+        root = self.tmp()
+        include = os.path.join(root, "usr", "include")
+        os.makedirs(os.path.join(include, "python3.11"))
+        os.makedirs(os.path.join(include, "aarch64-linux-gnu", "python3.11"))
+        open(os.path.join(include, "aarch64-linux-gnu", "python3.11", "pyconfig.h"), "w").close()
+        self.assertEqual(probe.headers_arch(os.path.join(include, "python3.11")), "aarch64")
 
     def test_kept_entry_of_another_spec_is_refused(self):
         entry = render.render_entry(fake_result(), [])

@@ -63,6 +63,9 @@ pub struct CoreFile {
     pub dumper: Dumper,
     /// `[start, end)` in the file of each PT_NOTE segment, as dumped (for `pycore pack`).
     pub note_ranges: Vec<(usize, usize)>,
+    /// Set above the core layer when the core records no NT_FILE and `files` was recovered
+    /// from memory (`loaded_objects`): how, and what the core lacks.
+    pub recovery_warnings: Vec<crate::warning::Warning>,
     /// The descriptor of the note `pycore pack` adds (owner "PYCORE"), when this core is one
     /// it wrote: `Err(size)` when it is larger than [`notes::MAX_PACKED_NOTE`] (not copied).
     pub packed: Option<std::result::Result<Vec<u8>, usize>>,
@@ -221,6 +224,7 @@ impl CoreFile {
             truncation,
             dumper,
             note_ranges,
+            recovery_warnings: Vec::new(),
             packed: notes.packed,
         })
     }

@@ -101,6 +101,16 @@ fn fault_code(signal: i32, code: i32) -> Option<(&'static str, &'static str)> {
         (SIGSEGV, 2) => ("SEGV_ACCERR", "invalid permissions for mapped object"),
         (SIGSEGV, 3) => ("SEGV_BNDERR", "failed address bound checks"),
         (SIGSEGV, 4) => ("SEGV_PKUERR", "failed protection key checks"),
+        // aarch64 memory tagging (MTE) and shadow stacks (include/uapi/asm-generic/siginfo.h).
+        (SIGSEGV, 8) => (
+            "SEGV_MTEAERR",
+            "asynchronous memory tag check fault (aarch64 MTE)",
+        ),
+        (SIGSEGV, 9) => (
+            "SEGV_MTESERR",
+            "synchronous memory tag check fault (aarch64 MTE)",
+        ),
+        (SIGSEGV, 10) => ("SEGV_CPERR", "control protection fault (shadow stack)"),
         (SIGBUS, 1) => ("BUS_ADRALN", "invalid address alignment"),
         (SIGBUS, 2) => ("BUS_ADRERR", "nonexistent physical address"),
         (SIGBUS, 3) => (
@@ -222,6 +232,15 @@ pub(crate) mod tests {
         assert_eq!(d.description, "address not mapped to object");
         assert_eq!(d.fault_address.as_deref(), Some("0x10"));
         assert_eq!(d.sender_pid, None);
+    }
+
+    #[test]
+    fn aarch64_tag_check_faults_are_named() {
+        let d = describe(&info(11, 9, 0x0f00_0000_1234_5678));
+        assert_eq!(d.code_name.as_deref(), Some("SEGV_MTESERR"));
+        assert_eq!(d.fault_address.as_deref(), Some("0xf00000012345678"));
+        let d = describe(&info(11, 8, 0));
+        assert_eq!(d.code_name.as_deref(), Some("SEGV_MTEAERR"));
     }
 
     #[test]

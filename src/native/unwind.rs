@@ -1,4 +1,4 @@
-//! Unwinding one thread's native stack from its NT_PRSTATUS registers (x86_64).
+//! Unwinding one thread's native stack from its NT_PRSTATUS registers (x86_64, aarch64).
 //!
 //! Each step finds the frame's FDE (`.eh_frame_hdr` binary search, else a `.eh_frame` scan,
 //! else `.debug_frame` of the module or its debug file), evaluates the row for the address
@@ -26,14 +26,101 @@ const MAX_EXPRESSION_STEPS: usize = 64;
 /// A frame pointer further than this above the stack pointer is not one.
 const MAX_FRAME_SIZE: u64 = 16 << 20;
 
-const RSP: usize = 7;
-const RBP: usize = 6;
-const RA: usize = 16;
-/// Registers a callee may clobber: unknown in the caller unless CFI says.
-const CALLER_SAVED: [usize; 9] = [0, 1, 2, 4, 5, 8, 9, 10, 11];
-
-type Regs = [Option<u64>; 17];
+/// DWARF registers kept per frame: x86_64 0..=16 (16: the return address, rip), aarch64
+/// 0..=31 (x0..x30, sp) and 32, the pc.
+const REGS: usize = 33;
+type Regs = [Option<u64>; REGS];
 type Slice<'a> = EndianSlice<'a, LittleEndian>;
+
+/// What the unwinder needs to know of a machine's registers and calls (the psABI's DWARF
+/// register numbers).
+struct Machine {
+    arch: Arch,
+    sp: usize,
+    /// The frame pointer (rbp, x29); its chain is the fallback where a function has no CFI.
+    fp: usize,
+    /// The CFI's return-address column (x86_64 16, aarch64 30: the link register).
+    ra: usize,
+    /// Where the frame's pc is kept: the return-address column on x86_64, 32 on aarch64.
+    pc: usize,
+    /// Registers a callee may clobber: unknown in the caller unless CFI says.
+    caller_saved: &'static [usize],
+    /// The return address is the link register's value at a function's entry (aarch64): a row
+    /// with no rule for it leaves it where it was.
+    link_register: bool,
+    /// The bits of a code address (aarch64 pointer authentication signs return addresses in the
+    /// bits above the 48-bit virtual address: `paciasp`; they are stripped).
+    address_mask: u64,
+}
+
+const X86_64: Machine = Machine {
+    arch: Arch::X86_64,
+    sp: 7,
+    fp: 6,
+    ra: 16,
+    pc: 16,
+    caller_saved: &[0, 1, 2, 4, 5, 8, 9, 10, 11],
+    link_register: false,
+    address_mask: u64::MAX,
+};
+
+/// AAPCS64: x0..x18 and the link register x30 are not preserved across calls.
+const AARCH64: Machine = Machine {
+    arch: Arch::Aarch64,
+    sp: 31,
+    fp: 29,
+    ra: 30,
+    pc: 32,
+    caller_saved: &[
+        0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 30,
+    ],
+    link_register: true,
+    address_mask: (1 << 48) - 1,
+};
+
+impl Machine {
+    fn of(arch: Arch) -> &'static Machine {
+        match arch {
+            Arch::X86_64 => &X86_64,
+            Arch::Aarch64 => &AARCH64,
+        }
+    }
+
+    /// The registers of `registers` this unwinder tracks.
+    fn registers(&self, registers: &RegisterSet) -> Regs {
+        let mut regs: Regs = [None; REGS];
+        let count = match self.arch {
+            Arch::X86_64 => 17,
+            Arch::Aarch64 => 33,
+        };
+        for (number, slot) in regs.iter_mut().enumerate().take(count) {
+            *slot = registers.dwarf(number as u16);
+        }
+        regs
+    }
+
+    /// A caller's frame: the callee's registers with the clobbered ones unknown.
+    fn caller_of(&self, regs: &Regs) -> Regs {
+        let mut next = *regs;
+        for register in self.caller_saved {
+            next[*register] = None;
+        }
+        next
+    }
+
+    /// aarch64 CFI uses `DW_CFA_AARCH64_negate_ra_state` (return-address signing), which
+    /// shares its opcode with SPARC's `DW_CFA_GNU_window_save`: the section must say which.
+    fn vendor(&self) -> gimli::Vendor {
+        match self.arch {
+            Arch::X86_64 => gimli::Vendor::Default,
+            Arch::Aarch64 => gimli::Vendor::AArch64,
+        }
+    }
+
+    fn code_address(&self, value: u64) -> u64 {
+        value & self.address_mask
+    }
+}
 
 /// One frame as the unwinder found it.
 #[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
@@ -61,6 +148,8 @@ enum Step {
     Caller {
         regs: Regs,
         signal_frame: bool,
+        /// The callee made no frame (a call into unmapped code): the stack may stay the same.
+        leaf: bool,
     },
     /// The CFI says the stack ends here (undefined return address: `_start`, `clone3`).
     End,
@@ -75,23 +164,8 @@ pub fn unwind(
     limit: usize,
 ) -> Unwound {
     let mut out = Unwound::default();
-    if registers.arch != Arch::X86_64 {
-        if let Some(pc) = registers.dwarf(32) {
-            out.frames.push(RawFrame {
-                address: pc,
-                lookup: pc,
-                module: modules.index_at(pc),
-                signal_frame: false,
-            });
-        }
-        out.warnings
-            .push("native unwinding supports x86_64 cores only: innermost frame shown".into());
-        return out;
-    }
-    let mut regs: Regs = [None; 17];
-    for (number, slot) in regs.iter_mut().enumerate() {
-        *slot = registers.dwarf(number as u16);
-    }
+    let machine = Machine::of(registers.arch);
+    let mut regs = machine.registers(registers);
     let mut context = Box::new(UnwindContext::new());
     let mut seen = HashSet::new();
     let mut is_return = false;
@@ -104,7 +178,7 @@ pub fn unwind(
             }
             break;
         }
-        let (Some(pc), Some(sp)) = (regs[RA], regs[RSP]) else {
+        let (Some(pc), Some(sp)) = (regs[machine.pc], regs[machine.sp]) else {
             break;
         };
         let first = out.frames.is_empty();
@@ -132,20 +206,26 @@ pub fn unwind(
             signal_frame: false,
         });
         let loaded = module.and_then(|m| modules.loaded(m).ok());
-        let cfi = loaded.and_then(|l| cfi_step(l, lookup, &regs, memory, &mut context));
+        let cfi = loaded
+            .and_then(|l| cfi_step(machine, l, lookup, !is_return, &regs, memory, &mut context));
         let step = match cfi {
             Some(Ok(step)) => Ok(step),
             Some(Err(error)) => Err(error),
-            None if first && module.is_none() => call_into_nowhere(&regs, memory),
-            None => frame_pointer_step(&regs, memory),
+            None if first && module.is_none() => call_into_nowhere(machine, &regs, memory),
+            None => frame_pointer_step(machine, &regs, memory),
         };
         match step {
             Ok(Step::Caller {
                 regs: next,
                 signal_frame,
+                leaf,
             }) => {
-                let next_sp = next[RSP].unwrap_or(0);
-                if !signal_frame && next_sp <= sp {
+                let next_sp = next[machine.sp].unwrap_or(0);
+                // A call through a wild pointer leaves the stack as it was on aarch64 (`blr`),
+                // and so does any function that allocates no stack there (the return address
+                // is in the link register): the (pc, sp) loop check stops what repeats.
+                let grows = next_sp > sp || (next_sp == sp && (leaf || machine.link_register));
+                if !signal_frame && !grows {
                     out.warnings.push(format!(
                         "native stack does not grow at {pc:#x} (sp {sp:#x} to {next_sp:#x}): stopped"
                     ));
@@ -178,17 +258,19 @@ fn executable(core: &CoreFile, address: u64) -> bool {
 
 /// The CFI step, or `None` when the module has no CFI for the address.
 fn cfi_step(
+    machine: &Machine,
     loaded: &Loaded,
     lookup: u64,
+    live_link_register: bool,
     regs: &Regs,
     memory: &impl Memory,
     context: &mut UnwindContext<usize>,
 ) -> Option<Result<Step, String>> {
     let svma = lookup.wrapping_sub(loaded.bias);
-    let bias = loaded.bias;
     if let Some((eh, eh_addr)) = loaded.image.section(".eh_frame") {
         let mut eh_frame = EhFrame::new(eh, LittleEndian);
         eh_frame.set_address_size(8);
+        eh_frame.set_vendor(machine.vendor());
         let mut bases = BaseAddresses::default().set_eh_frame(eh_addr);
         if let Some((_, text)) = loaded.image.section(".text") {
             bases = bases.set_text(text);
@@ -219,14 +301,17 @@ fn cfi_step(
             return Some(
                 fde.unwind_info_for_address(&eh_frame, &bases, context, svma)
                     .map_err(|e| format!("bad CFI: {e}"))
-                    .and_then(|row| apply_row(&eh_frame, row, regs, memory, bias))
-                    .map(|regs| step(regs, signal_frame)),
+                    .and_then(|row| {
+                        apply_row(machine, &eh_frame, row, regs, memory, live_link_register)
+                    })
+                    .map(|regs| step(machine, regs, signal_frame)),
             );
         }
     }
     let (debug, _) = loaded.debug_section(".debug_frame")?;
     let mut debug_frame = DebugFrame::new(debug, LittleEndian);
     debug_frame.set_address_size(8);
+    debug_frame.set_vendor(machine.vendor());
     let bases = BaseAddresses::default();
     let fde = debug_frame
         .fde_for_address(&bases, svma, DebugFrame::cie_from_offset)
@@ -235,25 +320,30 @@ fn cfi_step(
     Some(
         fde.unwind_info_for_address(&debug_frame, &bases, context, svma)
             .map_err(|e| format!("bad CFI: {e}"))
-            .and_then(|row| apply_row(&debug_frame, row, regs, memory, bias))
-            .map(|regs| step(regs, signal_frame)),
+            .and_then(|row| apply_row(machine, &debug_frame, row, regs, memory, live_link_register))
+            .map(|regs| step(machine, regs, signal_frame)),
     )
 }
 
-fn step(regs: Regs, signal_frame: bool) -> Step {
-    match regs[RA] {
-        Some(_) => Step::Caller { regs, signal_frame },
+fn step(machine: &Machine, regs: Regs, signal_frame: bool) -> Step {
+    match regs[machine.pc] {
+        Some(_) => Step::Caller {
+            regs,
+            signal_frame,
+            leaf: false,
+        },
         None => Step::End,
     }
 }
 
-/// The caller's registers by one CFI row.
+/// The caller's registers by one CFI row (`live_link_register`: see below).
 fn apply_row<'a, S: UnwindSection<Slice<'a>>>(
+    machine: &Machine,
     section: &S,
     row: &UnwindTableRow<usize>,
     regs: &Regs,
     memory: &impl Memory,
-    _bias: u64,
+    live_link_register: bool,
 ) -> Result<Regs, String> {
     let cfa = match row.cfa() {
         CfaRule::RegisterAndOffset { register, offset } => regs
@@ -267,12 +357,18 @@ fn apply_row<'a, S: UnwindSection<Slice<'a>>>(
             evaluate(expression, regs, memory, None)?
         }
     };
-    let mut next = *regs;
-    for register in CALLER_SAVED {
-        next[register] = None;
-    }
-    next[RSP] = Some(cfa);
-    next[RA] = None;
+    let mut next = machine.caller_of(regs);
+    next[machine.sp] = Some(cfa);
+    // The return address: its column's rule, else (aarch64) the link register as it was, in
+    // the innermost frame or one a signal interrupted (`live_link_register`). A caller further
+    // out has saved the link register before calling, so a row without a rule for it is an
+    // outermost function (`_start`, `thread_start`: glibc marks x30 undefined only in some
+    // releases): the stack ends there.
+    let mut return_address = if machine.link_register && live_link_register {
+        regs[machine.ra]
+    } else {
+        None
+    };
     let read = |address: u64| {
         memory
             .read_u64(address)
@@ -280,10 +376,10 @@ fn apply_row<'a, S: UnwindSection<Slice<'a>>>(
     };
     for (register, rule) in row.registers() {
         let number = usize::from(register.0);
-        if number > RA {
+        if number >= REGS || (number == machine.pc && machine.pc != machine.ra) {
             continue;
         }
-        next[number] = match rule {
+        let value = match rule {
             RegisterRule::Undefined => None,
             RegisterRule::SameValue => regs[number],
             RegisterRule::Offset(offset) => Some(read(cfa.wrapping_add(*offset as u64))?),
@@ -300,7 +396,12 @@ fn apply_row<'a, S: UnwindSection<Slice<'a>>>(
             RegisterRule::Constant(value) => Some(*value),
             _ => None,
         };
+        next[number] = value;
+        if number == machine.ra {
+            return_address = value;
+        }
     }
+    next[machine.pc] = return_address.map(|ra| machine.code_address(ra));
     Ok(next)
 }
 
@@ -362,50 +463,58 @@ fn evaluate(
     Err("CFI expression too long".into())
 }
 
-/// No CFI: the caller by the frame pointer chain (`push rbp; mov rbp, rsp`).
-fn frame_pointer_step(regs: &Regs, memory: &impl Memory) -> Result<Step, String> {
-    let (Some(rbp), Some(sp)) = (regs[RBP], regs[RSP]) else {
+/// No CFI: the caller by the frame pointer chain (x86_64 `push rbp; mov rbp, rsp`; aarch64
+/// `stp x29, x30, [sp, #-N]!; mov x29, sp`: the saved frame pointer and the return address sit
+/// at the frame pointer, in that order, on both).
+fn frame_pointer_step(
+    machine: &Machine,
+    regs: &Regs,
+    memory: &impl Memory,
+) -> Result<Step, String> {
+    let (Some(fp), Some(sp)) = (regs[machine.fp], regs[machine.sp]) else {
         return Err("no CFI and no frame pointer".into());
     };
-    if rbp < sp || rbp - sp > MAX_FRAME_SIZE || rbp % 8 != 0 {
+    if fp < sp || fp - sp > MAX_FRAME_SIZE || fp % 8 != 0 {
         return Err(format!(
-            "no CFI for this code and rbp {rbp:#x} is no frame pointer"
+            "no CFI for this code and {fp:#x} is no frame pointer"
         ));
     }
     let saved = memory
-        .read_u64(rbp)
+        .read_u64(fp)
         .map_err(|e| format!("frame pointer chain unreadable: {e}"))?;
     let ra = memory
-        .read_u64(rbp.wrapping_add(8))
+        .read_u64(fp.wrapping_add(8))
         .map_err(|e| format!("frame pointer chain unreadable: {e}"))?;
-    let mut next = *regs;
-    for register in CALLER_SAVED {
-        next[register] = None;
-    }
-    next[RBP] = Some(saved);
-    next[RSP] = Some(rbp.wrapping_add(16));
-    next[RA] = Some(ra);
+    let mut next = machine.caller_of(regs);
+    next[machine.fp] = Some(saved);
+    next[machine.sp] = Some(fp.wrapping_add(16));
+    next[machine.pc] = Some(machine.code_address(ra));
     Ok(Step::Caller {
         regs: next,
         signal_frame: false,
+        leaf: false,
     })
 }
 
 /// The innermost pc is in no mapped code (a call through a null or wild pointer): the return
-/// address is the word the call pushed, at the stack pointer.
-fn call_into_nowhere(regs: &Regs, memory: &impl Memory) -> Result<Step, String> {
-    let sp = regs[RSP].ok_or("no stack pointer")?;
-    let ra = memory
-        .read_u64(sp)
-        .map_err(|e| format!("stack unreadable: {e}"))?;
-    let mut next = *regs;
-    for register in CALLER_SAVED {
-        next[register] = None;
+/// address is the word the call pushed, at the stack pointer (x86_64), or the link register
+/// the call set (aarch64, whose stack the call leaves as it was).
+fn call_into_nowhere(machine: &Machine, regs: &Regs, memory: &impl Memory) -> Result<Step, String> {
+    let sp = regs[machine.sp].ok_or("no stack pointer")?;
+    let mut next = machine.caller_of(regs);
+    if machine.link_register {
+        let ra = regs[machine.ra].ok_or("no link register")?;
+        next[machine.pc] = Some(machine.code_address(ra));
+    } else {
+        let ra = memory
+            .read_u64(sp)
+            .map_err(|e| format!("stack unreadable: {e}"))?;
+        next[machine.sp] = Some(sp.wrapping_add(8));
+        next[machine.pc] = Some(ra);
     }
-    next[RSP] = Some(sp.wrapping_add(8));
-    next[RA] = Some(ra);
     Ok(Step::Caller {
         regs: next,
         signal_frame: false,
+        leaf: true,
     })
 }

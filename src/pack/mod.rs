@@ -100,12 +100,13 @@ pub fn pack(options: &PackOptions) -> Result<PackSummary> {
     };
     let data = crate::open_core(&analysis.core)?;
     let original_size = data.bytes().len() as u64;
-    let core = CoreFile::parse(crate::input::display_path(&analysis.core), data)?;
+    let mut core = CoreFile::parse(crate::input::display_path(&analysis.core), data)?;
     if core.packed.is_some() {
         return Err(Error::PackUnsupported {
             what: format!("{} is already a packed core", analysis.core.display()),
         });
     }
+    crate::recover_mapped_files(&mut core, &analysis.locator);
     let mut memory = AddressSpace::new(&core);
     let mut recorded = Recorded::default();
     if analysis.native || analysis.native_all {
@@ -203,7 +204,7 @@ pub(crate) fn analyze_packed(
         ));
     }
     let symbols = PackedSymbols(&facts);
-    match crate::python::inspect(&memory, &symbols, locals) {
+    match crate::python::inspect(&memory, &symbols, core.arch, locals) {
         Ok(process) => {
             let collectors =
                 crate::collectors(core, &memory, &process, || facts.gc_function_ranges.clone());

@@ -145,11 +145,13 @@ fn notes(
     redact_command: bool,
 ) -> std::result::Result<Vec<u8>, String> {
     let mut out = Vec::new();
+    let mut had_file_note = false;
     for &(start, end) in &core.note_ranges {
         let Some(segment) = core.bytes().get(start..end) else {
             continue;
         };
         for note in notes::iter_notes(segment) {
+            had_file_note |= note.name == b"CORE" && note.kind == notes::NT_FILE;
             if note.name == b"PYCORE" {
                 continue;
             }
@@ -163,6 +165,11 @@ fn notes(
             }
             encode_note(&mut out, note.name, note.kind, &desc);
         }
+    }
+    // A core without NT_FILE (qemu-user's) whose mapped files were recovered from memory: the
+    // packed core keeps the recovered list as its NT_FILE, so that it names its modules alone.
+    if !had_file_note && !core.files.is_empty() {
+        encode_note(&mut out, b"CORE", notes::NT_FILE, &file_note(&core.files));
     }
     // Each note read back from the core fits its u32 sizes; the segment must too.
     if out.len() > u32::MAX as usize / 2 {
@@ -183,6 +190,25 @@ fn notes(
         &facts,
     );
     Ok(out)
+}
+
+/// An NT_FILE descriptor (fs/binfmt_elf.c fill_files_note): count, page size, then (start,
+/// end, offset in pages) per mapping, then the NUL-terminated paths.
+fn file_note(files: &[crate::core::FileMapping]) -> Vec<u8> {
+    const PAGE: u64 = 4096;
+    let mut desc = Vec::new();
+    desc.extend_from_slice(&(files.len() as u64).to_le_bytes());
+    desc.extend_from_slice(&PAGE.to_le_bytes());
+    for file in files {
+        for word in [file.start, file.end, file.file_offset / PAGE] {
+            desc.extend_from_slice(&word.to_le_bytes());
+        }
+    }
+    for file in files {
+        desc.extend_from_slice(file.path.as_bytes());
+        desc.push(0);
+    }
+    desc
 }
 
 /// One note: namesz, descsz, type, the name with its NUL, the descriptor, each 4-aligned.

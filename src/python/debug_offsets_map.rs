@@ -400,6 +400,7 @@ pub fn for_other_shape(
         major: base.major,
         minor: base.minor,
         shape,
+        arch: base.arch,
         lnotab_signed: base.lnotab_signed,
         python2_repr: base.python2_repr,
         managed_dict,

@@ -9,6 +9,7 @@
 use super::dicts::{InsertionOrder, ManagedDict};
 use super::field::{Field, Ptr};
 pub use super::shape::Shape;
+pub use crate::core::Arch;
 
 /// Offsets, sizes and behaviours of one CPython minor version and build shape.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,6 +17,8 @@ pub struct Layout {
     pub major: u8,
     pub minor: u8,
     pub shape: Shape,
+    /// The machine whose ABI the offsets hold for (alignment and libc types differ).
+    pub arch: Arch,
     /// `co_lnotab` line deltas are signed bytes (3.6+), not unsigned.
     pub lnotab_signed: bool,
     /// values are shown as Python 2's `repr()` shows them (`u'...'` text, `1L` longs, `set([...])`).

@@ -56,6 +56,8 @@ pub struct PythonThread {
     pub thread_id: u64,
     /// Kernel TID, when the version records it (3.8+).
     pub native_thread_id: Option<u64>,
+    /// Without it: the TID glibc keeps in the thread's `struct pthread`, if readable.
+    pub pthread_tid: Option<u64>,
     /// Name from `threading`, when the thread is registered there.
     pub name: Option<String>,
     /// Whether it holds the GIL; `None` when that cannot be told.
@@ -125,12 +127,14 @@ fn find_roots(symbols: &impl SymbolSource) -> Result<Roots> {
 }
 
 /// Read every thread's Python stack (with each frame's variables when `locals`).
+/// `arch` is the core's machine: only its tables are used (offsets differ between ABIs).
 pub fn inspect(
     memory: &impl Memory,
     symbols: &impl SymbolSource,
+    arch: crate::core::Arch,
     locals: bool,
 ) -> Result<PythonProcess> {
-    inspect_with(memory, symbols, layouts::lookup, locals)
+    inspect_with(memory, symbols, layouts::tables_for(arch), locals)
 }
 
 /// [`inspect`] with the tables `tables` gives.
@@ -225,6 +229,7 @@ fn inspect_with(
         threads.push(PythonThread {
             thread_id: state.thread_id,
             native_thread_id: state.native_thread_id,
+            pthread_tid: state.pthread_tid,
             name: facts.names.get(&state.thread_id).cloned(),
             holds_gil: facts.gil.held_by(state.address),
             interpreter: state.interpreter,
@@ -575,9 +580,14 @@ fn table_for(version: PythonVersion, shape: Shape, tables: Tables) -> Result<&'s
     tables(version.major, version.minor, shape)
         .or_else(release_for_debug)
         .ok_or_else(|| {
+            // The machine of the tables asked: every table one look-up gives is of one machine.
+            let arch = layouts::ALL
+                .iter()
+                .find_map(|l| tables(l.major, l.minor, l.shape))
+                .map_or(crate::core::Arch::X86_64, |t| t.arch);
             let known: Vec<String> = layouts::ALL
                 .iter()
-                .filter(|l| l.shape == shape)
+                .filter(|l| l.shape == shape && l.arch == arch)
                 .map(|l| format!("{}.{}", l.major, l.minor))
                 .collect();
             let newest = layouts::ALL.iter().map(|l| (l.major, l.minor)).max();
@@ -586,8 +596,13 @@ fn table_for(version: PythonVersion, shape: Shape, tables: Tables) -> Result<&'s
                 Shape::Debug => " debug build",
                 Shape::FreeThreaded => " free-threaded build",
             };
+            // Another machine's table is never used: say which machine has none.
+            let shape_name = match arch {
+                crate::core::Arch::X86_64 => shape_name.to_string(),
+                crate::core::Arch::Aarch64 => format!("{shape_name} (aarch64)"),
+            };
             let newer = newest.is_some_and(|n| (version.major, version.minor) > n);
-            let (version, shape) = (version.to_string(), shape_name.to_string());
+            let (version, shape) = (version.to_string(), shape_name);
             if newer {
                 Error::NewerVersion {
                     version,

@@ -151,6 +151,9 @@ fn process_memory(layout: &Layout, cyclic: bool) -> FakeMemory {
     if let Some(native) = layout.tstate.native_thread_id {
         tstate.field(native, NATIVE_ID);
     }
+    // glibc's `struct pthread` of the thread, holding its TID where the machine's glibc does.
+    let tid_at = THREAD_ID + super::threads::glibc_tid_offset(layout.arch);
+    memory.add(tid_at, (NATIVE_ID as i32).to_le_bytes().to_vec());
     let (table, position) = line_table(layout);
     let mut frame_1 = Block::new(0x100);
     let mut frame_2 = Block::new(0x100);
@@ -282,7 +285,33 @@ impl SymbolSource for Symbols<'_> {
 }
 
 fn label(layout: &Layout) -> String {
-    format!("{}.{} {}", layout.major, layout.minor, layout.shape)
+    format!(
+        "{}.{} {} {:?}",
+        layout.major, layout.minor, layout.shape, layout.arch
+    )
+}
+
+/// A core is read only with its own machine's tables: an aarch64 process of a version with an
+/// x86_64 table only is refused (exit code 6), naming the machine, never read with that table.
+#[test]
+fn another_machines_table_is_never_used() {
+    use crate::core::Arch;
+    for arch in [Arch::X86_64, Arch::Aarch64] {
+        let tables = layouts::tables_for(arch);
+        for layout in layouts::ALL {
+            if let Some(found) = tables(layout.major, layout.minor, layout.shape) {
+                assert_eq!(found.arch, arch, "{}", label(layout));
+            }
+        }
+    }
+    let x86 = layouts::lookup(3, 12, Shape::Release).expect("the 3.12 table");
+    assert!(layouts::tables_for(Arch::Aarch64)(3, 12, Shape::Release).is_none());
+    let memory = process_memory(x86, false);
+    let error = inspect(&memory, &Symbols(x86), Arch::Aarch64, false).unwrap_err();
+    assert_eq!(error.exit_code(), 6, "{error}");
+    assert!(error.to_string().contains("(aarch64)"), "{error}");
+    // The same memory with the x86_64 tables reads.
+    assert!(inspect(&memory, &Symbols(x86), Arch::X86_64, false).is_ok());
 }
 
 #[test]
@@ -290,7 +319,7 @@ fn every_table_walks_a_thread_laid_out_by_it() {
     assert!(layouts::ALL.len() >= 15, "tables: {}", layouts::ALL.len());
     for layout in layouts::ALL {
         let memory = process_memory(layout, false);
-        let process = inspect(&memory, &Symbols(layout), false)
+        let process = inspect(&memory, &Symbols(layout), layout.arch, false)
             .unwrap_or_else(|e| panic!("{}: {e}", label(layout)));
         let what = label(layout);
         assert_eq!(
@@ -309,6 +338,9 @@ fn every_table_walks_a_thread_laid_out_by_it() {
         assert_eq!(thread.thread_id, THREAD_ID, "{what}");
         let native = layout.tstate.native_thread_id.map(|_| NATIVE_ID);
         assert_eq!(thread.native_thread_id, native, "{what}");
+        // Without native_thread_id, the TID from glibc's struct pthread.
+        let from_pthread = native.is_none().then_some(NATIVE_ID);
+        assert_eq!(thread.pthread_tid, from_pthread, "{what}");
         let expect_gil = if layout.gil.enabled.is_some() || layout.shape != Shape::FreeThreaded {
             Some(true)
         } else {
@@ -343,7 +375,7 @@ fn every_table_walks_a_thread_laid_out_by_it() {
 fn a_cyclic_frame_chain_stops_with_a_warning() {
     for layout in layouts::ALL {
         let memory = process_memory(layout, true);
-        let process = inspect(&memory, &Symbols(layout), false).unwrap();
+        let process = inspect(&memory, &Symbols(layout), layout.arch, false).unwrap();
         let thread = &process.threads[0];
         assert_eq!(thread.frames.len(), 1, "{}", label(layout));
         assert!(
@@ -369,7 +401,13 @@ fn no_runtime_symbol_means_not_python() {
             None
         }
     }
-    let error = inspect(&FakeMemory::default(), &NoSymbols, false).unwrap_err();
+    let error = inspect(
+        &FakeMemory::default(),
+        &NoSymbols,
+        crate::core::Arch::X86_64,
+        false,
+    )
+    .unwrap_err();
     assert_eq!(error.exit_code(), 4);
 }
 
@@ -475,7 +513,7 @@ fn an_implausible_debug_offset_is_not_taken() {
     let mut runtime = memory.read_vec(RUNTIME, 0x4000).unwrap();
     runtime[position..position + 8].copy_from_slice(&0x7fff_ffff_u64.to_le_bytes());
     memory.add(RUNTIME, runtime);
-    let process = inspect(&memory, &Symbols(layout), false).unwrap();
+    let process = inspect(&memory, &Symbols(layout), layout.arch, false).unwrap();
     assert!(
         process
             .warnings

@@ -22,6 +22,23 @@ pub struct ThreadState {
     pub thread_id: u64,
     /// `native_thread_id` (3.8+): the kernel TID.
     pub native_thread_id: Option<u64>,
+    /// Without `native_thread_id`: the TID glibc keeps in the thread's `struct pthread` (which
+    /// `pthread_t` points to), when it reads as one.
+    pub pthread_tid: Option<u64>,
+}
+
+/// Where glibc keeps the kernel TID in `struct pthread` (nptl/descr.h: `tid` after the header
+/// union, which holds `tcbhead_t` on x86_64 (TLS_TCB_AT_TP) and 24 words on aarch64
+/// (TLS_DTV_AT_TP), and `list_t list`). Unlike the thread pointer, which equals `pthread_t` on
+/// x86_64 but lies `sizeof(struct pthread)` past it on aarch64 (0x740 in glibc 2.36, 0x720 in
+/// 2.41), this place holds in every glibc release these cores come from; checked by running
+/// `pthread_self()` against `gettid()` (glibc 2.36, 2.41) and by tests/aarch64.rs, whose 3.9 row
+/// (glibc 2.31) is joined this way.
+pub fn glibc_tid_offset(arch: crate::core::Arch) -> u64 {
+    match arch {
+        crate::core::Arch::X86_64 => 0x2d0,
+        crate::core::Arch::Aarch64 => 0xd0,
+    }
 }
 
 /// Every thread state of every interpreter reachable from `first_interpreter`, and a warning
@@ -89,11 +106,21 @@ fn read_thread_state<M: Memory>(
         Some(field) => Some(objects.read(address, field)?),
         None => None,
     };
+    // Read only where it is needed (and where `pthread_t` may point at a `struct pthread`).
+    let pthread_tid = match native_thread_id {
+        None if thread_id != 0 => thread_id
+            .checked_add(glibc_tid_offset(layout.arch))
+            .and_then(|at| objects.memory.read_i32(at).ok())
+            .filter(|tid| *tid > 0)
+            .map(|tid| tid as u64),
+        _ => None,
+    };
     Ok(ThreadState {
         address,
         interpreter,
         thread_id,
         native_thread_id,
+        pthread_tid,
     })
 }
 

@@ -390,11 +390,14 @@ impl Report {
         collectors: Option<Vec<i32>>,
     ) {
         let greenlet_state = process.greenlets.take();
-        // Kernel TID of each thread: `native_thread_id` (3.8+), else the thread whose thread
-        // pointer equals the `pthread_t` (x86_64 glibc: `fs_base`).
+        // Kernel TID of each thread: `native_thread_id` (3.11+), else the thread whose thread
+        // pointer equals the `pthread_t` (x86_64 glibc: `fs_base`; on aarch64 the thread
+        // pointer lies a glibc-release-dependent `sizeof(struct pthread)` past it, so it is not
+        // used), else the TID glibc keeps in that `struct pthread`.
         let by_thread_pointer: HashMap<u64, i32> = core
             .threads
             .iter()
+            .filter(|_| core.arch == crate::core::Arch::X86_64)
             .filter_map(|t| Some((t.registers.thread_pointer?, t.tid)))
             .collect();
         let mut python_by_tid: HashMap<i32, Vec<PythonThread>> = HashMap::new();
@@ -424,7 +427,13 @@ impl Report {
                 .native_thread_id
                 .and_then(|id| i32::try_from(id).ok())
                 .filter(|id| core_tids.contains(id))
-                .or_else(|| by_thread_pointer.get(&thread.thread_id).copied());
+                .or_else(|| by_thread_pointer.get(&thread.thread_id).copied())
+                .or_else(|| {
+                    thread
+                        .pthread_tid
+                        .and_then(|id| i32::try_from(id).ok())
+                        .filter(|id| core_tids.contains(id))
+                });
             interpreter_ids.insert(thread.interpreter, thread.interpreter_id);
             if let Some(tid) = tid {
                 tid_of_ident.insert(thread.thread_id, tid);

@@ -18,7 +18,7 @@ from .probe import (ProbeResult, Source, discover, include_dirs_under, probe,
 from .render import (REPO, Entry, check_kept_entry, entry_field_names, entry_values,
                      parse_existing, render_debug_map, render_entry, render_layout_rs, render_mod,
                      render_version_file, rustfmt)
-from .spec import MIN_VERSION, SHAPE_ORDER, SHAPES, GenError, check_spec
+from .spec import ARCHES, MIN_VERSION, SHAPE_ORDER, SHAPES, GenError, check_spec
 
 DEFAULT_OUT = os.path.join(REPO, "src", "python", "layouts")
 
@@ -99,10 +99,16 @@ def generate(args) -> int:
                 print(f"skip   {src.label()}: versions < {MIN_VERSION[0]}.{MIN_VERSION[1]} "
                       f"are not supported yet")
                 continue
+            compiler, runner = ARCHES[src.arch][3], ARCHES[src.arch][4]
+            lacking = [t for t in [compiler] + runner[:1] if not shutil.which(t)]
+            if lacking:
+                print(f"skip   {src.label()}: {src.arch} headers need {' and '.join(lacking)} "
+                      f"(gcc-aarch64-linux-gnu, qemu-user) to be probed")
+                continue
             work = os.path.join(tmp, re.sub(r"[^A-Za-z0-9_.-]", "_", src.include_dir.strip("/")))
             os.makedirs(work)
             res = probe(src, work, args.verbose)
-            print(f"probe  {src.label()}: {res.shape}")
+            print(f"probe  {src.label()}: {res.shape} {src.arch}")
             results.append(res)
     finally:
         if args.keep_temp:
@@ -111,10 +117,10 @@ def generate(args) -> int:
             shutil.rmtree(tmp, ignore_errors=True)
 
     # Group by (major, minor, shape); newest patch release wins, the rest must agree.
-    groups: Dict[Tuple[int, int, str], List[ProbeResult]] = {}
+    groups: Dict[Tuple[int, int, str, str], List[ProbeResult]] = {}
     for res in results:
-        groups.setdefault(res.source.minor_key + (res.shape,), []).append(res)
-    new_entries: Dict[Tuple[int, int, str], Entry] = {}
+        groups.setdefault(res.source.minor_key + (res.shape, res.source.arch), []).append(res)
+    new_entries: Dict[Tuple[int, int, str, str], Entry] = {}
     for key, group in sorted(groups.items()):
         group.sort(key=lambda r: (r.source.version, r.source.include_dir), reverse=True)
         primary, others = group[0], group[1:]
@@ -129,22 +135,22 @@ def generate(args) -> int:
                       for n in pd if n in od and pd[n].value != od[n].value]
             if diffs:
                 raise GenError(f"{primary.source.label()} and {o.source.label()} are both "
-                               f"{key[0]}.{key[1]} {key[2]} but their layouts differ:\n  "
+                               f"{key[0]}.{key[1]} {key[2]} {key[3]} but their layouts differ:\n  "
                                + "\n  ".join(diffs))
         new_entries[key] = render_entry(primary, others)
 
     existing_files = sorted(f for f in glob.glob(os.path.join(out_dir, "v*_*.rs"))
                             if re.fullmatch(r"v\d+_\d+\.rs", os.path.basename(f)))
-    existing: Dict[Tuple[int, int, str], Tuple[Entry, str]] = {}
+    existing: Dict[Tuple[int, int, str, str], Tuple[Entry, str]] = {}
     for path in existing_files:
         for e in parse_existing(path):
-            existing[(e.major, e.minor, e.shape)] = (e, path)
+            existing[e.table] = (e, path)
 
     # A const generated elsewhere from a newer patch release than any we have here is kept
     # verbatim if our headers give the same values (so --check passes on a machine with, say,
     # only Debian's 3.11.2 when the file came from 3.11.7); differing values are an error, as
     # for two sources in one run.
-    reverified: Dict[Tuple[int, int, str], str] = {}
+    reverified: Dict[Tuple[int, int, str, str], str] = {}
     for key, group in sorted(groups.items()):
         if key not in existing or args.prune:
             continue
@@ -163,20 +169,21 @@ def generate(args) -> int:
         if not m or tuple(map(int, m.groups())) <= primary.source.version:
             continue  # ours is as new or newer: regenerate from it
         if entry_field_names(e.text) != entry_field_names(new_entries[key].text):
-            print(f"note   {path}: {SHAPES[key[2]][1]} was generated from {e.source_label}, "
+            print(f"note   {path}: {e.const} was generated from {e.source_label}, "
                   f"but the spec changed since: regenerating it from the older "
                   f"{primary.source.label()}")
             continue
         if entry_values(e.text) != entry_values(new_entries[key].text):
             diff = sorted(set(entry_values(e.text)) ^ set(entry_values(new_entries[key].text)))
-            raise GenError(f"{path}: {SHAPES[key[2]][1]} (from {e.source_label}) and "
-                           f"{primary.source.label()} are both {key[0]}.{key[1]} {key[2]} but "
+            raise GenError(f"{path}: {e.const} (from {e.source_label}) and "
+                           f"{primary.source.label()} are both {key[0]}.{key[1]} {key[2]} "
+                           f"{key[3]} but "
                            f"their layouts differ: {diff}")
         new_entries[key] = e
         reverified[key] = primary.source.label()
 
     # Keep consts for keys we could not regenerate here.
-    kept: Dict[Tuple[int, int, str], Entry] = {}
+    kept: Dict[Tuple[int, int, str, str], Entry] = {}
     for k, (e, path) in sorted(existing.items()):
         if k not in new_entries and not args.prune:
             check_kept_entry(e, path)
@@ -214,14 +221,14 @@ def generate(args) -> int:
 
     # Summary
     print()
-    print(f"{'file':<10} {'const':<14} {'source':<58} cross-checked")
+    print(f"{'file':<10} {'const':<22} {'source':<58} cross-checked")
     for e in sorted(all_entries, key=lambda e: e.key):
-        k = (e.major, e.minor, e.shape)
+        k = e.table
         if k in reverified:
             status = f"(kept, same values here: {reverified[k]}) {e.source_label}"
         else:
             status = e.source_label if k in new_entries else f"(kept) {e.source_label}"
-        print(f"{f'v{e.major}_{e.minor}.rs':<10} {SHAPES[e.shape][1]:<14} {status:<58} "
+        print(f"{f'v{e.major}_{e.minor}.rs':<10} {e.const:<22} {status:<58} "
               f"{', '.join(e.cross_checked) or '-'}")
     print()
 

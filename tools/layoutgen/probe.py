@@ -17,7 +17,7 @@ import sys
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from .handdefs import HAND_DEFS, HandDef
-from .spec import (DEBUG_OFFSETS_MEMBERS, DEBUG_OFFSETS_SINCE, DEBUG_OFFSETS_TYPE, DEBUG_RELATIVE,
+from .spec import (ARCHES, DEBUG_OFFSETS_MEMBERS, DEBUG_OFFSETS_SINCE, DEBUG_OFFSETS_TYPE, DEBUG_RELATIVE,
                    DEBUG_TO_LAYOUT, DEBUG_ZERO_MEANS_ABSENT_UNLESS_FREE_THREADED, FIELDS, PTR,
                    GenError, Off, Size, Version, debug_offsets_candidate)
 
@@ -56,6 +56,8 @@ class Source:
     expected_shape: Optional[str] = None  # from --shape
     # From the ABI flags in the directory name (python3.14d, python3.13t): checked, like --shape.
     abi_shape: Optional[str] = None
+    # The machine the headers are for (ARCHES): the multiarch pyconfig.h beside them says.
+    arch: str = "x86_64"
 
     @property
     def minor_key(self) -> Version:
@@ -63,6 +65,10 @@ class Source:
 
     def label(self) -> str:
         return f"{display_path(self.include_dir)} ({self.py_version})"
+
+    @property
+    def triplet(self) -> str:
+        return ARCHES[self.arch][2]
 
 
 def display_path(path: str) -> str:
@@ -124,8 +130,10 @@ def source_from_include_dir(include_dir: str, expected_shape: Optional[str] = No
     # ships only <prefix>/bin/x86_64-linux-gnu-python3.14-config for some of them).
     prefix = os.path.dirname(os.path.dirname(include_dir))
     name = os.path.basename(include_dir)
+    arch = headers_arch(include_dir)
     config = None
-    for cand in (f"{name}-config", f"{multiarch()}-{name}-config"):
+    # Another machine's config script names that machine's paths (/usr/include), not these.
+    for cand in (f"{name}-config", f"{multiarch()}-{name}-config") if arch == host_arch() else ():
         if os.path.exists(os.path.join(prefix, "bin", cand)):
             config = os.path.join(prefix, "bin", cand)
             break
@@ -133,7 +141,25 @@ def source_from_include_dir(include_dir: str, expected_shape: Optional[str] = No
     abi = m.group(1) if m else ""
     abi_shape = "free-threaded" if "t" in abi else "debug" if "d" in abi else "release"
     return Source(include_dir, py_version, version, config, expected_shape,
-                  abi_shape if m else None)
+                  abi_shape if m else None, arch)
+
+
+def host_arch() -> str:
+    """The machine this generator runs on (and compiles for with plain gcc)."""
+    triplet = multiarch()
+    return next((a for a, spec in ARCHES.items() if spec[2] == triplet), "x86_64")
+
+
+def headers_arch(include_dir: str) -> str:
+    """The machine of an unpacked Debian build's headers: its multiarch pyconfig.h
+    (<root>/aarch64-linux-gnu/python3.11/pyconfig.h); this machine's otherwise."""
+    root = os.path.dirname(include_dir)
+    name = os.path.basename(include_dir)
+    found = [a for a, spec in ARCHES.items()
+             if os.path.isfile(os.path.join(root, spec[2], name, "pyconfig.h"))]
+    if len(found) == 1:
+        return found[0]
+    return host_arch()
 
 
 _MULTIARCH: List[str] = []
@@ -217,8 +243,8 @@ def include_flags(src: Source) -> List[str]:
     # Debian's pyconfig.h is a wrapper: #include <x86_64-linux-gnu/python3.14d/pyconfig.h>,
     # found through the default /usr/include.  For headers unpacked elsewhere, add their root.
     root = os.path.dirname(src.include_dir)
-    arch_cfg = os.path.join(root, multiarch(), os.path.basename(src.include_dir), "pyconfig.h")
-    if (multiarch() and root not in ("/usr/include", "/usr/local/include")
+    arch_cfg = os.path.join(root, src.triplet, os.path.basename(src.include_dir), "pyconfig.h")
+    if (src.triplet and root not in ("/usr/include", "/usr/local/include")
             and os.path.isfile(arch_cfg) and "-I" + root not in flags):
         flags.append("-I" + root)
     return flags
@@ -348,7 +374,8 @@ def probe(src: Source, workdir: str, verbose: bool) -> ProbeResult:
     head_lines = head.count("\n")
     active = list(range(len(lines)))
     defines_used = None
-    base = ["gcc", "-std=gnu11", "-O0", "-w", "-fno-diagnostics-color",
+    _, _, _, compiler, runner = ARCHES[src.arch]
+    base = [compiler, "-std=gnu11", "-O0", "-w", "-fno-diagnostics-color",
             "-fno-diagnostics-show-caret", "-o", exe, c_path]
 
     # First make sure the headers compile at all, picking the define set.
@@ -388,7 +415,7 @@ def probe(src: Source, workdir: str, verbose: bool) -> ProbeResult:
     else:
         raise GenError(f"{src.label()}: probe never compiled")
 
-    r = run([exe], workdir, verbose)
+    r = run(runner + [exe], workdir, verbose)
     if r.returncode != 0:
         raise GenError(f"{src.label()}: probe exited {r.returncode}: {r.stderr}")
     raw: Dict[str, str] = {}

@@ -13,7 +13,7 @@ import subprocess
 from typing import List, Optional, Sequence, Tuple
 
 from .probe import ProbeResult, Value
-from .spec import (WALK_MEMBERS, BEHAVIOURS, DEBUG_OFFSETS_MEMBERS, DEBUG_READS_AS_RELEASE_SINCE,
+from .spec import (ARCH_ORDER, ARCHES, WALK_MEMBERS, BEHAVIOURS, DEBUG_OFFSETS_MEMBERS, DEBUG_READS_AS_RELEASE_SINCE,
                    DEBUG_RELATIVE, DEBUG_TO_LAYOUT, DEBUG_ZERO_MEANS_ABSENT_UNLESS_FREE_THREADED,
                    FIELDS, GROUPS, SHAPE_ORDER, SHAPES, GenError, debug_offsets_candidate)
 
@@ -32,10 +32,25 @@ class Entry:
     source_label: str
     cross_checked: List[str]
     text: str  # rendered const block, starting at its `// source:` comment
+    arch: str = "x86_64"
 
     @property
     def key(self):
-        return (self.major, self.minor, SHAPE_ORDER.index(self.shape))
+        return (self.major, self.minor, ARCH_ORDER.index(self.arch), SHAPE_ORDER.index(self.shape))
+
+    @property
+    def table(self):
+        """What a table is of: (major, minor, shape, arch)."""
+        return (self.major, self.minor, self.shape, self.arch)
+
+    @property
+    def const(self) -> str:
+        return const_name(self.shape, self.arch)
+
+
+def const_name(shape: str, arch: str) -> str:
+    """`RELEASE`, `DEBUG_AARCH64`: the shape's name, and the machine's unless it is x86_64."""
+    return SHAPES[shape][1] + ARCHES[arch][1]
 
 
 def field_value(f, val: Value, what: str) -> str:
@@ -68,7 +83,8 @@ def render_entry(res: ProbeResult, others: List[ProbeResult],
     """`earlier_cross`: labels that a previous run (maybe on another machine) cross-checked."""
     src = res.source
     major, minor = src.minor_key
-    variant, const = SHAPES[res.shape]
+    variant = SHAPES[res.shape][0]
+    const = const_name(res.shape, src.arch)
     out = [f"// source: {src.label()}"]
     crossed = sorted({o.source.label() for o in others} | set(earlier_cross), key=label_sort_key)
     for c in crossed:
@@ -77,11 +93,12 @@ def render_entry(res: ProbeResult, others: List[ProbeResult],
     for hd in res.hand_defined:
         out.append(f"// hand-defined in tools/layoutgen/handdefs.py (not installed): "
                    f"https://github.com/python/cpython/blob/v{src.py_version}/{hd}")
-    out.append(f"/// CPython {major}.{minor}, {res.shape} build.")
+    out.append(f"/// CPython {major}.{minor}, {res.shape} build, {src.arch}.")
     out.append(f"pub const {const}: Layout = Layout {{")
     out.append(f"    major: {major},")
     out.append(f"    minor: {minor},")
     out.append(f"    shape: Shape::{variant},")
+    out.append(f"    arch: Arch::{ARCHES[src.arch][0]},")
     for b in BEHAVIOURS:
         out.append(f"    {b.name}: {b.value((major, minor), res.shape)},")
     for g in GROUPS:
@@ -105,7 +122,7 @@ def render_entry(res: ProbeResult, others: List[ProbeResult],
             out.append(f"        {name}: {debug_value(val, required, f'{src.label()}: {name}')},")
         out.append("    }),")
     out.append("};")
-    return Entry(major, minor, res.shape, src.label(), crossed, "\n".join(out) + "\n")
+    return Entry(major, minor, res.shape, src.label(), crossed, "\n".join(out) + "\n", src.arch)
 
 
 def display_flags(flags) -> str:
@@ -115,7 +132,26 @@ def display_flags(flags) -> str:
 
 def entry_field_names(text: str) -> Tuple[List[str], List[str]]:
     """(Layout members, members of its groups and of DebugOffsetsLayout) named in a const block."""
-    return (re.findall(r"^    (\w+):", text, re.M), re.findall(r"^        (\w+):", text, re.M))
+    nested = []
+    in_group = False
+    for line in text.splitlines():
+        # Members of the groups (`object: ObjectLayout {`) and of `DebugOffsetsLayout`, not the
+        # lines of a behaviour's value rustfmt spread over several lines
+        # (`managed_dict: ManagedDict::InlineValues {`, `dict_words_before: 1,`).
+        if re.fullmatch(r"    \w+: (\w+Layout|Some\(DebugOffsetsLayout) \{", line):
+            in_group = True
+            continue
+        if re.fullmatch(r"    \}\)?,", line):
+            in_group = False
+            continue
+        member = re.match(r"        (\w+):", line)
+        # rustfmt puts a group of one short member on one line: `int: IntLayout { ob_ival: None },`.
+        one_line = re.fullmatch(r"    \w+: \w+Layout \{ (.*) \},", line)
+        if member and in_group:
+            nested.append(member.group(1))
+        elif one_line:
+            nested += re.findall(r"(\w+): ", one_line.group(1))
+    return (re.findall(r"^    (\w+):", text, re.M), nested)
 
 
 def entry_values(text: str) -> List[Tuple[str, str]]:
@@ -124,7 +160,7 @@ def entry_values(text: str) -> List[Tuple[str, str]]:
 
 
 def expected_field_names(with_debug: bool) -> Tuple[List[str], List[str]]:
-    top = ["major", "minor", "shape"] + [b.name for b in BEHAVIOURS] + [g.name for g in GROUPS]
+    top = ["major", "minor", "shape", "arch"] + [b.name for b in BEHAVIOURS] + [g.name for g in GROUPS]
     top.append("debug_offsets")
     nested = [f.member for g in GROUPS for f in FIELDS if f.group == g.name]
     if with_debug:
@@ -138,9 +174,9 @@ def check_kept_entry(e: Entry, path: str) -> None:
     want = expected_field_names("DebugOffsetsLayout {" in e.text)
     if got != want:
         diff = sorted(set(want[0] + want[1]) ^ set(got[0] + got[1]))
-        raise GenError(f"{path}: {SHAPES[e.shape][1]} cannot be kept verbatim: the spec changed "
+        raise GenError(f"{path}: {e.const} cannot be kept verbatim: the spec changed "
                        f"since it was generated (members differing: {diff}) and this machine has "
-                       f"no {e.major}.{e.minor} {e.shape} headers to regenerate it from "
+                       f"no {e.major}.{e.minor} {e.shape} {e.arch} headers to regenerate it from "
                        f"({e.source_label}); regenerate it where they exist")
 
 
@@ -153,15 +189,17 @@ def parse_existing(path: str) -> List[Entry]:
     entries = []
     block_re = re.compile(r"^// source: (.*?)\n(.*?^pub const (\w+): Layout = Layout \{\n.*?^\};\n)",
                           re.M | re.S)
-    by_const = {c: s for s, (_, c) in SHAPES.items()}
+    by_const = {const_name(s, a): (s, a) for s in SHAPES for a in ARCHES}
     blocks = {bm.group(3): bm.group(0) for bm in block_re.finditer(text)}
     for bm in block_re.finditer(text):
         const = bm.group(3)
         if const not in by_const:
             raise GenError(f"{path}: unknown const {const}")
-        block = expand_compact(bm.group(0), blocks.get("RELEASE"), by_const[const], path)
+        shape, arch = by_const[const]
+        release = blocks.get(const_name("release", arch))
+        block = expand_compact(bm.group(0), release, shape, path)
         crossed = re.findall(r"^// cross-checked: (.*)$", block, re.M)
-        entries.append(Entry(major, minor, by_const[const], bm.group(1), crossed, block))
+        entries.append(Entry(major, minor, shape, bm.group(1), crossed, block, arch))
     if not entries:
         raise GenError(f"{path}: no generated Layout consts found; delete it or fix it")
     return entries
@@ -192,7 +230,8 @@ def compact_text(e: Entry, release: Optional[Entry]) -> str:
     if body_as_shape(split_block(release.text)[1], e.shape) != body:
         return e.text
     return (f"{head}    shape: Shape::{SHAPES[e.shape][0]},\n"
-            f"    // Every other member equals RELEASE's.\n{SAME_AS_RELEASE}\n}};\n")
+            f"    // Every other member equals {release.const}'s.\n"
+            f"{SAME_AS_RELEASE}{ARCHES[e.arch][1]}\n}};\n")
 
 
 def expand_compact(block: str, release_block: Optional[str], shape: str, path: str) -> str:
@@ -200,7 +239,7 @@ def expand_compact(block: str, release_block: Optional[str], shape: str, path: s
     if SAME_AS_RELEASE not in block:
         return block
     if release_block is None:
-        raise GenError(f"{path}: {SHAPES[shape][1]} refers to RELEASE, which the file lacks")
+        raise GenError(f"{path}: {SHAPES[shape][1]} refers to a RELEASE table the file lacks")
     head = block[: block.index("\n    shape:") + 1]
     return head + body_as_shape(split_block(release_block)[1], shape)
 
@@ -210,11 +249,11 @@ def render_version_file(entries: List[Entry]) -> str:
     if len(entries) == 1:
         origin = entries[0].source_label
     else:
-        origin = ", ".join(f"{e.source_label} [{SHAPES[e.shape][1]}]" for e in entries)
+        origin = ", ".join(f"{e.source_label} [{e.const}]" for e in entries)
     out = [f"// @generated by {SCRIPT_NAME} from {origin} — do not edit"]
     for e in entries:
         for c in e.cross_checked:
-            tag = "" if len(entries) == 1 else f" [{SHAPES[e.shape][1]}]"
+            tag = "" if len(entries) == 1 else f" [{e.const}]"
             out.append(f"// Cross-checked{tag}: {c} gives identical values.")
     out.append(f"// Regenerate with `python3 {SCRIPT_NAME}`; verify with `--check`.")
     out.append("")
@@ -224,8 +263,9 @@ def render_version_file(entries: List[Entry]) -> str:
     out.append(f"use super::super::layout::{{{', '.join(sorted(names))}}};")
     out.append("use super::super::field::Field;")
     out.append("use super::super::dicts::{InsertionOrder, ManagedDict};")
-    release = next((e for e in entries if e.shape == "release"), None)
+    out.append("use crate::core::Arch;")
     for e in entries:
+        release = next((r for r in entries if r.shape == "release" and r.arch == e.arch), None)
         out.append("")
         out.append(compact_text(e, release).rstrip("\n"))
     return "\n".join(out) + "\n"
@@ -239,17 +279,18 @@ def render_mod(entries: List[Entry]) -> str:
         f"// Regenerate with `python3 {SCRIPT_NAME}`; verify with `--check`.",
         "",
         "//! Generated per-version layout tables: the single dispatch point from a CPython",
-        "//! (major, minor, shape) to its [`Layout`].",
+        "//! (major, minor, shape) of a machine to its [`Layout`].",
         "",
         "use super::dicts::ManagedDict;",
         "use super::layout::{Layout, Shape};",
+        "use crate::core::Arch;",
         "",
     ]
     out += [f"mod v{a}_{b};" for a, b in mods]
     out.append("")
-    out.append("/// Every generated layout, ordered by (major, minor, shape).")
+    out.append("/// Every generated layout, ordered by (major, minor, arch, shape).")
     out.append("pub const ALL: &[&Layout] = &[")
-    out += [f"    &v{e.major}_{e.minor}::{SHAPES[e.shape][1]}," for e in entries]
+    out += [f"    &v{e.major}_{e.minor}::{e.const}," for e in entries]
     out.append("];")
     out.append("")
     out.append("/// How instances keep managed dicts in each version and shape with a table (see")
@@ -270,14 +311,28 @@ def render_mod(entries: List[Entry]) -> str:
     out.append("/// build: `Py_DEBUG` no longer implies `Py_TRACE_REFS`, and no struct pycore reads differs.")
     out.append(f"pub const DEBUG_READS_AS_RELEASE_SINCE: (u8, u8) = ({v[0]}, {v[1]});")
     out.append("")
-    out.append("/// The layout of CPython `major.minor` built as `shape`, if one was generated.")
-    out.append("pub fn lookup(major: u8, minor: u8, shape: Shape) -> Option<&'static Layout> {")
-    out.append("    match (major, minor, shape) {")
-    for e in entries:
-        variant, const = SHAPES[e.shape]
-        out.append(f"        ({e.major}, {e.minor}, Shape::{variant}) => "
-                   f"Some(&v{e.major}_{e.minor}::{const}),")
-    out.append("        _ => None,")
+    for arch, (variant, suffix, *_rest) in ARCHES.items():
+        name = "lookup" + suffix.lower()
+        out.append(f"/// The {arch} layout of CPython `major.minor` built as `shape`, if one was generated.")
+        out.append(f"pub fn {name}(major: u8, minor: u8, shape: Shape) -> Option<&'static Layout> {{")
+        arms = [e for e in entries if e.arch == arch]
+        if arms:
+            out.append("    match (major, minor, shape) {")
+            for e in arms:
+                out.append(f"        ({e.major}, {e.minor}, Shape::{SHAPES[e.shape][0]}) => "
+                           f"Some(&v{e.major}_{e.minor}::{e.const}),")
+            out.append("        _ => None,")
+            out.append("    }")
+        else:
+            out.append("    let _ = (major, minor, shape);")
+            out.append("    None")
+        out.append("}")
+        out.append("")
+    out.append("/// The look-up of `arch`'s tables: a core is never read with another machine's table.")
+    out.append("pub fn tables_for(arch: Arch) -> fn(u8, u8, Shape) -> Option<&'static Layout> {")
+    out.append("    match arch {")
+    for arch, (variant, suffix, *_rest) in ARCHES.items():
+        out.append(f"        Arch::{variant} => lookup{suffix.lower()},")
     out.append("    }")
     out.append("}")
     return "\n".join(out) + "\n"
@@ -322,6 +377,7 @@ def render_layout_rs() -> str:
         "use super::dicts::{InsertionOrder, ManagedDict};",
         "use super::field::{Field, Ptr};",
         "pub use super::shape::Shape;",
+        "pub use crate::core::Arch;",
         "",
         "/// Offsets, sizes and behaviours of one CPython minor version and build shape.",
         "#[derive(Debug, Clone, PartialEq, Eq)]",
@@ -329,6 +385,8 @@ def render_layout_rs() -> str:
         "    pub major: u8,",
         "    pub minor: u8,",
         "    pub shape: Shape,",
+        "    /// The machine whose ABI the offsets hold for (alignment and libc types differ).",
+        "    pub arch: Arch,",
     ]
     for b in BEHAVIOURS:
         out.append(f"    /// {b.doc}.")
@@ -436,6 +494,7 @@ def render_for_other_shape() -> List[str]:
         "        major: base.major,",
         "        minor: base.minor,",
         "        shape,",
+        "        arch: base.arch,",
     ] + [
         f"        {b.name}: base.{b.name}," if b.name != "managed_dict" else "        managed_dict,"
         for b in BEHAVIOURS

@@ -29,6 +29,17 @@ SHAPES = {
 }
 SHAPE_ORDER = list(SHAPES)
 
+# The machines a table can hold for: (Rust `Arch` variant, const name suffix, Debian multiarch
+# triplet, C compiler, how to run what it builds here). Struct offsets depend on the ABI (libc
+# types such as pthread_mutex_t are 40 bytes on x86_64 and 48 on aarch64), so each table says
+# which machine it is for and pycore never reads a core with another machine's table.
+ARCHES = {
+    "x86_64": ("X86_64", "", "x86_64-linux-gnu", "gcc", []),
+    "aarch64": ("Aarch64", "_AARCH64", "aarch64-linux-gnu", "aarch64-linux-gnu-gcc",
+                ["qemu-aarch64", "-L", "/usr/aarch64-linux-gnu"]),
+}
+ARCH_ORDER = list(ARCHES)
+
 
 class GenError(Exception):
     pass

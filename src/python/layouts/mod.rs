@@ -2,10 +2,11 @@
 // Regenerate with `python3 tools/gen_layouts.py`; verify with `--check`.
 
 //! Generated per-version layout tables: the single dispatch point from a CPython
-//! (major, minor, shape) to its [`Layout`].
+//! (major, minor, shape) of a machine to its [`Layout`].
 
 use super::dicts::ManagedDict;
 use super::layout::{Layout, Shape};
+use crate::core::Arch;
 
 mod v2_7;
 mod v3_10;
@@ -19,21 +20,24 @@ mod v3_7;
 mod v3_8;
 mod v3_9;
 
-/// Every generated layout, ordered by (major, minor, shape).
+/// Every generated layout, ordered by (major, minor, arch, shape).
 pub const ALL: &[&Layout] = &[
     &v2_7::RELEASE,
     &v3_6::RELEASE,
     &v3_7::RELEASE,
     &v3_8::RELEASE,
     &v3_9::RELEASE,
+    &v3_9::RELEASE_AARCH64,
     &v3_10::RELEASE,
     &v3_11::RELEASE,
     &v3_11::DEBUG,
+    &v3_11::RELEASE_AARCH64,
     &v3_12::RELEASE,
     &v3_13::RELEASE,
     &v3_13::FREE_THREADED,
     &v3_14::RELEASE,
     &v3_14::DEBUG,
+    &v3_14::RELEASE_AARCH64,
     &v3_15::RELEASE,
     &v3_15::DEBUG,
 ];
@@ -101,7 +105,7 @@ pub fn managed_dict(major: u8, minor: u8, shape: Shape) -> Option<ManagedDict> {
 /// build: `Py_DEBUG` no longer implies `Py_TRACE_REFS`, and no struct pycore reads differs.
 pub const DEBUG_READS_AS_RELEASE_SINCE: (u8, u8) = (3, 8);
 
-/// The layout of CPython `major.minor` built as `shape`, if one was generated.
+/// The x86_64 layout of CPython `major.minor` built as `shape`, if one was generated.
 pub fn lookup(major: u8, minor: u8, shape: Shape) -> Option<&'static Layout> {
     match (major, minor, shape) {
         (2, 7, Shape::Release) => Some(&v2_7::RELEASE),
@@ -120,5 +124,23 @@ pub fn lookup(major: u8, minor: u8, shape: Shape) -> Option<&'static Layout> {
         (3, 15, Shape::Release) => Some(&v3_15::RELEASE),
         (3, 15, Shape::Debug) => Some(&v3_15::DEBUG),
         _ => None,
+    }
+}
+
+/// The aarch64 layout of CPython `major.minor` built as `shape`, if one was generated.
+pub fn lookup_aarch64(major: u8, minor: u8, shape: Shape) -> Option<&'static Layout> {
+    match (major, minor, shape) {
+        (3, 9, Shape::Release) => Some(&v3_9::RELEASE_AARCH64),
+        (3, 11, Shape::Release) => Some(&v3_11::RELEASE_AARCH64),
+        (3, 14, Shape::Release) => Some(&v3_14::RELEASE_AARCH64),
+        _ => None,
+    }
+}
+
+/// The look-up of `arch`'s tables: a core is never read with another machine's table.
+pub fn tables_for(arch: Arch) -> fn(u8, u8, Shape) -> Option<&'static Layout> {
+    match arch {
+        Arch::X86_64 => lookup,
+        Arch::Aarch64 => lookup_aarch64,
     }
 }

@@ -11,16 +11,18 @@ use super::super::layout::{
     ModuleLayout, ObjectLayout, RuntimeLayout, SetLayout, Shape, ThreadStateLayout, TupleLayout,
     TypeObjectLayout, UnicodeLayout, VarObjectLayout, WeakrefLayout,
 };
+use crate::core::Arch;
 
 // source: $PYENV_ROOT/versions/2.7.18/include/python2.7 (2.7.18)
 // flags: -I$PYENV_ROOT/versions/2.7.18/include/python2.7 -DPy_BUILD_CORE
 // hand-defined in tools/layoutgen/handdefs.py (not installed): https://github.com/python/cpython/blob/v2.7.18/Modules/gcmodule.c
 // hand-defined in tools/layoutgen/handdefs.py (not installed): https://github.com/python/cpython/blob/v2.7.18/Objects/moduleobject.c
-/// CPython 2.7, release build.
+/// CPython 2.7, release build, x86_64.
 pub const RELEASE: Layout = Layout {
     major: 2,
     minor: 7,
     shape: Shape::Release,
+    arch: Arch::X86_64,
     lnotab_signed: false,
     python2_repr: true,
     managed_dict: ManagedDict::None,

@@ -11,15 +11,17 @@ use super::super::layout::{
     ModuleLayout, ObjectLayout, RuntimeLayout, SetLayout, Shape, ThreadStateLayout, TupleLayout,
     TypeObjectLayout, UnicodeLayout, VarObjectLayout, WeakrefLayout,
 };
+use crate::core::Arch;
 
 // source: $PYENV_ROOT/versions/3.12.1/include/python3.12 (3.12.1)
 // flags: -I$PYENV_ROOT/versions/3.12.1/include/python3.12 -DPy_BUILD_CORE
 // hand-defined in tools/layoutgen/handdefs.py (not installed): https://github.com/python/cpython/blob/v3.12.1/Modules/_asynciomodule.c
-/// CPython 3.12, release build.
+/// CPython 3.12, release build, x86_64.
 pub const RELEASE: Layout = Layout {
     major: 3,
     minor: 12,
     shape: Shape::Release,
+    arch: Arch::X86_64,
     lnotab_signed: true,
     python2_repr: false,
     managed_dict: ManagedDict::TaggedBefore,

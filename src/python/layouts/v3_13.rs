@@ -12,15 +12,17 @@ use super::super::layout::{
     Shape, ThreadStateLayout, TupleLayout, TypeObjectLayout, UnicodeLayout, VarObjectLayout,
     WeakrefLayout,
 };
+use crate::core::Arch;
 
 // source: $PYENV_ROOT/versions/3.13.0/include/python3.13 (3.13.0)
 // flags: -I$PYENV_ROOT/versions/3.13.0/include/python3.13 -DPy_BUILD_CORE
 // hand-defined in tools/layoutgen/handdefs.py (not installed): https://github.com/python/cpython/blob/v3.13.0/Modules/_asynciomodule.c
-/// CPython 3.13, release build.
+/// CPython 3.13, release build, x86_64.
 pub const RELEASE: Layout = Layout {
     major: 3,
     minor: 13,
     shape: Shape::Release,
+    arch: Arch::X86_64,
     lnotab_signed: true,
     python2_repr: false,
     managed_dict: ManagedDict::InlineValues {
@@ -442,11 +444,12 @@ pub const RELEASE: Layout = Layout {
 // source: $PYCORE_PYTHONS/3.13t/include/python3.13t (3.13.5)
 // flags: -I$PYCORE_PYTHONS/3.13t/include/python3.13t -DPy_BUILD_CORE
 // hand-defined in tools/layoutgen/handdefs.py (not installed): https://github.com/python/cpython/blob/v3.13.5/Modules/_asynciomodule.c
-/// CPython 3.13, free-threaded build.
+/// CPython 3.13, free-threaded build, x86_64.
 pub const FREE_THREADED: Layout = Layout {
     major: 3,
     minor: 13,
     shape: Shape::FreeThreaded,
+    arch: Arch::X86_64,
     lnotab_signed: true,
     python2_repr: false,
     managed_dict: ManagedDict::InlineValues {

@@ -12,15 +12,17 @@ use super::super::layout::{
     Shape, ThreadStateLayout, TupleLayout, TypeObjectLayout, UnicodeLayout, VarObjectLayout,
     WeakrefLayout,
 };
+use crate::core::Arch;
 
 // source: $PYCORE_PYTHONS/debian/usr/include/python3.15 (3.15.2)
 // flags: -I$PYCORE_PYTHONS/debian/usr/include/python3.15 -I$PYCORE_PYTHONS/debian/usr/include -DPy_BUILD_CORE
 // hand-defined in tools/layoutgen/handdefs.py (not installed): https://github.com/python/cpython/blob/v3.15.2/Modules/_asynciomodule.c
-/// CPython 3.15, release build.
+/// CPython 3.15, release build, x86_64.
 pub const RELEASE: Layout = Layout {
     major: 3,
     minor: 15,
     shape: Shape::Release,
+    arch: Arch::X86_64,
     lnotab_signed: true,
     python2_repr: false,
     managed_dict: ManagedDict::InlineValues {
@@ -452,11 +454,12 @@ pub const RELEASE: Layout = Layout {
 // source: $PYCORE_PYTHONS/debian/usr/include/python3.15d (3.15.2)
 // flags: -I$PYCORE_PYTHONS/debian/usr/include/python3.15d -I$PYCORE_PYTHONS/debian/usr/include -DPy_BUILD_CORE
 // hand-defined in tools/layoutgen/handdefs.py (not installed): https://github.com/python/cpython/blob/v3.15.2/Modules/_asynciomodule.c
-/// CPython 3.15, debug build.
+/// CPython 3.15, debug build, x86_64.
 pub const DEBUG: Layout = Layout {
     major: 3,
     minor: 15,
     shape: Shape::Debug,
+    arch: Arch::X86_64,
     lnotab_signed: true,
     python2_repr: false,
     managed_dict: ManagedDict::InlineValues {

@@ -11,16 +11,18 @@ use super::super::layout::{
     ModuleLayout, ObjectLayout, RuntimeLayout, SetLayout, Shape, ThreadStateLayout, TupleLayout,
     TypeObjectLayout, UnicodeLayout, VarObjectLayout, WeakrefLayout,
 };
+use crate::core::Arch;
 
 // source: $PYENV_ROOT/versions/3.7.16/include/python3.7m (3.7.16)
 // flags: -I$PYENV_ROOT/versions/3.7.16/include/python3.7m -DPy_BUILD_CORE
 // hand-defined in tools/layoutgen/handdefs.py (not installed): https://github.com/python/cpython/blob/v3.7.16/Objects/dict-common.h
 // hand-defined in tools/layoutgen/handdefs.py (not installed): https://github.com/python/cpython/blob/v3.7.16/Objects/moduleobject.c
-/// CPython 3.7, release build.
+/// CPython 3.7, release build, x86_64.
 pub const RELEASE: Layout = Layout {
     major: 3,
     minor: 7,
     shape: Shape::Release,
+    arch: Arch::X86_64,
     lnotab_signed: true,
     python2_repr: false,
     managed_dict: ManagedDict::None,

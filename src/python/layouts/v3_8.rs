@@ -11,17 +11,19 @@ use super::super::layout::{
     ModuleLayout, ObjectLayout, RuntimeLayout, SetLayout, Shape, ThreadStateLayout, TupleLayout,
     TypeObjectLayout, UnicodeLayout, VarObjectLayout, WeakrefLayout,
 };
+use crate::core::Arch;
 
 // source: $PYENV_ROOT/versions/3.8.18/include/python3.8 (3.8.18)
 // flags: -I$PYENV_ROOT/versions/3.8.18/include/python3.8 -DPy_BUILD_CORE
 // hand-defined in tools/layoutgen/handdefs.py (not installed): https://github.com/python/cpython/blob/v3.8.18/Modules/_asynciomodule.c
 // hand-defined in tools/layoutgen/handdefs.py (not installed): https://github.com/python/cpython/blob/v3.8.18/Objects/dict-common.h
 // hand-defined in tools/layoutgen/handdefs.py (not installed): https://github.com/python/cpython/blob/v3.8.18/Objects/moduleobject.c
-/// CPython 3.8, release build.
+/// CPython 3.8, release build, x86_64.
 pub const RELEASE: Layout = Layout {
     major: 3,
     minor: 8,
     shape: Shape::Release,
+    arch: Arch::X86_64,
     lnotab_signed: true,
     python2_repr: false,
     managed_dict: ManagedDict::None,
