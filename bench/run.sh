@@ -41,9 +41,15 @@
 #                            the doc's --locals section, the others its results section)
 #   PYCORE_BENCH_DOC         markdown file to update (default docs/performance.md)
 #   PYCORE_BENCH_NO_BUILD=1  skip cargo build (use the existing target/release/pycore)
+#   PYCORE_BENCH_SUITE=scale run the scale benchmark instead (bench/scale.sh: 100k frames,
+#                            1,000 threads, a sparse multi-GB core, a directory of 50 cores,
+#                            the growth table; its own section of the doc)
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
+if [[ "${PYCORE_BENCH_SUITE:-}" == scale ]]; then
+    exec bash "$REPO/bench/scale.sh" "$@"
+fi
 PY=${PYCORE_BENCH_PYTHON:-/root/.pyenv/versions/3.12.1/bin/python3.12}
 VENV_PY=${PYCORE_BENCH_VENV_PYTHON:-/root/.pyenv/versions/3.12.1/bin/python3.12}
 VENV=${PYCORE_BENCH_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/pycore-bench/venv}
