@@ -112,6 +112,9 @@ pub struct ElfImage {
     dynsym: Option<SymbolTable>,
     gnu_hash: Option<usize>,
     symtab: Option<SymbolTable>,
+    /// `.symtab` by name hash (FNV-1a of the name, then the entry's index), sorted: built on the
+    /// first look-up `.dynsym` cannot answer, so that misses do not each scan the table.
+    symtab_index: std::cell::OnceCell<Vec<(u64, u32)>>,
     /// Detached debug symbols of this build (`.build-id/xx/yyyy.debug`), when found.
     debug_file: Option<Box<ElfImage>>,
     /// The libraries it needs (DT_NEEDED), by name.
@@ -199,6 +202,7 @@ impl ElfImage {
             dynsym,
             gnu_hash,
             symtab,
+            symtab_index: std::cell::OnceCell::new(),
             file,
             debug_file: None,
         })
@@ -292,8 +296,32 @@ impl ElfImage {
             (None, _) => None,
         };
         dynamic
-            .or_else(|| self.symtab.and_then(|t| self.scan(t, name)))
+            .or_else(|| self.symtab.and_then(|t| self.indexed(t, name)))
             .or_else(|| self.debug_file.as_ref()?.symbol_and_size(name))
+    }
+
+    /// `name` in `.symtab` through its hash index.
+    fn indexed(&self, table: SymbolTable, name: &str) -> Option<(u64, u64)> {
+        let index = self.symtab_index.get_or_init(|| {
+            let bytes = self.file.bytes();
+            let strings = slice(bytes, table.strings, table.strings_len).unwrap_or_default();
+            let mut index: Vec<(u64, u32)> = (0..table.count.min(u32::MAX as usize))
+                .filter_map(|i| {
+                    let entry = table.offset.checked_add(i.checked_mul(SYM_SIZE)?)?;
+                    let name = strings.get(u32_at(bytes, entry)? as usize..)?;
+                    let end = name.iter().position(|&b| b == 0)?;
+                    Some((name_hash(&name[..end]), i as u32))
+                })
+                .collect();
+            index.sort_unstable();
+            index
+        });
+        let hash = name_hash(name.as_bytes());
+        let first = index.partition_point(|&(h, _)| h < hash);
+        index[first..]
+            .iter()
+            .take_while(|&&(h, _)| h == hash)
+            .find_map(|&(_, i)| self.symbol_named(table, i as usize, name))
     }
 
     /// Value of symbol `index` if its name is `name` and it is defined.
@@ -373,6 +401,13 @@ pub fn build_id_in_notes(notes: &[u8]) -> Option<Vec<u8>> {
 
 /// The build-id of the ELF image whose header is mapped at `start` in `memory` (cores keep each
 /// image's first page under the default `coredump_filter`).
+/// FNV-1a of a symbol name, for the `.symtab` index.
+fn name_hash(name: &[u8]) -> u64 {
+    name.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
 /// The build-id in an ELF file's PT_NOTE segments.
 pub fn build_id_of_file(bytes: &[u8]) -> Option<Vec<u8>> {
     let header = crate::elf::header(bytes).ok()?;

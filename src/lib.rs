@@ -151,13 +151,9 @@ pub(crate) fn analyze_core<'c>(
         report.set_error(&error);
     }
     if options.show_source {
-        let used = source::annotate_with(&mut report, |file| {
-            source::read_file(
-                file,
-                &options.source_roots,
-                options.locator.sysroot.as_deref(),
-            )
-        });
+        let sysroot = options.locator.sysroot.as_deref();
+        let read = |file: &str| source::read_file(file, &options.source_roots, sysroot);
+        let used = source::annotate_with(&mut report, read, recorded.is_some());
         if let Some(recorded) = recorded.as_deref_mut() {
             recorded.facts.sources = used;
         }

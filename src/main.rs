@@ -203,7 +203,7 @@ fn analyze(args: AnalyzeArgs) -> ExitCode {
         core: args.cores[0].clone(),
         ..args.options.clone()
     };
-    let report = match pycore::analyze(options) {
+    let mut report = match pycore::analyze(options) {
         Ok(report) => report,
         Err(error) => {
             // Not even the core's notes could be read. JSON consumers still get one document.
@@ -214,6 +214,10 @@ fn analyze(args: AnalyzeArgs) -> ExitCode {
             return ExitCode::from(error.exit_code() as u8);
         }
     };
+    if !matches!(format, Format::Json) {
+        // Once, in place: the text renderers then need no cleaned copy.
+        pycore::render::make_printable(&mut report);
+    }
     if let Err(error) = write_report(&report, format, args.color) {
         let broken_pipe = error
             .downcast_ref::<io::Error>()

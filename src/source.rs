@@ -48,7 +48,7 @@ impl std::str::FromStr for SourceRoot {
 /// Fill `source` of every frame whose file and line can be read, unless the file is not the one
 /// the process ran: a function's `def` must be on its code object's first line.
 pub fn annotate(report: &mut Report, roots: &[SourceRoot], sysroot: Option<&Path>) {
-    annotate_with(report, |file| read_file(file, roots, sysroot));
+    annotate_with(report, |file| read_file(file, roots, sysroot), false);
 }
 
 /// A frame's source file from disk ([`annotate`]'s reader).
@@ -82,17 +82,24 @@ impl SourceText {
 /// annotated the same way.
 pub(crate) type LinesUsed = BTreeMap<String, BTreeMap<u32, String>>;
 
-/// [`annotate`] with each file's lines from `read` (a packed core keeps them itself); returns
-/// the lines it looked at.
+/// [`annotate`] with each file's lines from `read` (a packed core keeps them itself); with
+/// `track`, returns the lines it looked at.
 pub(crate) fn annotate_with(
     report: &mut Report,
     read: impl Fn(&str) -> Option<SourceText>,
+    track: bool,
 ) -> LinesUsed {
     let mut used = LinesUsed::new();
     let mut keep = |file: &str, number: u32, text: &str| {
-        used.entry(file.to_string())
-            .or_default()
-            .insert(number, text.to_string());
+        if track
+            && used
+                .get(file)
+                .is_none_or(|lines| !lines.contains_key(&number))
+        {
+            used.entry(file.to_string())
+                .or_default()
+                .insert(number, text.to_string());
+        }
     };
     let mut files: HashMap<String, Option<SourceText>> = HashMap::new();
     let greenlet_frames = report.greenlets.iter().flat_map(|g| &g.frames);
@@ -154,6 +161,8 @@ pub(crate) fn annotate_with(
         .python
         .as_ref()
         .and_then(|python| Rules::for_version(&python.version));
+    type Position = (u32, Option<u32>, Option<u32>, Option<u32>);
+    let mut last: Option<(String, Position, Option<String>, Option<String>)> = None;
     let greenlet_frames = report.greenlets.iter_mut().flat_map(|g| &mut g.frames);
     for frame in report
         .threads
@@ -162,6 +171,16 @@ pub(crate) fn annotate_with(
         .chain(greenlet_frames)
     {
         let Some(line) = frame.line else { continue };
+        // A deep recursion repeats one frame thousands of times: the same place is annotated
+        // once, then copied (its lines were kept the first time).
+        let position = (line, frame.end_line, frame.column, frame.end_column);
+        if let Some((file, at, source, markers)) = &last {
+            if *at == position && *file == frame.file {
+                frame.source.clone_from(source);
+                frame.markers.clone_from(markers);
+                continue;
+            }
+        }
         let raw = files
             .get(&frame.file)
             .and_then(Option::as_ref)
@@ -173,6 +192,12 @@ pub(crate) fn annotate_with(
             .map(|text| text.trim().to_string())
             .filter(|text| !text.is_empty());
         frame.markers = raw.and_then(|raw| markers(raw, line, frame, rules));
+        last = Some((
+            frame.file.clone(),
+            position,
+            frame.source.clone(),
+            frame.markers.clone(),
+        ));
     }
     used
 }

@@ -30,7 +30,11 @@ pub struct SymbolTable {
 impl SymbolTable {
     pub(crate) fn build(image: &ElfFile, debug: Option<&ElfFile>) -> SymbolTable {
         let mut table = SymbolTable::default();
-        let files = [Some(image), debug];
+        // The debug file's `.symtab` is the module's whole symbol table (the module keeps a
+        // copy of its dynamic part): read it alone when it is there, not both with every
+        // function twice.
+        let debug_has_symtab = debug.is_some_and(|d| d.section_range(".symtab").is_some());
+        let files = [(!debug_has_symtab).then_some(image), debug];
         for (which, file) in files.iter().enumerate() {
             let Some(file) = file else { continue };
             // `.symtab` holds every function `.dynsym` has, and the static ones.
@@ -86,7 +90,7 @@ impl SymbolTable {
             names[usize::from(s.file)]
                 .and_then(|bytes| bytes.get(offset..)?.get(..len)?.get(s.name as usize..))
                 .map_or(&[][..], |n| {
-                    &n[..n.iter().position(|&b| b == 0).unwrap_or(n.len())]
+                    std::ffi::CStr::from_bytes_until_nul(n).map_or(n, |c| c.to_bytes())
                 })
         };
         table

@@ -219,9 +219,11 @@ pub(crate) fn analyze_packed(
     }
     if options.show_source {
         let sources = std::mem::take(&mut facts.sources);
-        crate::source::annotate_with(&mut report, |file| {
-            sources.get(file).cloned().map(SourceText::Kept)
-        });
+        crate::source::annotate_with(
+            &mut report,
+            |file| sources.get(file).cloned().map(SourceText::Kept),
+            false,
+        );
     }
     let wants_native = options.native || options.native_all;
     let (mode, frames) = match &mut facts.native {

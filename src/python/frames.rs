@@ -10,6 +10,8 @@
 //! and on unreadable memory, and says why in a warning.
 
 use std::collections::{HashMap, HashSet};
+
+use crate::bytes::AddressHash;
 use std::sync::Arc;
 
 use super::field::{Field, Ptr};
@@ -82,9 +84,9 @@ pub struct Stack {
 /// Frame walker with a cache of decoded code objects shared by all threads of a core.
 pub struct FrameWalker<'a, M: Memory> {
     objects: &'a Objects<'a, M>,
-    codes: HashMap<u64, Arc<CodeInfo>>,
+    codes: HashMap<u64, Arc<CodeInfo>, AddressHash>,
     /// Line tables by the address of their bytes object.
-    line_tables: HashMap<u64, Arc<[u8]>>,
+    line_tables: HashMap<u64, Arc<[u8]>, AddressHash>,
     code_type: Option<u64>,
     /// Frames read so far, over all threads.
     total_frames: usize,
@@ -99,8 +101,8 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
         FrameWalker {
             locals: locals.then(|| LocalsReader::new(objects)),
             objects,
-            codes: HashMap::new(),
-            line_tables: HashMap::new(),
+            codes: HashMap::default(),
+            line_tables: HashMap::default(),
             code_type: None,
             total_frames: 0,
             decoded_bytes: 0,
@@ -190,7 +192,7 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
                 "layout lacks PyFrameObject fields".into(),
             ));
         };
-        let mut seen = HashSet::new();
+        let mut seen: HashSet<u64, AddressHash> = HashSet::default();
         let mut frame = first;
         while frame != 0 {
             if !self.enter(frame, &mut seen, stack) {
@@ -225,7 +227,7 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
         // 3.11 marks a loop's first frame with `is_entry`; 3.12+ put a C-stack shim frame
         // after it instead (Include/internal/pycore_frame.h).
         let is_entry_field = layout.iframe.is_entry;
-        let mut seen = HashSet::new();
+        let mut seen: HashSet<u64, AddressHash> = HashSet::default();
         let mut frame = first;
         let run_start = |stack: &mut Stack| {
             if let Some(last) = stack.frames.last_mut() {
@@ -286,7 +288,7 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
     pub fn one_frame(&mut self, frame: u64, warnings: &mut Vec<Warning>) -> ObjectResult<Frame> {
         let layout = self.objects.layout;
         let mut stack = Stack::default();
-        let mut seen = HashSet::new();
+        let mut seen: HashSet<u64, AddressHash> = HashSet::default();
         if !self.enter(frame, &mut seen, &mut stack) {
             warnings.append(&mut stack.warnings);
             return Err(ObjectError::Invalid("the frame budget is spent".into()));
@@ -348,7 +350,12 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
     }
 
     /// Record a visit; false (with a warning) on a cycle or past the depth bound.
-    fn enter(&mut self, frame: u64, seen: &mut HashSet<u64>, stack: &mut Stack) -> bool {
+    fn enter(
+        &mut self,
+        frame: u64,
+        seen: &mut HashSet<u64, AddressHash>,
+        stack: &mut Stack,
+    ) -> bool {
         self.total_frames += 1;
         if self.decoded_bytes > MAX_DECODED_BYTES * 4 {
             stack.warnings.push(Warning::new(

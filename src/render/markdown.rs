@@ -5,7 +5,7 @@ use std::io::{self, Write};
 use crate::report::Report;
 
 pub fn write(report: &Report, out: &mut impl Write) -> io::Result<()> {
-    let report = &super::printable(report);
+    let report = &*super::printable(report);
     writeln!(out, "### pycore: {}", escape(&super::headline(report)))?;
     writeln!(out)?;
     match (&report.python, &report.error) {

@@ -8,13 +8,30 @@ pub mod table;
 mod tasks;
 pub mod text;
 
+use std::borrow::Cow;
+
 use crate::report::{signal_name, CoreKind, FrameReport, LocalKind, Report, ThreadReport, SIGSTOP};
 
-/// A copy of `report` whose strings from the core are safe to print on a terminal: control
-/// characters (a hostile core could carry escape sequences that retitle the window or write
-/// the clipboard) become visible `\u{1b}` escapes. JSON needs no such care: it escapes them.
-pub fn printable(report: &Report) -> Report {
+/// `report` with its strings from the core safe to print on a terminal: control characters (a
+/// hostile core could carry escape sequences that retitle the window or write the clipboard)
+/// become visible `\u{1b}` escapes. JSON needs no such care: it escapes them. A report already
+/// made printable ([`make_printable`]) is used as it is; another is copied and cleaned.
+pub fn printable(report: &Report) -> Cow<'_, Report> {
+    if report.printable {
+        return Cow::Borrowed(report);
+    }
     let mut report = report.clone();
+    make_printable(&mut report);
+    Cow::Owned(report)
+}
+
+/// Clean `report`'s strings from the core in place (see [`printable`]): renderers then use it
+/// without a copy (a deep recursion's report is large).
+pub fn make_printable(report: &mut Report) {
+    if report.printable {
+        return;
+    }
+    report.printable = true;
     let core = &mut report.core;
     for text in [
         &mut core.command,
@@ -75,7 +92,6 @@ pub fn printable(report: &Report) -> Report {
             frame.qualname.iter_mut().for_each(clean);
         }
     }
-    report
 }
 
 /// A frame's strings from the core, cleaned as [`printable`] says.
@@ -96,7 +112,13 @@ fn clean_frame(frame: &mut FrameReport) {
 
 /// `text` with its control characters made visible (`\\u{1b}`).
 pub fn clean(text: &mut String) {
-    if text.chars().any(char::is_control) {
+    // ASCII text (nearly all of it) is checked byte by byte; C1 controls need a char walk.
+    let has_control = if text.is_ascii() {
+        text.bytes().any(|b| b < 0x20 || b == 0x7f)
+    } else {
+        text.chars().any(char::is_control)
+    };
+    if has_control {
         *text = text
             .chars()
             .map(|c| {

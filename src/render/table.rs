@@ -11,7 +11,7 @@ use crate::report::{Report, ThreadReport};
 const MIN_WIDTH: u16 = 40;
 
 pub fn write(report: &Report, out: &mut impl Write) -> io::Result<()> {
-    let report = &super::printable(report);
+    let report = &*super::printable(report);
     let mut table = Table::new();
     // With --locals, the innermost Python frame's variables get a column.
     let with_locals = report

@@ -50,7 +50,7 @@ pub fn write(report: &Report, out: &mut impl Write, colour: bool) -> io::Result<
         dim,
         ..
     } = palette;
-    let report = &super::printable(report);
+    let report = &*super::printable(report);
     write_header(report, palette, out)?;
     for thread in super::crashed_first(report) {
         writeln!(out)?;

@@ -66,6 +66,10 @@ pub struct Report {
     /// For a packed core, the core it was packed from.
     #[serde(default)]
     pub packed_from: Option<PackedFrom>,
+    /// Its strings from the core were made safe for terminals (`render::make_printable`), so
+    /// renderers need no cleaned copy. Not serialised.
+    #[serde(skip)]
+    pub(crate) printable: bool,
 }
 
 /// The core a packed core was made from (`packed_from`).
@@ -375,6 +379,7 @@ impl Report {
             error: None,
             packed: false,
             packed_from: None,
+            printable: false,
         }
     }
 
