@@ -2,7 +2,6 @@
 //! local files are the same builds (build-id), and resolving symbols to run-time addresses.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use crate::address_space::BackingResolver;
 use crate::binary::{self, ElfImage};
@@ -96,9 +95,8 @@ pub(crate) fn module_resolver(core: &CoreFile, locator: Locator) -> BackingResol
             .into_iter()
             .filter(|candidate| candidate.is_file())
             .find_map(|candidate| {
-                let file = input::open(&candidate, crate::elf::described_len).ok()?;
-                (binary::build_id_of_file(file.bytes()).as_ref() == Some(&core_id))
-                    .then(|| Arc::new(file))
+                let file = input::open_shared(&candidate, crate::elf::described_len).ok()?;
+                (binary::build_id_of_file(file.bytes()).as_ref() == Some(&core_id)).then_some(file)
             })
     })
 }

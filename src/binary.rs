@@ -129,7 +129,7 @@ pub struct ElfImage {
 
 impl ElfImage {
     pub fn open(path: &Path) -> Result<ElfImage> {
-        let file = Arc::new(input::open(path, crate::elf::described_len)?);
+        let file = input::open_shared(path, crate::elf::described_len)?;
         let bad = |reason: String| Error::BadBinary {
             path: path.to_path_buf(),
             reason,

@@ -7,9 +7,11 @@
 //! A progress bar goes to standard error when decompressing takes more than a moment and
 //! standard error is a terminal.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use memmap2::Mmap;
@@ -112,6 +114,43 @@ pub type LengthOf = fn(&[u8]) -> Option<u64>;
 /// (`None` while it needs more bytes): nothing past that is written, so a small stream cannot
 /// fill `$TMPDIR` with more than its headers describe (for cores and ELF files:
 /// [`crate::elf::described_len`]; headers that describe terabytes are a known limit).
+/// Files mapped by [`open_shared`], by path, with what identified them when they were mapped.
+type SharedFiles = HashMap<PathBuf, ((u64, u64, i64, i64, u64), Arc<MappedFile>)>;
+static SHARED: Mutex<Option<SharedFiles>> = Mutex::new(None);
+/// At most this many files are kept mapped for sharing (a batch maps a few binaries per core).
+const MAX_SHARED: usize = 1024;
+
+/// [`open`] for files read again and again (the binaries of many cores in one `pycore analyze
+/// DIR`): one mapping per file, shared, as long as the file on disk is the same (device, inode,
+/// modification time, size). The core files themselves are opened with [`open`].
+pub fn open_shared(path: &Path, length_of: LengthOf) -> Result<Arc<MappedFile>> {
+    use std::os::unix::fs::MetadataExt;
+    let identity = std::fs::metadata(path)
+        .ok()
+        .filter(|m| m.is_file())
+        .map(|m| (m.dev(), m.ino(), m.mtime(), m.mtime_nsec(), m.size()));
+    let Some(identity) = identity else {
+        return open(path, length_of).map(Arc::new);
+    };
+    let lock = || {
+        SHARED
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    };
+    if let Some((known, file)) = lock().as_ref().and_then(|shared| shared.get(path)) {
+        if *known == identity {
+            return Ok(Arc::clone(file));
+        }
+    }
+    let file = Arc::new(open(path, length_of)?);
+    let mut shared = lock();
+    let shared = shared.get_or_insert_with(HashMap::new);
+    if shared.len() < MAX_SHARED {
+        shared.insert(path.to_path_buf(), (identity, Arc::clone(&file)));
+    }
+    Ok(file)
+}
+
 pub fn open(path: &Path, length_of: LengthOf) -> Result<MappedFile> {
     let open_err = |source: io::Error| Error::Open {
         path: display_path(path).to_path_buf(),

@@ -48,7 +48,7 @@ pub(crate) struct ElfFile {
 impl ElfFile {
     fn open(path: &Path, cache: &SectionCache) -> Result<ElfFile, String> {
         let file =
-            Arc::new(input::open(path, crate::elf::described_len).map_err(|e| e.to_string())?);
+            input::open_shared(path, crate::elf::described_len).map_err(|e| e.to_string())?;
         let bytes = file.bytes();
         // Only the headers: symbols are read in place (`symbols.rs`), relocations never.
         let header = crate::elf::header(bytes).map_err(|e| format!("{}: {e}", path.display()))?;
