@@ -163,6 +163,8 @@ pub(crate) fn annotate_with(
         .and_then(|python| Rules::for_version(&python.version));
     type Position = (u32, Option<u32>, Option<u32>, Option<u32>);
     let mut last: Option<(String, Position, Option<String>, Option<String>)> = None;
+    type Drawn = (Option<String>, Option<String>);
+    let mut drawn: HashMap<String, HashMap<Position, Drawn>> = HashMap::new();
     let greenlet_frames = report.greenlets.iter_mut().flat_map(|g| &mut g.frames);
     for frame in report
         .threads
@@ -181,17 +183,30 @@ pub(crate) fn annotate_with(
                 continue;
             }
         }
-        let raw = files
-            .get(&frame.file)
-            .and_then(Option::as_ref)
-            .and_then(|lines| lines.line(line));
-        if let Some(raw) = raw {
-            keep(&frame.file, line, raw);
+        // Many threads run the same code: a place seen before is copied, not drawn again.
+        if let Some((source, markers)) = drawn
+            .get(frame.file.as_str())
+            .and_then(|places| places.get(&position))
+        {
+            frame.source.clone_from(source);
+            frame.markers.clone_from(markers);
+        } else {
+            let raw = files
+                .get(&frame.file)
+                .and_then(Option::as_ref)
+                .and_then(|lines| lines.line(line));
+            if let Some(raw) = raw {
+                keep(&frame.file, line, raw);
+            }
+            frame.source = raw
+                .map(|text| text.trim().to_string())
+                .filter(|text| !text.is_empty());
+            frame.markers = raw.and_then(|raw| markers(raw, line, frame, rules));
+            drawn
+                .entry(frame.file.clone())
+                .or_default()
+                .insert(position, (frame.source.clone(), frame.markers.clone()));
         }
-        frame.source = raw
-            .map(|text| text.trim().to_string())
-            .filter(|text| !text.is_empty());
-        frame.markers = raw.and_then(|raw| markers(raw, line, frame, rules));
         last = Some((
             frame.file.clone(),
             position,
