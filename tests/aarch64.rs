@@ -41,7 +41,7 @@ struct Row {
     python: &'static str,
 }
 
-const ROWS: [Row; 3] = [
+const ROWS: [Row; 5] = [
     // No native_thread_id before 3.11, and qemu writes no thread pointers: each thread state is
     // joined to its thread through the TID glibc keeps in its struct pthread.
     Row {
@@ -55,9 +55,19 @@ const ROWS: [Row; 3] = [
         python: "usr/bin/python3.11",
     },
     Row {
+        label: "3.13 arm64 (Debian 13)",
+        sysroot: "arm64-trixie",
+        python: "usr/bin/python3.13",
+    },
+    Row {
         label: "3.14 arm64 (Debian sid)",
         sysroot: "arm64-sid",
         python: "usr/bin/python3.14",
+    },
+    Row {
+        label: "3.15 arm64 (Debian sid)",
+        sysroot: "arm64-sid-3.15",
+        python: "usr/bin/python3.15",
     },
 ];
 
