@@ -158,6 +158,7 @@ pub(crate) fn analyze_core<'c>(
             recorded.facts.sources = used;
         }
     }
+    let mut text_words = std::collections::BTreeMap::new();
     report::add_native(
         core,
         memory,
@@ -169,8 +170,12 @@ pub(crate) fn analyze_core<'c>(
                 .as_deref_mut()
                 .and_then(|r| r.facts.native.as_mut()),
         ),
+        &mut text_words,
         &mut report,
     );
+    if let Some(recorded) = recorded.as_deref_mut() {
+        recorded.facts.text_words = text_words;
+    }
     report.finish();
     if let Some(recorded) = recorded {
         recorded.facts.core_warnings = truncation_warnings(core);

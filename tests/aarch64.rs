@@ -39,25 +39,43 @@ struct Row {
     label: &'static str,
     sysroot: &'static str,
     python: &'static str,
+    /// The call the thread that calls os.abort() is in when qemu delivers its SIGABRT: glibc's
+    /// raise() before 2.32 blocks signals around tgkill and lets it in as it unblocks them.
+    abort_call: &'static str,
 }
 
-const ROWS: [Row; 3] = [
+const ROWS: [Row; 5] = [
     // No native_thread_id before 3.11, and qemu writes no thread pointers: each thread state is
     // joined to its thread through the TID glibc keeps in its struct pthread.
     Row {
         label: "3.9 arm64 (Debian 11)",
         sysroot: "arm64-bullseye",
         python: "usr/bin/python3.9",
+        abort_call: "rt_sigprocmask",
     },
     Row {
         label: "3.11 arm64 (Debian 12)",
         sysroot: "arm64-bookworm",
         python: "usr/bin/python3.11",
+        abort_call: "tgkill",
+    },
+    Row {
+        label: "3.13 arm64 (Debian 13)",
+        sysroot: "arm64-trixie",
+        python: "usr/bin/python3.13",
+        abort_call: "tgkill",
     },
     Row {
         label: "3.14 arm64 (Debian sid)",
         sysroot: "arm64-sid",
         python: "usr/bin/python3.14",
+        abort_call: "tgkill",
+    },
+    Row {
+        label: "3.15 arm64 (Debian sid)",
+        sysroot: "arm64-sid-3.15",
+        python: "usr/bin/python3.15",
+        abort_call: "tgkill",
     },
 ];
 
@@ -219,6 +237,9 @@ fn run_case(row: &Row, case: &Case, dir: &TestDir) -> Result<Verdict, String> {
         .problems
         .extend(crash_problems(&recording, &analysis, case));
     verdict.problems.extend(warning_problems(&analysis));
+    verdict
+        .problems
+        .extend(state_problems(row, &recording, &analysis, case));
     verdict
         .problems
         .extend(native_problems(&analysis, &native, &recording, case));
@@ -422,6 +443,63 @@ fn crash_problems(recording: &Recording, analysis: &Analysis, case: &Case) -> Ve
             "core.arch: expected \"aarch64\", got {}",
             doc["core"]["arch"]
         ));
+    }
+    problems
+}
+
+/// Every thread's state, from x8 and the `svc #0` before its pc, against what the scenario's
+/// threads do: parked_threads.py's threads sleep (`time.sleep`: clock_nanosleep from 3.11,
+/// select before, which glibc makes pselect6 on aarch64) or wait on a lock (futex) — under qemu
+/// each guest thread blocked in a call keeps the call's number in x8 and its pc after the svc,
+/// the one that took the SIGQUIT has its pc rewound onto the svc; the crashing scenarios' thread
+/// that faulted in memset is running, the one that called os.abort() is in the call that let the
+/// signal in.
+fn state_problems(
+    row: &Row,
+    recording: &Recording,
+    analysis: &Analysis,
+    case: &Case,
+) -> Vec<String> {
+    let threads = analysis.report.doc["threads"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let state_of = |tid: u64| {
+        threads
+            .iter()
+            .find(|t| t["tid"].as_u64() == Some(tid))
+            .map(|t| (t["state"]["kind"].clone(), t["state"]["syscall"].clone()))
+    };
+    let minor: u32 = recording
+        .python_version
+        .split('.')
+        .nth(1)
+        .and_then(|m| m.parse().ok())
+        .unwrap_or_default();
+    let sleep = if minor < 11 {
+        ("poll", Some("pselect6"))
+    } else {
+        ("sleep", Some("clock_nanosleep"))
+    };
+    let mut problems = Vec::new();
+    let mut expect = |tid: u64, what: &str, want: (&str, Option<&str>)| match state_of(tid) {
+        Some((kind, call)) if kind == want.0 && call.as_str() == want.1 => {}
+        got => problems.push(format!(
+            "thread {tid} ({what}): state expected {want:?}, got {got:?}"
+        )),
+    };
+    let crasher = recording.crash.map(|c| c.tid);
+    for thread in &recording.threads {
+        let name = thread.name.as_deref().unwrap_or_default();
+        let want = match (Some(thread.tid) == crasher, case.scenario, name) {
+            // Faulted in memset: not in a call.
+            (true, "crash_segv.py", _) => ("running", None),
+            // abort() raises with tgkill; qemu delivers the signal as a call returns.
+            (true, _, _) => ("syscall", Some(row.abort_call)),
+            (false, _, "lock-waiter" | "event-waiter") => ("lock", Some("futex")),
+            (false, _, _) => sleep,
+        };
+        expect(thread.tid, name, want);
     }
     problems
 }

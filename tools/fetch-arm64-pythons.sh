@@ -9,8 +9,15 @@
 #                         glibc's struct pthread) and its libpython3.9-dev headers.
 #   ROOT/arm64-bookworm/  Debian 12's python3.11 (static, stripped) and its libpython3.11-dev
 #                         headers (tools/gen_layouts.py probes them with the aarch64 compiler).
+#   ROOT/arm64-trixie/    Debian 13's python3.13 and its libpython3.13-dev headers.
 #   ROOT/arm64-sid/       Debian unstable's python3.14 (pointer-authenticated return addresses) and its
 #                         libpython3.14-dev headers.
+#   ROOT/arm64-sid-3.15/  Debian unstable's python3.15 and its libpython3.15-dev headers (a sysroot
+#                         of its own, so that fetching it never moves the 3.14 above).
+#
+# These are every CPython Debian's archive serves for arm64: bullseye 3.9, bookworm 3.11, trixie
+# 3.13, sid 3.13-3.15 (3.10 and 3.12 were never in a Debian release; buster's 3.7 has left
+# deb.debian.org for archive.debian.org).
 #
 # Each folder has a private apt configuration (ROOT/arm64-*/.apt: APT::Architecture "arm64", its
 # own sources, lists, status and cache): /etc/apt, the system's dpkg database and its installed
@@ -90,6 +97,14 @@ if ! usable "$bookworm" usr/bin/python3.11 || [ ! -f "$bookworm/usr/include/pyth
     python3.11-minimal libpython3.11-minimal libpython3.11-stdlib libpython3.11-dev
 fi
 
+trixie=$root/arm64-trixie
+if ! usable "$trixie" usr/bin/python3.13 || [ ! -f "$trixie/usr/include/python3.13/Python.h" ]; then
+  say "fetching Debian 13's arm64 python3.13 into $trixie"
+  # shellcheck disable=SC2086
+  fetch "$trixie" trixie $base libffi8 libssl3t64 python3.13-minimal libpython3.13-minimal \
+    libpython3.13-stdlib libpython3.13-dev
+fi
+
 sid=$root/arm64-sid
 if ! usable "$sid" usr/bin/python3.14 || [ ! -f "$sid/usr/include/python3.14/Python.h" ]; then
   say "fetching Debian unstable's arm64 python3.14 into $sid"
@@ -98,8 +113,17 @@ if ! usable "$sid" usr/bin/python3.14 || [ ! -f "$sid/usr/include/python3.14/Pyt
     libpython3.14-dev
 fi
 
+sid315=$root/arm64-sid-3.15
+if ! usable "$sid315" usr/bin/python3.15 || [ ! -f "$sid315/usr/include/python3.15/Python.h" ]; then
+  say "fetching Debian unstable's arm64 python3.15 into $sid315"
+  # shellcheck disable=SC2086
+  fetch "$sid315" sid $base libffi8 libssl3t64 python3.15-minimal libpython3.15-minimal \
+    libpython3.15-stdlib libpython3.15-dev
+fi
+
 status=0
-for row in "$bullseye usr/bin/python3.9" "$bookworm usr/bin/python3.11" "$sid usr/bin/python3.14"; do
+for row in "$bullseye usr/bin/python3.9" "$bookworm usr/bin/python3.11" "$trixie usr/bin/python3.13" \
+  "$sid usr/bin/python3.14" "$sid315 usr/bin/python3.15"; do
   # shellcheck disable=SC2086 # "SYSROOT BIN"
   if usable $row; then
     set -- $row

@@ -2,7 +2,7 @@
 //! (`struct user_regs_struct` on x86_64, `struct user_pt_regs` on aarch64).
 //!
 //! The unwinder needs more than pc/sp (the frame pointer and the callee-saved registers CFI
-//! restores), and `orig_rax` says which system call a thread was blocked in.
+//! restores), and the system call a thread was blocked in is read from them (native/syscall.rs).
 
 use super::notes::Arch;
 
@@ -87,11 +87,11 @@ impl RegisterSet {
         }
     }
 
-    /// The system call the thread was in (`orig_rax`; -1 when none). x86_64 only.
-    pub fn syscall(&self) -> Option<i64> {
+    /// The program counter (x86_64 `rip`, aarch64 `pc`).
+    pub fn pc(&self) -> Option<u64> {
         match self.arch {
-            Arch::X86_64 => self.word(x86_64::ORIG_RAX).map(|v| v as i64),
-            Arch::Aarch64 => None,
+            Arch::X86_64 => self.word(x86_64::RIP),
+            Arch::Aarch64 => self.word(32),
         }
     }
 }
@@ -109,7 +109,8 @@ mod tests {
         assert_eq!(set.dwarf(6), Some(40)); // rbp
         assert_eq!(set.dwarf(16), Some(160)); // rip
         assert_eq!(set.dwarf(17), None);
-        assert_eq!(set.syscall(), Some(150));
+        assert_eq!(set.pc(), Some(160));
+        assert_eq!(set.word(x86_64::ORIG_RAX), Some(150));
         let short = RegisterSet::from_words(Arch::X86_64, &bytes[..8 * 5]);
         assert_eq!(short.dwarf(7), None);
     }

@@ -260,6 +260,24 @@ impl<'c> Modules<'c> {
         (index < self.modules.len()).then_some(index)
     }
 
+    /// The little-endian word at `address` in the local file of the module mapped there (the
+    /// text a core left out, or wrote empty as qemu-user does), if that file is loaded.
+    pub fn read_u32(&self, address: u64) -> Option<u32> {
+        let i = self
+            .files
+            .partition_point(|f| f.start <= address)
+            .checked_sub(1)?;
+        let mapping = self.files.get(i)?;
+        if address.checked_add(4)? > mapping.end {
+            return None;
+        }
+        let loaded = self.loaded(*self.of_mapping.get(i)?).ok()?;
+        let offset = mapping.file_offset.checked_add(address - mapping.start)?;
+        let at = usize::try_from(offset).ok()?;
+        let bytes = loaded.image.bytes().get(at..at.checked_add(4)?)?;
+        Some(u32::from_le_bytes(bytes.try_into().ok()?))
+    }
+
     /// The module's checked local file, opened on first use; `Err` says why it is missing.
     pub fn loaded(&self, index: usize) -> Result<&Loaded, &str> {
         let Some(module) = self.modules.get(index) else {

@@ -42,4 +42,8 @@ pub(crate) struct PackedFacts {
     /// Packed with `--native`/`--native-all`: every thread's named native frames.
     #[serde(default)]
     pub native: Option<NativeRecord>,
+    /// The instruction words at and before the threads' pcs that the original analysis read
+    /// from the mapped files (aarch64 thread states: is there an `svc` there?), by address.
+    #[serde(default)]
+    pub text_words: BTreeMap<u64, u32>,
 }

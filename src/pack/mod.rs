@@ -244,6 +244,7 @@ pub(crate) fn analyze_packed(
             (NativeMode::Off, NativeFrames::Unwind(None))
         }
     };
+    let mut text_words = std::mem::take(&mut facts.text_words);
     crate::report::add_native(
         core,
         &memory,
@@ -251,6 +252,7 @@ pub(crate) fn analyze_packed(
         mode,
         Some(facts.crash_function.clone()),
         frames,
+        &mut text_words,
         &mut report,
     );
     report.finish();

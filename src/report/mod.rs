@@ -199,7 +199,8 @@ pub struct ThreadReport {
     pub handling_exception: Option<ExceptionInfo>,
     /// The signal the thread was stopped by, 0 if none.
     pub signal: i32,
-    /// What the thread was blocked in, from its registers (x86_64 `orig_rax`); null if unknown.
+    /// What the thread was blocked in, from its registers (x86_64 `orig_rax`, aarch64 x8 after
+    /// an `svc #0`); null if unknown.
     pub state: Option<ThreadState>,
     /// `0x…` hex strings: the instruction and stack pointers.
     pub pc: Option<String>,

@@ -2,13 +2,15 @@
 //! (with `--native`/`--native-all`) every thread's native frames, unwound by the native layer and
 //! merged with its Python frames.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use super::merge;
 use super::{CoreKind, FrameKind, FrameReport, PythonSummary, Report};
 use crate::binaries::Locator;
 use crate::core::CoreFile;
-use crate::memory::AddressSpace;
+use crate::memory::{AddressSpace, Memory};
 use crate::native::modules::Modules;
 use crate::native::{name_frame, symbol_name, syscall, unwind, Dwarfs, NamedFrame, NativeMode};
 use crate::warning::{Warning, WarningKind};
@@ -64,7 +66,9 @@ pub(crate) enum NativeFrames<'a> {
 /// Add what the registers and the mapped files tell to `report`: every thread's state, the
 /// crash site, and (`mode` on) every thread's native frames merged with its Python frames.
 /// `crash_function`: the crash site's function when already known (a packed core's note): no
-/// file is opened for it.
+/// file is opened for it. `text_words`: instruction words the thread states read from the
+/// mapped files (a packed core's note holds them); each word read from a file is added.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn add_native(
     core: &CoreFile,
     memory: &AddressSpace<'_>,
@@ -72,14 +76,29 @@ pub(crate) fn add_native(
     mode: NativeMode,
     crash_function: Option<Option<String>>,
     mut source: NativeFrames<'_>,
+    text_words: &mut BTreeMap<u64, u32>,
     report: &mut Report,
 ) {
-    // The report lists the core's threads first, in the core's order (then orphan states).
-    for (thread, status) in report.threads.iter_mut().zip(&core.threads) {
-        thread.state = status.registers.general.syscall().map(syscall::state);
-    }
     let executable = report.core.executable.clone();
     let modules = Modules::new(core, memory, locator, executable);
+    // The report lists the core's threads first, in the core's order (then orphan states).
+    for (thread, status) in report.threads.iter_mut().zip(&core.threads) {
+        let general = &status.registers.general;
+        // The core's memory, else the words a packed core kept, else the mapped file (qemu-user
+        // writes the text of every ELF image empty).
+        let word = |addr: u64| {
+            if let Ok(word) = memory.read_u32(addr) {
+                return Some(word);
+            }
+            if let Some(&word) = text_words.get(&addr) {
+                return Some(word);
+            }
+            let word = modules.read_u32(addr)?;
+            text_words.insert(addr, word);
+            Some(word)
+        };
+        thread.state = syscall::number_in(general, word).map(|n| syscall::state(general.arch, n));
+    }
     let dwarfs = Dwarfs::new(&modules);
     if report.crash.kind == CoreKind::Crashed {
         if let Some(status) = core

@@ -35,11 +35,13 @@ pub const ALL: &[&Layout] = &[
     &v3_12::RELEASE,
     &v3_13::RELEASE,
     &v3_13::FREE_THREADED,
+    &v3_13::RELEASE_AARCH64,
     &v3_14::RELEASE,
     &v3_14::DEBUG,
     &v3_14::RELEASE_AARCH64,
     &v3_15::RELEASE,
     &v3_15::DEBUG,
+    &v3_15::RELEASE_AARCH64,
 ];
 
 /// How instances keep managed dicts in each version and shape with a table (see
@@ -132,7 +134,9 @@ pub fn lookup_aarch64(major: u8, minor: u8, shape: Shape) -> Option<&'static Lay
     match (major, minor, shape) {
         (3, 9, Shape::Release) => Some(&v3_9::RELEASE_AARCH64),
         (3, 11, Shape::Release) => Some(&v3_11::RELEASE_AARCH64),
+        (3, 13, Shape::Release) => Some(&v3_13::RELEASE_AARCH64),
         (3, 14, Shape::Release) => Some(&v3_14::RELEASE_AARCH64),
+        (3, 15, Shape::Release) => Some(&v3_15::RELEASE_AARCH64),
         _ => None,
     }
 }
