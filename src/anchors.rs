@@ -382,6 +382,8 @@ fn tokenize(line: &str) -> Option<Vec<Token<'_>>> {
         if tokens.len() > MAX_TOKENS {
             return None;
         }
+        // cannot panic: `at` is 0, just past an ASCII byte (a space, an operator, a number's
+        // digits, a string's closing quote) or a boundary `find` gave, so a char boundary.
         let c = line[at..].chars().next()?;
         let start = at;
         if c == ' ' || c == '\t' || c == '\x0c' {

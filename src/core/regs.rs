@@ -74,7 +74,10 @@ impl RegisterSet {
 
     /// Word `index` of the kernel's structure, if the note held it.
     pub fn word(&self, index: usize) -> Option<u64> {
-        (index < self.count).then(|| self.words[index])
+        self.words
+            .get(index)
+            .copied()
+            .filter(|_| index < self.count)
     }
 
     /// DWARF register `number` (x86_64 0..=16, aarch64 0..=31 with 32 as the pc).

@@ -90,7 +90,8 @@ pub(crate) fn name_frame<'m>(
 ) {
     let interpreter = raw
         .module
-        .is_some_and(|m| is_interpreter(&modules.modules[m].core_path));
+        .and_then(|m| modules.modules.get(m))
+        .is_some_and(|m| is_interpreter(&m.core_path));
     // A signal trampoline is named by its own address: the return address into it is its
     // first instruction (the CFI's FDE starts one byte before, for the unwinder's look-up).
     let lookup = if raw.signal_frame {

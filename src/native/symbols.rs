@@ -23,7 +23,8 @@ struct Symbol {
 #[derive(Debug, Default)]
 pub struct SymbolTable {
     symbols: Vec<Symbol>,
-    /// `[offset, len)` of the string table of each file's table.
+    /// `[offset, len)` of the string table of each file's table, by `Symbol::file` (0 or 1,
+    /// the index into `build`'s two files: indexing this with it cannot panic).
     strings: [(usize, usize); 2],
 }
 

@@ -33,7 +33,8 @@ type Regs = [Option<u64>; REGS];
 type Slice<'a> = EndianSlice<'a, LittleEndian>;
 
 /// What the unwinder needs to know of a machine's registers and calls (the psABI's DWARF
-/// register numbers).
+/// register numbers). Its register numbers are the constants of the two `Machine`s below, each
+/// under `REGS`: `regs[machine.sp]` and the like cannot panic.
 struct Machine {
     arch: Arch,
     sp: usize,

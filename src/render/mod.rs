@@ -363,6 +363,8 @@ pub fn fold_repeats(frames: &[FrameReport]) -> Vec<Shown<'_>> {
             .take_while(|f| same(f, &frames[index]))
             .count()
             .max(1);
+        // cannot panic: `index < len` and `run` is at most `len - index` (counted in
+        // `frames[index..]`, at least 1).
         shown.extend(
             frames[index..index + run.min(REPEAT_CUTOFF)]
                 .iter()

@@ -622,6 +622,7 @@ fn interpreter_summaries(threads: &[PythonThread]) -> Vec<InterpreterSummary> {
     let mut seen: Vec<u64> = Vec::new();
     for thread in threads {
         match seen.iter().position(|a| *a == thread.interpreter) {
+            // cannot panic: `seen` and `interpreters` are pushed together.
             Some(index) => interpreters[index].thread_states += 1,
             None => {
                 seen.push(thread.interpreter);

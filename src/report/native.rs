@@ -142,8 +142,10 @@ pub(crate) fn add_native(
                 let mut named = Vec::with_capacity(unwound.frames.len());
                 for raw in &unwound.frames {
                     if let Some(index) = raw.module {
-                        if let Err(why) = modules.loaded(index) {
-                            let name = &modules.modules[index].core_path;
+                        if let (Err(why), Some(module)) =
+                            (modules.loaded(index), modules.modules.get(index))
+                        {
+                            let name = &module.core_path;
                             if missing_paths.insert(name.clone()) {
                                 missing.push(format!("{name}: {why}"));
                             }
