@@ -77,6 +77,22 @@ impl<'c> AddressSpace<'c> {
         self.core
     }
 
+    /// Where the core maps the start (file offset 0) of the file it recorded at `core_path`:
+    /// the page that holds its ELF header and, for a build-id, its notes.
+    pub fn header_mapping(&self, core_path: &str) -> Option<u64> {
+        self.core
+            .files
+            .iter()
+            .filter(|f| f.path == core_path && f.file_offset == 0)
+            .map(|f| f.start)
+            .min()
+    }
+
+    /// This address space without its backing files: what the process really had.
+    pub fn core_only(&self) -> CoreOnly<'_, 'c> {
+        CoreOnly(self)
+    }
+
     /// Read only what the core itself holds (no file fallback).
     pub fn read_core_only(&self, addr: u64, buf: &mut [u8]) -> Result<(), Unreadable> {
         self.read_with(addr, buf, false)
@@ -156,6 +172,15 @@ impl<'c> AddressSpace<'c> {
         }
         buf[..n].copy_from_slice(&bytes[..n]);
         Some(n)
+    }
+}
+
+/// Reads served by the core file alone ([`AddressSpace::core_only`]).
+pub struct CoreOnly<'a, 'c>(&'a AddressSpace<'c>);
+
+impl Memory for CoreOnly<'_, '_> {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), Unreadable> {
+        self.0.read_core_only(addr, buf)
     }
 }
 

@@ -74,7 +74,7 @@ pub fn analyze_each(cores: &[PathBuf], options: &Options, mut each: impl FnMut(A
 }
 
 /// Analyse every core of `cores` with `options` (its `core` is replaced by each), in parallel.
-pub fn analyze_all(cores: &[PathBuf], options: &Options) -> Vec<Analysed> {
+fn analyze_all(cores: &[PathBuf], options: &Options) -> Vec<Analysed> {
     cores
         .par_iter()
         .map(|path| {

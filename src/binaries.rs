@@ -82,14 +82,7 @@ pub struct Locator {
 /// shown to be the process's.
 pub(crate) fn module_resolver(core: &CoreFile, locator: Locator) -> BackingResolver<'_> {
     Box::new(move |core_path: &str| {
-        let header = core
-            .files
-            .iter()
-            .filter(|f| f.path == core_path && f.file_offset == 0)
-            .map(|f| f.start)
-            .min()?;
-        // Only what the core holds: a fresh address space has no backing files.
-        let core_id = binary::build_id_in_memory(&AddressSpace::new(core), header)?;
+        let core_id = binary::recorded_build_id(&AddressSpace::new(core), core_path)?;
         locator
             .candidates(core_path, false)
             .into_iter()
@@ -400,7 +393,7 @@ fn load(
             reason: format!("NT_FILE has no mapping of the start of {core_path}"),
         })?;
     let start = header_mapping.start;
-    let core_build_id = binary::build_id_in_memory(&CoreOnly(memory), start);
+    let core_build_id = binary::build_id_in_memory(&memory.core_only(), start);
     // The first candidate that differs, with the held pages' first differing offset when the
     // core kept no build-id to compare.
     let mut mismatched: Option<(ElfImage, Option<u64>)> = None;
@@ -539,18 +532,5 @@ fn fetch_by_build_id(build_id: &[u8]) -> Fetched {
             crate::bytes::hex(build_id)
         )),
         Err(error) => Fetched::Failed(format!("{}: {error}", path.display())),
-    }
-}
-
-/// Reads served by the core file alone: what the process really had, not what disk says.
-struct CoreOnly<'a, 'c>(&'a AddressSpace<'c>);
-
-impl crate::memory::Memory for CoreOnly<'_, '_> {
-    fn read(
-        &self,
-        addr: u64,
-        buf: &mut [u8],
-    ) -> std::result::Result<(), crate::memory::Unreadable> {
-        self.0.read_core_only(addr, buf)
     }
 }

@@ -310,13 +310,13 @@ impl ElfImage {
                     let entry = table.offset.checked_add(i.checked_mul(SYM_SIZE)?)?;
                     let name = strings.get(u32_at(bytes, entry)? as usize..)?;
                     let end = name.iter().position(|&b| b == 0)?;
-                    Some((name_hash(&name[..end]), i as u32))
+                    Some((crate::bytes::fnv1a(&name[..end]), i as u32))
                 })
                 .collect();
             index.sort_unstable();
             index
         });
-        let hash = name_hash(name.as_bytes());
+        let hash = crate::bytes::fnv1a(name.as_bytes());
         let first = index.partition_point(|&(h, _)| h < hash);
         index[first..]
             .iter()
@@ -401,13 +401,6 @@ pub fn build_id_in_notes(notes: &[u8]) -> Option<Vec<u8>> {
 
 /// The build-id of the ELF image whose header is mapped at `start` in `memory` (cores keep each
 /// image's first page under the default `coredump_filter`).
-/// FNV-1a of a symbol name, for the `.symtab` index.
-fn name_hash(name: &[u8]) -> u64 {
-    name.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
-}
-
 /// The build-id in an ELF file's PT_NOTE segments.
 pub fn build_id_of_file(bytes: &[u8]) -> Option<Vec<u8>> {
     let header = crate::elf::header(bytes).ok()?;
@@ -418,6 +411,15 @@ pub fn build_id_of_file(bytes: &[u8]) -> Option<Vec<u8>> {
             let notes = slice(bytes, ph.p_offset as usize, ph.p_filesz as usize)?;
             build_id_in_notes(notes)
         })
+}
+
+/// The build-id the core itself kept for the file it recorded at `core_path` (in the first page
+/// of its mapping), if it kept one.
+pub fn recorded_build_id(
+    memory: &crate::memory::AddressSpace<'_>,
+    core_path: &str,
+) -> Option<Vec<u8>> {
+    build_id_in_memory(&memory.core_only(), memory.header_mapping(core_path)?)
 }
 
 pub fn build_id_in_memory(memory: &impl Memory, start: u64) -> Option<Vec<u8>> {

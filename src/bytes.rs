@@ -74,3 +74,21 @@ impl std::hash::Hasher for AddressHasher {
 
 /// `HashSet`/`HashMap` builder for address keys.
 pub type AddressHash = std::hash::BuildHasherDefault<AddressHasher>;
+
+/// The 64-bit FNV-1a hash (http://www.isthe.com/chongo/tech/comp/fnv/): stable across runs and
+/// versions, so it can name things (crash signatures) as well as index them.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+#[cfg(test)]
+mod fnv_tests {
+    #[test]
+    fn fnv1a_is_the_published_function() {
+        // Test vectors of FNV-1a 64.
+        assert_eq!(super::fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(super::fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+    }
+}

@@ -209,7 +209,7 @@ fn find_object(name: &str, arch: Arch, locator: &Locator) -> Option<Headers> {
 }
 
 fn read_headers(path: &std::path::Path, arch: Arch) -> Option<Headers> {
-    let file = crate::input::open(path, elf::described_len).ok()?;
+    let file = crate::input::open_shared(path, elf::described_len).ok()?;
     let bytes = file.bytes();
     let header = elf::header(bytes).ok()?;
     let machine = match arch {

@@ -18,7 +18,7 @@ use crate::binaries::Locator;
 use crate::binary;
 use crate::core::CoreFile;
 use crate::input::{self, MappedFile};
-use crate::memory::{AddressSpace, Memory, Unreadable};
+use crate::memory::AddressSpace;
 
 /// At most this many distinct files are considered modules.
 const MAX_MODULES: usize = 4096;
@@ -248,25 +248,23 @@ impl<'c> Modules<'c> {
 
     /// The module mapped at `address`, if a file is mapped there.
     pub fn index_at(&self, address: u64) -> Option<usize> {
+        let index = *self.of_mapping.get(self.mapping_at(address)?)?;
+        (index < self.modules.len()).then_some(index)
+    }
+
+    /// The `core.files` entry whose range holds `address`.
+    fn mapping_at(&self, address: u64) -> Option<usize> {
         let i = self
             .files
             .partition_point(|f| f.start <= address)
             .checked_sub(1)?;
-        let mapping = self.files.get(i)?;
-        if address >= mapping.end {
-            return None;
-        }
-        let index = *self.of_mapping.get(i)?;
-        (index < self.modules.len()).then_some(index)
+        (address < self.files.get(i)?.end).then_some(i)
     }
 
     /// The little-endian word at `address` in the local file of the module mapped there (the
     /// text a core left out, or wrote empty as qemu-user does), if that file is loaded.
     pub fn read_u32(&self, address: u64) -> Option<u32> {
-        let i = self
-            .files
-            .partition_point(|f| f.start <= address)
-            .checked_sub(1)?;
+        let i = self.mapping_at(address)?;
         let mapping = self.files.get(i)?;
         if address.checked_add(4)? > mapping.end {
             return None;
@@ -293,15 +291,7 @@ impl<'c> Modules<'c> {
     fn load(&self, module: &Module) -> Result<Loaded, String> {
         let core_path = module.core_path.as_str();
         let is_executable = self.executable.as_deref() == Some(core_path);
-        // The build-id the core kept in the module's first page.
-        let header = module
-            .mappings
-            .iter()
-            .filter(|m| m.2 == 0)
-            .map(|m| m.0)
-            .min();
-        let core_id =
-            header.and_then(|start| binary::build_id_in_memory(&CoreOnly(self.memory), start));
+        let core_id = binary::recorded_build_id(self.memory, core_path);
         let mut problems = Vec::new();
         let mut chosen = None;
         for candidate in self.locator.candidates(core_path, is_executable) {
@@ -387,14 +377,5 @@ impl<'c> Modules<'c> {
             .filter(|c| c.is_file() && c.as_path() != image.path.as_path())
             .filter_map(|c| ElfFile::open(&c, &self.cache).ok())
             .find(|d| image.build_id.is_none() || d.build_id == image.build_id)
-    }
-}
-
-/// Reads served by the core file alone: what the process really had, not what disk says.
-struct CoreOnly<'a, 'c>(&'a AddressSpace<'c>);
-
-impl Memory for CoreOnly<'_, '_> {
-    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), Unreadable> {
-        self.0.read_core_only(addr, buf)
     }
 }

@@ -64,7 +64,7 @@ impl SectionCache {
     fn path(&self, build_id: Option<&[u8]>, name: &str, raw: &[u8], size: u64) -> Option<PathBuf> {
         let dir = self.dir.as_ref()?;
         let build_id = build_id.filter(|id| !id.is_empty() && id.len() <= 64)?;
-        let hex: String = build_id.iter().map(|b| format!("{b:02x}")).collect();
+        let hex = crate::bytes::hex(build_id);
         let section: String = name
             .trim_start_matches('.')
             .chars()

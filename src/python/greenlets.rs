@@ -217,13 +217,7 @@ pub fn greenlets<M: Memory>(
 
 /// `sys.modules[name]`, if it is there.
 fn loaded_module<M: Memory>(objects: &Objects<'_, M>, interpreter: u64, name: &str) -> Option<u64> {
-    let modules = objects
-        .read(interpreter, objects.layout.interp.modules)
-        .ok()?;
-    if modules == 0 {
-        return None;
-    }
-    super::dicts::dict_get_str(objects, modules, name)
+    super::names::loaded_module(objects, interpreter, name)
         .ok()
         .flatten()
 }

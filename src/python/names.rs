@@ -21,21 +21,29 @@ pub fn module_attribute<M: Memory>(
     }
 }
 
+/// `sys.modules[module]` of an interpreter, if the module is loaded.
+pub fn loaded_module<M: Memory>(
+    objects: &Objects<'_, M>,
+    interpreter: u64,
+    module: &str,
+) -> ObjectResult<Option<u64>> {
+    let modules = objects.read(interpreter, objects.layout.interp.modules)?;
+    if modules == 0 {
+        return Ok(None);
+    }
+    dict_get_str(objects, modules, module)
+}
+
 /// The `__dict__` of `sys.modules[module]` of an interpreter, if the module is loaded.
 pub fn module_dict<M: Memory>(
     objects: &Objects<'_, M>,
     interpreter: u64,
     module: &str,
 ) -> ObjectResult<Option<u64>> {
-    let layout = objects.layout;
-    let modules = objects.read(interpreter, layout.interp.modules)?;
-    if modules == 0 {
-        return Ok(None);
-    }
-    let Some(module) = dict_get_str(objects, modules, module)? else {
+    let Some(module) = loaded_module(objects, interpreter, module)? else {
         return Ok(None);
     };
-    Ok(Some(objects.read(module, layout.module.md_dict)?))
+    Ok(Some(objects.read(module, objects.layout.module.md_dict)?))
 }
 
 /// `pthread_t` → thread name, for one interpreter. Empty when `threading` was never imported.

@@ -32,6 +32,16 @@ pub struct Objects<'a, M: Memory> {
     pub layout: &'a Layout,
 }
 
+/// What [`Objects::pep393`] read of a `str`.
+pub struct Pep393 {
+    /// Bytes per code point: 1, 2 or 4.
+    pub kind: u32,
+    /// Its length in code points.
+    pub length: u64,
+    /// The raw units of the code points read.
+    pub raw: Vec<u8>,
+}
+
 impl<M: Memory> Objects<'_, M> {
     pub fn pointer(&self, addr: u64) -> ObjectResult<u64> {
         Ok(self.memory.read_u64(addr)?)
@@ -84,28 +94,30 @@ impl<M: Memory> Objects<'_, M> {
     /// (non-compact) strings; code points that are not valid Unicode become U+FFFD. On 2.7, where
     /// `str` is a byte string, the bytes are decoded as UTF-8 (lossy).
     pub fn unicode(&self, object: u64) -> ObjectResult<String> {
+        match self.pep393(object, MAX_STR_CHARS as i64, MAX_STR_CHARS)? {
+            Some(text) => Ok(decode_pep393(&text.raw, text.kind)),
+            None => Ok(String::from_utf8_lossy(&self.bytes(object)?).into_owned()),
+        }
+    }
+
+    /// A PEP 393 `str`'s storage (Include/cpython/unicodeobject.h): its kind (bytes per code
+    /// point), its length, and the raw units of its first `read` code points. `None` when the
+    /// layout has no PEP 393 fields (2.7, where `str` is bytes); a length above `max` is refused.
+    pub fn pep393(&self, object: u64, max: i64, read: u64) -> ObjectResult<Option<Pep393>> {
         let unicode = &self.layout.unicode;
-        let (
-            Some(length_field),
-            Some(state_field),
-            Some(ascii_size),
-            Some(compact_size),
-            Some(legacy),
-        ) = (
+        let (Some(length_field), Some(state_field), Some(ascii_size), Some(compact_size)) = (
             unicode.length,
             unicode.state,
             unicode.ascii_size,
             unicode.compact_size,
-            unicode.legacy_data,
-        )
-        else {
-            return Ok(String::from_utf8_lossy(&self.bytes(object)?).into_owned());
+        ) else {
+            return Ok(None);
         };
         let length = self.read(object, length_field)?;
-        if !(0..=MAX_STR_CHARS as i64).contains(&length) {
+        if !(0..=max).contains(&length) {
             return invalid(format!("str at {object:#x} claims {length} characters"));
         }
-        // PyASCIIObject.state: interned:2, kind:3, compact:1, ascii:1 (Include/cpython/unicodeobject.h).
+        // PyASCIIObject.state: interned:2, kind:3, compact:1, ascii:1.
         let state = self.read(object, state_field)?;
         let kind = (state >> 2) & 0x7;
         let compact = (state >> 5) & 1 == 1;
@@ -113,15 +125,20 @@ impl<M: Memory> Objects<'_, M> {
         let data = match (compact, ascii) {
             (true, true) => object.wrapping_add(u64::from(ascii_size)),
             (true, false) => object.wrapping_add(u64::from(compact_size)),
-            (false, _) => self.read(object, legacy)?,
+            (false, _) => self.read_some(object, unicode.legacy_data, "legacy str data")?,
         };
-        let raw = match kind {
-            1 | 2 | 4 => self
-                .memory
-                .read_vec(data, (length as u64 * u64::from(kind)) as usize)?,
-            other => return invalid(format!("str at {object:#x} has kind {other}")),
-        };
-        Ok(decode_pep393(&raw, kind))
+        if !matches!(kind, 1 | 2 | 4) {
+            return invalid(format!("str at {object:#x} has kind {kind}"));
+        }
+        let units = (length as u64).min(read);
+        let raw = self
+            .memory
+            .read_vec(data, (units * u64::from(kind)) as usize)?;
+        Ok(Some(Pep393 {
+            kind,
+            length: length as u64,
+            raw,
+        }))
     }
 
     /// A `bytes` object's contents.

@@ -830,41 +830,11 @@ impl<'a, M: Memory> Reprs<'a, M> {
 
     /// A 3.x `str`'s first code points (at most [`MAX_QUOTE_SCAN`]) and its length.
     fn code_points(&self, object: u64) -> ObjectResult<(Vec<u32>, u64)> {
-        let objects = self.objects;
-        let unicode = &objects.layout.unicode;
-        let (Some(length_field), Some(state_field), Some(ascii_size), Some(compact_size)) = (
-            unicode.length,
-            unicode.state,
-            unicode.ascii_size,
-            unicode.compact_size,
-        ) else {
-            return Err(ObjectError::Invalid("layout lacks PEP 393 fields".into()));
-        };
-        let length = objects.read(object, length_field)?;
-        if !(0..=MAX_CONTAINER_LEN).contains(&length) {
-            return Err(ObjectError::Invalid(format!(
-                "str at {object:#x} claims {length} characters"
-            )));
-        }
-        let state = objects.read(object, state_field)?;
-        let kind = (state >> 2) & 0x7;
-        let compact = (state >> 5) & 1 == 1;
-        let ascii = (state >> 6) & 1 == 1;
-        let data = match (compact, ascii) {
-            (true, true) => object.wrapping_add(u64::from(ascii_size)),
-            (true, false) => object.wrapping_add(u64::from(compact_size)),
-            (false, _) => objects.read_some(object, unicode.legacy_data, "legacy str data")?,
-        };
-        if !matches!(kind, 1 | 2 | 4) {
-            return Err(ObjectError::Invalid(format!(
-                "str at {object:#x} has kind {kind}"
-            )));
-        }
-        let read = (length as u64).min(MAX_QUOTE_SCAN);
-        let raw = objects
-            .memory
-            .read_vec(data, (read * u64::from(kind)) as usize)?;
-        Ok((units_of(&raw, kind as usize), length as u64))
+        let text = self
+            .objects
+            .pep393(object, MAX_CONTAINER_LEN, MAX_QUOTE_SCAN)?
+            .ok_or_else(|| ObjectError::Invalid("layout lacks PEP 393 fields".into()))?;
+        Ok((units_of(&text.raw, text.kind as usize), text.length))
     }
 
     /// A 2.7 `unicode`'s code points (UCS-2 builds' surrogate pairs joined, as its repr does).

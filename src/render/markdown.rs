@@ -175,7 +175,7 @@ fn write_tasks(report: &Report, out: &mut impl Write) -> io::Result<()> {
 }
 
 /// Keep table cells and inline text from being read as markdown or HTML.
-fn escape(text: &str) -> String {
+pub(super) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

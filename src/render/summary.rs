@@ -94,7 +94,11 @@ pub fn write_table(rows: &[Row], markdown: bool, out: &mut impl Write) -> io::Re
         writeln!(out, "| {} |", header.join(" | "))?;
         writeln!(out, "|---|---:|---:|---|---|---|---|")?;
         for row in rows {
-            let cells: Vec<String> = row.cells.iter().map(|c| c.replace('|', "\\|")).collect();
+            let cells: Vec<String> = row
+                .cells
+                .iter()
+                .map(|c| super::markdown::escape(c))
+                .collect();
             writeln!(out, "| {} |", cells.join(" | "))?;
         }
     } else {
