@@ -333,7 +333,9 @@ def machine_info():
 
 def versions(args):
     v = {}
-    v["pycore"] = first_line(sh([args.pycore, "--version"])) or "(no --version output)"
+    v["pycore"] = "%s (%s build: %s)" % (
+        first_line(sh([args.pycore, "--version"])) or "(no --version output)",
+        os.environ.get("PYCORE_BENCH_BUILD", "static"), args.pycore)
     v["pystack"] = first_line(sh([os.path.join(args.venv, "bin", "pystack"), "--version"]))
     v["py-spy"] = first_line(sh([os.path.join(args.venv, "bin", "py-spy"), "--version"]))
     v["target python"] = "%s (%s)" % (first_line(sh([args.python, "--version"])), args.python)

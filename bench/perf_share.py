@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Inclusive share of a perf profile's samples per function: what docs/performance.md quotes.
 
+    cargo build --profile profiling
     perf record -F 20000 -g --call-graph dwarf -o OUT.data \\
-        target/release/pycore analyze CORE --python BIN [--native-all | --locals] >/dev/null
+        target/profiling/pycore analyze CORE --python BIN [--native-all | --locals] >/dev/null
     perf script -i OUT.data | python3 bench/perf_share.py source::annotate walk_interpreter_frames ...
 
 For each NAME: the share of all samples whose call stack holds a frame containing NAME

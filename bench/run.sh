@@ -7,7 +7,7 @@
 # What it does:
 #   1. installs pystack and py-spy from PyPI into a throwaway virtualenv OUTSIDE
 #      the repo (reused when present);
-#   2. builds pycore (cargo build --release);
+#   2. builds pycore (bench/build-pycore.sh: the static, stripped binary by default);
 #   3. runs bench/big_process.py (50 threads parked 20 frames deep, plus
 #      1200 MiB of touched memory) and takes a >1 GiB core of it with gcore,
 #      then a small core of the same program without the ballast;
@@ -40,7 +40,9 @@
 #                            (default default,native,native-all; `locals` alone writes
 #                            the doc's --locals section, the others its results section)
 #   PYCORE_BENCH_DOC         markdown file to update (default docs/performance.md)
-#   PYCORE_BENCH_NO_BUILD=1  skip cargo build (use the existing target/release/pycore)
+#   PYCORE_BENCH_NO_BUILD=1  skip the build (use the existing binary)
+#   PYCORE_BENCH_BUILD       static (default: tools/build-static.sh glibc) or release
+#                            (cargo build --release); see bench/build-pycore.sh
 #   PYCORE_BENCH_SUITE=scale run the scale benchmark instead (bench/scale.sh: 100k frames,
 #                            1,000 threads, a sparse multi-GB core, a directory of 50 cores,
 #                            the growth table; its own section of the doc)
@@ -65,7 +67,6 @@ TIMEOUT=${PYCORE_BENCH_TIMEOUT:-900}
 TOOLS=${PYCORE_BENCH_TOOLS:-pycore,pystack,py-spy}
 MODES=${PYCORE_BENCH_MODES:-default,native,native-all,native-all-nocache}
 DOC=${PYCORE_BENCH_DOC:-$REPO/docs/performance.md}
-PYCORE=$REPO/target/release/pycore
 
 log() { printf '[bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -98,12 +99,8 @@ fi
 log "tools: $("$VENV/bin/pystack" --version | head -1 | sed 's/^/pystack /'), $("$VENV/bin/py-spy" --version | head -1)"
 
 # --- pycore -------------------------------------------------------------------
-if [[ "${PYCORE_BENCH_NO_BUILD:-0}" != 1 ]]; then
-    log "cargo build --release"
-    if ! (cd "$REPO" && cargo build --release --quiet); then
-        log "warning: cargo build --release failed; pycore will be reported as failed"
-    fi
-fi
+log "building pycore (${PYCORE_BENCH_BUILD:-static}: bench/build-pycore.sh)"
+PYCORE=$(bash "$REPO/bench/build-pycore.sh")
 [[ -x "$PYCORE" ]] || log "warning: $PYCORE does not exist; pycore will be reported as failed"
 
 # --- cores --------------------------------------------------------------------

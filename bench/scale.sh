@@ -19,7 +19,8 @@
 #
 # Settings (environment, all optional; the others as in bench/run.sh):
 #   PYCORE_BENCH_PYTHON, PYCORE_BENCH_VENV, PYCORE_BENCH_DIR, RUNS (default 3), KEEP=1,
-#   PYCORE_BENCH_TOOLS, PYCORE_BENCH_NO_BUILD=1, PYCORE_BENCH_DOC, PYCORE_BENCH_TIMEOUT
+#   PYCORE_BENCH_TOOLS, PYCORE_BENCH_NO_BUILD=1, PYCORE_BENCH_BUILD (static|release: bench/build-pycore.sh),
+#   PYCORE_BENCH_DOC, PYCORE_BENCH_TIMEOUT
 #   PYCORE_SCALE_MODES      subset of default,native,native-all,locals (default all four)
 #   PYCORE_SCALE_SPARSE_GB  apparent size of the sparse core's mapping (default 8)
 #   PYCORE_SCALE_CORES      comma list of the cores above to take (default all)
@@ -38,7 +39,6 @@ MODES=${PYCORE_SCALE_MODES:-default,native,native-all,locals}
 SPARSE_GB=${PYCORE_SCALE_SPARSE_GB:-8}
 CORES=${PYCORE_SCALE_CORES:-floor,frames-100,frames-10k,frames-100k,threads-10,threads-100,threads-1000,sparse,dir50}
 DOC=${PYCORE_BENCH_DOC:-$REPO/docs/performance.md}
-PYCORE=$REPO/target/release/pycore
 
 log() { printf '[scale %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -56,10 +56,8 @@ if [[ ! -x "$VENV/bin/pystack" || ! -x "$VENV/bin/py-spy" ]]; then
     [[ -x "$VENV/bin/python" ]] || "$VENV_PY" -m venv "$VENV"
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pystack py-spy
 fi
-if [[ "${PYCORE_BENCH_NO_BUILD:-0}" != 1 ]]; then
-    log "cargo build --release"
-    (cd "$REPO" && cargo build --release --quiet) || log "warning: cargo build --release failed"
-fi
+log "building pycore (${PYCORE_BENCH_BUILD:-static}: bench/build-pycore.sh)"
+PYCORE=$(bash "$REPO/bench/build-pycore.sh")
 [[ -x "$PYCORE" ]] || log "warning: $PYCORE does not exist; pycore will be reported as failed"
 
 mkdir -p "$SCRATCH"

@@ -3,7 +3,7 @@
 //! default `coredump_filter`) come from the mapped ELF file named by NT_FILE, once a higher layer
 //! has registered a verified local copy of that file.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -33,6 +33,9 @@ pub struct AddressSpace<'c> {
     /// For the other mapped files: found on first need, and remembered (found or not).
     resolver: Option<BackingResolver<'c>>,
     resolved: RefCell<HashMap<String, Option<Arc<MappedFile>>>>,
+    /// The segment the last read found: reads come in runs within one segment (a thread's
+    /// frames, a dict's entries), so it is tried before the binary search.
+    last_segment: Cell<usize>,
 }
 
 impl<'c> AddressSpace<'c> {
@@ -42,6 +45,7 @@ impl<'c> AddressSpace<'c> {
             backing: HashMap::new(),
             resolver: None,
             resolved: RefCell::new(HashMap::new()),
+            last_segment: Cell::new(0),
         }
     }
 
@@ -130,8 +134,17 @@ impl<'c> AddressSpace<'c> {
 
     /// Copy the longest prefix of `buf` that one segment's dumped bytes hold.
     fn read_from_core(&self, addr: u64, buf: &mut [u8]) -> CoreRead {
-        let Some(segment) = find_segment(&self.core.segments, addr) else {
-            return CoreRead::NotDumped;
+        let segments = &self.core.segments;
+        let last = self.last_segment.get();
+        let segment = match segments.get(last) {
+            Some(segment) if segment.vaddr <= addr && addr < segment.end() => segment,
+            _ => match find_segment(segments, addr) {
+                Some(index) => {
+                    self.last_segment.set(index);
+                    &segments[index]
+                }
+                None => return CoreRead::NotDumped,
+            },
         };
         let within = addr - segment.vaddr;
         if within >= segment.dumped_size {
@@ -190,10 +203,10 @@ impl Memory for AddressSpace<'_> {
     }
 }
 
-fn find_segment(segments: &[Segment], addr: u64) -> Option<&Segment> {
+/// The index of the segment holding `addr` (`segments` sorted by address).
+fn find_segment(segments: &[Segment], addr: u64) -> Option<usize> {
     let index = segments
         .partition_point(|s| s.vaddr <= addr)
         .checked_sub(1)?;
-    let segment = &segments[index];
-    (addr < segment.end()).then_some(segment)
+    (addr < segments.get(index)?.end()).then_some(index)
 }

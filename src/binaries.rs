@@ -276,6 +276,12 @@ impl PythonBinaries {
             .find_map(|loaded| Some(loaded.image.symbol(name)?.wrapping_add(loaded.bias)))
     }
 
+    /// Run-time address of a symbol of Python's C API ([`ElfImage::api_symbol`]).
+    pub fn api_symbol_address(&self, name: &str) -> Option<u64> {
+        self.images()
+            .find_map(|loaded| Some(loaded.image.api_symbol(name)?.wrapping_add(loaded.bias)))
+    }
+
     /// The file names the core recorded for the images (`libpython3.13t.so.1.0`), libpython
     /// first: the version and ABI flags in them are a hint when memory says nothing.
     pub fn file_names(&self) -> Vec<&str> {

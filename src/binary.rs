@@ -289,15 +289,30 @@ impl ElfImage {
 
     /// Link-time address and size (`st_size`) of a defined symbol.
     pub fn symbol_and_size(&self, name: &str) -> Option<(u64, u64)> {
-        let dynamic = match (self.dynsym, self.gnu_hash) {
+        self.dynamic_symbol_and_size(name)
+            .or_else(|| self.symtab.and_then(|t| self.indexed(t, name)))
+            .or_else(|| self.debug_file.as_ref()?.symbol_and_size(name))
+    }
+
+    /// A symbol of Python's C API (`PyAPI_FUNC`/`PyAPI_DATA`): a file that exports the API
+    /// (`Py_Initialize` in its dynamic table) exports every such symbol it defines, so a miss
+    /// there is final and `.symtab` is not indexed for it. Other files: [`Self::symbol`].
+    pub fn api_symbol(&self, name: &str) -> Option<u64> {
+        if self.dynamic_symbol_and_size("Py_Initialize").is_some() {
+            self.dynamic_symbol_and_size(name).map(|(value, _)| value)
+        } else {
+            self.symbol(name)
+        }
+    }
+
+    /// A defined symbol of the dynamic table.
+    fn dynamic_symbol_and_size(&self, name: &str) -> Option<(u64, u64)> {
+        match (self.dynsym, self.gnu_hash) {
             (Some(table), Some(_)) => self.gnu_hash_lookup(table, name),
             // No hash table (rare): scan the dynamic symbols.
             (Some(table), None) => self.scan(table, name),
             (None, _) => None,
-        };
-        dynamic
-            .or_else(|| self.symtab.and_then(|t| self.indexed(t, name)))
-            .or_else(|| self.debug_file.as_ref()?.symbol_and_size(name))
+        }
     }
 
     /// `name` in `.symtab` through its hash index.

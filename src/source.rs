@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::anchors::{self, Rules};
 use crate::report::Report;
@@ -101,7 +102,8 @@ pub(crate) fn annotate_with(
                 .insert(number, text.to_string());
         }
     };
-    let mut files: HashMap<String, Option<SourceText>> = HashMap::new();
+    let mut files: HashMap<Arc<str>, Option<SourceText>> = HashMap::new();
+    let mut last_file: Option<&Arc<str>> = None;
     let greenlet_frames = report.greenlets.iter().flat_map(|g| &g.frames);
     for frame in report
         .threads
@@ -109,10 +111,19 @@ pub(crate) fn annotate_with(
         .flat_map(|t| &t.frames)
         .chain(greenlet_frames)
     {
+        // Frames of one code object share their file's name: a recursion hashes it once.
+        if last_file.is_some_and(|last| Arc::ptr_eq(last, &frame.file)) {
+            continue;
+        }
+        last_file = Some(&frame.file);
         if !files.contains_key(&frame.file) && files.len() < MAX_FILES {
             files.insert(frame.file.clone(), read(&frame.file));
         }
     }
+    // Nor is a frame like the one checked just before it checked again.
+    let same_code = |a: &crate::report::FrameReport, b: &crate::report::FrameReport| {
+        Arc::ptr_eq(&a.function, &b.function) && a.first_line == b.first_line
+    };
     let mut stale = Vec::new();
     for (file, lines) in &mut files {
         let Some(found) = lines else { continue };
@@ -123,7 +134,12 @@ pub(crate) fn annotate_with(
             .flat_map(|t| &t.frames)
             .chain(greenlet_frames);
         let mut mismatch = false;
+        let mut previous = None;
         for frame in frames.filter(|f| &f.file == file) {
+            if previous.is_some_and(|p| same_code(p, frame)) {
+                continue;
+            }
+            previous = Some(frame);
             // Module code and lambdas have no `def NAME` line to check. For a decorated
             // function `co_firstlineno` is the first decorator's line, so the `def` may follow.
             if frame.function.starts_with('<') {
@@ -136,7 +152,7 @@ pub(crate) fn annotate_with(
                     break;
                 };
                 keep(file, number, text);
-                if text.contains(frame.function.as_str()) {
+                if text.contains(&*frame.function) {
                     defined = true;
                     break;
                 }
@@ -162,9 +178,9 @@ pub(crate) fn annotate_with(
         .as_ref()
         .and_then(|python| Rules::for_version(&python.version));
     type Position = (u32, Option<u32>, Option<u32>, Option<u32>);
-    let mut last: Option<(String, Position, Option<String>, Option<String>)> = None;
-    type Drawn = (Option<String>, Option<String>);
-    let mut drawn: HashMap<String, HashMap<Position, Drawn>> = HashMap::new();
+    type Drawn = (Option<Arc<str>>, Option<Arc<str>>);
+    let mut last: Option<(Arc<str>, Position, Drawn)> = None;
+    let mut drawn: HashMap<Arc<str>, HashMap<Position, Drawn>> = HashMap::new();
     let greenlet_frames = report.greenlets.iter_mut().flat_map(|g| &mut g.frames);
     for frame in report
         .threads
@@ -176,7 +192,7 @@ pub(crate) fn annotate_with(
         // A deep recursion repeats one frame thousands of times: the same place is annotated
         // once, then copied (its lines were kept the first time).
         let position = (line, frame.end_line, frame.column, frame.end_column);
-        if let Some((file, at, source, markers)) = &last {
+        if let Some((file, at, (source, markers))) = &last {
             if *at == position && *file == frame.file {
                 frame.source.clone_from(source);
                 frame.markers.clone_from(markers);
@@ -185,7 +201,7 @@ pub(crate) fn annotate_with(
         }
         // Many threads run the same code: a place seen before is copied, not drawn again.
         if let Some((source, markers)) = drawn
-            .get(frame.file.as_str())
+            .get(&*frame.file)
             .and_then(|places| places.get(&position))
         {
             frame.source.clone_from(source);
@@ -199,9 +215,12 @@ pub(crate) fn annotate_with(
                 keep(&frame.file, line, raw);
             }
             frame.source = raw
-                .map(|text| text.trim().to_string())
-                .filter(|text| !text.is_empty());
-            frame.markers = raw.and_then(|raw| markers(raw, line, frame, rules));
+                .map(str::trim)
+                .filter(|text| !text.is_empty())
+                .map(Arc::from);
+            frame.markers = raw
+                .and_then(|raw| markers(raw, line, frame, rules))
+                .map(Arc::from);
             drawn
                 .entry(frame.file.clone())
                 .or_default()
@@ -210,8 +229,7 @@ pub(crate) fn annotate_with(
         last = Some((
             frame.file.clone(),
             position,
-            frame.source.clone(),
-            frame.markers.clone(),
+            (frame.source.clone(), frame.markers.clone()),
         ));
     }
     used

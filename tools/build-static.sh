@@ -39,7 +39,7 @@ case "$kind" in
     ;;
   *) echo "usage: $0 [musl|glibc]" >&2; exit 2 ;;
 esac
-# No line tables (the release profile keeps them for our own backtraces), stripped.
+# Stripped whole (the release profile keeps symbols for names in a backtrace).
 export CARGO_PROFILE_RELEASE_DEBUG=0 CARGO_PROFILE_RELEASE_STRIP=true
 cargo build --release --locked --target "$target"
 binary=${CARGO_TARGET_DIR:-target}/$target/release/pycore

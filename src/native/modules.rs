@@ -46,7 +46,7 @@ pub(crate) struct ElfFile {
 }
 
 impl ElfFile {
-    fn open(path: &Path, cache: &SectionCache) -> Result<ElfFile, String> {
+    pub(super) fn open(path: &Path, cache: &SectionCache) -> Result<ElfFile, String> {
         let file =
             input::open_shared(path, crate::elf::described_len).map_err(|e| e.to_string())?;
         let bytes = file.bytes();

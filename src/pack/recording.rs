@@ -60,6 +60,12 @@ impl<S: SymbolSource> SymbolSource for RecordingSymbols<'_, S> {
         address
     }
 
+    fn api_symbol(&self, name: &str) -> Option<u64> {
+        let address = self.inner.api_symbol(name);
+        self.answers.borrow_mut().insert(name.to_string(), address);
+        address
+    }
+
     fn version_hint(&self) -> Option<PythonVersion> {
         self.inner.version_hint()
     }

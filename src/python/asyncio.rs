@@ -473,7 +473,7 @@ impl<'a, M: Memory> Reader<'_, 'a, M> {
             .qualname
             .clone()
             .unwrap_or_else(|| innermost.function.clone());
-        let (variable, group) = match qualname.as_str() {
+        let (variable, group) = match &*qualname {
             "wait_for" => ("fut", false),
             "TaskGroup.__aexit__" | "TaskGroup._aexit" => ("self", true),
             _ => return,
@@ -688,7 +688,8 @@ impl<'a, M: Memory> Reader<'_, 'a, M> {
                 python_frame.qualname = objects
                     .read(object, field)
                     .and_then(|q| objects.unicode(q))
-                    .ok();
+                    .ok()
+                    .map(Into::into);
             }
         }
         let awaits = awaits.filter(|a| *a != 0);

@@ -38,9 +38,10 @@ pub(super) const FIRST_NON_PYTHON_OWNER: u8 = 3;
 /// One Python frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
-    pub function: String,
-    pub qualname: Option<String>,
-    pub file: String,
+    /// Shared with the code object's other frames (a 100,000-frame recursion holds one copy).
+    pub function: Arc<str>,
+    pub qualname: Option<Arc<str>>,
+    pub file: Arc<str>,
     pub line: Option<u32>,
     pub first_line: u32,
     /// 3.11+: where the instruction ends and its columns (0-based UTF-8 byte offsets), as
@@ -59,9 +60,9 @@ pub struct Frame {
 /// What a code object contributes to every frame that runs it.
 #[derive(Debug)]
 pub struct CodeInfo {
-    name: String,
-    qualname: Option<String>,
-    file: String,
+    name: Arc<str>,
+    qualname: Option<Arc<str>>,
+    file: Arc<str>,
     first_line: u32,
     /// Shared by every code object that points at the same bytes object; `None` when the
     /// decoding budget ran out (the line is then unknown).
@@ -94,6 +95,9 @@ pub struct FrameWalker<'a, M: Memory> {
     decoded_bytes: usize,
     /// Reads each frame's variables, when asked to.
     locals: Option<LocalsReader<'a, M>>,
+    /// The last place decoded: (code object's info, position) → (line, columns). A recursion
+    /// repeats one place; its line table is decoded once.
+    last_place: Option<((usize, FramePosition), Option<u32>, linetable::Position)>,
 }
 
 impl<'a, M: Memory> FrameWalker<'a, M> {
@@ -106,6 +110,7 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
             code_type: None,
             total_frames: 0,
             decoded_bytes: 0,
+            last_place: None,
         }
     }
 
@@ -420,7 +425,7 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
         }
         let info = Arc::new(self.read_code(code)?);
         self.decoded_bytes +=
-            info.name.len() + info.file.len() + info.qualname.as_ref().map_or(0, String::len);
+            info.name.len() + info.file.len() + info.qualname.as_ref().map_or(0, |q| q.len());
         self.codes.insert(code, Arc::clone(&info));
         Ok(info)
     }
@@ -434,9 +439,9 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
                 format!("code object at {code:#x} is unreadable: {error}"),
             ));
             Arc::new(CodeInfo {
-                name: format!("<unreadable code object {code:#x}>"),
+                name: format!("<unreadable code object {code:#x}>").into(),
                 qualname: None,
-                file: "<unknown>".to_string(),
+                file: "<unknown>".into(),
                 first_line: 0,
                 line_table: None,
             })
@@ -447,10 +452,10 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
         let objects = self.objects;
         let layout = objects.layout;
         let field = |field: Field<Ptr>| objects.read(code, field);
-        let name = objects.unicode(field(layout.code.co_name)?)?;
-        let file = objects.unicode(field(layout.code.co_filename)?)?;
+        let name = objects.unicode(field(layout.code.co_name)?)?.into();
+        let file = objects.unicode(field(layout.code.co_filename)?)?.into();
         let qualname = match layout.code.co_qualname {
-            Some(offset) => Some(objects.unicode(field(offset)?)?),
+            Some(offset) => Some(objects.unicode(field(offset)?)?.into()),
             None => None,
         };
         let first_line = objects.read(code, layout.code.co_firstlineno)?.max(0) as u32;
@@ -486,7 +491,38 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
         // Each frame copies its code object's names into the report: count them against the
         // same budget, so that many frames of one huge-named code object cannot multiply it.
         self.decoded_bytes +=
-            code.name.len() + code.file.len() + code.qualname.as_ref().map_or(0, String::len);
+            code.name.len() + code.file.len() + code.qualname.as_ref().map_or(0, |q| q.len());
+        // The info lives in `codes` as long as the walker (placeholders, the only ones that do
+        // not, all decode alike), so its address names it.
+        let key = (std::ptr::from_ref(code) as usize, position);
+        let (line, exact) = match self.last_place {
+            Some((place, line, exact)) if place == key => (line, exact),
+            _ => {
+                let (line, exact) = self.place(code, position);
+                self.last_place = Some((key, line, exact));
+                (line, exact)
+            }
+        };
+        Frame {
+            function: code.name.clone(),
+            qualname: code.qualname.clone(),
+            file: code.file.clone(),
+            line,
+            first_line: code.first_line,
+            end_line: exact.end_line,
+            column: exact.column,
+            end_column: exact.end_column,
+            entry: false,
+            locals: None,
+        }
+    }
+
+    /// The line and, 3.11+, the columns of `position` in `code`.
+    fn place(
+        &self,
+        code: &CodeInfo,
+        position: FramePosition,
+    ) -> (Option<u32>, linetable::Position) {
         let layout = self.objects.layout;
         let table = code.line_table.as_deref();
         let mut exact = linetable::Position::default();
@@ -515,23 +551,12 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
                 exact.line
             }
         };
-        Frame {
-            function: code.name.clone(),
-            qualname: code.qualname.clone(),
-            file: code.file.clone(),
-            line,
-            first_line: code.first_line,
-            end_line: exact.end_line,
-            column: exact.column,
-            end_column: exact.end_column,
-            entry: false,
-            locals: None,
-        }
+        (line, exact)
     }
 }
 
 /// Where in its code a frame is.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 enum FramePosition {
     /// ≤3.10 `f_lasti` (bytes ≤3.9, code units 3.10; -1 before the first instruction).
     Lasti(i32),

@@ -52,17 +52,18 @@ pub enum LocalKind {
 /// One bound variable of a frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Local {
-    pub name: String,
+    /// Shared with the code object's slot (and so with its other frames).
+    pub name: Arc<str>,
     pub kind: LocalKind,
-    /// The value's type `__name__`; `None` when unreadable.
-    pub type_name: Option<String>,
+    /// The value's type `__name__` (shared by the type's values); `None` when unreadable.
+    pub type_name: Option<Arc<str>>,
     pub repr: String,
 }
 
 /// One variable slot of a code object.
 #[derive(Debug)]
 struct Slot {
-    name: String,
+    name: Arc<str>,
     kind: LocalKind,
     index: usize,
     /// The slot may hold a cell, whose contents are the value.
@@ -84,7 +85,7 @@ pub enum Family {
 pub struct LocalsReader<'a, M: Memory> {
     objects: &'a Objects<'a, M>,
     reprs: Reprs<'a, M>,
-    codes: HashMap<u64, Arc<Vec<Slot>>>,
+    codes: HashMap<u64, Arc<Vec<Slot>>, crate::bytes::AddressHash>,
     total: usize,
 }
 
@@ -93,7 +94,7 @@ impl<'a, M: Memory> LocalsReader<'a, M> {
         LocalsReader {
             objects,
             reprs: Reprs::new(objects),
-            codes: HashMap::new(),
+            codes: HashMap::default(),
             total: 0,
         }
     }
@@ -107,22 +108,8 @@ impl<'a, M: Memory> LocalsReader<'a, M> {
         code: u64,
         name: &str,
     ) -> ObjectResult<Option<u64>> {
-        let layout = self.objects.layout;
-        let base = match family {
-            Family::FrameObject => layout.frame.f_localsplus,
-            Family::InterpreterFrame => layout.iframe.localsplus,
-        }
-        .ok_or_else(|| ObjectError::Invalid("layout lacks the frame's locals".into()))?;
-        let base = frame.wrapping_add(u64::from(base));
-        let slots = match self.codes.get(&code) {
-            Some(slots) => Arc::clone(slots),
-            None => {
-                let slots = Arc::new(self.slots(code)?);
-                self.codes.insert(code, Arc::clone(&slots));
-                slots
-            }
-        };
-        let Some(slot) = slots.iter().find(|slot| slot.name == name) else {
+        let (base, slots) = self.frame_slots(family, frame, code)?;
+        let Some(slot) = slots.iter().find(|slot| &*slot.name == name) else {
             return Ok(None);
         };
         let value = self
@@ -135,20 +122,20 @@ impl<'a, M: Memory> LocalsReader<'a, M> {
         Ok((value != 0).then_some(value))
     }
 
-    /// The bound variables of the frame at `frame` running `code`.
-    pub fn locals(&mut self, family: Family, frame: u64, code: u64) -> ObjectResult<Vec<Local>> {
-        if self.total > MAX_TOTAL_LOCALS {
-            return Err(ObjectError::Invalid(format!(
-                "more than {MAX_TOTAL_LOCALS} locals in all frames: the core is corrupt"
-            )));
-        }
+    /// Where the frame at `frame` keeps its slots, and what `code` says they are (read once
+    /// per code object).
+    fn frame_slots(
+        &mut self,
+        family: Family,
+        frame: u64,
+        code: u64,
+    ) -> ObjectResult<(u64, Arc<Vec<Slot>>)> {
         let layout = self.objects.layout;
         let base = match family {
             Family::FrameObject => layout.frame.f_localsplus,
             Family::InterpreterFrame => layout.iframe.localsplus,
         }
         .ok_or_else(|| ObjectError::Invalid("layout lacks the frame's locals".into()))?;
-        let base = frame.wrapping_add(u64::from(base));
         let slots = match self.codes.get(&code) {
             Some(slots) => Arc::clone(slots),
             None => {
@@ -157,7 +144,18 @@ impl<'a, M: Memory> LocalsReader<'a, M> {
                 slots
             }
         };
-        let mut locals = Vec::new();
+        Ok((frame.wrapping_add(u64::from(base)), slots))
+    }
+
+    /// The bound variables of the frame at `frame` running `code`.
+    pub fn locals(&mut self, family: Family, frame: u64, code: u64) -> ObjectResult<Vec<Local>> {
+        if self.total > MAX_TOTAL_LOCALS {
+            return Err(ObjectError::Invalid(format!(
+                "more than {MAX_TOTAL_LOCALS} locals in all frames: the core is corrupt"
+            )));
+        }
+        let (base, slots) = self.frame_slots(family, frame, code)?;
+        let mut locals = Vec::with_capacity(slots.len());
         for slot in slots.iter() {
             self.total += 1;
             let address = base.wrapping_add(slot.index as u64 * 8);
@@ -265,7 +263,7 @@ impl<'a, M: Memory> LocalsReader<'a, M> {
                     LocalKind::Local
                 };
                 slots.push(Slot {
-                    name,
+                    name: name.into(),
                     kind: kind_of_index(index, otherwise),
                     index,
                     cell: kind & (CO_FAST_CELL | CO_FAST_FREE) != 0,
@@ -299,7 +297,7 @@ impl<'a, M: Memory> LocalsReader<'a, M> {
                 captured[cell] = true;
             }
             slots.push(Slot {
-                name,
+                name: name.into(),
                 kind: kind_of_index(index, LocalKind::Local),
                 index,
                 cell: false,
@@ -309,7 +307,7 @@ impl<'a, M: Memory> LocalsReader<'a, M> {
         for (cell, name) in cellvars.into_iter().enumerate() {
             if !captured[cell] {
                 slots.push(Slot {
-                    name,
+                    name: name.into(),
                     kind: LocalKind::Cell,
                     index: locals + cell,
                     cell: true,
@@ -320,7 +318,7 @@ impl<'a, M: Memory> LocalsReader<'a, M> {
         let frees_start = locals + captured.len();
         for (free, name) in freevars.into_iter().enumerate() {
             slots.push(Slot {
-                name,
+                name: name.into(),
                 kind: LocalKind::Free,
                 index: frees_start + free,
                 cell: true,

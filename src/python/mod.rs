@@ -41,6 +41,11 @@ use objects::Objects;
 pub trait SymbolSource {
     /// Runtime address of a symbol of the python executable or libpython.
     fn symbol(&self, name: &str) -> Option<u64>;
+    /// A symbol of Python's C API (`PyAPI_FUNC`/`PyAPI_DATA`): where the binaries export the
+    /// API, only their dynamic tables are searched (a miss costs no `.symtab` index).
+    fn api_symbol(&self, name: &str) -> Option<u64> {
+        self.symbol(name)
+    }
     /// The version that file names suggest (`libpython3.9.so`), when memory says nothing.
     fn version_hint(&self) -> Option<PythonVersion>;
     /// ABI flags in the binaries' file names (`t` of `libpython3.13t.so`, `d`, `m`), if any.
@@ -173,7 +178,12 @@ fn inspect_with(
     warnings.extend(list_warnings);
     let main_interpreter = main_interpreter(&objects, roots, &states);
 
-    let static_gc_flag = symbols.symbol("collecting");
+    // gcmodule.c's static `collecting` (≤3.6), asked only where the layout has no field for it:
+    // a miss indexes the whole `.symtab`.
+    let static_gc_flag = (layout.interp.gc_collecting.is_none()
+        && layout.runtime.gc_collecting.is_none())
+    .then(|| symbols.symbol("collecting"))
+    .flatten();
     let mut interpreter_info: HashMap<u64, InterpreterFacts> = HashMap::new();
     let mut walker = frames::FrameWalker::new(&objects, locals);
     let mut threads = Vec::with_capacity(states.len());
@@ -559,8 +569,8 @@ fn with_micro_from_sys<M: Memory>(
 fn detect_shape(symbols: &impl SymbolSource) -> Shape {
     if symbols.abi_flags().contains('t') {
         Shape::FreeThreaded
-    } else if symbols.symbol("_Py_NegativeRefcount").is_some()
-        || symbols.symbol("_Py_RefTotal").is_some()
+    } else if symbols.api_symbol("_Py_NegativeRefcount").is_some()
+        || symbols.api_symbol("_Py_RefTotal").is_some()
     {
         Shape::Debug
     } else {

@@ -8,6 +8,10 @@ impl SymbolSource for PythonBinaries {
         self.symbol_address(name)
     }
 
+    fn api_symbol(&self, name: &str) -> Option<u64> {
+        self.api_symbol_address(name)
+    }
+
     fn abi_flags(&self) -> String {
         self.file_names()
             .into_iter()

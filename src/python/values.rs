@@ -15,6 +15,7 @@
 //! it (`[...]`, `{...}`); memory that cannot be read prints as `<unreadable at 0x...>`.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use super::dicts;
 use super::objects::{ObjectError, ObjectResult, Objects};
@@ -50,7 +51,7 @@ const TPFLAGS_HEAPTYPE: u64 = 1 << 9;
 /// A value's type name (`__name__`; `None` when unreadable) and repr.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Value {
-    pub type_name: Option<String>,
+    pub type_name: Option<Arc<str>>,
     pub repr: String,
 }
 
@@ -92,7 +93,7 @@ enum Kind {
 #[derive(Debug, Clone)]
 struct TypeInfo {
     /// `__name__`: `tp_name` after its last dot.
-    name: String,
+    name: Arc<str>,
     style: Style,
 }
 
@@ -182,7 +183,7 @@ pub fn cut(repr: &str) -> String {
 /// The engine: one per core (it caches what each type object tells).
 pub struct Reprs<'a, M: Memory> {
     objects: &'a Objects<'a, M>,
-    types: HashMap<u64, Option<TypeInfo>>,
+    types: HashMap<u64, Option<TypeInfo>, crate::bytes::AddressHash>,
     visits: usize,
 }
 
@@ -190,7 +191,7 @@ impl<'a, M: Memory> Reprs<'a, M> {
     pub fn new(objects: &'a Objects<'a, M>) -> Self {
         Reprs {
             objects,
-            types: HashMap::new(),
+            types: HashMap::default(),
             visits: 0,
         }
     }
@@ -271,7 +272,7 @@ impl<'a, M: Memory> Reprs<'a, M> {
         let layout = objects.layout;
         let python2 = layout.python2_repr;
         let tp_name = objects.type_object_name(type_object)?;
-        let name = tp_name.rsplit('.').next().unwrap_or(&tp_name).to_string();
+        let name: Arc<str> = tp_name.rsplit('.').next().unwrap_or(&tp_name).into();
         if tp_name == "<dummy key> type" {
             return Ok(TypeInfo {
                 name,
@@ -537,6 +538,22 @@ impl<'a, M: Memory> Reprs<'a, M> {
                 let ival = objects.read_some(object, layout.int.ob_ival, "PyIntObject")?;
                 out.push(&ival.to_string());
             }
+            Kind::Long if !python2 => {
+                // Nearly every int has at most two digits (|n| < 2**60): no big numbers then.
+                if let Some((negative, value)) = self.small_long(object)? {
+                    if negative {
+                        out.push("-");
+                    }
+                    let mut buffer = [0u8; 20];
+                    out.push(u64_decimal(value, &mut buffer));
+                } else {
+                    let (negative, digits) = self.long_digits(object)?;
+                    if negative {
+                        out.push("-");
+                    }
+                    out.push(&digits_to_decimal(&digits));
+                }
+            }
             Kind::Long => {
                 let (negative, digits) = self.long_digits(object)?;
                 let mut text = if negative {
@@ -717,7 +734,9 @@ impl<'a, M: Memory> Reprs<'a, M> {
                 if contents == 0 {
                     out.push(&format!("<cell at {object:#x}: empty>"));
                 } else {
-                    let name = self.type_info(contents).map_or("?".to_string(), |i| i.name);
+                    let name: Arc<str> = self
+                        .type_info(contents)
+                        .map_or_else(|| "?".into(), |i| i.name);
                     out.push(&format!(
                         "<cell at {object:#x}: {name} object at {contents:#x}>"
                     ));
@@ -805,6 +824,25 @@ impl<'a, M: Memory> Reprs<'a, M> {
             keys.push(key);
         }
         Ok(keys)
+    }
+
+    /// An `int` of at most two 30-bit digits: its sign and magnitude (`None`: more digits).
+    fn small_long(&self, object: u64) -> ObjectResult<Option<(bool, u64)>> {
+        let (count, negative) = self.objects.long_size(object)?;
+        if count > 2 {
+            return Ok(None);
+        }
+        let mut raw = [0u8; 8];
+        let digits = object.wrapping_add(u64::from(self.objects.layout.long.digits));
+        self.objects
+            .memory
+            .read(digits, &mut raw[..(count * 4) as usize])?;
+        let digit = |at: usize| {
+            u64::from(
+                u32::from_le_bytes([raw[at], raw[at + 1], raw[at + 2], raw[at + 3]]) & 0x3fff_ffff,
+            )
+        };
+        Ok(Some((negative, digit(0) | digit(4) << 30)))
     }
 
     /// An `int`'s sign and 30-bit digits, least significant first.
@@ -958,6 +996,20 @@ fn write_str(out: &mut Out, units: &[u32], length: u64, prefix: &str, ascii_only
 }
 
 /// Decimal digits of a number given as 30-bit digits, least significant first.
+/// `value` in decimal, written into `buffer` (20 bytes hold every u64).
+fn u64_decimal(mut value: u64, buffer: &mut [u8; 20]) -> &str {
+    let mut at = buffer.len();
+    loop {
+        at -= 1;
+        buffer[at] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    std::str::from_utf8(&buffer[at..]).unwrap_or("?")
+}
+
 fn digits_to_decimal(digits: &[u32]) -> String {
     const BASE: u64 = 1_000_000_000;
     // Base-10^9 limbs, least significant first.
@@ -1067,6 +1119,21 @@ mod tests {
     #[test]
     fn big_ints_in_decimal() {
         assert_eq!(digits_to_decimal(&[]), "0");
+        // The two-digit fast path agrees with the general one.
+        for value in [0u64, 7, 10, 1 << 30, (1 << 60) - 1, u64::MAX] {
+            let digits = [
+                value as u32 & 0x3fff_ffff,
+                (value >> 30) as u32 & 0x3fff_ffff,
+                (value >> 60) as u32,
+            ];
+            let mut buffer = [0u8; 20];
+            assert_eq!(
+                u64_decimal(value, &mut buffer),
+                digits_to_decimal(&digits),
+                "{value}"
+            );
+            assert_eq!(u64_decimal(value, &mut buffer), value.to_string());
+        }
         assert_eq!(digits_to_decimal(&[5]), "5");
         // 2**30 = digits [0, 1]
         assert_eq!(digits_to_decimal(&[0, 1]), "1073741824");

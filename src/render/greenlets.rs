@@ -66,11 +66,7 @@ pub fn frame_lines(greenlet: &GreenletReport) -> Vec<String> {
                 lines.push(format!("    {markers}"));
             }
         }
-        lines.extend(
-            super::locals_lines(frame)
-                .into_iter()
-                .map(|l| format!("      {l}")),
-        );
+        lines.extend(super::locals_lines(frame).map(|l| format!("      {l}")));
     }
     lines
 }

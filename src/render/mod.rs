@@ -9,6 +9,8 @@ mod tasks;
 pub mod text;
 
 use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::report::{signal_name, CoreKind, FrameReport, LocalKind, Report, ThreadReport, SIGSTOP};
 
@@ -32,6 +34,7 @@ pub fn make_printable(report: &mut Report) {
         return;
     }
     report.printable = true;
+    let mut shared = SharedCleaner::default();
     let core = &mut report.core;
     for text in [
         &mut core.command,
@@ -76,10 +79,16 @@ pub fn make_printable(report: &mut Report) {
             clean(&mut exception.type_name);
             clean(&mut exception.message);
         }
-        thread.frames.iter_mut().for_each(clean_frame);
+        thread
+            .frames
+            .iter_mut()
+            .for_each(|f| clean_frame(f, &mut shared));
     }
     for greenlet in &mut report.greenlets {
-        greenlet.frames.iter_mut().for_each(clean_frame);
+        greenlet
+            .frames
+            .iter_mut()
+            .for_each(|f| clean_frame(f, &mut shared));
     }
     for task in report.asyncio.iter_mut().flat_map(|l| l.tasks.iter_mut()) {
         clean(&mut task.name);
@@ -87,40 +96,75 @@ pub fn make_printable(report: &mut Report) {
         task.waiting_on.iter_mut().for_each(clean);
         task.state.iter_mut().for_each(clean);
         for frame in &mut task.stack {
-            clean(&mut frame.function);
-            clean(&mut frame.file);
-            frame.qualname.iter_mut().for_each(clean);
+            shared.clean(&mut frame.function);
+            shared.clean(&mut frame.file);
+            frame.qualname.iter_mut().for_each(|q| shared.clean(q));
         }
     }
 }
 
 /// A frame's strings from the core, cleaned as [`printable`] says.
-fn clean_frame(frame: &mut FrameReport) {
-    clean(&mut frame.function);
-    clean(&mut frame.file);
-    frame.qualname.iter_mut().for_each(clean);
-    frame.source.iter_mut().for_each(clean);
+fn clean_frame(frame: &mut FrameReport, shared: &mut SharedCleaner) {
+    shared.clean(&mut frame.function);
+    shared.clean(&mut frame.file);
+    frame.qualname.iter_mut().for_each(|q| shared.clean(q));
+    frame.source.iter_mut().for_each(|s| shared.clean(s));
     if let Some(native) = &mut frame.native {
         native.module.iter_mut().for_each(clean);
     }
     for local in frame.locals.iter_mut().flatten() {
-        clean(&mut local.name);
+        shared.clean(&mut local.name);
         clean(&mut local.repr);
-        local.type_name.iter_mut().for_each(clean);
+        local.type_name.iter_mut().for_each(|t| shared.clean(t));
+    }
+}
+
+/// Cleans each string that frames share once: the other frames holding it get the first
+/// one's result (a 100,000-frame recursion holds one function name, not 100,000).
+#[derive(Default)]
+struct SharedCleaner {
+    /// By the address of a string met before: the string (kept alive here, so that no other
+    /// string takes its address during the pass) and its cleaned form.
+    seen: HashMap<usize, (Arc<str>, Arc<str>), crate::bytes::AddressHash>,
+}
+
+impl SharedCleaner {
+    fn clean(&mut self, text: &mut Arc<str>) {
+        let key = text.as_ptr() as usize;
+        if let Some((_, clean)) = self.seen.get(&key) {
+            text.clone_from(clean);
+            return;
+        }
+        let original = Arc::clone(text);
+        clean_shared(text);
+        self.seen.insert(key, (original, Arc::clone(text)));
     }
 }
 
 /// `text` with its control characters made visible (`\\u{1b}`).
 pub fn clean(text: &mut String) {
+    if let Some(clean) = cleaned(text) {
+        *text = clean;
+    }
+}
+
+/// [`clean`] for a string shared between frames (left shared when it is clean).
+pub fn clean_shared(text: &mut std::sync::Arc<str>) {
+    if let Some(clean) = cleaned(text) {
+        *text = clean.into();
+    }
+}
+
+/// `text` with its control characters made visible, if it has any.
+fn cleaned(text: &str) -> Option<String> {
     // ASCII text (nearly all of it) is checked byte by byte; C1 controls need a char walk.
     let has_control = if text.is_ascii() {
         text.bytes().any(|b| b < 0x20 || b == 0x7f)
     } else {
         text.chars().any(char::is_control)
     };
-    if has_control {
-        *text = text
-            .chars()
+    has_control.then(|| {
+        text.chars()
             .map(|c| {
                 if c.is_control() {
                     c.escape_unicode().to_string()
@@ -128,8 +172,8 @@ pub fn clean(text: &mut String) {
                     c.to_string()
                 }
             })
-            .collect();
-    }
+            .collect()
+    })
 }
 
 /// "In interpreter 1", "In the main interpreter (0)" for a frame's interpreter id.
@@ -251,25 +295,39 @@ pub fn frame_line(frame: &FrameReport) -> String {
 /// A Python frame's variables (`--locals`), as PyStack lays them out but in the code object's
 /// order: a heading for each run of one kind (`Arguments:`, `Locals:`, `Cells:`,
 /// `Free variables:`), then `name: repr` lines indented under it.
-pub fn locals_lines(frame: &FrameReport) -> Vec<String> {
-    let mut lines = Vec::new();
+/// Written straight to the output (no string per line: a deep recursion has 500,000 of them).
+pub fn locals_lines(frame: &FrameReport) -> impl Iterator<Item = LocalLine<'_>> {
     let mut current = None;
-    for local in frame.locals.iter().flatten() {
-        if current != Some(local.kind) {
+    frame.locals.iter().flatten().flat_map(move |local| {
+        let heading = (current != Some(local.kind)).then(|| {
             current = Some(local.kind);
-            lines.push(
-                match local.kind {
-                    LocalKind::Argument => "Arguments:",
-                    LocalKind::Local => "Locals:",
-                    LocalKind::Cell => "Cells:",
-                    LocalKind::Free => "Free variables:",
-                }
-                .to_string(),
-            );
+            LocalLine::Heading(match local.kind {
+                LocalKind::Argument => "Arguments:",
+                LocalKind::Local => "Locals:",
+                LocalKind::Cell => "Cells:",
+                LocalKind::Free => "Free variables:",
+            })
+        });
+        heading
+            .into_iter()
+            .chain([LocalLine::Variable(&local.name, &local.repr)])
+    })
+}
+
+/// One line of [`locals_lines`].
+pub enum LocalLine<'a> {
+    Heading(&'static str),
+    /// Name and repr.
+    Variable(&'a str, &'a str),
+}
+
+impl std::fmt::Display for LocalLine<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LocalLine::Heading(heading) => f.write_str(heading),
+            LocalLine::Variable(name, repr) => write!(f, "  {name}: {repr}"),
         }
-        lines.push(format!("  {}: {}", local.name, local.repr));
     }
-    lines
 }
 
 /// `x=1, y='a'`: a frame's variables on one line, each repr cut to `width` characters.

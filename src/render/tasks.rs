@@ -169,7 +169,7 @@ mod tests {
             name: name.into(),
             state: Some("pending".into()),
             stack: vec![TaskFrameReport {
-                function: format!("run_{name}"),
+                function: format!("run_{name}").into(),
                 qualname: None,
                 file: "app.py".into(),
                 line: Some(3),

@@ -1,5 +1,7 @@
 //! asyncio's event loops and their tasks in the report (docs/json-schema.md, `asyncio`).
 
+use std::sync::Arc;
+
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
@@ -37,9 +39,9 @@ pub struct TaskReport {
 /// One suspended coroutine.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TaskFrameReport {
-    pub function: String,
-    pub qualname: Option<String>,
-    pub file: String,
+    pub function: Arc<str>,
+    pub qualname: Option<Arc<str>>,
+    pub file: Arc<str>,
     pub line: Option<u32>,
 }
 

@@ -10,6 +10,7 @@ pub mod store_name;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -231,9 +232,10 @@ pub struct ThreadStateReport {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct FrameReport {
-    pub function: String,
-    pub qualname: Option<String>,
-    pub file: String,
+    /// The names are shared with every other frame of the same code object.
+    pub function: Arc<str>,
+    pub qualname: Option<Arc<str>>,
+    pub file: Arc<str>,
     pub line: Option<u32>,
     pub first_line: u32,
     /// 3.11+: the instruction's last line and its columns (0-based UTF-8 byte offsets into the
@@ -245,11 +247,11 @@ pub struct FrameReport {
     #[serde(default)]
     pub end_column: Option<u32>,
     /// The source line, when the file could be read (see `--source-root`).
-    pub source: Option<String>,
+    pub source: Option<Arc<str>>,
     /// The `~~~^^^` line under `source` that marks the instruction's columns, as that version's
     /// tracebacks draw it (`src/anchors.rs`; text formats only; JSON has the columns).
     #[serde(skip)]
-    pub markers: Option<String>,
+    pub markers: Option<Arc<str>>,
     /// Id of the interpreter that runs it.
     pub interpreter: Option<i64>,
     /// `python` or `native` (native frames come with `--native`/`--native-all`).
@@ -257,9 +259,10 @@ pub struct FrameReport {
     /// The outermost Python frame of one interpreter-loop call (see `python::Frame::entry`).
     #[serde(skip)]
     pub entry: bool,
-    /// A native frame's address, module, offset (flattened into the frame).
+    /// A native frame's address, module, offset (flattened into the frame; boxed: most
+    /// frames are Python's, and a 100,000-frame thread should not carry 80 empty bytes each).
     #[serde(flatten)]
-    pub native: Option<NativeFrameReport>,
+    pub native: Option<Box<NativeFrameReport>>,
     /// With `--locals`: the frame's bound variables, parameters first, in the code object's
     /// order (absent without `--locals`; empty, with a warning, when they could not be read).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -269,12 +272,12 @@ pub struct FrameReport {
 /// One bound variable of a Python frame (`--locals`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LocalReport {
-    pub name: String,
+    pub name: Arc<str>,
     /// `argument`, `local`, `cell` or `free`.
     pub kind: LocalKind,
     /// The value's type `__name__` (`tp_name` after its last dot); null when unreadable.
     #[serde(rename = "type")]
-    pub type_name: Option<String>,
+    pub type_name: Option<Arc<str>>,
     /// As Python's `repr()` shows it, bounded (docs/json-schema.md, "Locals").
     pub repr: String,
 }
@@ -550,7 +553,7 @@ fn thread_report(
     let handling_exception = innermost.and_then(|p| p.handling_exception.clone());
     let interpreter = innermost.and_then(|s| s.interpreter_id);
     let python = !states.is_empty();
-    let mut frames = Vec::new();
+    let mut frames = Vec::with_capacity(states.iter().map(|s| s.frames.len()).sum());
     let mut thread_states = Vec::with_capacity(states.len());
     let mut warnings = Vec::new();
     for state in states {

@@ -221,18 +221,18 @@ pub fn frame_report(modules: &Modules<'_>, frame: &NamedFrame) -> FrameReport {
     let module = frame.raw.module.and_then(|m| modules.modules.get(m));
     let offset = frame.offset.map(|offset| format!("{offset:#x}"));
     FrameReport {
-        function: frame.function.clone().unwrap_or_else(|| "??".into()),
+        function: frame.function.as_deref().unwrap_or("??").into(),
         qualname: None,
-        file: frame.file.clone().unwrap_or_default(),
+        file: frame.file.as_deref().unwrap_or_default().into(),
         line: frame.line,
         kind: FrameKind::Native,
-        native: Some(NativeFrameReport {
+        native: Some(Box::new(NativeFrameReport {
             address: format!("{:#x}", frame.raw.address),
             module: module.map(|m| m.core_path.clone()),
             offset,
             inlined: frame.inlined,
             signal_frame: frame.raw.signal_frame && !frame.inlined,
-        }),
+        })),
         ..FrameReport::default()
     }
 }

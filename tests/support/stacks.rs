@@ -357,9 +357,9 @@ impl Report {
                         .frames
                         .iter()
                         .map(|f| Frame {
-                            function: f.function.clone(),
-                            qualname: f.qualname.clone(),
-                            file: f.file.clone(),
+                            function: f.function.to_string(),
+                            qualname: f.qualname.as_deref().map(str::to_string),
+                            file: f.file.to_string(),
                             line: f.line.map(u64::from),
                             line_range: None,
                             positions: Some([

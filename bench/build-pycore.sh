@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The pycore binary the benchmarks time, built and its path printed (shared by bench/run.sh and
+# bench/scale.sh).
+#
+#   PYCORE_BENCH_BUILD=static   (default) tools/build-static.sh glibc: the static-pie, stripped
+#                               binary the README offers for production machines
+#   PYCORE_BENCH_BUILD=release  `cargo build --release` (dynamically linked, symbols kept)
+#   PYCORE_BENCH_NO_BUILD=1     build nothing; print the path of the existing binary
+#
+# A run of a few milliseconds is mostly process start: the static, stripped binary starts
+# ~1 ms sooner than the dynamic one (no shared libraries to load and relocate).
+set -euo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
+case "${PYCORE_BENCH_BUILD:-static}" in
+    static)
+        binary=${CARGO_TARGET_DIR:-$repo/target}/$(uname -m)-unknown-linux-gnu/release/pycore
+        build=(bash "$repo/tools/build-static.sh" glibc) ;;
+    release)
+        binary=${CARGO_TARGET_DIR:-$repo/target}/release/pycore
+        build=(cargo build --release --quiet) ;;
+    *) echo "build-pycore: PYCORE_BENCH_BUILD must be static or release" >&2; exit 2 ;;
+esac
+if [[ "${PYCORE_BENCH_NO_BUILD:-0}" != 1 ]]; then
+    (cd "$repo" && "${build[@]}" >&2) ||
+        echo "build-pycore: warning: ${build[*]} failed; pycore will be reported as failed" >&2
+fi
+echo "$binary"
