@@ -80,9 +80,11 @@ pub(crate) fn symbol_name(modules: &Modules<'_>, index: usize, address: u64) -> 
 }
 
 /// Name one frame: its inlined calls (innermost first) then itself, from DWARF where the
-/// module has it, else from its symbols.
+/// module has it, else from its symbols. Frames of the interpreter's modules are named from
+/// their symbols alone unless `interpreter_dwarf`.
 pub(crate) fn name_frame<'m>(
     is_interpreter: &dyn Fn(&str) -> bool,
+    interpreter_dwarf: bool,
     modules: &'m Modules<'_>,
     dwarfs: &Dwarfs<'m>,
     raw: &RawFrame,
@@ -105,7 +107,9 @@ pub(crate) fn name_frame<'m>(
         .and_then(|m| modules.loaded(m).ok())
         .map(|loaded| raw.address.wrapping_sub(loaded.bias));
     let mut from_dwarf: Vec<NamedFrame> = Vec::new();
-    if let (Some(index), Ok(loaded)) = (
+    let wants_dwarf = !interpreter || interpreter_dwarf;
+    if let (true, Some(index), Ok(loaded)) = (
+        wants_dwarf,
         raw.module,
         raw.module.map_or(Err(""), |m| modules.loaded(m)),
     ) {

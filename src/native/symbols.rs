@@ -13,8 +13,9 @@ const STT_FUNC: u8 = 2;
 const STT_GNU_IFUNC: u8 = 10;
 /// At most this many symbols are kept per module.
 const MAX_SYMBOLS: usize = 4 << 20;
-/// Look-ups answered by a scan of the table before it is sorted.
-const SCANNED_LOOKUPS: u32 = 8;
+/// Look-ups answered by a scan of the table before it is sorted (a sort costs ~15 scans; the
+/// default mode names one crash site, the native modes ~10 frames per thread).
+const SCANNED_LOOKUPS: u32 = 2;
 
 #[derive(Debug, Clone, Copy)]
 struct Symbol {

@@ -126,6 +126,10 @@ pub(crate) fn add_native(
     let mut missing_paths: std::collections::HashSet<String> = std::collections::HashSet::new();
     let paths = report_ref(&report.python);
     let is_interpreter = |core_path: &str| paths.contains(core_path);
+    // `--native` folds the interpreter's own frames: their names come from the symbols alone
+    // (its loop's DWARF is the largest there is), unless `pycore pack` keeps them for any mode.
+    let interpreter_dwarf =
+        mode != NativeMode::Merged || matches!(source, NativeFrames::Unwind(Some(_)));
     for (thread, status) in report.threads.iter_mut().zip(&core.threads) {
         let (named, stopped) = match &mut source {
             NativeFrames::Recorded(record) => {
@@ -151,7 +155,14 @@ pub(crate) fn add_native(
                             }
                         }
                     }
-                    name_frame(&is_interpreter, &modules, &dwarfs, raw, &mut named);
+                    name_frame(
+                        &is_interpreter,
+                        interpreter_dwarf,
+                        &modules,
+                        &dwarfs,
+                        raw,
+                        &mut named,
+                    );
                 }
                 if let Some(record) = record {
                     record
