@@ -13,8 +13,8 @@ only), ``native`` (``--native``) and ``native-all`` (``--native-all``); pycore
 and pystack have all three, py-spy has no native mode for cores and runs in
 ``default`` only.
 
-Each tool runs under /usr/bin/time (for its peak RSS, %M); wall time comes from
-time.perf_counter() and CPU from os.wait4() (see run_timed).  Runs are
+Each tool runs under bench/runstat.c, a small C launcher that reports the tool's own
+wall time, CPU time and peak RSS from wait4() (see run_timed).  Runs are
 interleaved round-robin (run 1 of every tool in every mode on every core, then
 run 2, ...) so drift on the machine hits every tool alike.  A run counts only
 when the tool exited 0 AND its output has the expected number of threads and
@@ -221,20 +221,31 @@ def verdict(counts, rc, expect, tool="pycore", mode="default"):
     return True, "ok"
 
 
-def run_timed(argv, out_path, err_path, time_path, timeout):
-    """Run argv under /usr/bin/time; return (rc, wall_s, peak_rss_kib, cpu_s).
+_LAUNCHER = {}
 
-    - wall: time.perf_counter() around start and reap (/usr/bin/time's %e has
-      10 ms steps, too coarse for a run of 10 ms);
-    - peak RSS: /usr/bin/time's %M.  It must come from a small parent: a
-      child's ru_maxrss includes the memory of the process it was forked from
-      until its exec, so wait4() on a child of this Python (~30 MiB) would
-      report at least 30 MiB for every tool;
-    - CPU: user + system from wait4()'s rusage of /usr/bin/time, which counts
-      its reaped child (microsecond resolution; time's own share is ~1 ms).
+
+def launcher(directory):
+    """bench/runstat.c compiled (gcc) into `directory`, once per run of the benchmark."""
+    if directory not in _LAUNCHER:
+        source = os.path.join(os.path.dirname(os.path.abspath(__file__)), "runstat.c")
+        binary = os.path.join(directory, "runstat")
+        subprocess.run(["gcc", "-O2", "-o", binary, source], check=True)
+        _LAUNCHER[directory] = binary
+    return _LAUNCHER[directory]
+
+
+def run_timed(argv, out_path, err_path, time_path, timeout):
+    """Run argv under bench/runstat.c; return (rc, wall_s, peak_rss_kib, cpu_s).
+
+    The launcher (a C program of ~1 MiB) forks and execs the tool and reports, from its
+    wait4(): wall time from fork to reap (CLOCK_MONOTONIC), user + system CPU and peak RSS of
+    the tool alone.  Timing from this Python process instead (Popen, then /usr/bin/time for the
+    RSS: a child's ru_maxrss counts the memory it was forked from until its exec, so the
+    parent must be small) added ~3 ms of process starts to every run of every tool, more than
+    pycore's whole run on a small core.
     rc is None on timeout, negative for a signal.
     """
-    cmd = ["/usr/bin/time", "-o", time_path, "-f", "BENCHTIME %M %x"] + list(argv)
+    cmd = [launcher(os.path.dirname(os.path.abspath(time_path))), time_path] + list(argv)
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, start_new_session=True)
@@ -250,23 +261,22 @@ def run_timed(argv, out_path, err_path, time_path, timeout):
         timer = threading.Timer(timeout, kill)
         timer.start()
         try:
-            _, status, ru = os.wait4(proc.pid, 0)
+            proc.wait()
         finally:
             timer.cancel()
-        wall = time.perf_counter() - t0
-        proc.returncode = os.waitstatus_to_exitcode(status)  # so Popen does not reap again
+        outer_wall = time.perf_counter() - t0
     if timed_out:
-        return None, wall, None, None
-    rc, rss = proc.returncode, None
-    with open(time_path) as f:
-        tinfo = f.read()
-    m = re.search(r"^BENCHTIME (\d+) (-?\d+)", tinfo, re.M)
-    if m:
-        rss, rc = int(m.group(1)), int(m.group(2))
-    sig = re.search(r"Command terminated by signal (\d+)", tinfo)
-    if sig:
-        rc = -int(sig.group(1))
-    return rc, wall, rss, ru.ru_utime + ru.ru_stime
+        return None, outer_wall, None, None
+    try:
+        with open(time_path) as f:
+            tinfo = f.read()
+    except OSError:
+        tinfo = ""
+    m = re.search(r"^BENCHTIME (\S+) (\S+) (\S+) (\d+) (-?\d+)", tinfo, re.M)
+    if not m:
+        return 127, outer_wall, None, None
+    wall, user, system = float(m.group(1)), float(m.group(2)), float(m.group(3))
+    return int(m.group(5)), wall, int(m.group(4)), user + system
 
 
 def warm(path):

@@ -84,7 +84,7 @@ inside_repo "$SCRATCH" && die "PYCORE_BENCH_DIR ($SCRATCH) must be outside the r
 # --- prerequisites ------------------------------------------------------------
 need_apt=()
 command -v gcore >/dev/null || need_apt+=(gdb)       # gcore
-[[ -x /usr/bin/time ]] || need_apt+=(time)           # GNU time, for peak RSS
+command -v gcc >/dev/null || need_apt+=(gcc)         # compiles bench/runstat.c, the timer
 if ((${#need_apt[@]})); then
     log "installing ${need_apt[*]} with apt-get"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null

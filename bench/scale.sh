@@ -49,7 +49,7 @@ die() { log "error: $*"; exit 1; }
 pattern=$(cat /proc/sys/kernel/core_pattern)
 [[ "$pattern" != "|"* && "$pattern" != */* ]] ||
     die "kernel.core_pattern is '$pattern': this script needs a plain file name (e.g. 'core')"
-[[ -x /usr/bin/time ]] || die "GNU time is missing (bash bench/run.sh installs it)"
+command -v gcc >/dev/null || die "gcc is missing (it compiles bench/runstat.c, the timer)"
 
 if [[ ! -x "$VENV/bin/pystack" || ! -x "$VENV/bin/py-spy" ]]; then
     log "creating venv $VENV and installing pystack, py-spy from PyPI"

@@ -313,30 +313,14 @@ impl<'a, M: Memory> Reader<'_, 'a, M> {
     /// The live keys of a set's table (dummies are no tasks, and are dropped later).
     fn set_keys(&self, set: u64) -> ObjectResult<Vec<u64>> {
         let objects = self.objects;
-        let layout = objects.layout;
-        let mask = objects.read(set, layout.set.mask)? as u64;
-        if mask >= MAX_SET_MASK || !(mask + 1).is_power_of_two() {
-            return Err(ObjectError::Invalid(format!(
-                "set at {set:#x} has mask {mask:#x}"
-            )));
-        }
-        let used = objects.read(set, layout.set.used)?;
-        if used < 0 || used as u64 > mask + 1 {
+        let keys = super::dicts::set_keys(objects, set, MAX_SET_MASK)?;
+        let used = objects.read(set, objects.layout.set.used)?;
+        if used < 0 || used as usize > keys.len() {
             return Err(ObjectError::Invalid(format!(
                 "set at {set:#x} claims {used} entries"
             )));
         }
-        let table = objects.read(set, layout.set.table)?;
-        let entry_size = u64::from(layout.set.entry_size).max(8);
-        let key_at = layout.set.entry_key as usize;
-        let raw = objects
-            .memory
-            .read_vec(table, ((mask + 1) * entry_size) as usize)?;
-        Ok(raw
-            .chunks_exact(entry_size as usize)
-            .filter_map(|entry| crate::bytes::u64_at(entry, key_at))
-            .filter(|key| *key != 0)
-            .collect())
+        Ok(keys)
     }
 
     /// Whether `object` is a task: `_asyncio.Task` or Lib/asyncio/tasks.py's `Task` (`_PyTask`

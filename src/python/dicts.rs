@@ -1,4 +1,4 @@
-//! Reading `dict` objects and instance attributes.
+//! Reading `dict` and `set` objects and instance attributes.
 //!
 //! Dict storage changed across versions (Objects/dict-common.h ≤3.10,
 //! Include/internal/pycore_dict.h 3.11+): the index array's width comes from `dk_size` (≤3.10)
@@ -15,6 +15,34 @@ use crate::memory::Memory;
 /// `Py_TPFLAGS_MANAGED_DICT` (3.11+) and `Py_TPFLAGS_INLINE_VALUES` (3.13+), Include/object.h.
 const TPFLAGS_MANAGED_DICT: u64 = 1 << 4;
 const TPFLAGS_INLINE_VALUES: u64 = 1 << 2;
+
+/// The keys of a set's hash table (Objects/setobject.c: `mask + 1` entries of hash and key),
+/// in table order (as Python iterates it): every non-empty slot, the `<dummy>` key of deleted
+/// ones too (callers that print keys tell it by its type). `max_mask` bounds the table.
+pub fn set_keys<M: Memory>(
+    objects: &Objects<'_, M>,
+    set: u64,
+    max_mask: u64,
+) -> ObjectResult<Vec<u64>> {
+    let layout = objects.layout;
+    let mask = objects.read(set, layout.set.mask)? as u64;
+    if mask >= max_mask || !(mask + 1).is_power_of_two() {
+        return Err(ObjectError::Invalid(format!(
+            "set at {set:#x} has mask {mask:#x}"
+        )));
+    }
+    let table = objects.read(set, layout.set.table)?;
+    let entry_size = u64::from(layout.set.entry_size).max(8);
+    let key_at = layout.set.entry_key as usize;
+    let raw = objects
+        .memory
+        .read_vec(table, ((mask + 1) * entry_size) as usize)?;
+    Ok(raw
+        .chunks_exact(entry_size as usize)
+        .filter_map(|entry| crate::bytes::u64_at(entry, key_at))
+        .filter(|&key| key != 0)
+        .collect())
+}
 
 /// The `(key, value)` object pointers of a dict, in insertion order, skipping deleted slots.
 pub fn dict_items<M: Memory>(objects: &Objects<'_, M>, dict: u64) -> ObjectResult<Vec<(u64, u64)>> {

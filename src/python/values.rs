@@ -791,28 +791,10 @@ impl<'a, M: Memory> Reprs<'a, M> {
     /// The live keys of a set's table, in table order (as Python iterates it), at most
     /// [`MAX_ITEMS`].
     fn set_keys(&mut self, object: u64) -> ObjectResult<Vec<u64>> {
-        let objects = self.objects;
-        let layout = objects.layout;
-        let mask = objects.read(object, layout.set.mask)? as u64;
-        if mask >= MAX_SET_MASK || !(mask + 1).is_power_of_two() {
-            return Err(ObjectError::Invalid(format!(
-                "set at {object:#x} has mask {mask:#x}"
-            )));
-        }
-        let table = objects.read(object, layout.set.table)?;
-        let entry_size = u64::from(layout.set.entry_size).max(8);
-        let key_at = layout.set.entry_key as usize;
-        let raw = objects
-            .memory
-            .read_vec(table, ((mask + 1) * entry_size) as usize)?;
         let mut keys = Vec::new();
-        for entry in raw.chunks_exact(entry_size as usize) {
+        for key in super::dicts::set_keys(self.objects, object, MAX_SET_MASK)? {
             if keys.len() as u64 >= MAX_ITEMS {
                 break;
-            }
-            let key = crate::bytes::u64_at(entry, key_at).unwrap_or(0);
-            if key == 0 {
-                continue;
             }
             if let Some(TypeInfo {
                 style: Style::Dummy,

@@ -12,7 +12,9 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::report::{signal_name, CoreKind, FrameReport, LocalKind, Report, ThreadReport, SIGSTOP};
+use crate::report::{
+    file_name, signal_name, CoreKind, FrameReport, LocalKind, Report, ThreadReport, SIGSTOP,
+};
 
 /// `report` with its strings from the core safe to print on a terminal: control characters (a
 /// hostile core could carry escape sequences that retitle the window or write the clipboard)
@@ -356,7 +358,7 @@ pub fn frame_summary(frame: &FrameReport) -> String {
         return format!("{} ({module})", frame.function);
     }
     let function = frame.qualname.as_deref().unwrap_or(&frame.function);
-    let file = frame.file.rsplit('/').next().unwrap_or(&frame.file);
+    let file = file_name(&frame.file);
     match frame.line {
         Some(line) => format!("{function} ({file}:{line})"),
         None => format!("{function} ({file})"),
@@ -440,11 +442,6 @@ pub fn fold_repeats(frames: &[FrameReport]) -> Vec<Shown<'_>> {
 pub fn repeated_line(times: usize) -> String {
     let plural = if times == 1 { "" } else { "s" };
     format!("[Previous line repeated {times} more time{plural}]")
-}
-
-/// The last component of a path as the core recorded it (`libc.so.6`).
-fn file_name(path: &str) -> &str {
-    path.rsplit('/').next().unwrap_or(path)
 }
 
 #[cfg(test)]

@@ -53,7 +53,7 @@ pub fn innermost(task: &TaskReport) -> String {
         return String::new();
     };
     let function = frame.qualname.as_deref().unwrap_or(&frame.function);
-    let file = frame.file.rsplit('/').next().unwrap_or(&frame.file);
+    let file = crate::report::file_name(&frame.file);
     match frame.line {
         Some(line) => format!("{function} ({file}:{line})"),
         None => format!("{function} ({file})"),

@@ -15,6 +15,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::binaries::{LoadedImage, PythonBinaries};
+/// The last component of a path as the core recorded it (`libc.so.6`): for the renderers.
+pub(crate) use crate::binary::display_name as file_name;
 use crate::core::signal;
 use crate::core::{CoreFile, Registers, SignalInfo, ThreadStatus};
 use crate::error::Error;

@@ -7,7 +7,7 @@
 //! line each; with no Python frame there, the crash site's function and module file name
 //! instead. The recipe is fixed for `sig1`: a change makes `sig2`.
 
-use super::{FrameKind, Report};
+use super::{file_name, FrameKind, Report};
 
 /// How many of the innermost Python frames make the signature.
 const FRAMES: usize = 5;
@@ -57,10 +57,6 @@ fn normalised(path: &str) -> &str {
         }
     }
     file_name(path)
-}
-
-fn file_name(path: &str) -> &str {
-    path.rsplit('/').next().unwrap_or(path)
 }
 
 #[cfg(test)]
