@@ -198,13 +198,14 @@ impl<'a, M: Memory> Reprs<'a, M> {
 
     /// The type name and repr of the object at `object`.
     pub fn value(&mut self, object: u64) -> Value {
-        let type_name = self.type_info(object).map(|info| info.name);
+        let info = self.type_info(object);
+        let type_name = info.as_ref().map(|info| Arc::clone(&info.name));
         let mut out = Out {
             text: String::new(),
             chars: 0,
         };
         let mut active = Vec::new();
-        self.write(object, &mut out, &mut active);
+        self.write_typed(object, info, &mut out, &mut active);
         Value {
             type_name,
             repr: out.finish(),
@@ -482,6 +483,21 @@ impl<'a, M: Memory> Reprs<'a, M> {
         if out.full() {
             return;
         }
+        let info = self.type_info(object);
+        self.write_typed(object, info, out, active);
+    }
+
+    /// [`Self::write`] of an object whose type was looked up already.
+    fn write_typed(
+        &mut self,
+        object: u64,
+        info: Option<TypeInfo>,
+        out: &mut Out,
+        active: &mut Vec<u64>,
+    ) {
+        if out.full() {
+            return;
+        }
         if active.len() > MAX_NESTING {
             out.push("...");
             return;
@@ -491,7 +507,7 @@ impl<'a, M: Memory> Reprs<'a, M> {
             out.push("<not read: too many objects>");
             return;
         }
-        let Some(info) = self.type_info(object) else {
+        let Some(info) = info else {
             out.push(&format!("<unreadable at {object:#x}>"));
             return;
         };

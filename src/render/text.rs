@@ -7,6 +7,7 @@ use std::io::{self, Write};
 
 use anstyle::{AnsiColor, Style};
 
+use super::LocalLine;
 use crate::report::{CoreKind, Report, Shape, ThreadReport};
 
 /// The styles of the text output; all empty (nothing written) when colour is off, so that
@@ -190,6 +191,13 @@ fn write_header(report: &Report, palette: Palette, out: &mut impl Write) -> io::
     Ok(())
 }
 
+/// `pieces` one after the other.
+fn put(out: &mut impl Write, pieces: &[&str]) -> io::Result<()> {
+    pieces
+        .iter()
+        .try_for_each(|piece| out.write_all(piece.as_bytes()))
+}
+
 fn write_thread(
     report: &Report,
     thread: &ThreadReport,
@@ -244,6 +252,9 @@ fn write_thread(
     // that runs them (as PyStack does), innermost first.
     let grouped = report.interpreter_count() > 1;
     let indent = if grouped { "    " } else { "  " };
+    let codes = |style: Style| (style.render().to_string(), style.render_reset().to_string());
+    let ((fn_on, fn_off), (dim_on, dim_off), (crash_on, crash_off)) =
+        (codes(fn_style), codes(dim), codes(crash));
     let mut current_group = None;
     for shown in super::fold_repeats(&thread.frames) {
         let frame = match shown {
@@ -262,27 +273,27 @@ fn write_thread(
             writeln!(out, "{indent}{dim}{native}{dim:#}")?;
             continue;
         }
+        // Written in pieces, not through `format_args!`: with `--locals` a deep recursion is
+        // 500,000 lines, and the formatting machinery was a quarter of its run.
         let function = frame.qualname.as_deref().unwrap_or(&frame.function);
-        match frame.line {
-            Some(line) => writeln!(
-                out,
-                "{indent}File \"{}\", line {line}, in {fn_style}{function}{fn_style:#}",
-                frame.file
-            )?,
-            None => writeln!(
-                out,
-                "{indent}File \"{}\", in {fn_style}{function}{fn_style:#}",
-                frame.file
-            )?,
+        put(out, &[indent, "File \"", &frame.file, "\""])?;
+        if let Some(line) = frame.line {
+            write!(out, ", line {line}")?;
         }
+        put(out, &[", in ", &fn_on, function, &fn_off, "\n"])?;
         if let Some(source) = &frame.source {
-            writeln!(out, "{indent}  {dim}{source}{dim:#}")?;
+            put(out, &[indent, "  ", &dim_on, source, &dim_off, "\n"])?;
             if let Some(markers) = &frame.markers {
-                writeln!(out, "{indent}  {crash}{markers}{crash:#}")?;
+                put(out, &[indent, "  ", &crash_on, markers, &crash_off, "\n"])?;
             }
         }
         for line in super::locals_lines(frame) {
-            writeln!(out, "{indent}    {line}")?;
+            match line {
+                LocalLine::Heading(heading) => put(out, &[indent, "    ", heading, "\n"])?,
+                LocalLine::Variable(name, repr) => {
+                    put(out, &[indent, "      ", name, ": ", repr, "\n"])?;
+                }
+            }
         }
     }
     for warning in &thread.warnings {
