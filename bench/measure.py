@@ -34,6 +34,7 @@ import datetime
 import json
 import os
 import platform
+import random
 import re
 import signal
 import statistics
@@ -676,46 +677,48 @@ def main():
 
     raw = {(t, m, c["label"]): [] for t in TOOLS for m in MODES for c in cores}
     for i in range(1, args.runs + 1):
-        for c in cores:
+        # Each round in its own order (seeded): whichever run follows another tool's, or comes
+        # first on a core, starts with colder CPU caches (~0.5 ms here); no tool may always be
+        # the one that pays it.
+        order = [(c, mode, tool) for c in cores for mode in modes for tool in tools
+                 if mode in TOOL_MODES[tool]]
+        random.Random(i).shuffle(order)
+        for c, mode, tool in order:
             expect = {"threads": c["threads"] + 1, "leaf": c["threads"],
                       "recurse": c["threads"] * c["depth"]}
-            for mode in modes:
-                for tool in tools:
-                    if mode not in TOOL_MODES[tool]:
-                        continue
-                    stem = os.path.join(outdir, "%s.%s.%s.%d" % (tool, mode, c["label"], i))
-                    argv = tool_argv(tool, mode, c["path"], args)
-                    rc, wall, rss, cpu = run_timed(argv, stem + ".out", stem + ".err", stem + ".time", args.timeout)
-                    with open(stem + ".out", "rb") as f:
-                        text = f.read().decode("utf-8", "replace")
-                    with open(stem + ".err", "rb") as f:
-                        err = ANSI.sub("", f.read().decode("utf-8", "replace"))
-                    counts = analyse_output(tool, text)
+            stem = os.path.join(outdir, "%s.%s.%s.%d" % (tool, mode, c["label"], i))
+            argv = tool_argv(tool, mode, c["path"], args)
+            rc, wall, rss, cpu = run_timed(argv, stem + ".out", stem + ".err", stem + ".time", args.timeout)
+            with open(stem + ".out", "rb") as f:
+                text = f.read().decode("utf-8", "replace")
+            with open(stem + ".err", "rb") as f:
+                err = ANSI.sub("", f.read().decode("utf-8", "replace"))
+            counts = analyse_output(tool, text)
+            ok, reason = verdict(counts, rc, expect, tool, mode)
+            if (tool == "pycore" and rc == 0 and not ok and counts["leaf"] == expect["leaf"]
+                    and counts["recurse"] == expect["recurse"] and counts["main_wait"] >= 1
+                    and counts["threads"] != expect["threads"]):
+                # Frames are all there but the text format's thread headers were not
+                # recognised: count threads from an (untimed) --json run instead.
+                j = subprocess.run(argv + ["--json"], capture_output=True, text=True, timeout=args.timeout)
+                n = json_threads(j.stdout) if j.returncode == 0 else None
+                if n is not None:
+                    counts["threads"] = n
                     ok, reason = verdict(counts, rc, expect, tool, mode)
-                    if (tool == "pycore" and rc == 0 and not ok and counts["leaf"] == expect["leaf"]
-                            and counts["recurse"] == expect["recurse"] and counts["main_wait"] >= 1
-                            and counts["threads"] != expect["threads"]):
-                        # Frames are all there but the text format's thread headers were not
-                        # recognised: count threads from an (untimed) --json run instead.
-                        j = subprocess.run(argv + ["--json"], capture_output=True, text=True, timeout=args.timeout)
-                        n = json_threads(j.stdout) if j.returncode == 0 else None
-                        if n is not None:
-                            counts["threads"] = n
-                            ok, reason = verdict(counts, rc, expect, tool, mode)
-                    err_line = ""
-                    if not ok:
-                        lines = [l.strip() for l in err.splitlines() if l.strip()]
-                        err_line = next((l for l in lines if re.search(r"error|fail|panic", l, re.I)),
-                                        lines[0] if lines else "")
-                    rec = {"i": i, "rc": rc, "wall": wall, "rss": rss, "cpu": cpu, "counts": counts,
-                           "ok": ok, "reason": reason, "stderr": err_line}
-                    raw[(tool, mode, c["label"])].append(rec)
-                    print("run %d %-7s %-10s %-6s rc=%-4s wall=%-7s rss=%-8s threads=%-3d leaf=%-3d "
-                          "recurse=%-5d unwound=%-3d eval=%-3d %s"
-                          % (i, tool, mode, c["label"], rc, "%.2fs" % wall if wall is not None else "-",
-                             "%.0fMiB" % mib(rss) if rss is not None else "-", counts["threads"],
-                             counts["leaf"], counts["recurse"], counts["native"], counts["eval"], reason),
-                          flush=True)
+            err_line = ""
+            if not ok:
+                lines = [l.strip() for l in err.splitlines() if l.strip()]
+                err_line = next((l for l in lines if re.search(r"error|fail|panic", l, re.I)),
+                                lines[0] if lines else "")
+            rec = {"i": i, "rc": rc, "wall": wall, "rss": rss, "cpu": cpu, "counts": counts,
+                   "ok": ok, "reason": reason, "stderr": err_line}
+            raw[(tool, mode, c["label"])].append(rec)
+            print("run %d %-7s %-10s %-6s rc=%-4s wall=%-7s rss=%-8s threads=%-3d leaf=%-3d "
+                  "recurse=%-5d unwound=%-3d eval=%-3d %s"
+                  % (i, tool, mode, c["label"], rc, "%.2fs" % wall if wall is not None else "-",
+                     "%.0fMiB" % mib(rss) if rss is not None else "-", counts["threads"],
+                     counts["leaf"], counts["recurse"], counts["native"], counts["eval"], reason),
+                  flush=True)
 
     results = {}
     for key, runs in raw.items():

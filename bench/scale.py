@@ -33,6 +33,7 @@ import argparse
 import datetime
 import json
 import os
+import random
 import re
 import sys
 
@@ -266,7 +267,11 @@ def main():
 
     raw = {key: [] for key, _, _, _ in jobs}
     for i in range(1, args.runs + 1):
-        for key, argv, exp, docs in jobs:
+        # Each round in its own order (seeded), as bench/measure.py does: the run that comes
+        # first on a core, or after another tool, starts with colder CPU caches.
+        order = list(jobs)
+        random.Random(i).shuffle(order)
+        for key, argv, exp, docs in order:
             tool, mode, label = key
             stem = os.path.join(outdir, "%s.%s.%s.%d" % (tool, mode.replace(" ", "_"), label, i))
             load0 = loadavg()
