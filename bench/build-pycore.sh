@@ -20,8 +20,9 @@ case "${PYCORE_BENCH_BUILD:-static}" in
         build=(cargo build --release --quiet) ;;
     *) echo "build-pycore: PYCORE_BENCH_BUILD must be static or release" >&2; exit 2 ;;
 esac
-if [[ "${PYCORE_BENCH_NO_BUILD:-0}" != 1 ]]; then
-    (cd "$repo" && "${build[@]}" >&2) ||
-        echo "build-pycore: warning: ${build[*]} failed; pycore will be reported as failed" >&2
+if [[ "${PYCORE_BENCH_NO_BUILD:-0}" != 1 ]] && ! (cd "$repo" && "${build[@]}" >&2); then
+    # Not the binary of an earlier build: a path that does not exist, so every run fails.
+    echo "build-pycore: warning: ${build[*]} failed; pycore will be reported as failed" >&2
+    binary=$binary.build-failed
 fi
 echo "$binary"

@@ -195,6 +195,8 @@ def verdict(counts, rc, expect, tool="pycore", mode="default"):
     """(ok, reason) for one run."""
     if rc is None:
         return False, "timed out"
+    if rc == LAUNCHER_FAILED:
+        return False, "bench/runstat.c failed to measure the run"
     if rc < 0:
         return False, "killed by signal %d" % -rc
     if rc != 0:
@@ -226,6 +228,8 @@ def verdict(counts, rc, expect, tool="pycore", mode="default"):
 
 
 _LAUNCHER = {}
+# run_timed's exit code when bench/runstat.c could not measure the run (it is no tool's).
+LAUNCHER_FAILED = 1000
 
 
 def launcher(directory):
@@ -250,6 +254,10 @@ def run_timed(argv, out_path, err_path, time_path, timeout):
     rc is None on timeout, negative for a signal.
     """
     cmd = [launcher(os.path.dirname(os.path.abspath(time_path))), time_path] + list(argv)
+    try:
+        os.remove(time_path)  # an earlier invocation's report must not stand in for this one
+    except FileNotFoundError:
+        pass
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, start_new_session=True)
@@ -277,8 +285,9 @@ def run_timed(argv, out_path, err_path, time_path, timeout):
     except OSError:
         tinfo = ""
     m = re.search(r"^BENCHTIME (\S+) (\S+) (\S+) (\d+) (-?\d+)", tinfo, re.M)
-    if not m:
-        return 127, outer_wall, None, None
+    if proc.returncode != 0 or not m:
+        # The launcher itself failed (fork, wait4, its report file): no figure of the tool.
+        return LAUNCHER_FAILED, outer_wall, None, None
     wall, user, system = float(m.group(1)), float(m.group(2)), float(m.group(3))
     return int(m.group(5)), wall, int(m.group(4)), user + system
 

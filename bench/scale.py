@@ -141,6 +141,8 @@ def expected(threads, frames):
 def verdict(counts, rc, expect, tool, mode, docs=None):
     if rc is None:
         return False, "timed out"
+    if rc == measure.LAUNCHER_FAILED:
+        return False, "bench/runstat.c failed to measure the run"
     if rc < 0:
         return False, "killed by signal %d" % -rc
     if rc != 0:

@@ -7,7 +7,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::core::{CoreFile, Segment};
+use crate::core::CoreFile;
 use crate::input::MappedFile;
 use crate::memory::{Memory, Unreadable};
 
@@ -136,9 +136,16 @@ impl<'c> AddressSpace<'c> {
     fn read_from_core(&self, addr: u64, buf: &mut [u8]) -> CoreRead {
         let segments = &self.core.segments;
         let last = self.last_segment.get();
-        let segment = match segments.get(last) {
-            Some(segment) if segment.vaddr <= addr && addr < segment.end() => segment,
-            _ => match find_segment(segments, addr) {
+        // The memo answers only where the search would give the same segment (a hostile core
+        // may have overlapping segments: the search takes the last that starts at or below).
+        let memo = segments.get(last).filter(|s| {
+            s.vaddr <= addr
+                && addr < s.end()
+                && segments.get(last + 1).is_none_or(|next| next.vaddr > addr)
+        });
+        let segment = match memo {
+            Some(segment) => segment,
+            None => match self.core.segment_index(addr) {
                 Some(index) => {
                     self.last_segment.set(index);
                     &segments[index]
@@ -201,12 +208,4 @@ impl Memory for AddressSpace<'_> {
     fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), Unreadable> {
         self.read_with(addr, buf, true)
     }
-}
-
-/// The index of the segment holding `addr` (`segments` sorted by address).
-fn find_segment(segments: &[Segment], addr: u64) -> Option<usize> {
-    let index = segments
-        .partition_point(|s| s.vaddr <= addr)
-        .checked_sub(1)?;
-    (addr < segments.get(index)?.end()).then_some(index)
 }

@@ -272,14 +272,18 @@ impl PythonBinaries {
 impl PythonBinaries {
     /// Run-time address of a symbol of libpython or the executable.
     pub fn symbol_address(&self, name: &str) -> Option<u64> {
-        self.images()
-            .find_map(|loaded| Some(loaded.image.symbol(name)?.wrapping_add(loaded.bias)))
+        self.run_time(|image| image.symbol(name))
     }
 
     /// Run-time address of a symbol of Python's C API ([`ElfImage::api_symbol`]).
     pub fn api_symbol_address(&self, name: &str) -> Option<u64> {
+        self.run_time(|image| image.api_symbol(name))
+    }
+
+    /// The first image's link-time answer, moved to where the image was loaded.
+    fn run_time(&self, find: impl Fn(&ElfImage) -> Option<u64>) -> Option<u64> {
         self.images()
-            .find_map(|loaded| Some(loaded.image.api_symbol(name)?.wrapping_add(loaded.bias)))
+            .find_map(|loaded| Some(find(&loaded.image)?.wrapping_add(loaded.bias)))
     }
 
     /// The file names the core recorded for the images (`libpython3.13t.so.1.0`), libpython

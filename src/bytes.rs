@@ -49,9 +49,11 @@ mod tests {
     }
 }
 
-/// A hasher for addresses (u64 keys of the walkers' seen-sets and caches): one multiply, where
-/// the standard SipHash costs a fifth of a deep recursion's walk. Addresses come from the core,
-/// so a hostile one could make collisions: the sets stay bounded by the walks' own limits.
+/// A hasher for addresses (u64 keys of the walkers' seen-sets and caches): one folded multiply,
+/// where the standard SipHash costs a fifth of a deep recursion's walk. The folding matters:
+/// hashbrown picks the bucket from the low bits, and the low bits of a plain product depend
+/// only on the key's low bits, so keys from a hostile core that differ only in their high bits
+/// (`i << 32`) would share one probe chain.
 #[derive(Default, Clone, Copy)]
 pub struct AddressHasher(u64);
 
@@ -62,13 +64,14 @@ impl std::hash::Hasher for AddressHasher {
 
     fn write(&mut self, bytes: &[u8]) {
         for &byte in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(byte)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            self.write_u64(u64::from(byte));
         }
     }
 
     fn write_u64(&mut self, value: u64) {
-        // Fibonacci hashing: the high bits, which hashbrown uses, depend on every bit.
-        self.0 = (self.0 ^ value).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        // The 128-bit product folded: both halves of the result depend on every bit of the key.
+        let product = u128::from(self.0 ^ value) * 0x9e37_79b9_7f4a_7c15;
+        self.0 = (product as u64) ^ ((product >> 64) as u64);
     }
 }
 

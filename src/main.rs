@@ -227,16 +227,18 @@ fn analyze(args: AnalyzeArgs) -> ExitCode {
             return ExitCode::from(EXIT_OUTPUT_ERROR);
         }
     }
-    if let Some(error) = &report.error {
-        // What the core says was printed; the Python part failed, as the exit code says.
-        eprintln!("pycore: {}", terminal_safe(error.message.clone()));
-        return ExitCode::from(u8::try_from(error.code).unwrap_or(EXIT_INTERNAL_ERROR));
-    }
-    let code = ExitCode::from(u8::try_from(report.exit_code()).unwrap_or(EXIT_INTERNAL_ERROR));
+    let code = match &report.error {
+        Some(error) => {
+            // What the core says was printed; the Python part failed, as the exit code says.
+            eprintln!("pycore: {}", terminal_safe(error.message.clone()));
+            u8::try_from(error.code).unwrap_or(EXIT_INTERNAL_ERROR)
+        }
+        None => u8::try_from(report.exit_code()).unwrap_or(EXIT_INTERNAL_ERROR),
+    };
     // The process ends here: freeing a report of 100,000 frames one by one costs more than
     // the kernel's taking the whole heap back.
     std::mem::forget(report);
-    code
+    ExitCode::from(code)
 }
 
 /// Several cores, or a directory: analysed in parallel, one line each.
@@ -353,7 +355,7 @@ fn write_report(report: &pycore::Report, format: Format, color: ColorWhen) -> an
         Format::Markdown => pycore::render::markdown::write(report, &mut out),
     }
     .and_then(|()| out.flush())
-    .context("cannot write the report to standard output")
+    .context("cannot render the report to standard output")
 }
 
 /// A message that may quote paths from the core, with control characters made visible.

@@ -232,9 +232,17 @@ impl CoreFile {
     /// The whole core file's bytes.
     /// The segment whose address range holds `address` (e.g. a thread's stack, from its SP).
     pub fn segment_containing(&self, address: u64) -> Option<&Segment> {
-        let after = self.segments.partition_point(|s| s.vaddr <= address);
-        let segment = self.segments.get(after.checked_sub(1)?)?;
-        (address < segment.end()).then_some(segment)
+        self.segments.get(self.segment_index(address)?)
+    }
+
+    /// The index in `segments` of the segment holding `address`: the last one starting at or
+    /// below it (segments are sorted by address), if it reaches that far.
+    pub fn segment_index(&self, address: u64) -> Option<usize> {
+        let index = self
+            .segments
+            .partition_point(|s| s.vaddr <= address)
+            .checked_sub(1)?;
+        (address < self.segments.get(index)?.end()).then_some(index)
     }
 
     pub fn bytes(&self) -> &[u8] {

@@ -108,7 +108,8 @@ impl SymbolTable {
             .take(MAX_SYMBOLS)
     }
 
-    /// A symbol's name, without its NUL (empty when it points outside its string table).
+    /// A symbol's name, without its NUL (empty when it points outside its string table or has
+    /// no NUL there).
     fn name_of<'f>(&self, symbol: &Symbol, files: Files<'f>) -> &'f [u8] {
         let file = usize::from(symbol.file);
         let (Some(table), Some(image)) = (self.tables[file], files[file]) else {
@@ -119,7 +120,8 @@ impl SymbolTable {
             .bytes()
             .get(offset..)
             .and_then(|b| b.get(..len)?.get(symbol.name as usize..))
-            .map_or(&[][..], |n| n.split(|&b| b == 0).next().unwrap_or(n))
+            .and_then(|n| n.get(..n.iter().position(|&b| b == 0)?))
+            .unwrap_or_default()
     }
 
     /// The function containing link-time `address`: its raw name and start. A symbol with a
@@ -149,8 +151,10 @@ impl SymbolTable {
     fn scan(&self, address: u64, files: Files<'_>) -> Option<Symbol> {
         let mut start = None;
         let (mut any, mut sized): (Option<Symbol>, Option<Symbol>) = (None, None);
+        // Of equal names (one symbol twice with other sizes) the later in file order, as the
+        // stable sort of `search` leaves it last.
         let later = |kept: Option<Symbol>, s: Symbol| match kept {
-            Some(k) if self.name_of(&k, files) >= self.name_of(&s, files) => Some(k),
+            Some(k) if self.name_of(&k, files) > self.name_of(&s, files) => Some(k),
             _ => Some(s),
         };
         for symbol in self.symbols(files) {
@@ -173,8 +177,9 @@ impl SymbolTable {
     fn search(&self, address: u64, files: Files<'_>) -> Option<Symbol> {
         let symbols = self.sorted.get_or_init(|| {
             let mut symbols: Vec<Symbol> = self.symbols(files).collect();
-            // Aliases at one address in name order; the search takes the last one.
-            symbols.sort_unstable_by(|a, b| {
+            // Aliases at one address in name order (stable: equal names stay in file order);
+            // the search takes the last one.
+            symbols.sort_by(|a, b| {
                 a.addr
                     .cmp(&b.addr)
                     .then_with(|| self.name_of(a, files).cmp(self.name_of(b, files)))

@@ -51,19 +51,21 @@ impl<'a, S: SymbolSource> RecordingSymbols<'a, S> {
             answers: RefCell::new(BTreeMap::new()),
         }
     }
+
+    /// Keep the answer for `name`, and give it.
+    fn record(&self, name: &str, address: Option<u64>) -> Option<u64> {
+        self.answers.borrow_mut().insert(name.to_string(), address);
+        address
+    }
 }
 
 impl<S: SymbolSource> SymbolSource for RecordingSymbols<'_, S> {
     fn symbol(&self, name: &str) -> Option<u64> {
-        let address = self.inner.symbol(name);
-        self.answers.borrow_mut().insert(name.to_string(), address);
-        address
+        self.record(name, self.inner.symbol(name))
     }
 
     fn api_symbol(&self, name: &str) -> Option<u64> {
-        let address = self.inner.api_symbol(name);
-        self.answers.borrow_mut().insert(name.to_string(), address);
-        address
+        self.record(name, self.inner.api_symbol(name))
     }
 
     fn version_hint(&self) -> Option<PythonVersion> {

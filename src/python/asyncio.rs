@@ -313,9 +313,11 @@ impl<'a, M: Memory> Reader<'_, 'a, M> {
     /// The live keys of a set's table (dummies are no tasks, and are dropped later).
     fn set_keys(&self, set: u64) -> ObjectResult<Vec<u64>> {
         let objects = self.objects;
-        let keys = super::dicts::set_keys(objects, set, MAX_SET_MASK)?;
+        let (size, keys) = super::dicts::set_keys(objects, set, MAX_SET_MASK)?;
+        // Against the table's size, not the keys found: a set caught while adding counts the
+        // key before it writes it.
         let used = objects.read(set, objects.layout.set.used)?;
-        if used < 0 || used as usize > keys.len() {
+        if used < 0 || used as u64 > size {
             return Err(ObjectError::Invalid(format!(
                 "set at {set:#x} claims {used} entries"
             )));

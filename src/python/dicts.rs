@@ -16,14 +16,15 @@ use crate::memory::Memory;
 const TPFLAGS_MANAGED_DICT: u64 = 1 << 4;
 const TPFLAGS_INLINE_VALUES: u64 = 1 << 2;
 
-/// The keys of a set's hash table (Objects/setobject.c: `mask + 1` entries of hash and key),
-/// in table order (as Python iterates it): every non-empty slot, the `<dummy>` key of deleted
-/// ones too (callers that print keys tell it by its type). `max_mask` bounds the table.
+/// The table's size and the keys of a set's hash table (Objects/setobject.c: `mask + 1`
+/// entries of hash and key), in table order (as Python iterates it): every non-empty slot, the
+/// `<dummy>` key of deleted ones too (callers that print keys tell it by its type). `max_mask`
+/// bounds the table.
 pub fn set_keys<M: Memory>(
     objects: &Objects<'_, M>,
     set: u64,
     max_mask: u64,
-) -> ObjectResult<Vec<u64>> {
+) -> ObjectResult<(u64, Vec<u64>)> {
     let layout = objects.layout;
     let mask = objects.read(set, layout.set.mask)? as u64;
     if mask >= max_mask || !(mask + 1).is_power_of_two() {
@@ -37,11 +38,12 @@ pub fn set_keys<M: Memory>(
     let raw = objects
         .memory
         .read_vec(table, ((mask + 1) * entry_size) as usize)?;
-    Ok(raw
+    let keys = raw
         .chunks_exact(entry_size as usize)
         .filter_map(|entry| crate::bytes::u64_at(entry, key_at))
         .filter(|&key| key != 0)
-        .collect())
+        .collect();
+    Ok((mask + 1, keys))
 }
 
 /// The `(key, value)` object pointers of a dict, in insertion order, skipping deleted slots.

@@ -96,8 +96,14 @@ pub struct FrameWalker<'a, M: Memory> {
     /// Reads each frame's variables, when asked to.
     locals: Option<LocalsReader<'a, M>>,
     /// The last place decoded: (code object's info, position) → (line, columns). A recursion
-    /// repeats one place; its line table is decoded once.
-    last_place: Option<((usize, FramePosition), Option<u32>, linetable::Position)>,
+    /// repeats one place; its line table is decoded once. The memo holds the info, so no
+    /// other info can take its address while it is compared against.
+    last_place: Option<(
+        Arc<CodeInfo>,
+        FramePosition,
+        Option<u32>,
+        linetable::Position,
+    )>,
 }
 
 impl<'a, M: Memory> FrameWalker<'a, M> {
@@ -487,19 +493,19 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
         Ok(Some(table))
     }
 
-    fn frame_at(&mut self, code: &CodeInfo, position: FramePosition) -> Frame {
-        // Each frame copies its code object's names into the report: count them against the
-        // same budget, so that many frames of one huge-named code object cannot multiply it.
+    fn frame_at(&mut self, code: &Arc<CodeInfo>, position: FramePosition) -> Frame {
+        // Each frame shares its code object's names, but every format prints them once per
+        // frame: count them against the same budget, so that many frames of one huge-named
+        // code object cannot multiply the output.
         self.decoded_bytes +=
             code.name.len() + code.file.len() + code.qualname.as_ref().map_or(0, |q| q.len());
-        // The info lives in `codes` as long as the walker (placeholders, the only ones that do
-        // not, all decode alike), so its address names it.
-        let key = (std::ptr::from_ref(code) as usize, position);
-        let (line, exact) = match self.last_place {
-            Some((place, line, exact)) if place == key => (line, exact),
+        let (line, exact) = match &self.last_place {
+            Some((info, at, line, exact)) if Arc::ptr_eq(info, code) && *at == position => {
+                (*line, *exact)
+            }
             _ => {
                 let (line, exact) = self.place(code, position);
-                self.last_place = Some((key, line, exact));
+                self.last_place = Some((Arc::clone(code), position, line, exact));
                 (line, exact)
             }
         };

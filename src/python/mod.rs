@@ -178,12 +178,12 @@ fn inspect_with(
     warnings.extend(list_warnings);
     let main_interpreter = main_interpreter(&objects, roots, &states);
 
-    // gcmodule.c's static `collecting` (≤3.6), asked only where the layout has no field for it:
-    // a miss indexes the whole `.symtab`.
-    let static_gc_flag = (layout.interp.gc_collecting.is_none()
-        && layout.runtime.gc_collecting.is_none())
-    .then(|| symbols.symbol("collecting"))
-    .flatten();
+    // gcmodule.c's static `collecting` exists where the interpreter has no `_PyRuntime` (2.7,
+    // 3.6); from 3.7 the flag is a field, or unknown. Asked only there: a miss indexes the
+    // whole `.symtab`.
+    let static_gc_flag = matches!(roots, Roots::Globals { .. })
+        .then(|| symbols.symbol("collecting"))
+        .flatten();
     let mut interpreter_info: HashMap<u64, InterpreterFacts> = HashMap::new();
     let mut walker = frames::FrameWalker::new(&objects, locals);
     let mut threads = Vec::with_capacity(states.len());

@@ -175,18 +175,30 @@ impl<M: Memory> Objects<'_, M> {
                 return self.read(object, ival);
             }
         }
-        let (digits, negative) = self.long_size(object)?;
-        if digits > 3 {
+        let Some((negative, magnitude)) = self.small_long(object, 3)? else {
             return invalid(format!("int at {object:#x} does not fit in 64 bits"));
-        }
-        let base = object.wrapping_add(u64::from(self.layout.long.digits));
-        let mut value: i128 = 0;
-        for index in (0..digits).rev() {
-            let digit = self.memory.read_u32(base.wrapping_add(index * 4))? & 0x3fff_ffff;
-            value = (value << 30) | i128::from(digit);
-        }
+        };
+        let value = i128::try_from(magnitude).unwrap_or(i128::MAX);
         let value = if negative { -value } else { value };
         i64::try_from(value).or_else(|_| invalid(format!("int at {object:#x} is too large")))
+    }
+
+    /// An `int` of at most `max_digits` (≤ 4) 30-bit digits: its sign and magnitude; `None`
+    /// for a longer one.
+    pub fn small_long(&self, object: u64, max_digits: u64) -> ObjectResult<Option<(bool, u128)>> {
+        let (count, negative) = self.long_size(object)?;
+        if count > max_digits.min(4) {
+            return Ok(None);
+        }
+        let mut raw = [0u8; 16];
+        let digits = object.wrapping_add(u64::from(self.layout.long.digits));
+        // cannot panic: `count` ≤ 4, so at most 16 bytes.
+        self.memory.read(digits, &mut raw[..(count * 4) as usize])?;
+        let magnitude = raw.chunks_exact(4).rev().fold(0u128, |value, digit| {
+            let digit = u32::from_le_bytes([digit[0], digit[1], digit[2], digit[3]]) & 0x3fff_ffff;
+            (value << 30) | u128::from(digit)
+        });
+        Ok(Some((negative, magnitude)))
     }
 }
 

@@ -480,11 +480,10 @@ impl<'a, M: Memory> Reprs<'a, M> {
     }
 
     fn write(&mut self, object: u64, out: &mut Out, active: &mut Vec<u64>) {
-        if out.full() {
-            return;
+        if self.admit(out, active) {
+            let info = self.type_info(object);
+            self.write_admitted(object, info, out, active);
         }
-        let info = self.type_info(object);
-        self.write_typed(object, info, out, active);
     }
 
     /// [`Self::write`] of an object whose type was looked up already.
@@ -495,18 +494,36 @@ impl<'a, M: Memory> Reprs<'a, M> {
         out: &mut Out,
         active: &mut Vec<u64>,
     ) {
+        if self.admit(out, active) {
+            self.write_admitted(object, info, out, active);
+        }
+    }
+
+    /// Whether one more object may be written (its type not read yet): the repr has room, the
+    /// nesting and the visits are within their bounds; else what is written instead.
+    fn admit(&mut self, out: &mut Out, active: &[u64]) -> bool {
         if out.full() {
-            return;
+            return false;
         }
         if active.len() > MAX_NESTING {
             out.push("...");
-            return;
+            return false;
         }
         self.visits += 1;
         if self.visits > MAX_TOTAL_VISITS {
             out.push("<not read: too many objects>");
-            return;
+            return false;
         }
+        true
+    }
+
+    fn write_admitted(
+        &mut self,
+        object: u64,
+        info: Option<TypeInfo>,
+        out: &mut Out,
+        active: &mut Vec<u64>,
+    ) {
         let Some(info) = info else {
             out.push(&format!("<unreadable at {object:#x}>"));
             return;
@@ -554,34 +571,30 @@ impl<'a, M: Memory> Reprs<'a, M> {
                 let ival = objects.read_some(object, layout.int.ob_ival, "PyIntObject")?;
                 out.push(&ival.to_string());
             }
-            Kind::Long if !python2 => {
-                // Nearly every int has at most two digits (|n| < 2**60): no big numbers then.
-                if let Some((negative, value)) = self.small_long(object)? {
-                    if negative {
-                        out.push("-");
-                    }
-                    let mut buffer = [0u8; 20];
-                    out.push(u64_decimal(value, &mut buffer));
-                } else {
-                    let (negative, digits) = self.long_digits(object)?;
-                    if negative {
-                        out.push("-");
-                    }
-                    out.push(&digits_to_decimal(&digits));
-                }
-            }
             Kind::Long => {
-                let (negative, digits) = self.long_digits(object)?;
-                let mut text = if negative {
-                    "-".to_string()
-                } else {
-                    String::new()
-                };
-                text.push_str(&digits_to_decimal(&digits));
-                if python2 {
-                    text.push('L');
+                // Nearly every int has at most two digits (|n| < 2**60): no big numbers then.
+                match objects.small_long(object, 2)? {
+                    Some((negative, magnitude)) => {
+                        if negative {
+                            out.push("-");
+                        }
+                        let mut buffer = [0u8; 20];
+                        out.push(u64_decimal(
+                            u64::try_from(magnitude).unwrap_or(u64::MAX),
+                            &mut buffer,
+                        ));
+                    }
+                    None => {
+                        let (negative, digits) = self.long_digits(object)?;
+                        if negative {
+                            out.push("-");
+                        }
+                        out.push(&digits_to_decimal(&digits));
+                    }
                 }
-                out.push(&text);
+                if python2 {
+                    out.push("L");
+                }
             }
             Kind::Float => {
                 let bits = objects.read(object, layout.float.ob_fval)?;
@@ -808,7 +821,7 @@ impl<'a, M: Memory> Reprs<'a, M> {
     /// [`MAX_ITEMS`].
     fn set_keys(&mut self, object: u64) -> ObjectResult<Vec<u64>> {
         let mut keys = Vec::new();
-        for key in super::dicts::set_keys(self.objects, object, MAX_SET_MASK)? {
+        for key in super::dicts::set_keys(self.objects, object, MAX_SET_MASK)?.1 {
             if keys.len() as u64 >= MAX_ITEMS {
                 break;
             }
@@ -822,25 +835,6 @@ impl<'a, M: Memory> Reprs<'a, M> {
             keys.push(key);
         }
         Ok(keys)
-    }
-
-    /// An `int` of at most two 30-bit digits: its sign and magnitude (`None`: more digits).
-    fn small_long(&self, object: u64) -> ObjectResult<Option<(bool, u64)>> {
-        let (count, negative) = self.objects.long_size(object)?;
-        if count > 2 {
-            return Ok(None);
-        }
-        let mut raw = [0u8; 8];
-        let digits = object.wrapping_add(u64::from(self.objects.layout.long.digits));
-        self.objects
-            .memory
-            .read(digits, &mut raw[..(count * 4) as usize])?;
-        let digit = |at: usize| {
-            u64::from(
-                u32::from_le_bytes([raw[at], raw[at + 1], raw[at + 2], raw[at + 3]]) & 0x3fff_ffff,
-            )
-        };
-        Ok(Some((negative, digit(0) | digit(4) << 30)))
     }
 
     /// An `int`'s sign and 30-bit digits, least significant first.
@@ -993,7 +987,6 @@ fn write_str(out: &mut Out, units: &[u32], length: u64, prefix: &str, ascii_only
     out.push_char(quote);
 }
 
-/// Decimal digits of a number given as 30-bit digits, least significant first.
 /// `value` in decimal, written into `buffer` (20 bytes hold every u64).
 fn u64_decimal(mut value: u64, buffer: &mut [u8; 20]) -> &str {
     let mut at = buffer.len();
@@ -1008,6 +1001,7 @@ fn u64_decimal(mut value: u64, buffer: &mut [u8; 20]) -> &str {
     std::str::from_utf8(&buffer[at..]).unwrap_or("?")
 }
 
+/// Decimal digits of a number given as 30-bit digits, least significant first.
 fn digits_to_decimal(digits: &[u32]) -> String {
     const BASE: u64 = 1_000_000_000;
     // Base-10^9 limbs, least significant first.

@@ -7,7 +7,6 @@ use std::io::{self, Write};
 
 use anstyle::{AnsiColor, Style};
 
-use super::LocalLine;
 use crate::report::{CoreKind, Report, Shape, ThreadReport};
 
 /// The styles of the text output; all empty (nothing written) when colour is off, so that
@@ -273,8 +272,8 @@ fn write_thread(
             writeln!(out, "{indent}{dim}{native}{dim:#}")?;
             continue;
         }
-        // Written in pieces, not through `format_args!`: with `--locals` a deep recursion is
-        // 500,000 lines, and the formatting machinery was a quarter of its run.
+        // Written in pieces, not through `format_args!`: with `--locals` on 1,000 threads or
+        // a long stack the formatting machinery was a quarter of the run.
         let function = frame.qualname.as_deref().unwrap_or(&frame.function);
         put(out, &[indent, "File \"", &frame.file, "\""])?;
         if let Some(line) = frame.line {
@@ -288,12 +287,9 @@ fn write_thread(
             }
         }
         for line in super::locals_lines(frame) {
-            match line {
-                LocalLine::Heading(heading) => put(out, &[indent, "    ", heading, "\n"])?,
-                LocalLine::Variable(name, repr) => {
-                    put(out, &[indent, "      ", name, ": ", repr, "\n"])?;
-                }
-            }
+            put(out, &[indent, "    "])?;
+            put(out, &line.pieces())?;
+            put(out, &["\n"])?;
         }
     }
     for warning in &thread.warnings {
