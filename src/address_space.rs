@@ -111,6 +111,7 @@ impl<'c> AddressSpace<'c> {
         let mut done = 0usize;
         while done < buf.len() {
             let at = addr.checked_add(done as u64).ok_or(fail)?;
+            // cannot panic: `done < buf.len()` (the loop's condition).
             let chunk = match self.read_from_core(at, &mut buf[done..]) {
                 CoreRead::Copied(n) => n,
                 // Clean file-backed pages the kernel chose not to dump: the file has them.
@@ -146,11 +147,12 @@ impl<'c> AddressSpace<'c> {
         let segment = match memo {
             Some(segment) => segment,
             None => match self.core.segment_index(addr) {
-                Some(index) => {
+                Some(index) if index < segments.len() => {
                     self.last_segment.set(index);
+                    // cannot panic: the guard checked `index`.
                     &segments[index]
                 }
-                None => return CoreRead::NotDumped,
+                _ => return CoreRead::NotDumped,
             },
         };
         let within = addr - segment.vaddr;
@@ -168,6 +170,7 @@ impl<'c> AddressSpace<'c> {
         if n == 0 {
             return CoreRead::Lost;
         }
+        // cannot panic: `n` is at most both lengths.
         buf[..n].copy_from_slice(&available[..n]);
         CoreRead::Copied(n)
     }
@@ -176,7 +179,7 @@ impl<'c> AddressSpace<'c> {
     fn read_from_file(&self, addr: u64, buf: &mut [u8]) -> Option<usize> {
         let files = &self.core.files;
         let index = files.partition_point(|f| f.start <= addr).checked_sub(1)?;
-        let mapping = &files[index];
+        let mapping = files.get(index)?;
         if addr >= mapping.end {
             return None;
         }
@@ -190,6 +193,7 @@ impl<'c> AddressSpace<'c> {
         if n == 0 {
             return None;
         }
+        // cannot panic: `n` is at most both lengths.
         buf[..n].copy_from_slice(&bytes[..n]);
         Some(n)
     }

@@ -382,9 +382,9 @@ fn tokenize(line: &str) -> Option<Vec<Token<'_>>> {
         if tokens.len() > MAX_TOKENS {
             return None;
         }
-        // cannot panic: `at` is 0, just past an ASCII byte (a space, an operator, a number's
-        // digits, a string's closing quote) or a boundary `find` gave, so a char boundary.
-        let c = line[at..].chars().next()?;
+        // `at` is 0, just past an ASCII byte or a boundary `find` gave: a char boundary, and
+        // any slip ends the tokenising (no markers), never a panic.
+        let c = line.get(at..)?.chars().next()?;
         let start = at;
         if c == ' ' || c == '\t' || c == '\x0c' {
             at += 1;
@@ -394,11 +394,12 @@ fn tokenize(line: &str) -> Option<Vec<Token<'_>>> {
             break;
         }
         let kind = if c == '_' || c.is_alphabetic() {
+            let rest = line.get(start..)?;
             let end = start
-                + line[start..]
+                + rest
                     .find(|c: char| !(c == '_' || c.is_alphanumeric()))
-                    .unwrap_or(line.len() - start);
-            let word = &line[start..end];
+                    .unwrap_or(rest.len());
+            let word = line.get(start..end)?;
             let quote = bytes.get(end).copied();
             if matches!(quote, Some(b'"' | b'\'')) && is_string_prefix(word) {
                 let formatted = word.contains(['f', 'F', 't', 'T']);
@@ -417,13 +418,14 @@ fn tokenize(line: &str) -> Option<Vec<Token<'_>>> {
             at = scan_string(line, at, false)?;
             Kind::Str
         } else {
-            let op = OPERATORS.iter().find(|op| line[at..].starts_with(**op))?;
+            let rest = line.get(at..)?;
+            let op = OPERATORS.iter().find(|op| rest.starts_with(**op))?;
             at += op.len();
             Kind::Op
         };
         tokens.push(Token {
             kind,
-            text: &line[start..at],
+            text: line.get(start..at)?,
             start,
             end: at,
         });
@@ -441,7 +443,9 @@ fn is_string_prefix(word: &str) -> bool {
 
 fn scan_number(line: &str, mut at: usize) -> usize {
     let bytes = line.as_bytes();
-    let hex = line[at..].starts_with("0x") || line[at..].starts_with("0X");
+    let hex = line
+        .get(at..)
+        .is_some_and(|rest| rest.starts_with("0x") || rest.starts_with("0X"));
     while let Some(&b) = bytes.get(at) {
         let exponent_sign = (b == b'+' || b == b'-')
             && !hex

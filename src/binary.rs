@@ -84,8 +84,7 @@ impl Dynamic {
         };
         let string = |at: u64| -> Option<String> {
             let tail = strings.get(usize::try_from(at).ok()?..)?;
-            let end = tail.iter().position(|&b| b == 0)?;
-            Some(String::from_utf8_lossy(&tail[..end]).into_owned())
+            Some(String::from_utf8_lossy(crate::bytes::until_nul(tail)?).into_owned())
         };
         for &(tag, at) in &entries {
             let list = match tag {
@@ -237,7 +236,7 @@ impl ElfImage {
                 let Some(name) = strings.get(name_offset as usize..) else {
                     continue;
                 };
-                let name = &name[..name.iter().position(|&b| b == 0).unwrap_or(name.len())];
+                let name = crate::bytes::up_to_nul(name);
                 let base = name.split(|&b| b == b'.').next().unwrap_or(name);
                 if names.iter().any(|n| n.as_bytes() == base) {
                     ranges.push((value, value.saturating_add(size)));
@@ -324,8 +323,8 @@ impl ElfImage {
                 .filter_map(|i| {
                     let entry = table.offset.checked_add(i.checked_mul(SYM_SIZE)?)?;
                     let name = strings.get(u32_at(bytes, entry)? as usize..)?;
-                    let end = name.iter().position(|&b| b == 0)?;
-                    Some((crate::bytes::fnv1a(&name[..end]), i as u32))
+                    let name = crate::bytes::until_nul(name)?;
+                    Some((crate::bytes::fnv1a(name), i as u32))
                 })
                 .collect();
             index.sort_unstable();
@@ -333,6 +332,7 @@ impl ElfImage {
         });
         let hash = crate::bytes::fnv1a(name.as_bytes());
         let first = index.partition_point(|&(h, _)| h < hash);
+        // cannot panic: `partition_point` is at most the length.
         index[first..]
             .iter()
             .take_while(|&&(h, _)| h == hash)

@@ -24,8 +24,20 @@ pub fn u64_at(data: &[u8], offset: usize) -> Option<u64> {
 /// A NUL-terminated string starting at `offset` within `data` (lossy UTF-8).
 pub fn c_string_at(data: &[u8], offset: usize) -> Option<String> {
     let rest = data.get(offset..)?;
-    let end = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
-    Some(String::from_utf8_lossy(&rest[..end]).into_owned())
+    Some(String::from_utf8_lossy(up_to_nul(rest)).into_owned())
+}
+
+/// `bytes` before their first NUL; `None` when there is none (a string cut off).
+pub fn until_nul(bytes: &[u8]) -> Option<&[u8]> {
+    bytes
+        .split(|&b| b == 0)
+        .next()
+        .filter(|s| s.len() < bytes.len())
+}
+
+/// `bytes` before their first NUL, or all of them when there is none.
+pub fn up_to_nul(bytes: &[u8]) -> &[u8] {
+    bytes.split(|&b| b == 0).next().unwrap_or(bytes)
 }
 
 /// Hex rendering of a build-id or other byte string.

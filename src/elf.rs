@@ -34,6 +34,7 @@ pub enum NotElf64 {
 
 /// The ELF header at the start of `bytes`.
 pub fn header(bytes: &[u8]) -> Result<Header, NotElf64> {
+    // cannot panic: the length is checked (64 bytes) before any index.
     if bytes.len() < 64 || &bytes[..4] != b"\x7fELF" {
         return Err(NotElf64::NoMagic);
     }
@@ -113,10 +114,7 @@ pub fn sections<'b>(bytes: &'b [u8], header: &Header) -> Option<Vec<(&'b str, Se
             .map(|sh| {
                 let name = names
                     .and_then(|names| names.get(sh.sh_name..))
-                    .and_then(|tail| {
-                        let end = tail.iter().position(|&b| b == 0)?;
-                        std::str::from_utf8(&tail[..end]).ok()
-                    })
+                    .and_then(|tail| std::str::from_utf8(crate::bytes::until_nul(tail)?).ok())
                     .unwrap_or("");
                 (name, sh)
             })

@@ -171,6 +171,7 @@ pub fn open(path: &Path, length_of: LengthOf) -> Result<MappedFile> {
     let mut magic = [0u8; 6];
     let got = read_prefix(&mut file, &mut magic).map_err(open_err)?;
     file.seek(SeekFrom::Start(0)).map_err(open_err)?;
+    // cannot panic: `read_prefix` reads at most `magic.len()` bytes.
     let file = match sniff(&magic[..got]) {
         Some(compression) => {
             let total = file.metadata().map_err(open_err)?.len();
@@ -186,6 +187,7 @@ pub fn open(path: &Path, length_of: LengthOf) -> Result<MappedFile> {
 fn stream(mut input: impl Read, total: Option<u64>, length_of: LengthOf) -> io::Result<MappedFile> {
     let mut magic = [0u8; 6];
     let got = read_prefix(&mut input, &mut magic)?;
+    // cannot panic: as above, `got` ≤ `magic.len()`.
     let input = io::Cursor::new(magic[..got].to_vec()).chain(input);
     let file = match sniff(&magic[..got]) {
         Some(compression) => decompress(input, total, compression, length_of)?,
@@ -206,6 +208,7 @@ fn stream(mut input: impl Read, total: Option<u64>, length_of: LengthOf) -> io::
 fn read_prefix(input: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut got = 0;
     while got < buf.len() {
+        // cannot panic: `got < buf.len()` (the loop's condition).
         match input.read(&mut buf[got..]) {
             Ok(0) => break,
             Ok(n) => got += n,
@@ -327,6 +330,7 @@ impl<'a> CappedWriter<'a> {
 impl io::Write for CappedWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         if self.limit.is_none() && self.head.len() < PROBE_BYTES {
+            // cannot panic: `head.len() < PROBE_BYTES` (the `if`), and `min` bounds the slice.
             self.head
                 .extend_from_slice(&buf[..buf.len().min(PROBE_BYTES - self.head.len())]);
             self.limit = (self.length_of)(&self.head);
@@ -338,6 +342,7 @@ impl io::Write for CappedWriter<'_> {
             Some(limit) => limit.saturating_sub(self.written).min(buf.len() as u64) as usize,
             None => buf.len(),
         };
+        // cannot panic: `allowed` is at most `buf.len()`.
         self.out.write_all(&buf[..allowed])?;
         self.written += allowed as u64;
         // Past the end: decode a little further, writing nothing, so that a stream corrupted

@@ -200,6 +200,7 @@ fn analyze(args: AnalyzeArgs) -> ExitCode {
         return analyze_many(&args, format);
     }
     let options = &pycore::Options {
+        // cannot panic: `one_file` means exactly one path.
         core: args.cores[0].clone(),
         ..args.options.clone()
     };

@@ -219,7 +219,7 @@ pub fn parse_file_note(desc: &[u8]) -> Vec<FileMapping> {
         let Some(raw) = desc.get(names_at..) else {
             break;
         };
-        let raw = &raw[..raw.iter().position(|&b| b == 0).unwrap_or(raw.len())];
+        let raw = crate::bytes::up_to_nul(raw);
         // Advance by the raw length: a lossy conversion of a non-UTF-8 path is longer.
         names_at += raw.len() + 1;
         let path = String::from_utf8_lossy(raw).into_owned();

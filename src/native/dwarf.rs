@@ -83,6 +83,7 @@ impl<'m> ModuleDwarf<'m> {
         // Ranges can overlap (a unit's and an inlined copy's): the last one starting at or
         // before the address that still covers it.
         let after = self.ranges.partition_point(|&(begin, _, _)| begin <= svma);
+        // cannot panic: `partition_point` is at most the length.
         self.ranges[..after]
             .iter()
             .rev()

@@ -147,8 +147,7 @@ impl ElfFile {
     /// The `.gnu_debuglink` file name.
     fn debuglink(&self) -> Option<String> {
         let (bytes, _) = self.section(".gnu_debuglink")?;
-        let end = bytes.iter().position(|&b| b == 0)?;
-        let name = std::str::from_utf8(&bytes[..end]).ok()?;
+        let name = std::str::from_utf8(crate::bytes::until_nul(bytes)?).ok()?;
         (!name.is_empty() && !name.contains('/')).then(|| name.to_string())
     }
 }

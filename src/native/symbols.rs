@@ -79,8 +79,9 @@ impl SymbolTable {
     fn symbols<'s>(&'s self, files: Files<'s>) -> impl Iterator<Item = Symbol> + 's {
         (0u8..2)
             .filter_map(move |which| {
-                let table = self.tables[usize::from(which)]?;
-                let bytes = files[usize::from(which)]?.bytes();
+                let which_index = usize::from(which);
+                let table = (*self.tables.get(which_index)?)?;
+                let bytes = (*files.get(which_index)?)?.bytes();
                 Some((0..table.entries.1 / SYM_SIZE).map_while(move |index| {
                     let entry = table.entries.0.checked_add(index * SYM_SIZE)?;
                     Some((
@@ -112,7 +113,8 @@ impl SymbolTable {
     /// no NUL there).
     fn name_of<'f>(&self, symbol: &Symbol, files: Files<'f>) -> &'f [u8] {
         let file = usize::from(symbol.file);
-        let (Some(table), Some(image)) = (self.tables[file], files[file]) else {
+        let (Some(Some(table)), Some(Some(image))) = (self.tables.get(file), files.get(file))
+        else {
             return &[];
         };
         let (offset, len) = table.strings;
@@ -120,7 +122,7 @@ impl SymbolTable {
             .bytes()
             .get(offset..)
             .and_then(|b| b.get(..len)?.get(symbol.name as usize..))
-            .and_then(|n| n.get(..n.iter().position(|&b| b == 0)?))
+            .and_then(crate::bytes::until_nul)
             .unwrap_or_default()
     }
 
@@ -187,6 +189,7 @@ impl SymbolTable {
             symbols
         });
         let end = symbols.partition_point(|s| s.addr <= address);
+        // cannot panic: `partition_point` is at most the length.
         let best = symbols[..end].last()?;
         // A sized alias is preferred to a zero-sized one, as gdb does.
         let aliases = || {

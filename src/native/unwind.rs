@@ -66,6 +66,8 @@ const X86_64: Machine = Machine {
 };
 
 /// AAPCS64: x0..x18 and the link register x30 are not preserved across calls.
+const _: () = assert!(X86_64.fits() && AARCH64.fits());
+
 const AARCH64: Machine = Machine {
     arch: Arch::Aarch64,
     sp: 31,
@@ -80,6 +82,19 @@ const AARCH64: Machine = Machine {
 };
 
 impl Machine {
+    /// Whether every register number the machine names indexes a [`Regs`]: checked at compile
+    /// time below, so `regs[machine.pc]` and the like cannot panic (numbers from CFI are
+    /// checked against `REGS` where they are read).
+    const fn fits(&self) -> bool {
+        let mut ok = self.sp < REGS && self.fp < REGS && self.ra < REGS && self.pc < REGS;
+        let mut i = 0;
+        while i < self.caller_saved.len() {
+            ok = ok && self.caller_saved[i] < REGS;
+            i += 1;
+        }
+        ok
+    }
+
     fn of(arch: Arch) -> &'static Machine {
         match arch {
             Arch::X86_64 => &X86_64,

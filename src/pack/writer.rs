@@ -125,7 +125,11 @@ fn widest_gap_to_close(ranges: &[(u64, u64)]) -> std::result::Result<u64, String
     if excess == 0 {
         return Ok(0);
     }
-    let mut gaps: Vec<u64> = ranges.windows(2).map(|w| w[1].0 - w[0].1).collect();
+    // cannot panic: `windows(2)` gives pairs; merged ranges do not overlap (saturating anyway).
+    let mut gaps: Vec<u64> = ranges
+        .windows(2)
+        .map(|w| w[1].0.saturating_sub(w[0].1))
+        .collect();
     gaps.sort_unstable();
     let widest = gaps.get(excess - 1).copied().unwrap_or(0);
     if widest > MAX_JOINED_GAP {

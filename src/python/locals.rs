@@ -293,8 +293,8 @@ impl<'a, M: Memory> LocalsReader<'a, M> {
             } else {
                 None
             };
-            if let Some(cell) = also_cell {
-                captured[cell] = true;
+            if let Some(flag) = also_cell.and_then(|cell| captured.get_mut(cell)) {
+                *flag = true;
             }
             slots.push(Slot {
                 name: name.into(),
@@ -305,7 +305,7 @@ impl<'a, M: Memory> LocalsReader<'a, M> {
             });
         }
         for (cell, name) in cellvars.into_iter().enumerate() {
-            if !captured[cell] {
+            if !captured.get(cell).copied().unwrap_or(false) {
                 slots.push(Slot {
                     name: name.into(),
                     kind: LocalKind::Cell,

@@ -887,8 +887,7 @@ impl<'a, M: Memory> Reprs<'a, M> {
         }
         let mut joined = Vec::with_capacity(units.len());
         let mut index = 0;
-        while index < units.len() {
-            let high = units[index];
+        while let Some(&high) = units.get(index) {
             match units.get(index + 1) {
                 Some(&low)
                     if (0xd800..0xdc00).contains(&high) && (0xdc00..0xe000).contains(&low) =>
@@ -992,6 +991,7 @@ fn u64_decimal(mut value: u64, buffer: &mut [u8; 20]) -> &str {
     let mut at = buffer.len();
     loop {
         at -= 1;
+        // cannot panic: a u64 has at most 20 digits, so `at` stays in the buffer.
         buffer[at] = b'0' + (value % 10) as u8;
         value /= 10;
         if value == 0 {

@@ -105,6 +105,7 @@ pub fn version_from_memory(
 ) -> Option<PythonVersion> {
     if let Some(runtime) = runtime {
         let mut head = [0u8; 16];
+        // cannot panic: `head` is 16 bytes.
         if memory.read(runtime, &mut head).is_ok() && &head[..8] == DEBUG_OFFSETS_COOKIE {
             let hex = u64::from_le_bytes(head[8..16].try_into().ok()?);
             let version = PythonVersion::from_hex(hex);

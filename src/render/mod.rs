@@ -429,6 +429,7 @@ pub fn fold_repeats(frames: &[FrameReport]) -> Vec<Shown<'_>> {
     let mut shown = Vec::new();
     let mut index = 0;
     while index < frames.len() {
+        // cannot panic: `index < frames.len()` (the loop's condition).
         let run = frames[index..]
             .iter()
             .take_while(|f| same(f, &frames[index]))

@@ -23,7 +23,9 @@ pub fn write_json_line(
         Ok(report) => serde_json::to_writer(&mut *out, report)?,
         Err(error) => {
             let mut document = super::json::error_document(error);
-            document["core"] = serde_json::json!({ "path": path });
+            if let Some(fields) = document.as_object_mut() {
+                fields.insert("core".into(), serde_json::json!({ "path": path }));
+            }
             serde_json::to_writer(&mut *out, &document)?;
         }
     }

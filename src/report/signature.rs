@@ -47,6 +47,8 @@ pub(crate) fn crash_signature(report: &Report) -> Option<String> {
 fn normalised(path: &str) -> &str {
     for marker in ["/site-packages/", "/dist-packages/"] {
         if let Some(at) = path.rfind(marker) {
+            // cannot panic: an `rfind`/`find` offset plus the ASCII marker's length stays within
+            // the path, on a char boundary (here and below).
             return &path[at + marker.len()..];
         }
     }

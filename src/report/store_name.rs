@@ -20,6 +20,7 @@ pub struct StoreName {
 pub fn parse(file_name: &str) -> Option<StoreName> {
     let rest = file_name.strip_prefix("core.")?;
     let mut parts: Vec<&str> = rest.split('.').collect();
+    // cannot panic: `parts[5]` only when there are 6 parts.
     if parts.len() == 6 && ["zst", "xz", "lz4", "gz"].contains(&parts[5]) {
         parts.pop();
     }
@@ -46,6 +47,7 @@ fn unescape(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
+        // cannot panic: `i < bytes.len()` (the loop's condition).
         if bytes[i] == b'\\' && bytes.get(i + 1) == Some(&b'x') {
             if let Some(byte) = text
                 .get(i + 2..i + 4)
