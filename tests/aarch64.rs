@@ -362,9 +362,12 @@ fn native_problems(
             f.and_then(|f| f["module"].as_str())
                 .map(|m| m.rsplit('/').next().unwrap_or(m).to_string())
         };
-        let whole = if recording.threads.first().map(|t| t.tid) == Some(tid)
-            || names.contains(&"Py_BytesMain")
-        {
+        // The main thread's TID is the process's id, which the process recorded (the lowest
+        // TID is not it once the kernel's PID counter has wrapped around).
+        let main_tid = recording
+            .pid
+            .or_else(|| recording.threads.first().map(|t| t.tid));
+        let whole = if main_tid == Some(tid) || names.contains(&"Py_BytesMain") {
             names.ends_with(&["__libc_start_main", "_start"])
         } else {
             module(frames.last()).as_deref() == Some("libc.so.6")
