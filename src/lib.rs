@@ -31,6 +31,9 @@ use std::path::PathBuf;
 
 pub use binaries::Locator;
 pub use error::{Error, Result};
+/// CPython's `str` hash, which pycore searches dicts with (tests compare it with each
+/// interpreter's own).
+pub use python::str_hash::HashSecret;
 pub use report::Report;
 
 /// Open a core file (`-`: standard input), decompressing it when its first bytes say so; never
@@ -67,9 +70,23 @@ pub struct Options {
     /// order, with their values as `repr()` shows them (bounded: docs/json-schema.md).
     #[arg(long)]
     pub locals: bool,
+    /// With `locals`: skip the variables of the frames the text formats fold away (a
+    /// recursion's repeats past the third), which they never show. Set by the command line for
+    /// text, Markdown and table output without native frames; JSON and packs read every frame's.
+    #[arg(skip)]
+    pub skip_folded_locals: bool,
 }
 
 impl Options {
+    /// Which frames' variables the walk reads.
+    pub(crate) fn locals_scope(&self) -> python::LocalsScope {
+        match (self.locals, self.skip_folded_locals) {
+            (false, _) => python::LocalsScope::None,
+            (true, false) => python::LocalsScope::EveryFrame,
+            (true, true) => python::LocalsScope::UnfoldedFrames,
+        }
+    }
+
     /// Native frames: none (the crash site and thread states only), merged, or all of them.
     pub(crate) fn native_mode(&self) -> native::NativeMode {
         match (self.native, self.native_all) {
@@ -210,14 +227,19 @@ fn add_python(
     let gc_ranges = || binaries.function_ranges(GC_FUNCTIONS);
     let (process, collectors) = match recorded {
         None => {
-            let process = python::inspect(memory, &binaries, core.arch, options.locals)?;
+            let process = python::inspect(memory, &binaries, core.arch, options.locals_scope())?;
             let collectors = collectors(core, memory, &process, gc_ranges);
             (process, collectors)
         }
         Some(recorded) => {
             let reads = pack::RecordingMemory::new(memory);
             let symbols = pack::RecordingSymbols::new(&binaries);
-            let process = python::inspect(&reads, &symbols, core.arch, options.locals)?;
+            // A pack keeps every frame's variables, whatever format it is later read in.
+            let scope = match options.locals {
+                true => python::LocalsScope::EveryFrame,
+                false => python::LocalsScope::None,
+            };
+            let process = python::inspect(&reads, &symbols, core.arch, scope)?;
             let mut ranges = Vec::new();
             let collectors = collectors(core, &reads, &process, || {
                 ranges = gc_ranges();

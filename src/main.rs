@@ -202,6 +202,11 @@ fn analyze(args: AnalyzeArgs) -> ExitCode {
     let options = &pycore::Options {
         // cannot panic: `one_file` means exactly one path.
         core: args.cores[0].clone(),
+        // The text formats fold a recursion's repeats, variables and all; JSON has every
+        // frame's. With native frames between Python ones a run may not fold: read them all.
+        skip_folded_locals: !matches!(format, Format::Json)
+            && !args.options.native
+            && !args.options.native_all,
         ..args.options.clone()
     };
     let mut report = match pycore::analyze(options) {

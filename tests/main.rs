@@ -11,6 +11,7 @@
 //! - `locals`: `--locals` against the values each parked function recorded;
 //! - `pack`: `pycore pack` (same report, no other file opened) and the committed packed cores;
 //! - `asyncio`: every event loop's tasks against what the process recorded;
+//! - `str_hash`: the `str` hash pycore searches dicts with, against each interpreter's own;
 //! - `batch`: many cores at once (JSON Lines, the summary) and crash signatures;
 //! - `inputs`, `bad_input`, `mutation`: real-world, wrong and hostile input;
 //! - `install`: completions, man page, packaging, the CI recipe script;
@@ -32,4 +33,5 @@ mod locals;
 mod mutation;
 mod native;
 mod pack;
+mod str_hash;
 mod subinterpreters;

@@ -82,29 +82,31 @@ impl SymbolTable {
                 let which_index = usize::from(which);
                 let table = (*self.tables.get(which_index)?)?;
                 let bytes = (*files.get(which_index)?)?.bytes();
-                Some((0..table.entries.1 / SYM_SIZE).map_while(move |index| {
-                    let entry = table.entries.0.checked_add(index * SYM_SIZE)?;
-                    Some((
-                        which,
-                        u32_at(bytes, entry)?,
-                        *bytes.get(entry + 4)?,
-                        u16_at(bytes, entry + 6)?,
-                        u64_at(bytes, entry + 8)?,
-                        u64_at(bytes, entry + 16)?,
-                    ))
-                }))
+                let (offset, len) = table.entries;
+                // A table cut short by the file's end gives the entries that are there.
+                let rest = bytes.get(offset..)?;
+                let entries = rest.get(..len.min(rest.len()))?;
+                Some(
+                    entries
+                        .chunks_exact(SYM_SIZE)
+                        .map(move |entry| (which, entry)),
+                )
             })
             .flatten()
-            .filter_map(|(file, name, info, shndx, addr, size)| {
-                let kind = info & 0xf;
-                ((kind == STT_FUNC || kind == STT_GNU_IFUNC) && shndx != 0 && addr != 0).then_some(
-                    Symbol {
-                        addr,
-                        size,
-                        file,
-                        name,
-                    },
-                )
+            .filter_map(|(file, entry)| {
+                // Elf64_Sym: st_name u32, st_info u8, st_other u8, st_shndx u16, st_value u64,
+                // st_size u64. The type is tested first: most entries are not functions.
+                let kind = *entry.get(4)? & 0xf;
+                if kind != STT_FUNC && kind != STT_GNU_IFUNC {
+                    return None;
+                }
+                let (shndx, addr) = (u16_at(entry, 6)?, u64_at(entry, 8)?);
+                (shndx != 0 && addr != 0).then_some(Symbol {
+                    addr,
+                    size: u64_at(entry, 16)?,
+                    file,
+                    name: u32_at(entry, 0)?,
+                })
             })
             .take(MAX_SYMBOLS)
     }

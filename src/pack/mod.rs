@@ -204,7 +204,11 @@ pub(crate) fn analyze_packed(
         ));
     }
     let symbols = PackedSymbols(&facts);
-    match crate::python::inspect(&memory, &symbols, core.arch, locals) {
+    let scope = match locals {
+        true => options.locals_scope(),
+        false => crate::python::LocalsScope::None,
+    };
+    match crate::python::inspect(&memory, &symbols, core.arch, scope) {
         Ok(process) => {
             let collectors =
                 crate::collectors(core, &memory, &process, || facts.gc_function_ranges.clone());

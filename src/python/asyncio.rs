@@ -873,7 +873,7 @@ mod tests {
         check: impl FnOnce(&mut Reader<'_, '_, M>),
     ) -> Vec<Warning> {
         let mut warnings = Vec::new();
-        let mut walker = FrameWalker::new(objects, false);
+        let mut walker = FrameWalker::new(objects, super::super::frames::LocalsScope::None);
         let mut reader = Reader {
             objects,
             walker: &mut walker,
@@ -897,10 +897,7 @@ mod tests {
             add_coroutine(&mut memory, layout, 0x100_000, 0x200_000);
             add_coroutine(&mut memory, layout, 0x200_000, 0x100_000);
             add_coroutine(&mut memory, layout, 0x300_000, 0x300_000);
-            let objects = Objects {
-                memory: &memory,
-                layout,
-            };
+            let objects = Objects::new(&memory, layout);
             let warnings = with_reader(&objects, |reader| {
                 assert_eq!(reader.coroutine_stack(0x100_000, "pair").len(), 2);
                 assert_eq!(reader.coroutine_stack(0x300_000, "self").len(), 1);
@@ -940,10 +937,7 @@ mod tests {
             put(&mut set, layout.set.mask.offset(), &7u64.to_le_bytes());
             put(&mut set, layout.set.used.offset(), &9u64.to_le_bytes());
             memory.add(0x600_000, set);
-            let objects = Objects {
-                memory: &memory,
-                layout,
-            };
+            let objects = Objects::new(&memory, layout);
             with_reader(&objects, |reader| {
                 for set in [0x400_000, 0x500_000, 0x600_000] {
                     assert!(reader.registry_members(set).is_err(), "{set:#x}");

@@ -92,67 +92,274 @@ fn open_addressing_items<M: Memory>(
         .collect())
 }
 
+/// Where a `PyDictKeysObject`'s index table and entries are.
+struct KeysTable {
+    /// Slots in the index table (a power of two), when the layout tells (3.6+).
+    slots: Option<u64>,
+    /// Bytes per index: 1, 2, 4 or 8.
+    index_width: u64,
+    indices: u64,
+    entries: u64,
+    nentries: u64,
+    entry_size: u64,
+    /// Where an entry keeps its key: (hash, key, value) entries at 8, (key, value) ones at 0.
+    key_at: u64,
+}
+
+impl KeysTable {
+    fn read<M: Memory>(objects: &Objects<'_, M>, keys: u64) -> ObjectResult<Self> {
+        let layout = objects.layout;
+        let (Some(nentries_field), Some(indices_field)) =
+            (layout.dict_keys.dk_nentries, layout.dict_keys.dk_indices)
+        else {
+            return Err(ObjectError::Invalid("layout lacks dict key fields".into()));
+        };
+        let nentries = objects.read(keys, nentries_field)? as u64;
+        if nentries > MAX_DICT_ENTRIES {
+            return Err(ObjectError::Invalid(format!(
+                "dict keys at {keys:#x} claim {nentries} entries"
+            )));
+        }
+        let (slots, index_bytes, entry_size) = match (
+            layout.dict_keys.dk_size,
+            layout.dict_keys.dk_log2_index_bytes,
+            layout.dict_keys.dk_kind,
+        ) {
+            (Some(size_field), _, _) => {
+                let size = objects.read(keys, size_field)? as u64;
+                // DK_IXSIZE (Objects/dict-common.h).
+                let width = match size {
+                    0..=0xff => 1,
+                    0x100..=0xffff => 2,
+                    0x1_0000..=0xffff_ffff => 4,
+                    _ => 8,
+                };
+                (
+                    Some(size),
+                    size.saturating_mul(width),
+                    u64::from(layout.dict.entry_size),
+                )
+            }
+            (None, Some(log2_bytes), Some(kind_field)) => {
+                let log2 = objects.read(keys, log2_bytes)?;
+                let kind = objects.read(keys, kind_field)?;
+                let entry = match (kind, layout.dict.unicode_entry_size) {
+                    (0, _) | (_, None) => layout.dict.entry_size,
+                    (_, Some(unicode)) => unicode,
+                };
+                let slots = match layout.dict_keys.dk_log2_size {
+                    Some(field) => 1u64.checked_shl(u32::from(objects.read(keys, field)?)),
+                    None => None,
+                };
+                (
+                    slots,
+                    1u64.checked_shl(u32::from(log2)).unwrap_or(u64::MAX),
+                    u64::from(entry),
+                )
+            }
+            _ => return Err(ObjectError::Invalid("layout lacks dict key fields".into())),
+        };
+        if index_bytes > MAX_DICT_ENTRIES * 8 {
+            return Err(ObjectError::Invalid(format!(
+                "dict keys at {keys:#x} claim {index_bytes} index bytes"
+            )));
+        }
+        let indices = keys.wrapping_add(u64::from(indices_field));
+        let index_width = match slots {
+            Some(slots) if slots.is_power_of_two() && index_bytes % slots == 0 => {
+                index_bytes / slots
+            }
+            _ => 0,
+        };
+        Ok(Self {
+            slots: slots.filter(|_| matches!(index_width, 1 | 2 | 4 | 8)),
+            index_width,
+            indices,
+            entries: indices.wrapping_add(index_bytes),
+            nentries,
+            entry_size,
+            key_at: if entry_size >= 24 { 8 } else { 0 },
+        })
+    }
+
+    /// The index table's slot `slot`: an entry's index, or −1 (empty) or −2 (deleted).
+    fn index<M: Memory>(&self, memory: &M, slot: u64) -> Option<i64> {
+        let at = self
+            .indices
+            .wrapping_add(slot.wrapping_mul(self.index_width));
+        let mut bytes = [0u8; 8];
+        // cannot panic: `index_width` is 1, 2, 4 or 8 whenever `slots` is set.
+        let raw = bytes.get_mut(..self.index_width as usize)?;
+        memory.read(at, raw).ok()?;
+        let unsigned = u64::from_le_bytes(bytes);
+        let unused = 64 - 8 * self.index_width as u32;
+        Some(((unsigned << unused) as i64) >> unused)
+    }
+}
+
+/// What a [`probe`] found.
+#[derive(Debug, PartialEq, Eq)]
+enum Probe {
+    Found(u64),
+    /// The probe sequence ended at an empty slot: the key is not there.
+    Absent,
+    /// No answer (the hash algorithm not confirmed, an index unreadable, too many steps).
+    Unknown,
+}
+
+/// The value under the `str` key `name`, found as CPython finds it (Objects/dictobject.c
+/// `unicodekeys_lookup_unicode`, `dictkeys_generic_lookup`): from slot `hash & mask`, each next
+/// slot `(5 * slot + perturb + 1) & mask`, `perturb` (at first the hash) shifted right by 5 at
+/// each step, until an empty slot.
+fn probe<M: Memory>(
+    objects: &Objects<'_, M>,
+    table: &KeysTable,
+    values_base: Option<u64>,
+    name: &str,
+) -> Probe {
+    let memory = objects.memory;
+    let (Some(slots), Some(secret)) = (table.slots, objects.hash_secret.as_ref()) else {
+        return Probe::Unknown;
+    };
+    if !confirm_hash(objects, table) {
+        return Probe::Unknown;
+    }
+    let Some(hash) = secret.hash(name) else {
+        return Probe::Unknown;
+    };
+    let mask = slots - 1;
+    let mut perturb = hash;
+    let mut slot = hash & mask;
+    // Every slot is visited within `slots` steps once `perturb` is 0 (after 13 shifts); the
+    // bound also ends a table of hostile indices with no empty slot.
+    for _ in 0..slots.saturating_add(16) {
+        let Some(index) = table.index(memory, slot) else {
+            return Probe::Unknown;
+        };
+        if index == -1 {
+            return Probe::Absent;
+        }
+        if let Some(found) = u64::try_from(index)
+            .ok()
+            .filter(|&index| index < table.nentries)
+            .and_then(|index| probe_entry(objects, table, values_base, index, hash, name))
+        {
+            return found;
+        }
+        perturb >>= 5;
+        slot = slot.wrapping_mul(5).wrapping_add(perturb).wrapping_add(1) & mask;
+    }
+    Probe::Unknown
+}
+
+/// What entry `index` says of the key `name` (hashed `hash`): `None` when it holds another key.
+fn probe_entry<M: Memory>(
+    objects: &Objects<'_, M>,
+    table: &KeysTable,
+    values_base: Option<u64>,
+    index: u64,
+    hash: u64,
+    name: &str,
+) -> Option<Probe> {
+    let memory = objects.memory;
+    let entry = table.entries.wrapping_add(index * table.entry_size);
+    let Ok(key) = memory.read_u64(entry.wrapping_add(table.key_at)) else {
+        return Some(Probe::Unknown);
+    };
+    // A deleted entry has no key; a different stored hash is a different key.
+    if key == 0
+        || stored_hash(objects, table, entry, key) != Some(hash)
+        || !str_equals(objects, key, name)
+    {
+        return None;
+    }
+    let value = match values_base {
+        Some(base) => memory.read_u64(base.wrapping_add(index * 8)),
+        None => memory.read_u64(entry.wrapping_add(table.key_at + 8)),
+    };
+    Some(match value {
+        // A split table's key that this instance never set.
+        Ok(0) => Probe::Absent,
+        Ok(value) => Probe::Found(value),
+        Err(_) => Probe::Unknown,
+    })
+}
+
+/// The hash the process stored for the key of `entry`: in the entry itself ((hash, key, value)
+/// entries), else in the key's `str` (`PyASCIIObject.hash`, the word after `length` in every
+/// version with PEP 393 strings, Include/cpython/unicodeobject.h).
+fn stored_hash<M: Memory>(
+    objects: &Objects<'_, M>,
+    table: &KeysTable,
+    entry: u64,
+    key: u64,
+) -> Option<u64> {
+    if table.key_at == 8 {
+        return objects.memory.read_u64(entry).ok();
+    }
+    let length = objects.layout.unicode.length?;
+    let at = key.wrapping_add(u64::from(length.offset()) + 8);
+    objects.memory.read_u64(at).ok()
+}
+
+/// Whether the process's `str` hash algorithm is known, learning it from the first of the
+/// table's keys that is a one-byte-per-character `str` (of at most 256 characters).
+fn confirm_hash<M: Memory>(objects: &Objects<'_, M>, table: &KeysTable) -> bool {
+    let Some(secret) = objects.hash_secret.as_ref() else {
+        return false;
+    };
+    if secret.hash("").is_some() {
+        return true;
+    }
+    for index in 0..table.nentries.min(8) {
+        let entry = table.entries.wrapping_add(index * table.entry_size);
+        let Ok(key) = objects.memory.read_u64(entry.wrapping_add(table.key_at)) else {
+            continue;
+        };
+        let Ok(Some(text)) = objects.pep393(key, 256, 256) else {
+            continue;
+        };
+        if text.kind != 1 || key == 0 {
+            continue;
+        }
+        let text: String = text.raw.iter().map(|&unit| char::from(unit)).collect();
+        if let Some(stored) = stored_hash(objects, table, entry, key) {
+            return secret.confirm(&text, stored);
+        }
+    }
+    false
+}
+
+/// Whether the `str` at `key` is `name` (one byte per code point), reading no more than
+/// `name`'s length of it.
+fn str_equals<M: Memory>(objects: &Objects<'_, M>, key: u64, name: &str) -> bool {
+    let length = name.chars().count();
+    match objects.pep393(key, length as i64, length as u64) {
+        Ok(Some(text)) => {
+            text.kind == 1
+                && text.length == length as u64
+                && text
+                    .raw
+                    .iter()
+                    .map(|&unit| char::from(unit))
+                    .eq(name.chars())
+        }
+        _ => false,
+    }
+}
+
 /// Entries of a `PyDictKeysObject`; values come from `values` (a split table) when given.
 fn keys_items<M: Memory>(
     objects: &Objects<'_, M>,
     keys: u64,
     values: Option<u64>,
 ) -> ObjectResult<Vec<(u64, u64)>> {
-    let layout = objects.layout;
     let memory = objects.memory;
-    let (Some(nentries_field), Some(indices_field)) =
-        (layout.dict_keys.dk_nentries, layout.dict_keys.dk_indices)
-    else {
-        return Err(ObjectError::Invalid("layout lacks dict key fields".into()));
-    };
-    let nentries = objects.read(keys, nentries_field)? as u64;
-    if nentries > MAX_DICT_ENTRIES {
-        return Err(ObjectError::Invalid(format!(
-            "dict keys at {keys:#x} claim {nentries} entries"
-        )));
-    }
-    let indices = keys.wrapping_add(u64::from(indices_field));
-    let (index_bytes, entry_size) = match (
-        layout.dict_keys.dk_size,
-        layout.dict_keys.dk_log2_index_bytes,
-        layout.dict_keys.dk_kind,
-    ) {
-        (Some(size_field), _, _) => {
-            let size = objects.read(keys, size_field)? as u64;
-            let width = match size {
-                0..=0xff => 1,
-                0x100..=0xffff => 2,
-                0x1_0000..=0xffff_ffff => 4,
-                _ => 8,
-            };
-            (
-                size.saturating_mul(width),
-                u64::from(layout.dict.entry_size),
-            )
-        }
-        (None, Some(log2_bytes), Some(kind_field)) => {
-            let log2 = objects.read(keys, log2_bytes)?;
-            let kind = objects.read(keys, kind_field)?;
-            let entry = match (kind, layout.dict.unicode_entry_size) {
-                (0, _) | (_, None) => layout.dict.entry_size,
-                (_, Some(unicode)) => unicode,
-            };
-            (
-                1u64.checked_shl(u32::from(log2)).unwrap_or(u64::MAX),
-                u64::from(entry),
-            )
-        }
-        _ => return Err(ObjectError::Invalid("layout lacks dict key fields".into())),
-    };
-    if index_bytes > MAX_DICT_ENTRIES * 8 {
-        return Err(ObjectError::Invalid(format!(
-            "dict keys at {keys:#x} claim {index_bytes} index bytes"
-        )));
-    }
-    let entries = indices.wrapping_add(index_bytes);
+    let table = KeysTable::read(objects, keys)?;
+    let (entries, entry_size) = (table.entries, table.entry_size);
+    let nentries = table.nentries;
     let raw = memory.read_vec(entries, (nentries * entry_size) as usize)?;
-    // (hash, key, value) entries have the key at 8; (key, value) ones at 0.
-    let key_at = if entry_size >= 24 { 8 } else { 0 };
+    let key_at = table.key_at as usize;
     let entries: Vec<&[u8]> = raw.chunks_exact(entry_size as usize).collect();
     let key_of = |index: usize| {
         entries
@@ -168,7 +375,7 @@ fn keys_items<M: Memory>(
         }
         return Ok(items);
     };
-    let values_base = values.wrapping_add(u64::from(layout.dict_values.values.unwrap_or(0)));
+    let values_base = values_base(objects, values);
     let value_at = |index: usize| memory.read_u64(values_base.wrapping_add(index as u64 * 8));
     match insertion_order(objects, values, values_base)? {
         Some(order) => {
@@ -242,13 +449,48 @@ fn insertion_order<M: Memory>(
     }
 }
 
+/// Where a split table's values start (`PyDictValues.values`).
+fn values_base<M: Memory>(objects: &Objects<'_, M>, values: u64) -> u64 {
+    values.wrapping_add(u64::from(objects.layout.dict_values.values.unwrap_or(0)))
+}
+
 /// The value stored under the `str` key `name` in `dict`.
 pub fn dict_get_str<M: Memory>(
     objects: &Objects<'_, M>,
     dict: u64,
     name: &str,
 ) -> ObjectResult<Option<u64>> {
-    find_str_key(objects, dict_items(objects, dict)?, name)
+    let layout = objects.layout;
+    let (Some(keys_field), Some(values_field), None) = (
+        layout.dict.ma_keys,
+        layout.dict.ma_values,
+        layout.dict.ma_table,
+    ) else {
+        return find_str_key(objects, dict_items(objects, dict)?, name);
+    };
+    let keys = objects.read(dict, keys_field)?;
+    let values = objects.read(dict, values_field)?;
+    keys_get_str(objects, keys, (values != 0).then_some(values), name)
+}
+
+/// The value under the `str` key `name` in the keys table `keys` (with a split table's
+/// `values`): by [`probe`] when the process's hash key is known, else, or when the probe misses,
+/// by reading every key.
+fn keys_get_str<M: Memory>(
+    objects: &Objects<'_, M>,
+    keys: u64,
+    values: Option<u64>,
+    name: &str,
+) -> ObjectResult<Option<u64>> {
+    if let Ok(table) = KeysTable::read(objects, keys) {
+        let base = values.map(|values| values_base(objects, values));
+        match probe(objects, &table, base, name) {
+            Probe::Found(value) => return Ok(Some(value)),
+            Probe::Absent => return Ok(None),
+            Probe::Unknown => {}
+        }
+    }
+    find_str_key(objects, keys_items(objects, keys, values)?, name)
 }
 
 fn find_str_key<M: Memory>(
@@ -326,15 +568,13 @@ pub fn instance_attribute<M: Memory>(
                 }
                 let values = word_before(4)?;
                 if values != 0 {
-                    let items = keys_items(objects, cached_keys()?, Some(values))?;
-                    return find_str_key(objects, items, name);
+                    return keys_get_str(objects, cached_keys()?, Some(values), name);
                 }
             }
             ManagedDict::TaggedBefore => {
                 let word = word_before(3)?;
                 if word & 1 == 1 {
-                    let items = keys_items(objects, cached_keys()?, Some(word.wrapping_add(1)))?;
-                    return find_str_key(objects, items, name);
+                    return keys_get_str(objects, cached_keys()?, Some(word.wrapping_add(1)), name);
                 }
                 if word != 0 {
                     return dict_get_str(objects, word, name);
@@ -346,8 +586,7 @@ pub fn instance_attribute<M: Memory>(
                     let basicsize = objects.read(type_object, layout.type_object.tp_basicsize)?;
                     let values = object.wrapping_add(basicsize as u64);
                     if objects.memory.read_u8(values.wrapping_add(3))? != 0 {
-                        let items = keys_items(objects, cached_keys()?, Some(values))?;
-                        return find_str_key(objects, items, name);
+                        return keys_get_str(objects, cached_keys()?, Some(values), name);
                     }
                 }
                 let dict = word_before(u64::from(dict_words_before))?;
@@ -375,6 +614,7 @@ mod tests {
     use crate::memory::fake::FakeMemory;
     use crate::python::layout::{Layout, Shape};
     use crate::python::layouts;
+    use crate::python::str_hash::HashSecret;
 
     const KEYS: u64 = 0x1000;
     const VALUES: u64 = 0x2000;
@@ -433,10 +673,7 @@ mod tests {
             let layout = layouts::lookup(3, minor, Shape::Release).unwrap();
             assert_eq!(layout.insertion_order, order);
             let memory = split_dict(layout, &[2, 0, 1], 3);
-            let objects = Objects {
-                memory: &memory,
-                layout,
-            };
+            let objects = Objects::new(&memory, layout);
             assert_eq!(
                 keys_items(&objects, KEYS, Some(VALUES)).unwrap(),
                 [(0xa2, 0xb2), (0xa0, 0xb0), (0xa1, 0xb1)],
@@ -444,23 +681,100 @@ mod tests {
             );
             // Indices past the shared keys are skipped; a count beyond its room is refused.
             let memory = split_dict(layout, &[9, 1], 2);
-            let objects = Objects {
-                memory: &memory,
-                layout,
-            };
+            let objects = Objects::new(&memory, layout);
             assert_eq!(
                 keys_items(&objects, KEYS, Some(VALUES)).unwrap(),
                 [(0xa1, 0xb1)]
             );
             let memory = split_dict(layout, &[0, 1, 2], 200);
-            let objects = Objects {
-                memory: &memory,
-                layout,
-            };
+            let objects = Objects::new(&memory, layout);
             assert!(
                 keys_items(&objects, KEYS, Some(VALUES)).is_err(),
                 "3.{minor}"
             );
         }
+    }
+
+    /// A 3.12 dict of `str` keys ("sys", "threading", and a third whose entry is not in
+    /// memory), indexed where the hashes under `secret` put them; `sys`'s stored hash is
+    /// `sys_hash` (the right one unless a test says otherwise).
+    fn hashed_dict(layout: &Layout, secret: &HashSecret, sys_hash: Option<u64>) -> FakeMemory {
+        let mut memory = FakeMemory::default();
+        let unicode = &layout.unicode;
+        let string = |text: &str, hash: u64| {
+            let mut object = vec![0u8; unicode.ascii_size.unwrap() as usize];
+            let length = unicode.length.unwrap().offset() as usize;
+            object[length..length + 8].copy_from_slice(&(text.len() as u64).to_le_bytes());
+            object[length + 8..length + 16].copy_from_slice(&hash.to_le_bytes());
+            let state = unicode.state.unwrap().offset() as usize;
+            object[state] = (1 << 2) | (1 << 5) | (1 << 6); // kind 1, compact, ascii
+            object.extend(text.as_bytes());
+            object.push(0);
+            object
+        };
+        let [sys, threading] = ["sys", "threading"].map(|name| secret.candidates(name).unwrap()[0]);
+        memory.add(0x3000, string("sys", sys_hash.unwrap_or(sys)));
+        memory.add(0x3100, string("threading", threading));
+        let keys = &layout.dict_keys;
+        let mut header = vec![0u8; keys.dk_indices.unwrap() as usize + 8];
+        header[keys.dk_log2_size.unwrap().offset() as usize] = 3;
+        header[keys.dk_log2_index_bytes.unwrap().offset() as usize] = 3;
+        header[keys.dk_kind.unwrap().offset() as usize] = 1;
+        let nentries = keys.dk_nentries.unwrap().offset() as usize;
+        header[nentries..nentries + 8].copy_from_slice(&3u64.to_le_bytes());
+        let indices = keys.dk_indices.unwrap() as usize;
+        header[indices..indices + 8].fill(0xff);
+        header[indices + (sys & 7) as usize] = 0;
+        header[indices + (threading & 7) as usize] = 1;
+        memory.add(KEYS, header);
+        let mut entries = Vec::new();
+        for (key, value) in [(0x3000u64, 0xb0u64), (0x3100, 0xb1)] {
+            entries.extend(key.to_le_bytes());
+            entries.extend(value.to_le_bytes());
+        }
+        memory.add(KEYS + u64::from(keys.dk_indices.unwrap()) + 8, entries);
+        let mut dict = vec![0u8; 64];
+        let ma_keys = layout.dict.ma_keys.unwrap().offset() as usize;
+        dict[ma_keys..ma_keys + 8].copy_from_slice(&KEYS.to_le_bytes());
+        memory.add(0x4000, dict);
+        memory
+    }
+
+    #[test]
+    fn str_keys_are_found_by_their_hash_once_the_algorithm_is_confirmed() {
+        let layout = layouts::lookup(3, 12, Shape::Release).unwrap();
+        // A secret under which the two keys and "asyncio" fall in three different slots.
+        let secret = (0..64)
+            .map(|k0| HashSecret::new(k0, 7))
+            .find(|secret| {
+                let slots: Vec<u64> = ["sys", "threading", "asyncio"]
+                    .iter()
+                    .map(|name| secret.candidates(name).unwrap()[0] & 7)
+                    .collect();
+                slots[0] != slots[1] && slots[0] != slots[2] && slots[1] != slots[2]
+            })
+            .unwrap();
+        let memory = hashed_dict(layout, &secret, None);
+        let objects = Objects {
+            hash_secret: Some(secret.clone()),
+            ..Objects::new(&memory, layout)
+        };
+        // Reading every entry fails (the third is not in memory): answers come from probes.
+        assert!(dict_items(&objects, 0x4000).is_err());
+        assert_eq!(
+            dict_get_str(&objects, 0x4000, "threading").unwrap(),
+            Some(0xb1)
+        );
+        assert_eq!(dict_get_str(&objects, 0x4000, "sys").unwrap(), Some(0xb0));
+        assert_eq!(dict_get_str(&objects, 0x4000, "asyncio").unwrap(), None);
+        // Without the key, or when no stored hash confirms the algorithm, every entry is read.
+        let objects = Objects::new(&memory, layout);
+        assert!(dict_get_str(&objects, 0x4000, "threading").is_err());
+        let memory = hashed_dict(layout, &secret, Some(1));
+        let objects = Objects {
+            hash_secret: Some(secret.clone()),
+            ..Objects::new(&memory, layout)
+        };
+        assert!(dict_get_str(&objects, 0x4000, "threading").is_err());
     }
 }

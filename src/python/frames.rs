@@ -9,11 +9,12 @@
 //! Chains from a crashed process can be corrupt: every walk stops on a cycle, on a depth bound,
 //! and on unreadable memory, and says why in a warning.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use crate::bytes::AddressHash;
 use std::sync::Arc;
 
+use super::chain_guard::{ChainGuard, Visit};
 use super::field::{Field, Ptr};
 use super::linetable;
 use super::locals::{Family, Local, LocalsReader};
@@ -83,6 +84,21 @@ pub struct Stack {
 }
 
 /// Frame walker with a cache of decoded code objects shared by all threads of a core.
+/// Consecutive Python frames at the same place (a recursion: file, line, function) are shown
+/// this many times, then counted, as Python's tracebacks do (`[Previous line repeated 996 more
+/// times]`, Lib/traceback.py `_RECURSIVE_CUTOFF`); JSON keeps every frame.
+pub const REPEAT_CUTOFF: usize = 3;
+
+/// Which frames' variables a walk reads (`--locals`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LocalsScope {
+    None,
+    EveryFrame,
+    /// Not those of the frames the text folds away (a recursion's repeats past the
+    /// [`REPEAT_CUTOFF`]th): what the text shows, at the cost of what it shows.
+    UnfoldedFrames,
+}
+
 pub struct FrameWalker<'a, M: Memory> {
     objects: &'a Objects<'a, M>,
     codes: HashMap<u64, Arc<CodeInfo>, AddressHash>,
@@ -95,6 +111,8 @@ pub struct FrameWalker<'a, M: Memory> {
     decoded_bytes: usize,
     /// Reads each frame's variables, when asked to.
     locals: Option<LocalsReader<'a, M>>,
+    /// Skip the variables of the frames the text folds.
+    skip_folded_locals: bool,
     /// The last place decoded: (code object's info, position) → (line, columns). A recursion
     /// repeats one place; its line table is decoded once. The memo holds the info, so no
     /// other info can take its address while it is compared against.
@@ -106,10 +124,25 @@ pub struct FrameWalker<'a, M: Memory> {
     )>,
 }
 
+/// Whether `frame`, read after `before`, is a repeat the text folds: the [`REPEAT_CUTOFF`]
+/// frames before it are at its place. A walk's frames are consecutive in the report, so these
+/// are frames `render::fold_repeats` folds (it also requires one interpreter, which one walk
+/// has, and no native frames between, which the caller rules out).
+fn folded_repeat(before: &[Frame], frame: &Frame) -> bool {
+    let same_place = |other: &Frame| {
+        other.line == frame.line
+            && other.file == frame.file
+            && other.function == frame.function
+            && other.qualname == frame.qualname
+    };
+    before.len() >= REPEAT_CUTOFF && before.iter().rev().take(REPEAT_CUTOFF).all(same_place)
+}
+
 impl<'a, M: Memory> FrameWalker<'a, M> {
-    pub fn new(objects: &'a Objects<'a, M>, locals: bool) -> Self {
+    pub fn new(objects: &'a Objects<'a, M>, locals: LocalsScope) -> Self {
         FrameWalker {
-            locals: locals.then(|| LocalsReader::new(objects)),
+            locals: (locals != LocalsScope::None).then(|| LocalsReader::new(objects)),
+            skip_folded_locals: locals == LocalsScope::UnfoldedFrames,
             objects,
             codes: HashMap::default(),
             line_tables: HashMap::default(),
@@ -123,15 +156,35 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
     /// The frames of the thread whose `PyThreadState` is at `tstate`.
     pub fn stack(&mut self, tstate: u64) -> Stack {
         let layout = self.objects.layout;
+        self.guarded_walk(|walker, guard, stack| match layout.tstate.frame {
+            Some(frame_field) => {
+                let first = walker.objects.read(tstate, frame_field)?;
+                walker.walk_frame_objects(first, guard, stack)
+            }
+            None => {
+                let first = walker.first_interpreter_frame(tstate, stack)?;
+                walker.walk_interpreter_frames(first, guard, stack)
+            }
+        })
+    }
+
+    /// Run `walk` with the constant-memory loop check, and again with the exact one when it
+    /// stopped the walk (so that each frame of a looping chain is reported once); a walk's
+    /// error becomes the stack's warning.
+    fn guarded_walk(
+        &mut self,
+        walk: impl Fn(&mut Self, &mut ChainGuard, &mut Stack) -> ObjectResult<()>,
+    ) -> Stack {
+        let frames_before = self.total_frames;
         let mut stack = Stack::default();
-        let result = if let Some(frame_field) = layout.tstate.frame {
-            self.objects
-                .read(tstate, frame_field)
-                .and_then(|first| self.walk_frame_objects(first, &mut stack))
-        } else {
-            self.first_interpreter_frame(tstate, &mut stack)
-                .and_then(|first| self.walk_interpreter_frames(first, &mut stack))
-        };
+        let mut guard = ChainGuard::brent(MAX_DEPTH);
+        let mut result = walk(self, &mut guard, &mut stack);
+        if guard.wants_exact() {
+            self.total_frames = frames_before;
+            stack = Stack::default();
+            guard = ChainGuard::exact(MAX_DEPTH);
+            result = walk(self, &mut guard, &mut stack);
+        }
         if let Err(error) = result {
             stack.warnings.push(Warning::new(
                 WarningKind::StackCut,
@@ -149,24 +202,13 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
     /// object stands for (`f_frame`) and its `previous` chain.
     pub fn stack_from_frame_object(&mut self, frame: u64) -> Stack {
         let layout = self.objects.layout;
-        let mut stack = Stack::default();
-        let result = match layout.frame.f_frame {
-            Some(f_frame) => self
-                .objects
-                .read(frame, f_frame)
-                .and_then(|first| self.walk_interpreter_frames(first, &mut stack)),
-            None => self.walk_frame_objects(frame, &mut stack),
-        };
-        if let Err(error) = result {
-            stack.warnings.push(Warning::new(
-                WarningKind::StackCut,
-                format!(
-                    "stack cut short after {} frames: {error}",
-                    stack.frames.len()
-                ),
-            ));
-        }
-        stack
+        self.guarded_walk(|walker, guard, stack| match layout.frame.f_frame {
+            Some(f_frame) => {
+                let first = walker.objects.read(frame, f_frame)?;
+                walker.walk_interpreter_frames(first, guard, stack)
+            }
+            None => walker.walk_frame_objects(frame, guard, stack),
+        })
     }
 
     fn first_interpreter_frame(&self, tstate: u64, stack: &mut Stack) -> ObjectResult<u64> {
@@ -192,7 +234,12 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
     }
 
     /// ≤3.10: `PyFrameObject` via `f_back`.
-    fn walk_frame_objects(&mut self, first: u64, stack: &mut Stack) -> ObjectResult<()> {
+    fn walk_frame_objects(
+        &mut self,
+        first: u64,
+        guard: &mut ChainGuard,
+        stack: &mut Stack,
+    ) -> ObjectResult<()> {
         let layout = self.objects.layout;
         let (Some(back), Some(code), Some(lasti)) = (
             layout.frame.f_back,
@@ -203,10 +250,9 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
                 "layout lacks PyFrameObject fields".into(),
             ));
         };
-        let mut seen: HashSet<u64, AddressHash> = HashSet::default();
         let mut frame = first;
         while frame != 0 {
-            if !self.enter(frame, &mut seen, stack) {
+            if !self.enter(frame, guard, stack) {
                 break;
             }
             let code_addr = self.objects.read(frame, code)?;
@@ -214,7 +260,8 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
             let code = self.code_or_placeholder(code_addr, stack);
             let mut python_frame = self.frame_at(&code, FramePosition::Lasti(lasti));
             python_frame.entry = true;
-            python_frame.locals = self.read_locals(Family::FrameObject, frame, code_addr, stack);
+            python_frame.locals =
+                self.read_locals(Family::FrameObject, frame, code_addr, &python_frame, stack);
             stack.frames.push(python_frame);
             frame = self.objects.read(frame, back)?;
         }
@@ -222,7 +269,12 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
     }
 
     /// 3.11+: `_PyInterpreterFrame` via `previous`, skipping C-stack shim frames.
-    fn walk_interpreter_frames(&mut self, first: u64, stack: &mut Stack) -> ObjectResult<()> {
+    fn walk_interpreter_frames(
+        &mut self,
+        first: u64,
+        guard: &mut ChainGuard,
+        stack: &mut Stack,
+    ) -> ObjectResult<()> {
         let layout = self.objects.layout;
         let (Some(code), Some(previous), Some(instr), Some(owner), Some(adaptive)) = (
             layout.iframe.executable,
@@ -238,7 +290,6 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
         // 3.11 marks a loop's first frame with `is_entry`; 3.12+ put a C-stack shim frame
         // after it instead (Include/internal/pycore_frame.h).
         let is_entry_field = layout.iframe.is_entry;
-        let mut seen: HashSet<u64, AddressHash> = HashSet::default();
         let mut frame = first;
         let run_start = |stack: &mut Stack| {
             if let Some(last) = stack.frames.last_mut() {
@@ -246,7 +297,7 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
             }
         };
         while frame != 0 {
-            if !self.enter(frame, &mut seen, stack) {
+            if !self.enter(frame, guard, stack) {
                 break;
             }
             let owner_value = self.objects.read(frame, owner)?;
@@ -283,8 +334,13 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
                 if let Some(field) = is_entry_field {
                     python_frame.entry = self.objects.read(frame, field)? != 0;
                 }
-                python_frame.locals =
-                    self.read_locals(Family::InterpreterFrame, frame, code_addr, stack);
+                python_frame.locals = self.read_locals(
+                    Family::InterpreterFrame,
+                    frame,
+                    code_addr,
+                    &python_frame,
+                    stack,
+                );
                 stack.frames.push(python_frame);
             }
             frame = self.objects.read(frame, previous)?;
@@ -299,8 +355,7 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
     pub fn one_frame(&mut self, frame: u64, warnings: &mut Vec<Warning>) -> ObjectResult<Frame> {
         let layout = self.objects.layout;
         let mut stack = Stack::default();
-        let mut seen: HashSet<u64, AddressHash> = HashSet::default();
-        if !self.enter(frame, &mut seen, &mut stack) {
+        if !self.enter(frame, &mut ChainGuard::brent(MAX_DEPTH), &mut stack) {
             warnings.append(&mut stack.warnings);
             return Err(ObjectError::Invalid("the frame budget is spent".into()));
         }
@@ -339,15 +394,20 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
         Ok(python_frame)
     }
 
-    /// The frame's variables when asked for; `None` (with a warning) when unreadable.
+    /// The variables of `read`, the frame at `frame`, when asked for; empty (with a warning)
+    /// when unreadable.
     fn read_locals(
         &mut self,
         family: Family,
         frame: u64,
         code: u64,
+        read: &Frame,
         stack: &mut Stack,
     ) -> Option<Vec<Local>> {
         let reader = self.locals.as_mut()?;
+        if self.skip_folded_locals && folded_repeat(&stack.frames, read) {
+            return None;
+        }
         match reader.locals(family, frame, code) {
             Ok(locals) => Some(locals),
             Err(error) => {
@@ -360,13 +420,9 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
         }
     }
 
-    /// Record a visit; false (with a warning) on a cycle or past the depth bound.
-    fn enter(
-        &mut self,
-        frame: u64,
-        seen: &mut HashSet<u64, AddressHash>,
-        stack: &mut Stack,
-    ) -> bool {
+    /// Record a visit; false (with a warning) on a loop or past the depth bound. The
+    /// constant-memory guard's stops have no warning: the walk is done again with the exact one.
+    fn enter(&mut self, frame: u64, guard: &mut ChainGuard, stack: &mut Stack) -> bool {
         self.total_frames += 1;
         if self.decoded_bytes > MAX_DECODED_BYTES * 4 {
             stack.warnings.push(Warning::new(
@@ -387,21 +443,24 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
             ));
             return false;
         }
-        if !seen.insert(frame) {
-            stack.warnings.push(Warning::new(
-                WarningKind::FrameChainLoop,
-                format!("frame chain loops back to {frame:#x}; stopped there"),
-            ));
-            return false;
+        match guard.visit(frame) {
+            Visit::New => true,
+            _ if !guard.is_exact() => false,
+            Visit::Loop => {
+                stack.warnings.push(Warning::new(
+                    WarningKind::FrameChainLoop,
+                    format!("frame chain loops back to {frame:#x}; stopped there"),
+                ));
+                false
+            }
+            Visit::TooDeep => {
+                stack.warnings.push(Warning::new(
+                    WarningKind::StackTooDeep,
+                    format!("stack deeper than {MAX_DEPTH} frames; cut there"),
+                ));
+                false
+            }
         }
-        if seen.len() > MAX_DEPTH {
-            stack.warnings.push(Warning::new(
-                WarningKind::StackTooDeep,
-                format!("stack deeper than {MAX_DEPTH} frames; cut there"),
-            ));
-            return false;
-        }
-        true
     }
 
     /// Whether `object` is a code object (3.13+ frames may run other executables).

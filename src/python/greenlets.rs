@@ -542,10 +542,7 @@ mod tests {
     }
 
     fn collect(memory: &FakeMemory) -> (Vec<u64>, Result<(), String>) {
-        let objects = Objects {
-            memory,
-            layout: layout(),
-        };
+        let objects = Objects::new(memory, layout());
         let mut finder = Finder {
             objects: &objects,
             greenlet_type: GREENLET_TYPE,
@@ -621,10 +618,7 @@ mod tests {
         frame_type[tp_name..tp_name + 8].copy_from_slice(&NAME.to_le_bytes());
         memory.add(FRAME_TYPE, frame_type);
         memory.add(NAME, b"frame\0".to_vec());
-        let objects = Objects {
-            memory: &memory,
-            layout,
-        };
+        let objects = Objects::new(&memory, layout);
         // stack_stop at word 7; top_frame at word 11 of suspended greenlets.
         let mut main = vec![0u64; 16];
         (main[6], main[7]) = (MAIN_STACK_START, MAIN_STACK_STOP);

@@ -6,6 +6,7 @@
 //! [`Layout`] data only.
 
 pub mod asyncio;
+mod chain_guard;
 mod debug_offsets;
 mod debug_offsets_map;
 mod dicts;
@@ -21,6 +22,7 @@ mod names;
 pub mod objects;
 mod printable;
 mod shape;
+pub mod str_hash;
 mod symbols;
 mod threads;
 mod values;
@@ -28,7 +30,7 @@ pub mod version;
 
 use std::collections::HashMap;
 
-pub use frames::Frame;
+pub use frames::{Frame, LocalsScope};
 pub use layout::{Layout, Shape};
 pub use version::PythonVersion;
 
@@ -131,13 +133,13 @@ fn find_roots(symbols: &impl SymbolSource) -> Result<Roots> {
     Err(Error::NotPython)
 }
 
-/// Read every thread's Python stack (with each frame's variables when `locals`).
+/// Read every thread's Python stack (with the variables of the frames `locals` says).
 /// `arch` is the core's machine: only its tables are used (offsets differ between ABIs).
 pub fn inspect(
     memory: &impl Memory,
     symbols: &impl SymbolSource,
     arch: crate::core::Arch,
-    locals: bool,
+    locals: LocalsScope,
 ) -> Result<PythonProcess> {
     inspect_with(memory, symbols, layouts::tables_for(arch), locals)
 }
@@ -147,7 +149,7 @@ fn inspect_with(
     memory: &impl Memory,
     symbols: &impl SymbolSource,
     tables: Tables,
-    locals: bool,
+    locals: LocalsScope,
 ) -> Result<PythonProcess> {
     let roots = find_roots(symbols)?;
     let runtime = match roots {
@@ -169,8 +171,10 @@ fn inspect_with(
         &mut warnings,
     )?;
     let objects = Objects {
-        memory,
-        layout: &layout,
+        hash_secret: symbols
+            .symbol("_Py_HashSecret")
+            .and_then(|secret| str_hash::HashSecret::read(memory, secret)),
+        ..Objects::new(memory, &layout)
     };
     let head = first_interpreter(&objects, roots, version)?;
     let version = with_micro_from_sys(&objects, head, version);

@@ -4,6 +4,7 @@
 use crate::memory::{Memory, Unreadable};
 use crate::python::field::{Field, Scalar};
 use crate::python::layout::Layout;
+use crate::python::str_hash::HashSecret;
 
 /// Names, file paths and dict sizes beyond these are treated as corrupt.
 const MAX_STR_CHARS: u64 = 1 << 16;
@@ -30,6 +31,9 @@ fn invalid<T>(message: String) -> ObjectResult<T> {
 pub struct Objects<'a, M: Memory> {
     pub memory: &'a M,
     pub layout: &'a Layout,
+    /// The process's `str` hash key, when found: dicts are then searched by hash
+    /// ([`super::str_hash`]).
+    pub hash_secret: Option<HashSecret>,
 }
 
 /// What [`Objects::pep393`] read of a `str`.
@@ -42,7 +46,16 @@ pub struct Pep393 {
     pub raw: Vec<u8>,
 }
 
-impl<M: Memory> Objects<'_, M> {
+impl<'a, M: Memory> Objects<'a, M> {
+    /// Readers that search dicts key by key (no hash key known).
+    pub fn new(memory: &'a M, layout: &'a Layout) -> Self {
+        Self {
+            memory,
+            layout,
+            hash_secret: None,
+        }
+    }
+
     pub fn pointer(&self, addr: u64) -> ObjectResult<u64> {
         Ok(self.memory.read_u64(addr)?)
     }

@@ -307,11 +307,11 @@ fn another_machines_table_is_never_used() {
     let x86 = layouts::lookup(3, 12, Shape::Release).expect("the 3.12 table");
     assert!(layouts::tables_for(Arch::Aarch64)(3, 12, Shape::Release).is_none());
     let memory = process_memory(x86, false);
-    let error = inspect(&memory, &Symbols(x86), Arch::Aarch64, false).unwrap_err();
+    let error = inspect(&memory, &Symbols(x86), Arch::Aarch64, LocalsScope::None).unwrap_err();
     assert_eq!(error.exit_code(), 6, "{error}");
     assert!(error.to_string().contains("(aarch64)"), "{error}");
     // The same memory with the x86_64 tables reads.
-    assert!(inspect(&memory, &Symbols(x86), Arch::X86_64, false).is_ok());
+    assert!(inspect(&memory, &Symbols(x86), Arch::X86_64, LocalsScope::None).is_ok());
 }
 
 #[test]
@@ -319,7 +319,7 @@ fn every_table_walks_a_thread_laid_out_by_it() {
     assert!(layouts::ALL.len() >= 15, "tables: {}", layouts::ALL.len());
     for layout in layouts::ALL {
         let memory = process_memory(layout, false);
-        let process = inspect(&memory, &Symbols(layout), layout.arch, false)
+        let process = inspect(&memory, &Symbols(layout), layout.arch, LocalsScope::None)
             .unwrap_or_else(|e| panic!("{}: {e}", label(layout)));
         let what = label(layout);
         assert_eq!(
@@ -375,7 +375,7 @@ fn every_table_walks_a_thread_laid_out_by_it() {
 fn a_cyclic_frame_chain_stops_with_a_warning() {
     for layout in layouts::ALL {
         let memory = process_memory(layout, true);
-        let process = inspect(&memory, &Symbols(layout), layout.arch, false).unwrap();
+        let process = inspect(&memory, &Symbols(layout), layout.arch, LocalsScope::None).unwrap();
         let thread = &process.threads[0];
         assert_eq!(thread.frames.len(), 1, "{}", label(layout));
         assert!(
@@ -405,7 +405,7 @@ fn no_runtime_symbol_means_not_python() {
         &FakeMemory::default(),
         &NoSymbols,
         crate::core::Arch::X86_64,
-        false,
+        LocalsScope::None,
     )
     .unwrap_err();
     assert_eq!(error.exit_code(), 4);
@@ -425,7 +425,13 @@ fn a_shape_without_a_table_is_read_through_its_debug_offsets() {
     }
     let layout = layouts::lookup(3, 13, Shape::FreeThreaded).expect("the 3.13t table");
     let memory = process_memory(layout, false);
-    let process = inspect_with(&memory, &Symbols(layout), without_free_threaded, false).unwrap();
+    let process = inspect_with(
+        &memory,
+        &Symbols(layout),
+        without_free_threaded,
+        LocalsScope::None,
+    )
+    .unwrap();
     assert_eq!(process.shape, Shape::FreeThreaded);
     assert!(
         process
@@ -453,7 +459,13 @@ fn a_shape_without_a_table_is_read_through_its_debug_offsets() {
         runtime.u64(flag, 1);
     }
     hidden.add(RUNTIME, runtime.0);
-    let error = inspect_with(&hidden, &Symbols(layout), without_free_threaded, false).unwrap_err();
+    let error = inspect_with(
+        &hidden,
+        &Symbols(layout),
+        without_free_threaded,
+        LocalsScope::None,
+    )
+    .unwrap_err();
     assert_eq!(error.exit_code(), 6, "{error}");
 }
 
@@ -513,7 +525,7 @@ fn an_implausible_debug_offset_is_not_taken() {
     let mut runtime = memory.read_vec(RUNTIME, 0x4000).unwrap();
     runtime[position..position + 8].copy_from_slice(&0x7fff_ffff_u64.to_le_bytes());
     memory.add(RUNTIME, runtime);
-    let process = inspect(&memory, &Symbols(layout), layout.arch, false).unwrap();
+    let process = inspect(&memory, &Symbols(layout), layout.arch, LocalsScope::None).unwrap();
     assert!(
         process
             .warnings

@@ -1214,10 +1214,7 @@ mod tests {
                 let inner: Vec<u64> = (depth < 19).then_some(at + 0x1000).into_iter().collect();
                 add_list(&mut memory, layout, at, inner.len() as i64, &inner);
             }
-            let objects = Objects {
-                memory: &memory,
-                layout,
-            };
+            let objects = Objects::new(&memory, layout);
             let mut reprs = Reprs::new(&objects);
             let what = format!("{}.{} {:?}", layout.major, layout.minor, layout.shape);
             let value = reprs.value(0x10_000);

@@ -413,8 +413,9 @@ pub enum Shown<'a> {
 /// [`REPEAT_CUTOFF`] times, then counted, as Python's tracebacks do (`[Previous line repeated
 /// 996 more times]`); JSON keeps every frame. Their variables do not count, as in a traceback
 /// of `capture_locals=True` (Lib/traceback.py, `StackSummary.format`): a recursion of 100,000
-/// frames is not 500,000 lines of text with `--locals`.
-pub const REPEAT_CUTOFF: usize = 3;
+/// frames is not 500,000 lines of text with `--locals` (and the walk reads no variables for
+/// the folded frames when the command line asks for text: `Options::skip_folded_locals`).
+pub use crate::report::REPEAT_CUTOFF;
 
 pub fn fold_repeats(frames: &[FrameReport]) -> Vec<Shown<'_>> {
     let same = |a: &FrameReport, b: &FrameReport| {

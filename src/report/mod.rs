@@ -29,6 +29,7 @@ pub use crate::core::signal::{signal_name, SignalDescription, SIGSTOP};
 pub use crate::core::{Arch, Dumper};
 pub use crate::native::syscall::{StateKind, ThreadState};
 pub use crate::python::exceptions::ExceptionInfo;
+pub use crate::python::frames::REPEAT_CUTOFF;
 pub use crate::python::Shape;
 pub use asyncio::{AsyncioLoopReport, TaskFrameReport, TaskReport};
 pub use greenlets::{GreenletReport, GreenletSummary};
