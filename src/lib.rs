@@ -14,6 +14,7 @@ mod core;
 mod debuginfod;
 mod elf;
 pub mod error;
+mod frame;
 mod held_pages;
 pub mod input;
 mod loaded_objects;

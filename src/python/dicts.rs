@@ -147,10 +147,13 @@ impl KeysTable {
                     (0, _) | (_, None) => layout.dict.entry_size,
                     (_, Some(unicode)) => unicode,
                 };
-                let slots = match layout.dict_keys.dk_log2_size {
-                    Some(field) => 1u64.checked_shl(u32::from(objects.read(keys, field)?)),
-                    None => None,
-                };
+                // Only probes need the table's size: without it the entries are still read
+                // (a packed core made before probing has no copy of this byte).
+                let slots = layout
+                    .dict_keys
+                    .dk_log2_size
+                    .and_then(|field| objects.read(keys, field).ok())
+                    .and_then(|log2| 1u64.checked_shl(u32::from(log2)));
                 (
                     slots,
                     1u64.checked_shl(u32::from(log2)).unwrap_or(u64::MAX),

@@ -36,27 +36,10 @@ const MAX_DECODED_BYTES: usize = 256 << 20;
 /// (Include/internal/pycore_frame.h, pycore_interpframe_structs.h).
 pub(super) const FIRST_NON_PYTHON_OWNER: u8 = 3;
 
-/// One Python frame.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Frame {
-    /// Shared with the code object's other frames (a 100,000-frame recursion holds one copy).
-    pub function: Arc<str>,
-    pub qualname: Option<Arc<str>>,
-    pub file: Arc<str>,
-    pub line: Option<u32>,
-    pub first_line: u32,
-    /// 3.11+: where the instruction ends and its columns (0-based UTF-8 byte offsets), as
-    /// `code.co_positions()` gives them; `None` before 3.11 or when unknown.
-    pub end_line: Option<u32>,
-    pub column: Option<u32>,
-    pub end_column: Option<u32>,
-    /// The outermost frame of the run one C call of the interpreter loop executes
-    /// (`_PyEval_EvalFrameDefault`/`PyEval_EvalFrameEx`): every frame ≤3.10; 3.11's `is_entry`
-    /// frames; 3.12+ the frame before a C-stack entry shim and the thread's last frame.
-    pub entry: bool,
-    /// The frame's bound variables (with `--locals`, else `None`; empty when unreadable).
-    pub locals: Option<Vec<Local>>,
-}
+/// One Python frame: the report's own frame type, built here with its Python half (function,
+/// file, line and columns, `entry`, variables) so that a stack is not copied into the report;
+/// the report adds the source line, the interpreter's id and, with `--native`, native frames.
+pub type Frame = crate::frame::FrameReport;
 
 /// What a code object contributes to every frame that runs it.
 #[derive(Debug)]
@@ -577,8 +560,7 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
             end_line: exact.end_line,
             column: exact.column,
             end_column: exact.end_column,
-            entry: false,
-            locals: None,
+            ..Frame::default()
         }
     }
 

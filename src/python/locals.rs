@@ -18,8 +18,6 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
-
 use super::objects::{ObjectError, ObjectResult, Objects};
 use super::values::Reprs;
 use crate::memory::Memory;
@@ -39,26 +37,10 @@ pub const MAX_TOTAL_LOCALS: usize = 1_000_000;
 /// before 3.14).
 const STACKREF_TAG_BITS: u64 = 0x7;
 
-/// What a variable is to its frame.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LocalKind {
-    Argument,
-    Local,
-    Cell,
-    Free,
-}
-
-/// One bound variable of a frame.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Local {
-    /// Shared with the code object's slot (and so with its other frames).
-    pub name: Arc<str>,
-    pub kind: LocalKind,
-    /// The value's type `__name__` (shared by the type's values); `None` when unreadable.
-    pub type_name: Option<Arc<str>>,
-    pub repr: String,
-}
+/// One bound variable of a frame: the report's own type, built here so that a frame's
+/// variables are not copied into it.
+pub type Local = crate::frame::LocalReport;
+pub use crate::frame::LocalKind;
 
 /// One variable slot of a code object.
 #[derive(Debug)]

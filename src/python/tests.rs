@@ -363,7 +363,7 @@ fn every_table_walks_a_thread_laid_out_by_it() {
                 column: None,
                 end_column: None,
                 entry: true,
-                locals: None,
+                ..Frame::default()
             }],
             "{what} (PEP 393 strings: {pep393})"
         );

@@ -126,20 +126,36 @@ fn clean_frame(frame: &mut FrameReport, shared: &mut SharedCleaner) {
 #[derive(Default)]
 struct SharedCleaner {
     /// By the address of a string met before: the string (kept alive here, so that no other
-    /// string takes its address during the pass) and its cleaned form.
-    seen: HashMap<usize, (Arc<str>, Arc<str>), crate::bytes::AddressHash>,
+    /// string takes its address during the pass) and its cleaned form, if it had to change.
+    seen: HashMap<usize, (Arc<str>, Option<Arc<str>>), crate::bytes::AddressHash>,
+    /// Addresses of strings known clean, one per slot by a few bits of the address: a
+    /// recursion's names are answered here, before the map. Only strings `seen` keeps alive.
+    clean_recently: [usize; 16],
 }
 
 impl SharedCleaner {
     fn clean(&mut self, text: &mut Arc<str>) {
         let key = text.as_ptr() as usize;
-        if let Some((_, clean)) = self.seen.get(&key) {
-            text.clone_from(clean);
+        // cannot panic: the index is masked to the array's 16 slots.
+        let slot = &mut self.clean_recently[(key >> 3) & 15];
+        if *slot == key {
+            return;
+        }
+        if let Some((_, changed)) = self.seen.get(&key) {
+            match changed {
+                Some(clean) => text.clone_from(clean),
+                None => *slot = key,
+            }
             return;
         }
         let original = Arc::clone(text);
         clean_shared(text);
-        self.seen.insert(key, (original, Arc::clone(text)));
+        let changed = !Arc::ptr_eq(&original, text);
+        if !changed {
+            *slot = key;
+        }
+        self.seen
+            .insert(key, (original, changed.then(|| Arc::clone(text))));
     }
 }
 

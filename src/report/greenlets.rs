@@ -82,7 +82,7 @@ pub(super) fn add_greenlets(report: &mut Report, core: &CoreFile, state: Greenle
             running: false,
             address: Some(hex(greenlet.address)),
             main: Some(greenlet.main),
-            frames: greenlet.frames.into_iter().map(FrameReport::from).collect(),
+            frames: greenlet.frames,
         });
     }
     let mut greenlets = Vec::new();

@@ -10,7 +10,6 @@ pub mod store_name;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -20,8 +19,8 @@ pub(crate) use crate::binary::display_name as file_name;
 use crate::core::signal;
 use crate::core::{CoreFile, Registers, SignalInfo, ThreadStatus};
 use crate::error::Error;
-pub use crate::python::locals::LocalKind;
-use crate::python::{Frame, PythonProcess, PythonThread};
+pub use crate::frame::{FrameKind, FrameReport, LocalKind, LocalReport, NativeFrameReport};
+use crate::python::{PythonProcess, PythonThread};
 use crate::warning::{Warning, WarningKind};
 
 // What renderers need of the layers below, so that they read the report alone.
@@ -33,8 +32,8 @@ pub use crate::python::frames::REPEAT_CUTOFF;
 pub use crate::python::Shape;
 pub use asyncio::{AsyncioLoopReport, TaskFrameReport, TaskReport};
 pub use greenlets::{GreenletReport, GreenletSummary};
+pub use native::CrashLocation;
 pub(crate) use native::{add_native, NativeFrames, NativeRecord};
-pub use native::{CrashLocation, NativeFrameReport};
 
 pub const SCHEMA_VERSION: u32 = 2;
 
@@ -231,95 +230,6 @@ pub struct ThreadStateReport {
     pub holds_gil: Option<bool>,
     pub handling_exception: Option<ExceptionInfo>,
     pub frame_count: usize,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct FrameReport {
-    /// The names are shared with every other frame of the same code object.
-    pub function: Arc<str>,
-    pub qualname: Option<Arc<str>>,
-    pub file: Arc<str>,
-    pub line: Option<u32>,
-    pub first_line: u32,
-    /// 3.11+: the instruction's last line and its columns (0-based UTF-8 byte offsets into the
-    /// source lines), as `code.co_positions()` gives them; null before 3.11 or when unknown.
-    #[serde(default)]
-    pub end_line: Option<u32>,
-    #[serde(default)]
-    pub column: Option<u32>,
-    #[serde(default)]
-    pub end_column: Option<u32>,
-    /// The source line, when the file could be read (see `--source-root`).
-    pub source: Option<Arc<str>>,
-    /// The `~~~^^^` line under `source` that marks the instruction's columns, as that version's
-    /// tracebacks draw it (`src/anchors.rs`; text formats only; JSON has the columns).
-    #[serde(skip)]
-    pub markers: Option<Arc<str>>,
-    /// Id of the interpreter that runs it.
-    pub interpreter: Option<i64>,
-    /// `python` or `native` (native frames come with `--native`/`--native-all`).
-    pub kind: FrameKind,
-    /// The outermost Python frame of one interpreter-loop call (see `python::Frame::entry`).
-    #[serde(skip)]
-    pub entry: bool,
-    /// A native frame's address, module, offset (flattened into the frame; boxed: most
-    /// frames are Python's, and a 100,000-frame thread should not carry 80 empty bytes each).
-    #[serde(flatten)]
-    pub native: Option<Box<NativeFrameReport>>,
-    /// With `--locals`: the frame's bound variables, parameters first, in the code object's
-    /// order (absent without `--locals`; empty, with a warning, when they could not be read).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub locals: Option<Vec<LocalReport>>,
-}
-
-/// One bound variable of a Python frame (`--locals`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LocalReport {
-    pub name: Arc<str>,
-    /// `argument`, `local`, `cell` or `free`.
-    pub kind: LocalKind,
-    /// The value's type `__name__` (`tp_name` after its last dot); null when unreadable.
-    #[serde(rename = "type")]
-    pub type_name: Option<Arc<str>>,
-    /// As Python's `repr()` shows it, bounded (docs/json-schema.md, "Locals").
-    pub repr: String,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FrameKind {
-    #[default]
-    Python,
-    Native,
-}
-
-impl From<Frame> for FrameReport {
-    /// The frame's own strings move into the report: no copy per frame.
-    fn from(frame: Frame) -> Self {
-        FrameReport {
-            function: frame.function,
-            qualname: frame.qualname,
-            file: frame.file,
-            line: frame.line,
-            first_line: frame.first_line,
-            end_line: frame.end_line,
-            column: frame.column,
-            end_column: frame.end_column,
-            entry: frame.entry,
-            locals: frame.locals.map(|locals| {
-                locals
-                    .into_iter()
-                    .map(|local| LocalReport {
-                        name: local.name,
-                        kind: local.kind,
-                        type_name: local.type_name,
-                        repr: local.repr,
-                    })
-                    .collect()
-            }),
-            ..FrameReport::default()
-        }
-    }
 }
 
 impl Report {
@@ -556,7 +466,7 @@ fn thread_report(
     let handling_exception = innermost.and_then(|p| p.handling_exception.clone());
     let interpreter = innermost.and_then(|s| s.interpreter_id);
     let python = !states.is_empty();
-    let mut frames = Vec::with_capacity(states.iter().map(|s| s.frames.len()).sum());
+    let mut frames = Vec::new();
     let mut thread_states = Vec::with_capacity(states.len());
     let mut warnings = Vec::new();
     for state in states {
@@ -569,10 +479,16 @@ fn thread_report(
             handling_exception: state.handling_exception,
             frame_count: state.frames.len(),
         });
-        frames.extend(state.frames.into_iter().map(|frame| FrameReport {
-            interpreter: state.interpreter_id,
-            ..FrameReport::from(frame)
-        }));
+        let first = frames.len();
+        // The walk's frames move in whole (one state: the array itself).
+        if frames.is_empty() {
+            frames = state.frames;
+        } else {
+            frames.extend(state.frames);
+        }
+        for frame in frames.iter_mut().skip(first) {
+            frame.interpreter = state.interpreter_id;
+        }
         warnings.extend(state.warnings);
     }
     ThreadReport {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::merge;
-use super::{CoreKind, FrameKind, FrameReport, PythonSummary, Report};
+use super::{CoreKind, FrameKind, FrameReport, NativeFrameReport, PythonSummary, Report};
 use crate::binaries::Locator;
 use crate::core::CoreFile;
 use crate::memory::{AddressSpace, Memory};
@@ -24,24 +24,6 @@ pub struct CrashLocation {
     pub function: Option<String>,
     /// The mapped file's path as the core recorded it, null when no file is mapped there.
     pub module: Option<String>,
-}
-
-/// The native half of a `frames` entry (flattened into it).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct NativeFrameReport {
-    /// `0x…`: the pc of the innermost frame (and of a frame a signal interrupted), the return
-    /// address of the others; an inlined entry has its containing frame's address.
-    pub address: String,
-    /// The mapped file's path as the core recorded it (null: no file mapped there).
-    pub module: Option<String>,
-    /// `0x…`: the address in the module's own (link-time) addresses, as `addr2line -e MODULE`
-    /// takes it (for callers, of the return address).
-    pub offset: Option<String>,
-    /// A call the compiler inlined: its own entry, before the frame it was inlined into.
-    pub inlined: bool,
-    /// A signal trampoline (`__restore_rt`): the frame after it was interrupted by a signal.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub signal_frame: bool,
 }
 
 /// Every thread's named native frames (all of them, before the merge) and why its walk
