@@ -121,13 +121,16 @@ fn clean_frame(frame: &mut FrameReport, shared: &mut SharedCleaner) {
     }
 }
 
+/// A shared string met before, and its cleaned form if cleaning changed it.
+type Cleaned = (Arc<str>, Option<Arc<str>>);
+
 /// Cleans each string that frames share once: the other frames holding it get the first
 /// one's result (a 100,000-frame recursion holds one function name, not 100,000).
 #[derive(Default)]
 struct SharedCleaner {
     /// By the address of a string met before: the string (kept alive here, so that no other
     /// string takes its address during the pass) and its cleaned form, if it had to change.
-    seen: HashMap<usize, (Arc<str>, Option<Arc<str>>), crate::bytes::AddressHash>,
+    seen: HashMap<usize, Cleaned, crate::bytes::AddressHash>,
     /// Addresses of strings known clean, one per slot by a few bits of the address: a
     /// recursion's names are answered here, before the map. Only strings `seen` keeps alive.
     clean_recently: [usize; 16],
