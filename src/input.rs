@@ -156,7 +156,7 @@ pub fn open(path: &Path, length_of: LengthOf) -> Result<MappedFile> {
         path: display_path(path).to_path_buf(),
         source,
     };
-    let mut file = if path == Path::new(STDIN) {
+    let file = if path == Path::new(STDIN) {
         // `< core` makes standard input the file itself: map it like any other.
         match File::open("/dev/stdin") {
             Ok(file) if file.metadata().is_ok_and(|m| m.is_file()) => file,
@@ -165,21 +165,25 @@ pub fn open(path: &Path, length_of: LengthOf) -> Result<MappedFile> {
     } else {
         File::open(path).map_err(open_err)?
     };
-    if !file.metadata().map_err(open_err)?.is_file() {
+    let metadata = file.metadata().map_err(open_err)?;
+    if !metadata.is_file() {
         return stream(file, None, length_of).map_err(open_err);
     }
-    let mut magic = [0u8; 6];
-    let got = read_prefix(&mut file, &mut magic).map_err(open_err)?;
-    file.seek(SeekFrom::Start(0)).map_err(open_err)?;
-    // cannot panic: `read_prefix` reads at most `magic.len()` bytes.
-    let file = match sniff(&magic[..got]) {
+    // Mapped first, its first bytes sniffed in place: a plain core or binary costs one
+    // `fstat` and one `mmap`, no read and seek back.
+    let mapped = map_file_of_len(&file, metadata.len()).map_err(open_err)?;
+    // cannot panic: the range is clamped to the mapping's length.
+    let head = &mapped.bytes()[..mapped.bytes().len().min(6)];
+    match sniff(head) {
+        // Nothing was read from `file`: it is still at its start.
         Some(compression) => {
-            let total = file.metadata().map_err(open_err)?.len();
-            decompress(file, Some(total), compression, length_of).map_err(open_err)?
+            drop(mapped);
+            let decompressed =
+                decompress(file, Some(metadata.len()), compression, length_of).map_err(open_err)?;
+            map_file(&decompressed).map_err(open_err)
         }
-        None => file,
-    };
-    map_file(&file).map_err(open_err)
+        None => Ok(mapped),
+    }
 }
 
 /// A non-seekable input: its first bytes say whether to decompress it; either way it is copied
@@ -220,12 +224,18 @@ fn read_prefix(input: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 }
 
 fn map_file(file: &File) -> io::Result<MappedFile> {
-    if file.metadata()?.len() == 0 {
+    map_file_of_len(file, file.metadata()?.len())
+}
+
+/// `file`, `len` bytes long, mapped.
+fn map_file_of_len(file: &File, len: u64) -> io::Result<MappedFile> {
+    if len == 0 {
         return Ok(MappedFile::empty());
     }
+    let len = usize::try_from(len).map_err(|_| io::Error::other("the file is too large to map"))?;
     // SAFETY: the mapping is read-only and private to this process; if another process
     // truncates the file meanwhile we may get SIGBUS, as every mmap-based reader would.
-    let map = unsafe { Mmap::map(file)? };
+    let map = unsafe { memmap2::MmapOptions::new().len(len).map(file)? };
     Ok(MappedFile {
         data: Data::Mapped(map),
     })
