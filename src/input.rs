@@ -171,7 +171,17 @@ pub fn open(path: &Path, length_of: LengthOf) -> Result<MappedFile> {
     }
     // Mapped first, its first bytes sniffed in place: a plain core or binary costs one
     // `fstat` and one `mmap`, no read and seek back.
-    let mapped = map_file_of_len(&file, metadata.len()).map_err(open_err)?;
+    let mapped = match map_file_of_len(&file, metadata.len()) {
+        Ok(mapped) => mapped,
+        // A file system that cannot map (FUSE with direct I/O, some network ones) can still
+        // stream a compressed core.
+        Err(map_error) => {
+            return match stream(file, Some(metadata.len()), length_of) {
+                Ok(copied) => Ok(copied),
+                Err(_) => Err(open_err(map_error)),
+            }
+        }
+    };
     // cannot panic: the range is clamped to the mapping's length.
     let head = &mapped.bytes()[..mapped.bytes().len().min(6)];
     match sniff(head) {

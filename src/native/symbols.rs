@@ -152,20 +152,24 @@ impl SymbolTable {
             Some(k) if self.name_of(&k, files) > self.name_of(&s, files) => Some(k),
             _ => Some(s),
         };
-        // A plain loop, the address tested first: naming one crash site reads all of libc's
-        // 10,000 debug symbols this way.
+        // A plain loop (naming one crash site reads all of libc's 10,000 debug symbols this
+        // way), over the same first `MAX_SYMBOLS` functions the sorted table keeps.
+        let mut functions = 0;
         for which in 0u8..2 {
             let Some(entries) = self.entries(which, files) else {
                 continue;
             };
             for entry in entries.chunks_exact(SYM_SIZE) {
-                let addr = u64_at(entry, 8).unwrap_or(0);
-                if addr > address || start.is_some_and(|a| addr < a) {
-                    continue;
-                }
                 let Some(symbol) = function_symbol(which, entry) else {
                     continue;
                 };
+                functions += 1;
+                if functions > MAX_SYMBOLS {
+                    return sized.or(any);
+                }
+                if symbol.addr > address || start.is_some_and(|a| symbol.addr < a) {
+                    continue;
+                }
                 if start != Some(symbol.addr) {
                     start = Some(symbol.addr);
                     (any, sized) = (None, None);

@@ -70,7 +70,13 @@ impl ChainGuard {
         matches!(self.mode, Mode::Exact(_))
     }
 
-    /// Whether a [`ChainGuard::brent`] walk ended at a loop or the depth bound.
+    /// A walk budget ran out: a [`ChainGuard::brent`] walk is done again too (a loop it had
+    /// not seen yet may have spent it).
+    pub fn stop(&mut self) {
+        self.stopped = true;
+    }
+
+    /// Whether a [`ChainGuard::brent`] walk ended at a loop, the depth bound or a budget.
     pub fn wants_exact(&self) -> bool {
         self.stopped && !self.is_exact()
     }

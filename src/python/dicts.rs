@@ -127,16 +127,9 @@ impl KeysTable {
         ) {
             (Some(size_field), _, _) => {
                 let size = objects.read(keys, size_field)? as u64;
-                // DK_IXSIZE (Objects/dict-common.h).
-                let width = match size {
-                    0..=0xff => 1,
-                    0x100..=0xffff => 2,
-                    0x1_0000..=0xffff_ffff => 4,
-                    _ => 8,
-                };
                 (
                     Some(size),
-                    size.saturating_mul(width),
+                    size.saturating_mul(index_width_for(size)),
                     u64::from(layout.dict.entry_size),
                 )
             }
@@ -168,9 +161,13 @@ impl KeysTable {
             )));
         }
         let indices = keys.wrapping_add(u64::from(indices_field));
+        // The index width CPython gives a table of this size (`DK_IXSIZE`, 3.11+'s
+        // `dk_log2_index_bytes`); another one means a corrupt header: no probing.
         let index_width = match slots {
-            Some(slots) if slots.is_power_of_two() && index_bytes % slots == 0 => {
-                index_bytes / slots
+            Some(slots)
+                if slots.is_power_of_two() && index_bytes == slots * index_width_for(slots) =>
+            {
+                index_width_for(slots)
             }
             _ => 0,
         };
@@ -200,6 +197,17 @@ impl KeysTable {
     }
 }
 
+/// Bytes per index of a table of `slots` slots (`DK_IXSIZE`, Objects/dict-common.h; 3.11+
+/// `new_keys_object` sizes `dk_log2_index_bytes` by the same rule).
+fn index_width_for(slots: u64) -> u64 {
+    match slots {
+        0..=0xff => 1,
+        0x100..=0xffff => 2,
+        0x1_0000..=0xffff_ffff => 4,
+        _ => 8,
+    }
+}
+
 /// What a [`probe`] found.
 #[derive(Debug, PartialEq, Eq)]
 enum Probe {
@@ -224,7 +232,7 @@ fn probe<M: Memory>(
     let (Some(slots), Some(secret)) = (table.slots, objects.hash_secret.as_ref()) else {
         return Probe::Unknown;
     };
-    if !confirm_hash(objects, table) {
+    if !confirm_hash(objects, table, name) {
         return Probe::Unknown;
     }
     let Some(hash) = secret.hash(name) else {
@@ -233,9 +241,10 @@ fn probe<M: Memory>(
     let mask = slots - 1;
     let mut perturb = hash;
     let mut slot = hash & mask;
-    // Every slot is visited within `slots` steps once `perturb` is 0 (after 13 shifts); the
-    // bound also ends a table of hostile indices with no empty slot.
-    for _ in 0..slots.saturating_add(16) {
+    // Once `perturb` is 0 (after 13 shifts) the sequence visits every slot once, and at most
+    // `nentries` slots are not empty (entries are only appended): a probe of a consistent table
+    // meets an empty slot within `nentries + 14` steps. The bound also ends a hostile one.
+    for _ in 0..slots.min(table.nentries).saturating_add(16) {
         let Some(index) = table.index(memory, slot) else {
             return Probe::Unknown;
         };
@@ -305,16 +314,17 @@ fn stored_hash<M: Memory>(
     objects.memory.read_u64(at).ok()
 }
 
-/// Whether the process's `str` hash algorithm is known, learning it from the first of the
-/// table's keys that is a one-byte-per-character `str` (of at most 256 characters).
-fn confirm_hash<M: Memory>(objects: &Objects<'_, M>, table: &KeysTable) -> bool {
+/// Whether the process's `str` hash algorithm is known for strings as long as `name`, learning
+/// it from the first of the table's first 16 keys of that length class that is a
+/// one-byte-per-character `str` (of at most 256 characters) whose hash matches a candidate.
+fn confirm_hash<M: Memory>(objects: &Objects<'_, M>, table: &KeysTable, name: &str) -> bool {
     let Some(secret) = objects.hash_secret.as_ref() else {
         return false;
     };
-    if secret.hash("").is_some() {
+    if secret.knows_length_of(name) {
         return true;
     }
-    for index in 0..table.nentries.min(8) {
+    for index in 0..table.nentries.min(16) {
         let entry = table.entries.wrapping_add(index * table.entry_size);
         let Ok(key) = objects.memory.read_u64(entry.wrapping_add(table.key_at)) else {
             continue;
@@ -327,7 +337,10 @@ fn confirm_hash<M: Memory>(objects: &Objects<'_, M>, table: &KeysTable) -> bool 
         }
         let text: String = text.raw.iter().map(|&unit| char::from(unit)).collect();
         if let Some(stored) = stored_hash(objects, table, entry, key) {
-            return secret.confirm(&text, stored);
+            secret.confirm(&text, stored);
+            if secret.knows_length_of(name) {
+                return true;
+            }
         }
     }
     false
@@ -770,7 +783,8 @@ mod tests {
         );
         assert_eq!(dict_get_str(&objects, 0x4000, "sys").unwrap(), Some(0xb0));
         assert_eq!(dict_get_str(&objects, 0x4000, "asyncio").unwrap(), None);
-        // Without the key, or when no stored hash confirms the algorithm, every entry is read.
+        // Without the key, or when no stored hash confirms the algorithm for names that long
+        // (here `sys`'s, the one short key, is wrong), every entry is read.
         let objects = Objects::new(&memory, layout);
         assert!(dict_get_str(&objects, 0x4000, "threading").is_err());
         let memory = hashed_dict(layout, &secret, Some(1));
@@ -778,6 +792,11 @@ mod tests {
             hash_secret: Some(secret.clone()),
             ..Objects::new(&memory, layout)
         };
-        assert!(dict_get_str(&objects, 0x4000, "threading").is_err());
+        assert!(dict_get_str(&objects, 0x4000, "sys").is_err());
+        assert!(dict_get_str(&objects, 0x4000, "asyncio").is_err());
+        assert_eq!(
+            dict_get_str(&objects, 0x4000, "threading").unwrap(),
+            Some(0xb1)
+        );
     }
 }

@@ -66,7 +66,6 @@ pub struct Stack {
     pub c_stack_hint: Option<u64>,
 }
 
-/// Frame walker with a cache of decoded code objects shared by all threads of a core.
 /// Consecutive Python frames at the same place (a recursion: file, line, function) are shown
 /// this many times, then counted, as Python's tracebacks do (`[Previous line repeated 996 more
 /// times]`, Lib/traceback.py `_RECURSIVE_CUTOFF`); JSON keeps every frame.
@@ -82,6 +81,7 @@ pub enum LocalsScope {
     UnfoldedFrames,
 }
 
+/// Frame walker with a cache of decoded code objects shared by all threads of a core.
 pub struct FrameWalker<'a, M: Memory> {
     objects: &'a Objects<'a, M>,
     codes: HashMap<u64, Arc<CodeInfo>, AddressHash>,
@@ -158,12 +158,14 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
         &mut self,
         walk: impl Fn(&mut Self, &mut ChainGuard, &mut Stack) -> ObjectResult<()>,
     ) -> Stack {
-        let frames_before = self.total_frames;
+        let budgets = self.budgets_used();
         let mut stack = Stack::default();
         let mut guard = ChainGuard::brent(MAX_DEPTH);
         let mut result = walk(self, &mut guard, &mut stack);
         if guard.wants_exact() {
-            self.total_frames = frames_before;
+            // The first pass read a loop's frames up to three times: what it spent is given
+            // back, so that the exact pass stops where the old one-pass walk did.
+            self.restore_budgets(budgets);
             stack = Stack::default();
             guard = ChainGuard::exact(MAX_DEPTH);
             result = walk(self, &mut guard, &mut stack);
@@ -338,7 +340,8 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
     pub fn one_frame(&mut self, frame: u64, warnings: &mut Vec<Warning>) -> ObjectResult<Frame> {
         let layout = self.objects.layout;
         let mut stack = Stack::default();
-        if !self.enter(frame, &mut ChainGuard::brent(MAX_DEPTH), &mut stack) {
+        // One frame: the exact guard, whose stops carry their warning.
+        if !self.enter(frame, &mut ChainGuard::exact(MAX_DEPTH), &mut stack) {
             warnings.append(&mut stack.warnings);
             return Err(ObjectError::Invalid("the frame budget is spent".into()));
         }
@@ -403,27 +406,46 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
         }
     }
 
+    /// The budgets spent so far: frames, decoded bytes, variables.
+    fn budgets_used(&self) -> (usize, usize, usize) {
+        let locals = self.locals.as_ref().map_or(0, LocalsReader::read_so_far);
+        (self.total_frames, self.decoded_bytes, locals)
+    }
+
+    fn restore_budgets(&mut self, (frames, decoded, locals): (usize, usize, usize)) {
+        self.total_frames = frames;
+        self.decoded_bytes = decoded;
+        if let Some(reader) = self.locals.as_mut() {
+            reader.set_read_so_far(locals);
+        }
+    }
+
     /// Record a visit; false (with a warning) on a loop or past the depth bound. The
     /// constant-memory guard's stops have no warning: the walk is done again with the exact one.
     fn enter(&mut self, frame: u64, guard: &mut ChainGuard, stack: &mut Stack) -> bool {
         self.total_frames += 1;
-        if self.decoded_bytes > MAX_DECODED_BYTES * 4 {
-            stack.warnings.push(Warning::new(
-                WarningKind::FrameBudget,
-                format!(
-                    "the frames' names add up to more than {} MiB: the core is corrupt; stopped",
-                    (MAX_DECODED_BYTES * 4) >> 20
-                ),
-            ));
-            return false;
-        }
-        if self.total_frames > MAX_TOTAL_FRAMES {
-            stack.warnings.push(Warning::new(
-                WarningKind::FrameBudget,
-                format!(
+        let spent = if self.decoded_bytes > MAX_DECODED_BYTES * 4 {
+            Some(format!(
+                "the frames' names add up to more than {} MiB: the core is corrupt; stopped",
+                (MAX_DECODED_BYTES * 4) >> 20
+            ))
+        } else if self.total_frames > MAX_TOTAL_FRAMES {
+            Some(format!(
                 "more than {MAX_TOTAL_FRAMES} frames in all threads: the core is corrupt; stopped"
-            ),
-            ));
+            ))
+        } else {
+            None
+        };
+        if let Some(message) = spent {
+            // A loop the constant-memory guard had not seen yet may have spent the budget:
+            // the exact pass tells.
+            if guard.is_exact() {
+                stack
+                    .warnings
+                    .push(Warning::new(WarningKind::FrameBudget, message));
+            } else {
+                guard.stop();
+            }
             return false;
         }
         match guard.visit(frame) {

@@ -81,6 +81,16 @@ impl<'a, M: Memory> LocalsReader<'a, M> {
         }
     }
 
+    /// How many variables were read so far (against `MAX_TOTAL_LOCALS`).
+    pub fn read_so_far(&self) -> usize {
+        self.total
+    }
+
+    /// Give back what a walk that is done again spent.
+    pub fn set_read_so_far(&mut self, total: usize) {
+        self.total = total;
+    }
+
     /// The object bound to the variable `name` of the frame at `frame` running `code` (a
     /// cell's contents for a cell), if it is bound.
     pub fn local_object(

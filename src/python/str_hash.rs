@@ -7,10 +7,11 @@
 //! looked up here) keyed by the 16 bytes at the start of `_Py_HashSecret` (its `siphash.k0`,
 //! `siphash.k1`, little-endian), with −1 turned into −2: SipHash-1-3 from 3.11, SipHash-2-4 from
 //! 3.4 to 3.10 (the defaults of `Py_HASH_ALGORITHM`; `Py_HASH_CUTOFF` is 0 by default, so short
-//! strings are not special). Which of the two this process uses is learnt once, from a key whose
-//! hash the process itself stored ([`HashSecret::confirm`]); until then, or in a build
-//! configured with another algorithm, dicts are read key by key as before. A probe's hit is
-//! still checked against the key's text, so a wrong hash costs time, never a wrong answer.
+//! strings are not special). Which of the two this process uses is learnt from a key whose hash
+//! the process itself stored ([`HashSecret::confirm`]), apart for strings of up to
+//! `Py_HASH_CUTOFF`'s largest value and longer ones (a build may hash the short ones otherwise);
+//! until then, or in a build configured with another algorithm, dicts are read key by key as
+//! before. A probe's hit is still checked against the key's text.
 
 use std::cell::Cell;
 use std::hash::Hasher;
@@ -24,8 +25,18 @@ use crate::memory::Memory;
 pub struct HashSecret {
     k0: u64,
     k1: u64,
-    /// Which of [`HashSecret::candidates`] the process's hashes matched, once seen.
-    confirmed: Cell<Option<usize>>,
+    /// Which of [`HashSecret::candidates`] the process's hashes matched, once seen: for
+    /// strings of at most [`SHORT`] characters, and for longer ones.
+    confirmed: [Cell<Option<usize>>; 2],
+}
+
+/// The largest `Py_HASH_CUTOFF` (Include/pyhash.h): a build may hash strings up to this long
+/// with DJBX33A (0 by default: none).
+const SHORT: usize = 7;
+
+/// Which of `confirmed` a string of `len` one-byte units needs.
+fn length_class(len: usize) -> usize {
+    usize::from(len > SHORT)
 }
 
 impl HashSecret {
@@ -33,7 +44,7 @@ impl HashSecret {
         Self {
             k0,
             k1,
-            confirmed: Cell::new(None),
+            confirmed: Default::default(),
         }
     }
 
@@ -44,28 +55,42 @@ impl HashSecret {
         Some(Self {
             k0,
             k1,
-            confirmed: Cell::new(None),
+            confirmed: Default::default(),
         })
     }
 
-    /// `name`'s hash in this process, once the algorithm is confirmed.
+    /// `name`'s hash in this process, once the algorithm is confirmed for strings its length.
     pub fn hash(&self, name: &str) -> Option<u64> {
-        let which = self.confirmed.get()?;
-        self.candidates(name)?.get(which).copied()
+        let hashes = self.candidates(name)?;
+        let which = self
+            .confirmed
+            .get(length_class(name.chars().count()))?
+            .get()?;
+        hashes.get(which).copied()
     }
 
-    /// Learn the algorithm from a `str` whose hash the process computed (`stored`): `true` once
-    /// it is known.
+    /// Learn the algorithm for strings as long as `text` from its hash as the process stored
+    /// it (`stored`): whether it is known now.
     pub fn confirm(&self, text: &str, stored: u64) -> bool {
-        if self.confirmed.get().is_none() {
+        let Some(confirmed) = self.confirmed.get(length_class(text.chars().count())) else {
+            return false;
+        };
+        if confirmed.get().is_none() {
             if let Some(which) = self
                 .candidates(text)
                 .and_then(|hashes| hashes.iter().position(|&hash| hash == stored))
             {
-                self.confirmed.set(Some(which));
+                confirmed.set(Some(which));
             }
         }
-        self.confirmed.get().is_some()
+        confirmed.get().is_some()
+    }
+
+    /// Whether a string as long as `name` has its algorithm confirmed.
+    pub fn knows_length_of(&self, name: &str) -> bool {
+        self.confirmed
+            .get(length_class(name.chars().count()))
+            .is_some_and(|confirmed| confirmed.get().is_some())
     }
 
     /// The hashes `name` has under each algorithm a CPython 3.6+ uses by default, the newer
@@ -122,8 +147,15 @@ mod tests {
         assert!(!secret.confirm("sys", sip24 ^ 1));
         assert!(secret.confirm("sys", sip24));
         assert_eq!(
-            secret.hash("threading"),
-            Some(secret.candidates("threading").unwrap()[1])
+            secret.hash("_name"),
+            Some(secret.candidates("_name").unwrap()[1])
         );
+        // Longer strings are learnt apart (a build's Py_HASH_CUTOFF may hash short ones so).
+        assert!(!secret.knows_length_of("threading"));
+        assert_eq!(secret.hash("threading"), None);
+        let [_, sip24] = secret.candidates("builtins").unwrap();
+        assert!(secret.confirm("builtins", sip24));
+        let threading = secret.candidates("threading").unwrap()[1];
+        assert_eq!(secret.hash("threading"), Some(threading));
     }
 }
