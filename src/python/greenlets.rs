@@ -163,8 +163,8 @@ pub fn greenlets<M: Memory>(
     }
     let blocks = state_blocks(objects, &found, state.version.as_deref());
     let words = |index: usize| {
-        let (_, block) = blocks.get(index)?;
-        read_words(objects.memory, *block)
+        let (_, block, max_words) = blocks.get(index)?;
+        read_words(objects.memory, *block, *max_words)
     };
     let Some(layout) = GreenletLayout::infer(objects, blocks.len(), words) else {
         if !blocks.is_empty() {
@@ -175,7 +175,7 @@ pub fn greenlets<M: Memory>(
         }
         return Some(state);
     };
-    for (index, (address, _)) in blocks.iter().enumerate() {
+    for (index, (address, _, _)) in blocks.iter().enumerate() {
         let Some(words) = words(index) else {
             continue;
         };
@@ -338,37 +338,48 @@ impl<M: Memory> Finder<'_, '_, M> {
     }
 }
 
-/// Each greenlet and its state block: the object itself (greenlet 0.4/1.x) or the C++
-/// `Greenlet` at `pimpl`, the third word after `PyObject_HEAD` (2.x/3.x, greenlet.h).
+/// Each greenlet, its state block and how many words of it may be read: the object itself
+/// (greenlet 0.4/1.x), up to the end of the object (`tp_basicsize`: greenlets are allocated side
+/// by side, and the next one's `-1` or frame pointer must not be taken for this one's), or the
+/// C++ `Greenlet` at `pimpl`, the third word after `PyObject_HEAD` (2.x/3.x, greenlet.h).
 fn state_blocks<M: Memory>(
     objects: &Objects<'_, M>,
     greenlets: &[u64],
     version: Option<&str>,
-) -> Vec<(u64, u64)> {
+) -> Vec<(u64, u64, usize)> {
     let c_struct = version
         .and_then(|v| v.split('.').next())
         .and_then(|major| major.parse::<u32>().ok())
         .is_some_and(|major| major < 2);
     let header = u64::from(objects.layout.object.ob_type.offset()) + 8;
+    let object_words = |greenlet: u64| -> Option<usize> {
+        let type_object = objects.type_of(greenlet).ok()?;
+        let size = objects
+            .read(type_object, objects.layout.type_object.tp_basicsize)
+            .ok()?;
+        let words = u64::try_from(size).ok()?.checked_sub(header)? / 8;
+        Some(usize::try_from(words).ok()?.clamp(8, STATE_WORDS))
+    };
     greenlets
         .iter()
         .filter_map(|&greenlet| {
-            let block = if c_struct {
-                greenlet.wrapping_add(header)
+            if c_struct {
+                let words = object_words(greenlet).unwrap_or(STATE_WORDS);
+                Some((greenlet, greenlet.wrapping_add(header), words))
             } else {
-                objects.pointer(greenlet.wrapping_add(header + 16)).ok()?
-            };
-            Some((greenlet, block))
+                let block = objects.pointer(greenlet.wrapping_add(header + 16)).ok()?;
+                Some((greenlet, block, STATE_WORDS))
+            }
         })
         .collect()
 }
 
-/// Up to [`STATE_WORDS`] words from `addr` (fewer where memory ends).
-fn read_words(memory: &impl Memory, addr: u64) -> Option<Vec<u64>> {
+/// Up to `max_words` words from `addr` (fewer where memory ends).
+fn read_words(memory: &impl Memory, addr: u64, max_words: usize) -> Option<Vec<u64>> {
     if addr == 0 {
         return None;
     }
-    let mut words = STATE_WORDS;
+    let mut words = max_words.min(STATE_WORDS);
     while words >= 8 {
         if let Ok(bytes) = memory.read_vec(addr, words * 8) {
             return Some(
