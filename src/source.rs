@@ -63,7 +63,7 @@ pub(crate) fn read_file(
 
 /// A source file's lines: all of them (read from disk), or only those a packed core kept.
 pub(crate) enum SourceText {
-    Whole(Vec<String>),
+    Whole(WholeFile),
     Kept(BTreeMap<u32, String>),
 }
 
@@ -71,11 +71,70 @@ impl SourceText {
     /// Line `number` (from 1), if known.
     fn line(&self, number: u32) -> Option<&str> {
         match self {
-            SourceText::Whole(lines) => lines
-                .get(usize::try_from(number).ok()?.checked_sub(1)?)
-                .map(String::as_str),
+            SourceText::Whole(file) => file.line(number),
             SourceText::Kept(lines) => lines.get(&number).map(String::as_str),
         }
+    }
+}
+
+/// A whole source file, mapped (or, when it is not UTF-8, its lossy copy), and where each of
+/// its lines starts: a frame shows one line of a file of thousands, which are not each copied
+/// into a `String` (a run's heap grew by 30 pages for `threading.py` alone).
+pub(crate) struct WholeFile {
+    text: FileText,
+    /// Byte offset of each line's start; lines end at the next `\n` (a `\r` before it is
+    /// dropped, as `str::lines` does).
+    starts: Vec<usize>,
+}
+
+enum FileText {
+    /// Valid UTF-8 as mapped (so every slice between line ends is too).
+    Mapped(memmap2::Mmap),
+    Copied(String),
+}
+
+impl WholeFile {
+    fn new(text: FileText) -> WholeFile {
+        let bytes = match &text {
+            FileText::Mapped(map) => &map[..],
+            FileText::Copied(text) => text.as_bytes(),
+        };
+        let mut starts = vec![0];
+        starts.extend(
+            bytes
+                .iter()
+                .enumerate()
+                .filter(|(_, &byte)| byte == b'\n')
+                .map(|(at, _)| at + 1),
+        );
+        // A final line end opens no line of its own (`str::lines`).
+        if starts.last() == Some(&bytes.len()) {
+            starts.pop();
+        }
+        WholeFile { text, starts }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match &self.text {
+            FileText::Mapped(map) => map,
+            FileText::Copied(text) => text.as_bytes(),
+        }
+    }
+
+    /// Line `number` (from 1), if the file has it.
+    fn line(&self, number: u32) -> Option<&str> {
+        let index = usize::try_from(number).ok()?.checked_sub(1)?;
+        let start = *self.starts.get(index)?;
+        let bytes = self.bytes();
+        let end = match self.starts.get(index + 1) {
+            Some(next) => next.checked_sub(1)?,
+            None => bytes.len(),
+        };
+        let line = bytes.get(start..end)?;
+        // The last line's end is the file's, after its `\n` if it has one.
+        let line = line.strip_suffix(b"\n").unwrap_or(line);
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        std::str::from_utf8(line).ok()
     }
 }
 
@@ -269,7 +328,7 @@ fn markers(
     ))
 }
 
-fn read_lines(file: &str, roots: &[SourceRoot], sysroot: Option<&Path>) -> Option<Vec<String>> {
+fn read_lines(file: &str, roots: &[SourceRoot], sysroot: Option<&Path>) -> Option<WholeFile> {
     // Frames of frozen or generated code have names like "<frozen importlib._bootstrap>".
     if file.starts_with('<') {
         return None;
@@ -293,20 +352,27 @@ fn candidates(file: &Path, roots: &[SourceRoot], sysroot: Option<&Path>) -> Vec<
     paths
 }
 
-fn read_text(path: &Path) -> Option<Vec<String>> {
-    if std::fs::metadata(path).ok()?.len() > MAX_SOURCE_BYTES {
+fn read_text(path: &Path) -> Option<WholeFile> {
+    let file = std::fs::File::open(path).ok()?;
+    let metadata = file.metadata().ok()?;
+    if !metadata.is_file() || metadata.len() > MAX_SOURCE_BYTES {
         return None;
     }
-    let bytes = std::fs::read(path).ok()?;
-    if bytes.contains(&0) {
+    if metadata.len() == 0 {
+        return Some(WholeFile::new(FileText::Copied(String::new())));
+    }
+    // SAFETY: mapped read-only; a file truncated by another process while it is read may raise
+    // SIGBUS, as with every mapped input (src/input.rs).
+    let map = unsafe { memmap2::Mmap::map(&file) }.ok()?;
+    // A NUL byte: not a source file.
+    if map.contains(&0) {
         return None;
     }
-    Some(
-        String::from_utf8_lossy(&bytes)
-            .lines()
-            .map(str::to_string)
-            .collect(),
-    )
+    let text = match std::str::from_utf8(&map) {
+        Ok(_) => FileText::Mapped(map),
+        Err(_) => FileText::Copied(String::from_utf8_lossy(&map).into_owned()),
+    };
+    Some(WholeFile::new(text))
 }
 
 /// The first root whose `old` prefixes `path` rewrites it.
@@ -319,6 +385,28 @@ fn map_path(path: &Path, roots: &[SourceRoot]) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_whole_file_has_the_lines_str_lines_gives() {
+        for text in [
+            "",
+            "\n",
+            "a",
+            "a\n",
+            "a\nb",
+            "a\r\nb\r\n",
+            "\n\nx\n\n",
+            "def f():\n    return 1\n",
+        ] {
+            let file = WholeFile::new(FileText::Copied(text.to_string()));
+            let expected: Vec<&str> = text.lines().collect();
+            let got: Vec<&str> = (1..=expected.len() as u32 + 1)
+                .map_while(|number| file.line(number))
+                .collect();
+            assert_eq!(got, expected, "{text:?}");
+            assert_eq!(file.line(0), None);
+        }
+    }
 
     #[test]
     fn markers_under_the_stripped_line() {
