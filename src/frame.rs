@@ -1,5 +1,5 @@
 //! One frame as the report holds it (Python or native) and a Python frame's variables: plain,
-//! serialisable data with no logic, below every layer like [`crate::warning`]. The Python
+//! serialisable data, below every layer like [`crate::warning`]. The Python
 //! walker builds these directly (`python::Frame` is this type), so a 100,000-frame stack is
 //! one array moved into the report, not a second one it is copied into.
 
@@ -44,6 +44,18 @@ pub struct FrameReport {
     /// order (absent without `--locals`; empty, with a warning, when they could not be read).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub locals: Option<Vec<LocalReport>>,
+}
+
+impl FrameReport {
+    /// Whether `other` runs at this frame's place (file, line, function): the repeats of a
+    /// recursion, which the text formats fold (`render::fold_repeats`) and whose variables the
+    /// walker then need not read.
+    pub fn same_place(&self, other: &FrameReport) -> bool {
+        self.line == other.line
+            && self.file == other.file
+            && self.function == other.function
+            && self.qualname == other.qualname
+    }
 }
 
 /// One bound variable of a Python frame (`--locals`).

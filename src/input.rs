@@ -182,8 +182,8 @@ pub fn open(path: &Path, length_of: LengthOf) -> Result<MappedFile> {
             }
         }
     };
-    // cannot panic: the range is clamped to the mapping's length.
-    let head = &mapped.bytes()[..mapped.bytes().len().min(6)];
+    let bytes = mapped.bytes();
+    let head = bytes.get(..6).unwrap_or(bytes);
     match sniff(head) {
         // Nothing was read from `file`: it is still at its start.
         Some(compression) => {

@@ -26,7 +26,7 @@ pub trait Memory {
     fn read_u8(&self, addr: u64) -> Result<u8, Unreadable> {
         let mut buf = [0u8; 1];
         self.read(addr, &mut buf)?;
-        Ok(buf[0])
+        Ok(u8::from_le_bytes(buf))
     }
 
     fn read_u32(&self, addr: u64) -> Result<u32, Unreadable> {

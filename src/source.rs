@@ -93,12 +93,18 @@ enum FileText {
     Copied(String),
 }
 
+impl FileText {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            FileText::Mapped(map) => map,
+            FileText::Copied(text) => text.as_bytes(),
+        }
+    }
+}
+
 impl WholeFile {
     fn new(text: FileText) -> WholeFile {
-        let bytes = match &text {
-            FileText::Mapped(map) => &map[..],
-            FileText::Copied(text) => text.as_bytes(),
-        };
+        let bytes = text.bytes();
         let mut starts = vec![0];
         starts.extend(
             bytes
@@ -114,18 +120,11 @@ impl WholeFile {
         WholeFile { text, starts }
     }
 
-    fn bytes(&self) -> &[u8] {
-        match &self.text {
-            FileText::Mapped(map) => map,
-            FileText::Copied(text) => text.as_bytes(),
-        }
-    }
-
     /// Line `number` (from 1), if the file has it.
     fn line(&self, number: u32) -> Option<&str> {
         let index = usize::try_from(number).ok()?.checked_sub(1)?;
         let start = *self.starts.get(index)?;
-        let bytes = self.bytes();
+        let bytes = self.text.bytes();
         let end = match self.starts.get(index + 1) {
             Some(next) => next.checked_sub(1)?,
             None => bytes.len(),

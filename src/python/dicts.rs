@@ -370,8 +370,16 @@ fn keys_items<M: Memory>(
     keys: u64,
     values: Option<u64>,
 ) -> ObjectResult<Vec<(u64, u64)>> {
+    table_items(objects, &KeysTable::read(objects, keys)?, values)
+}
+
+/// [`keys_items`] of a table already read.
+fn table_items<M: Memory>(
+    objects: &Objects<'_, M>,
+    table: &KeysTable,
+    values: Option<u64>,
+) -> ObjectResult<Vec<(u64, u64)>> {
     let memory = objects.memory;
-    let table = KeysTable::read(objects, keys)?;
     let (entries, entry_size) = (table.entries, table.entry_size);
     let nentries = table.nentries;
     let raw = memory.read_vec(entries, (nentries * entry_size) as usize)?;
@@ -498,15 +506,13 @@ fn keys_get_str<M: Memory>(
     values: Option<u64>,
     name: &str,
 ) -> ObjectResult<Option<u64>> {
-    if let Ok(table) = KeysTable::read(objects, keys) {
-        let base = values.map(|values| values_base(objects, values));
-        match probe(objects, &table, base, name) {
-            Probe::Found(value) => return Ok(Some(value)),
-            Probe::Absent => return Ok(None),
-            Probe::Unknown => {}
-        }
+    let table = KeysTable::read(objects, keys)?;
+    let base = values.map(|values| values_base(objects, values));
+    match probe(objects, &table, base, name) {
+        Probe::Found(value) => Ok(Some(value)),
+        Probe::Absent => Ok(None),
+        Probe::Unknown => find_str_key(objects, table_items(objects, &table, values)?, name),
     }
-    find_str_key(objects, keys_items(objects, keys, values)?, name)
 }
 
 fn find_str_key<M: Memory>(

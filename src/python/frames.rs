@@ -112,13 +112,12 @@ pub struct FrameWalker<'a, M: Memory> {
 /// are frames `render::fold_repeats` folds (it also requires one interpreter, which one walk
 /// has, and no native frames between, which the caller rules out).
 fn folded_repeat(before: &[Frame], frame: &Frame) -> bool {
-    let same_place = |other: &Frame| {
-        other.line == frame.line
-            && other.file == frame.file
-            && other.function == frame.function
-            && other.qualname == frame.qualname
-    };
-    before.len() >= REPEAT_CUTOFF && before.iter().rev().take(REPEAT_CUTOFF).all(same_place)
+    before.len() >= REPEAT_CUTOFF
+        && before
+            .iter()
+            .rev()
+            .take(REPEAT_CUTOFF)
+            .all(|other| other.same_place(frame))
 }
 
 impl<'a, M: Memory> FrameWalker<'a, M> {

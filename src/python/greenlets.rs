@@ -385,7 +385,7 @@ fn read_words(memory: &impl Memory, addr: u64, max_words: usize) -> Option<Vec<u
             return Some(
                 bytes
                     .chunks_exact(8)
-                    .map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+                    .filter_map(|c| crate::bytes::u64_at(c, 0))
                     .collect(),
             );
         }

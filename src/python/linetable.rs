@@ -14,14 +14,15 @@ pub fn lnotab_line(table: &[u8], first_line: u32, byte_offset: u64, signed_delta
     let mut line = i64::from(first_line);
     let mut address = 0u64;
     for pair in table.chunks_exact(2) {
-        address += u64::from(pair[0]);
+        let &[advance, delta] = pair else { break };
+        address += u64::from(advance);
         if address > byte_offset {
             break;
         }
         line += if signed_deltas {
-            i64::from(pair[1] as i8)
+            i64::from(delta as i8)
         } else {
-            i64::from(pair[1])
+            i64::from(delta)
         };
     }
     line.clamp(0, i64::from(u32::MAX)) as u32
@@ -32,9 +33,10 @@ pub fn linetable_310_line(table: &[u8], first_line: u32, byte_offset: u64) -> Op
     let mut line = i64::from(first_line);
     let mut end = 0u64;
     for pair in table.chunks_exact(2) {
+        let &[advance, delta] = pair else { break };
         let start = end;
-        end += u64::from(pair[0]);
-        let delta = pair[1] as i8;
+        end += u64::from(advance);
+        let delta = delta as i8;
         let range_line = if delta == -128 {
             None
         } else {

@@ -215,21 +215,29 @@ impl<'a, M: Memory> Objects<'a, M> {
     }
 }
 
-/// Decode PEP 393 storage of the given kind (1 = latin-1, 2 = UCS-2, 4 = UCS-4).
-pub fn decode_pep393(raw: &[u8], kind: u32) -> String {
+/// The code points of PEP 393 storage of the given kind (1 = latin-1, 2 = UCS-2, 4 = UCS-4),
+/// unchecked (reprs escape what `char` cannot hold).
+pub fn pep393_units(raw: &[u8], kind: u32) -> Vec<u32> {
     match kind {
-        1 => raw.iter().map(|&b| char::from(b)).collect(),
+        1 => raw.iter().map(|&b| u32::from(b)).collect(),
         2 => raw
             .chunks_exact(2)
-            .map(|c| u32::from(u16::from_le_bytes([c[0], c[1]])))
-            .map(|c| char::from_u32(c).unwrap_or('\u{fffd}'))
+            .filter_map(|c| crate::bytes::u16_at(c, 0))
+            .map(u32::from)
             .collect(),
         _ => raw
             .chunks_exact(4)
-            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .map(|c| char::from_u32(c).unwrap_or('\u{fffd}'))
+            .filter_map(|c| crate::bytes::u32_at(c, 0))
             .collect(),
     }
+}
+
+/// Decode PEP 393 storage of the given kind (1 = latin-1, 2 = UCS-2, 4 = UCS-4).
+pub fn decode_pep393(raw: &[u8], kind: u32) -> String {
+    pep393_units(raw, kind)
+        .into_iter()
+        .map(|c| char::from_u32(c).unwrap_or('\u{fffd}'))
+        .collect()
 }
 
 #[cfg(test)]

@@ -853,7 +853,8 @@ impl<'a, M: Memory> Reprs<'a, M> {
         )?;
         let digits = raw
             .chunks_exact(4)
-            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]) & 0x3fff_ffff)
+            .filter_map(|c| crate::bytes::u32_at(c, 0))
+            .map(|digit| digit & 0x3fff_ffff)
             .collect();
         Ok((negative, digits))
     }
@@ -864,7 +865,10 @@ impl<'a, M: Memory> Reprs<'a, M> {
             .objects
             .pep393(object, MAX_CONTAINER_LEN, MAX_QUOTE_SCAN)?
             .ok_or_else(|| ObjectError::Invalid("layout lacks PEP 393 fields".into()))?;
-        Ok((units_of(&text.raw, text.kind as usize), text.length))
+        Ok((
+            super::objects::pep393_units(&text.raw, text.kind),
+            text.length,
+        ))
     }
 
     /// A 2.7 `unicode`'s code points (UCS-2 builds' surrogate pairs joined, as its repr does).
@@ -881,7 +885,7 @@ impl<'a, M: Memory> Reprs<'a, M> {
         let unit = unicode.py2_unit.unwrap_or(4) as usize;
         let read = (length as u64).min(MAX_QUOTE_SCAN) as usize;
         let raw = objects.memory.read_vec(data, read * unit)?;
-        let units = units_of(&raw, unit);
+        let units = super::objects::pep393_units(&raw, unit as u32);
         if unit != 2 {
             return Ok(units);
         }
@@ -902,20 +906,6 @@ impl<'a, M: Memory> Reprs<'a, M> {
             }
         }
         Ok(joined)
-    }
-}
-
-fn units_of(raw: &[u8], width: usize) -> Vec<u32> {
-    match width {
-        1 => raw.iter().map(|&b| u32::from(b)).collect(),
-        2 => raw
-            .chunks_exact(2)
-            .map(|c| u32::from(u16::from_le_bytes([c[0], c[1]])))
-            .collect(),
-        _ => raw
-            .chunks_exact(4)
-            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect(),
     }
 }
 

@@ -440,11 +440,8 @@ pub fn fold_repeats(frames: &[FrameReport]) -> Vec<Shown<'_>> {
     let same = |a: &FrameReport, b: &FrameReport| {
         a.native.is_none()
             && b.native.is_none()
-            && a.file == b.file
-            && a.line == b.line
-            && a.function == b.function
-            && a.qualname == b.qualname
             && a.interpreter == b.interpreter
+            && a.same_place(b)
     };
     let mut shown = Vec::new();
     let mut index = 0;

@@ -46,9 +46,8 @@ fn unescape(text: &str) -> String {
     let mut out = Vec::with_capacity(text.len());
     let bytes = text.as_bytes();
     let mut i = 0;
-    while i < bytes.len() {
-        // cannot panic: `i < bytes.len()` (the loop's condition).
-        if bytes[i] == b'\\' && bytes.get(i + 1) == Some(&b'x') {
+    while let Some(&byte) = bytes.get(i) {
+        if byte == b'\\' && bytes.get(i + 1) == Some(&b'x') {
             if let Some(byte) = text
                 .get(i + 2..i + 4)
                 .and_then(|hex| u8::from_str_radix(hex, 16).ok())
@@ -58,7 +57,7 @@ fn unescape(text: &str) -> String {
                 continue;
             }
         }
-        out.push(bytes[i]);
+        out.push(byte);
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
