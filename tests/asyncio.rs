@@ -13,14 +13,11 @@
 use crate::support;
 
 use std::collections::BTreeMap;
-use std::time::Instant;
 
 use serde_json::Value;
 use support::facts::Expect;
-use support::interpreters::{self, Interpreter};
-use support::matrix::{
-    assert_all_passed, assert_some_passed, print_matrix, run_matrix, Outcome, Progress,
-};
+use support::interpreters::Interpreter;
+use support::matrix::{check_wanted_rows, Outcome, Progress};
 use support::process::{own_uid, TestDir};
 use support::scenario::{analyze_with, core_of_parked, judge, outcome, record_path, Run, Take};
 use support::stacks::Verdict;
@@ -66,10 +63,7 @@ fn pure_python_tasks_match_what_the_process_recorded() {
 }
 
 fn matrix(title: &str, take: Take, run: Run<'static>) {
-    let found = interpreters::discover();
-    let candidates = interpreters::rows_for(&found, interpreters::WANTED, false);
-    let start = Instant::now();
-    let rows = run_matrix(title, &candidates, |python, progress| {
+    check_wanted_rows(title, |python, progress| {
         if python.version.major_minor() < TASKS_FROM {
             return Outcome::Skipped {
                 reason: "the scenario needs asyncio's task names (3.8+)".into(),
@@ -77,9 +71,6 @@ fn matrix(title: &str, take: Take, run: Run<'static>) {
         }
         check_row(python, progress, take, run)
     });
-    print_matrix(title, &rows, start.elapsed());
-    assert_all_passed(title, &rows);
-    assert_some_passed(title, &rows);
 }
 
 fn check_row(python: &Interpreter, progress: &mut Progress, take: Take, run: Run) -> Outcome {

@@ -21,13 +21,10 @@
 use crate::support;
 
 use std::path::PathBuf;
-use std::time::Instant;
 
 use support::facts::Expect;
 use support::interpreters::{self, Build, Interpreter, Linkage, Wanted};
-use support::matrix::{
-    assert_all_passed, assert_some_passed, print_matrix, run_matrix, Outcome, Progress,
-};
+use support::matrix::{check_rows, check_wanted_rows, Outcome, Progress};
 use support::process::{own_uid, TestDir};
 use support::scenario::{
     analyze_for, core_of_parked, gcore_of_parked_threads, judge, outcome, Run, Take,
@@ -44,11 +41,7 @@ fn gcore_matrix_matches_recorded_stacks() {
         interpreters::search_locations()
     );
     let candidates = interpreters::rows_for(&found, interpreters::WANTED, true);
-    let start = Instant::now();
-    let rows = run_matrix(title, &candidates, check_gcore_core);
-    print_matrix(title, &rows, start.elapsed());
-    assert_all_passed(title, &rows);
-    assert_some_passed(title, &rows);
+    check_rows(title, &candidates, check_gcore_core);
 }
 
 fn check_gcore_core(python: &Interpreter, progress: &mut Progress) -> Outcome {
@@ -77,10 +70,7 @@ fn gcore_and_judge(
 fn deep_recursion_is_complete() {
     const DEPTH: &str = "100000";
     let title = "cores of tests/scenarios/deep_recursion.py (100,000 frames)";
-    let found = interpreters::discover();
-    let candidates = interpreters::rows_for(&found, interpreters::WANTED, false);
-    let start = Instant::now();
-    let rows = run_matrix(title, &candidates, |python, progress| {
+    check_wanted_rows(title, |python, progress| {
         if python.version.major_minor() < (3, 11) {
             return Outcome::Skipped {
                 reason: "before 3.11 each Python call recurses on the C stack".to_string(),
@@ -132,9 +122,6 @@ fn deep_recursion_is_complete() {
         })();
         outcome(result, dir)
     });
-    print_matrix(title, &rows, start.elapsed());
-    assert_all_passed(title, &rows);
-    assert_some_passed(title, &rows);
 }
 
 /// The harness itself: a hand-written report with one of each kind of

@@ -14,14 +14,12 @@ use crate::support;
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 use support::facts::Expect;
-use support::interpreters::{self, Interpreter};
-use support::matrix::{
-    assert_all_passed, assert_some_passed, print_matrix, run_matrix, Outcome, Progress,
-};
+use support::interpreters::Interpreter;
+use support::matrix::{check_wanted_rows, Outcome, Progress};
 use support::process::{own_uid, run_with_timeout, TestDir};
 use support::scenario::{
     analyze_with, core_of_parked_command, judge, outcome, python_run_command, record_path, Run,
@@ -84,15 +82,9 @@ fn matrix(title: &str, take: Take) {
 }
 
 fn matrix_of(title: &str, take: Take, release: Greenlet) {
-    let found = interpreters::discover();
-    let candidates = interpreters::rows_for(&found, interpreters::WANTED, false);
-    let start = Instant::now();
-    let rows = run_matrix(title, &candidates, |python, progress| {
+    check_wanted_rows(title, |python, progress| {
         check_row(python, progress, take, release)
     });
-    print_matrix(title, &rows, start.elapsed());
-    assert_all_passed(title, &rows);
-    assert_some_passed(title, &rows);
 }
 
 fn check_row(

@@ -14,14 +14,11 @@ use crate::support;
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::time::Instant;
 
 use serde_json::Value;
 use support::facts::Expect;
-use support::interpreters::{self, Interpreter};
-use support::matrix::{
-    assert_all_passed, assert_some_passed, print_matrix, run_matrix, Outcome, Progress,
-};
+use support::interpreters::Interpreter;
+use support::matrix::{check_wanted_rows, Outcome, Progress};
 use support::process::{own_uid, TestDir};
 use support::scenario::{analyze_with, core_of_parked, judge, outcome, record_path, Run, Take};
 use support::stacks::Verdict;
@@ -52,15 +49,7 @@ fn locals_match_on_kernel_cores() {
 }
 
 fn matrix(title: &str, take: Take) {
-    let found = interpreters::discover();
-    let candidates = interpreters::rows_for(&found, interpreters::WANTED, false);
-    let start = Instant::now();
-    let rows = run_matrix(title, &candidates, |python, progress| {
-        check_row(python, progress, take)
-    });
-    print_matrix(title, &rows, start.elapsed());
-    assert_all_passed(title, &rows);
-    assert_some_passed(title, &rows);
+    check_wanted_rows(title, |python, progress| check_row(python, progress, take));
 }
 
 fn check_row(python: &Interpreter, progress: &mut Progress, take: Take) -> Outcome {

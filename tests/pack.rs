@@ -20,12 +20,11 @@ use crate::support;
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use serde_json::Value;
 use support::facts::Expect;
-use support::interpreters::{self, Interpreter};
-use support::matrix::{assert_all_passed, assert_some_passed, print_matrix, run_matrix, Progress};
+use support::interpreters::Interpreter;
+use support::matrix::{check_wanted_rows, Progress};
 use support::process::{own_uid, run_pycore, TestDir};
 use support::scenario::{analyze_with, core_of_parked, judge, outcome, record_path, Run, Take};
 use support::stacks::{compare_with, Recording, Report, Verdict};
@@ -36,17 +35,11 @@ const MAX_PACKED_BYTES: u64 = 1 << 20;
 #[test]
 fn packed_cores_give_the_same_report_and_open_nothing_else() {
     let title = "pycore pack of cores of tests/scenarios/locals.py";
-    let found = interpreters::discover();
-    let candidates = interpreters::rows_for(&found, interpreters::WANTED, false);
-    let start = Instant::now();
-    let rows = run_matrix(title, &candidates, |python, progress| {
+    check_wanted_rows(title, |python, progress| {
         let dir = TestDir::new(&format!("pack-{}-{}", python.label(), python.linkage));
         let result = pack_and_check(python, &dir, progress);
         outcome(result, dir)
     });
-    print_matrix(title, &rows, start.elapsed());
-    assert_all_passed(title, &rows);
-    assert_some_passed(title, &rows);
 }
 
 fn pack_and_check(

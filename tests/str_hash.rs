@@ -7,11 +7,10 @@
 use crate::support;
 
 use std::process::Command;
-use std::time::Instant;
 
 use pycore::HashSecret;
-use support::interpreters::{self, Interpreter};
-use support::matrix::{assert_all_passed, assert_some_passed, print_matrix, run_matrix, Outcome};
+use support::interpreters::Interpreter;
+use support::matrix::{check_wanted_rows, Outcome};
 
 const NAMES: [&str; 5] = [
     "threading",
@@ -24,13 +23,7 @@ const NAMES: [&str; 5] = [
 #[test]
 fn str_hashes_match_each_interpreters_own() {
     let title = "str hashes (PYTHONHASHSEED=0)";
-    let found = interpreters::discover();
-    let candidates = interpreters::rows_for(&found, interpreters::WANTED, false);
-    let start = Instant::now();
-    let rows = run_matrix(title, &candidates, |python, _| check_row(python));
-    print_matrix(title, &rows, start.elapsed());
-    assert_all_passed(title, &rows);
-    assert_some_passed(title, &rows);
+    check_wanted_rows(title, |python, _| check_row(python));
 }
 
 fn check_row(python: &Interpreter) -> Outcome {

@@ -17,14 +17,10 @@
 
 use crate::support;
 
-use std::time::Instant;
-
 use serde_json::Value;
 use support::facts::Expect;
-use support::interpreters::{self, Interpreter};
-use support::matrix::{
-    assert_all_passed, assert_some_passed, print_matrix, run_matrix, Outcome, Progress,
-};
+use support::interpreters::Interpreter;
+use support::matrix::{check_wanted_rows, Outcome, Progress};
 use support::process::{own_uid, TestDir};
 use support::scenario::{analyze_for, core_of_parked, judge, outcome, record_path, Run, Take};
 use support::stacks::Verdict;
@@ -32,13 +28,7 @@ use support::stacks::Verdict;
 #[test]
 fn subinterpreter_thread_states_join_their_threads() {
     let title = "cores of tests/scenarios/subinterpreters.py";
-    let found = interpreters::discover();
-    let candidates = interpreters::rows_for(&found, interpreters::WANTED, false);
-    let start = Instant::now();
-    let rows = run_matrix(title, &candidates, check_row);
-    print_matrix(title, &rows, start.elapsed());
-    assert_all_passed(title, &rows);
-    assert_some_passed(title, &rows);
+    check_wanted_rows(title, check_row);
 }
 
 fn check_row(python: &Interpreter, progress: &mut Progress) -> Outcome {

@@ -139,6 +139,30 @@ impl Row {
     }
 }
 
+/// Runs `check` on `candidates` ([`run_matrix`]), prints the matrix, and fails unless every
+/// row that ran passed and at least one did.
+pub fn check_rows(
+    title: &str,
+    candidates: &[Candidate],
+    check: impl Fn(&Interpreter, &mut Progress) -> Outcome + Sync,
+) {
+    let start = std::time::Instant::now();
+    let rows = run_matrix(title, candidates, check);
+    print_matrix(title, &rows, start.elapsed());
+    assert_all_passed(title, &rows);
+    assert_some_passed(title, &rows);
+}
+
+/// [`check_rows`] on the rows every matrix test wants (`interpreters::WANTED`) found here.
+pub fn check_wanted_rows(
+    title: &str,
+    check: impl Fn(&Interpreter, &mut Progress) -> Outcome + Sync,
+) {
+    let found = super::interpreters::discover();
+    let candidates = super::interpreters::rows_for(&found, super::interpreters::WANTED, false);
+    check_rows(title, &candidates, check);
+}
+
 /// Runs `check` on every row that has a supported interpreter, in parallel,
 /// and returns the rows in the order given.
 pub fn run_matrix(
