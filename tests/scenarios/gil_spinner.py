@@ -17,7 +17,11 @@ of the loop's lines instead; the rest of its stack is exact.
 Python 2's GIL is released and taken back every sys.getcheckinterval() ticks
 even with no other thread asking for it; the recorder sets a huge check
 interval as its last act, so that the spinner does not let go of the GIL
-while the core is taken. Runs on CPython 2.7 and 3.6+.
+while the core is taken. From then on, a recorder that let go of the GIL
+would never get it back (the spinner keeps it), so on Python 2 the recorder
+is a bare `thread` thread: no Python runs after its function returns, where
+a `threading.Thread` takes locks (each lock wait lets go of the GIL) to
+unregister itself. Runs on CPython 2.7 and 3.6+.
 """
 import os
 import sys
@@ -54,6 +58,15 @@ def start_thread(name, target, args=()):
     thread.start()
 
 
+def start_recorder(record_path, count):
+    if PY2:
+        import thread
+
+        thread.start_new_thread(record_then_leave_gil_to_spinner, (record_path, count))
+    else:
+        start_thread("recorder", record_then_leave_gil_to_spinner, (record_path, count))
+
+
 def main():
     record_path = sys.argv[1]
     NEVER_RELEASED.acquire()
@@ -61,7 +74,7 @@ def main():
     start_thread("waiter-1", wait_for_lock)
     start_thread("waiter-2", wait_for_lock)
     # The spinner, the waiters and the main thread.
-    start_thread("recorder", record_then_leave_gil_to_spinner, (record_path, 4))
+    start_recorder(record_path, 4)
     recording.announce()
     NEVER_RELEASED.acquire()  # PARK
     os._exit(0)
