@@ -1,7 +1,14 @@
 //! The `pycore` command line: parse arguments, run the library, print, exit with a documented code.
+//!
+//! pycore starts at C's `main` below, without Rust's runtime set-up (`#![no_main]`): that set-up
+//! asks the C library for the main thread's stack bounds to catch a stack overflow, and glibc
+//! answers by reading and parsing `/proc/self/maps`, 6 % of the run on a one-thread core
+//! (docs/performance.md, "Fourth round"). The rest of it is done in `main`.
+#![no_main]
 
+use std::ffi::{c_char, c_int, CStr, OsString};
 use std::io::{self, Write};
-use std::process::ExitCode;
+use std::os::unix::ffi::OsStringExt;
 
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
@@ -90,10 +97,69 @@ enum ColorWhen {
 /// Exit code when the report cannot be written (sysexits' EX_IOERR).
 const EXIT_OUTPUT_ERROR: u8 = 74;
 
+/// Exit code of an analysis without warnings and of every other command that succeeded.
+const EXIT_SUCCESS: u8 = 0;
+
 /// Exit code for a bug in pycore itself (a panic): distinct from every documented outcome.
 const EXIT_INTERNAL_ERROR: u8 = 70;
 
-fn main() -> ExitCode {
+/// The process's entry point, called by the C library's start-up code.
+///
+/// What Rust's runtime set-up would have done and pycore relies on: standard streams that are
+/// open (a closed one is opened on `/dev/null`, so that no file pycore opens takes its number),
+/// `SIGPIPE` ignored (a closed pipe is an `EPIPE` error, which `| head` makes normal), the
+/// arguments taken from `argv` (the C library does not pass them to Rust's own start-up on
+/// every platform). Not done: the stack overflow handler, which would only replace the
+/// `SIGSEGV` of an overflow by a message; pycore's recursions are bounded.
+/// `std::process::exit` flushes standard output as a return from Rust's `main` would.
+#[no_mangle]
+extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int {
+    open_standard_streams();
+    // SAFETY: setting a signal's disposition to SIG_IGN runs no code of ours.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    // SAFETY: the C library passes `argc` NUL-terminated strings in `argv`.
+    let args = unsafe { arguments(argc, argv) };
+    std::process::exit(i32::from(run(args)))
+}
+
+/// `argv` as the strings clap parses.
+///
+/// # Safety
+/// `argv` holds at least `argc` pointers to NUL-terminated strings.
+unsafe fn arguments(argc: c_int, argv: *const *const c_char) -> Vec<OsString> {
+    let count = usize::try_from(argc).unwrap_or(0);
+    (0..count)
+        .map(|i| {
+            let arg = CStr::from_ptr(*argv.add(i));
+            OsString::from_vec(arg.to_bytes().to_vec())
+        })
+        .collect()
+}
+
+/// Standard input, output and error opened on `/dev/null` where the caller closed them.
+fn open_standard_streams() {
+    let mut fds = [0, 1, 2].map(|fd| libc::pollfd {
+        fd,
+        events: 0,
+        revents: 0,
+    });
+    // SAFETY: `fds` is a valid array of three pollfd for the call's duration.
+    if unsafe { libc::poll(fds.as_mut_ptr(), 3, 0) } < 0 {
+        return;
+    }
+    for fd in fds.iter().filter(|fd| fd.revents & libc::POLLNVAL != 0) {
+        // SAFETY: the path is NUL-terminated; the lowest free number is the closed stream's,
+        // as the lower ones are open.
+        let opened = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) };
+        if opened != fd.fd {
+            // Not the stream's number: leave things as they are rather than guess.
+            return;
+        }
+    }
+}
+
+/// The command line's work; the process's exit status.
+fn run(args: Vec<OsString>) -> u8 {
     // A panic is our bug, not the user's: one line naming it, never a backtrace, whatever
     // RUST_BACKTRACE says (that variable is for our own debugging sessions).
     std::panic::set_hook(Box::new(|info| {
@@ -104,7 +170,7 @@ fn main() -> ExitCode {
         eprintln!("pycore: internal error{location}; please report it with the core if you can");
         std::process::exit(i32::from(EXIT_INTERNAL_ERROR));
     }));
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(args);
     match cli.command {
         Command::Analyze(args) => analyze(args),
         Command::Pack(options) => pack(options),
@@ -115,7 +181,7 @@ fn main() -> ExitCode {
 
 /// `pycore completions SHELL`: the script clap_complete generates from the same definitions
 /// the parser uses, so it cannot drift from the options.
-fn completions(shell: clap_complete::Shell) -> ExitCode {
+fn completions(shell: clap_complete::Shell) -> u8 {
     let mut script = Vec::new();
     clap_complete::generate(shell, &mut Cli::command(), "pycore", &mut script);
     write_stdout(&script)
@@ -124,12 +190,12 @@ fn completions(shell: clap_complete::Shell) -> ExitCode {
 /// `pycore man`: one roff page, pycore(1): clap_mangen's page of the top-level command, then
 /// a section per subcommand (its synopsis, description and options as subsections), so `man
 /// pycore` documents every option without a page per subcommand.
-fn man() -> ExitCode {
+fn man() -> u8 {
     match render_man() {
         Ok(page) => write_stdout(&page),
         Err(error) => {
             eprintln!("pycore: cannot render the man page: {error}");
-            ExitCode::from(EXIT_INTERNAL_ERROR)
+            EXIT_INTERNAL_ERROR
         }
     }
 }
@@ -181,19 +247,19 @@ fn render_man() -> io::Result<Vec<u8>> {
 }
 
 /// Writes generated text to standard output; a closed pipe (`| head`) is not an error.
-fn write_stdout(bytes: &[u8]) -> ExitCode {
+fn write_stdout(bytes: &[u8]) -> u8 {
     let mut stdout = io::stdout().lock();
     match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) if error.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Ok(()) => EXIT_SUCCESS,
+        Err(error) if error.kind() == io::ErrorKind::BrokenPipe => EXIT_SUCCESS,
         Err(error) => {
             eprintln!("pycore: cannot write to standard output: {error}");
-            ExitCode::from(EXIT_OUTPUT_ERROR)
+            EXIT_OUTPUT_ERROR
         }
     }
 }
 
-fn analyze(args: AnalyzeArgs) -> ExitCode {
+fn analyze(args: AnalyzeArgs) -> u8 {
     let format = if args.json { Format::Json } else { args.format };
     let one_file = matches!(&args.cores[..], [only] if !only.is_dir());
     if !one_file {
@@ -207,6 +273,7 @@ fn analyze(args: AnalyzeArgs) -> ExitCode {
         skip_folded_locals: !matches!(format, Format::Json)
             && !args.options.native
             && !args.options.native_all,
+        process_exits_after: true,
         ..args.options.clone()
     };
     let mut report = match pycore::analyze(options) {
@@ -217,7 +284,7 @@ fn analyze(args: AnalyzeArgs) -> ExitCode {
                 let _ = pycore::render::json::write_error(&error, &mut io::stdout().lock());
             }
             eprintln!("pycore: {}", terminal_safe(error.to_string()));
-            return ExitCode::from(error.exit_code() as u8);
+            return error.exit_code() as u8;
         }
     };
     if !matches!(format, Format::Json) {
@@ -230,7 +297,7 @@ fn analyze(args: AnalyzeArgs) -> ExitCode {
             .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe);
         if !broken_pipe {
             eprintln!("pycore: {error:#}");
-            return ExitCode::from(EXIT_OUTPUT_ERROR);
+            return EXIT_OUTPUT_ERROR;
         }
     }
     let code = match &report.error {
@@ -244,16 +311,16 @@ fn analyze(args: AnalyzeArgs) -> ExitCode {
     // The process ends here: freeing a report of 100,000 frames one by one costs more than
     // the kernel's taking the whole heap back.
     std::mem::forget(report);
-    ExitCode::from(code)
+    code
 }
 
 /// Several cores, or a directory: analysed in parallel, one line each.
-fn analyze_many(args: &AnalyzeArgs, format: Format) -> ExitCode {
+fn analyze_many(args: &AnalyzeArgs, format: Format) -> u8 {
     let cores = match pycore::batch::expand(&args.cores) {
         Ok(cores) => cores,
         Err(error) => {
             eprintln!("pycore: {}", terminal_safe(error.to_string()));
-            return ExitCode::from(error.exit_code() as u8);
+            return error.exit_code() as u8;
         }
     };
     // Each core's line is written as its chunk finishes; the table keeps one row per core.
@@ -296,13 +363,13 @@ fn analyze_many(args: &AnalyzeArgs, format: Format) -> ExitCode {
     if let Some(error) = failed.or(rendered.and_then(|()| stdout.flush()).err()) {
         if error.kind() != io::ErrorKind::BrokenPipe {
             eprintln!("pycore: cannot write the report to standard output: {error}");
-            return ExitCode::from(EXIT_OUTPUT_ERROR);
+            return EXIT_OUTPUT_ERROR;
         }
     }
-    ExitCode::from(u8::try_from(code).unwrap_or(EXIT_INTERNAL_ERROR))
+    u8::try_from(code).unwrap_or(EXIT_INTERNAL_ERROR)
 }
 
-fn pack(options: pycore::pack::PackOptions) -> ExitCode {
+fn pack(options: pycore::pack::PackOptions) -> u8 {
     match pycore::pack::pack(&options) {
         Ok(summary) => {
             let ratio = summary.original_size as f64 / summary.packed_size.max(1) as f64;
@@ -326,13 +393,13 @@ fn pack(options: pycore::pack::PackOptions) -> ExitCode {
                 println!(
                     "the analysis had {warnings} warnings; the packed core keeps them (pycore analyze shows them)"
                 );
-                return ExitCode::from(1);
+                return 1;
             }
-            ExitCode::SUCCESS
+            EXIT_SUCCESS
         }
         Err(error) => {
             eprintln!("pycore: {}", terminal_safe(error.to_string()));
-            ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(EXIT_INTERNAL_ERROR))
+            u8::try_from(error.exit_code()).unwrap_or(EXIT_INTERNAL_ERROR)
         }
     }
 }

@@ -39,10 +39,16 @@ case "$kind" in
     ;;
   *) echo "usage: $0 [musl|glibc]" >&2; exit 2 ;;
 esac
-# Stripped whole (the release profile keeps symbols for names in a backtrace).
-export CARGO_PROFILE_RELEASE_DEBUG=0 CARGO_PROFILE_RELEASE_STRIP=true
+# The release profile as it is (a profile setting changed from the environment would change
+# every symbol's hash, and tools/symbol-order.txt would no longer match; see build.rs), then
+# stripped whole (the profile keeps symbols for names in a backtrace).
 cargo build --release --locked --target "$target"
 binary=${CARGO_TARGET_DIR:-target}/$target/release/pycore
+if command -v strip >/dev/null; then
+  strip --strip-all "$binary"
+else
+  echo "build-static: strip (binutils) is missing: the binary keeps its symbols" >&2
+fi
 echo
 echo "$binary: $(stat -c %s "$binary") bytes"
 file "$binary" 2>/dev/null || true

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Write tools/symbol-order.txt: the functions pycore runs on common analyses, which build.rs has
+# the linker place side by side (a run then faults in few pages of pycore's own text; see
+# build.rs and docs/performance.md, "Fourth round").
+#
+#   tools/symbol-order.sh CORE[:PYTHON]...
+#
+# Each CORE is analysed in every mode (default, --locals, --native, --native-all, --json,
+# --format markdown) under valgrind's callgrind, which lists every function that ran; PYTHON is
+# the binary for --python (none: pycore finds it). The first core's default run comes first
+# in the list, so the most common run is the most compact. The cores the list in the repo was
+# made from: the README's example (a gcore of Debian's static python3.11, zstd-compressed)
+# and the one-thread and ten-thread kernel cores of `KEEP=1 bash bench/scale.sh` (pyenv's
+# shared 3.12):
+#
+#   tools/symbol-order.sh /tmp/pycore-bench/scale/floor.core:$PY312 \
+#       /tmp/pycore-bench/scale/threads-10.core:$PY312 \
+#       testdata/example/core.zst:testdata/example/python3.11.zst
+#
+# Run it again after a dependency or compiler update: the names carry hashes of both, and a
+# name the binary no longer has is skipped by the linker (the binary works the same, its
+# layout is only less compact). Needs valgrind.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[[ $# -ge 1 ]] || { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+command -v valgrind >/dev/null || { echo "symbol-order: valgrind is missing (apt-get install valgrind)" >&2; exit 2; }
+
+# The binary of tools/build-static.sh glibc (same profile, so the same symbol hashes), with its
+# symbols: built in a target directory of its own, as that script strips its binary in place.
+target=$(uname -m)-unknown-linux-gnu
+target_dir=${CARGO_TARGET_DIR:-target}/symbol-order
+RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
+    cargo build --release --locked --target "$target" --target-dir "$target_dir" >&2
+binary=$target_dir/$target/release/pycore
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+runs=0
+for spec in "$@"; do
+    core=${spec%%:*}
+    python=
+    [[ "$spec" == *:* ]] && python=${spec#*:}
+    [[ -e "$core" ]] || { echo "symbol-order: no core at $core" >&2; exit 2; }
+    for mode in "" --locals --native --native-all --json "--format markdown"; do
+        runs=$((runs + 1))
+        # shellcheck disable=SC2086  # $mode is one flag or a flag and its value
+        valgrind --tool=callgrind --demangle=no --callgrind-out-file="$work/$(printf %03d $runs).out" \
+            "$binary" analyze "$core" ${python:+--python "$python"} $mode >/dev/null 2>"$work/err" ||
+            { echo "symbol-order: pycore failed on $core $mode:" >&2; tail -5 "$work/err" >&2; }
+    done
+done
+
+# Function names in order of first appearance across the runs ("fn=(12) name" defines a name,
+# later "fn=(12)" refers to it; "'2" marks a recursion level). Addresses without a symbol skipped.
+python3 - "$work" >tools/symbol-order.txt <<'EOF'
+import os, re, sys
+seen, order = set(), []
+for out in sorted(os.listdir(sys.argv[1])):
+    if not out.endswith(".out"):
+        continue
+    text = open(os.path.join(sys.argv[1], out), errors="replace").read()
+    for match in re.finditer(r"^c?fn=\(\d+\) (\S+)$", text, re.M):
+        name = re.sub(r"'\d+$", "", match.group(1))
+        if name.startswith(("0x", "(")) or name in seen:
+            continue
+        seen.add(name)
+        order.append(name)
+sys.stdout.write("".join(name + "\n" for name in order))
+EOF
+echo "tools/symbol-order.txt: $(wc -l <tools/symbol-order.txt) functions from $runs runs" >&2
