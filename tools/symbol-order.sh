@@ -7,8 +7,8 @@
 #
 # Each CORE is analysed in every mode (default, --locals, --native, --native-all, --json,
 # --format markdown) under valgrind's callgrind, which lists every function that ran; PYTHON is
-# the binary for --python (none: pycore finds it). The first core's default run comes first
-# in the list, so the most common run is the most compact. The cores the list in the repo was
+# the binary for --python (none: pycore finds it). The C library's start-up comes first in the
+# list, then the first core's default run, so the most common run is the most compact. The cores the list in the repo was
 # made from: the README's example (a gcore of Debian's static python3.11, zstd-compressed)
 # and the one-thread and ten-thread kernel cores of `KEEP=1 bash bench/scale.sh` (pyenv's
 # shared 3.12):
@@ -52,9 +52,15 @@ done
 
 # Function names in order of first appearance across the runs ("fn=(12) name" defines a name,
 # later "fn=(12)" refers to it; "'2" marks a recursion level). Addresses without a symbol skipped.
+# Then what callgrind cannot show as pycore runs natively: the C library's start-up (callgrind's
+# "(below main)"), its IFUNC resolvers (a static binary runs every one at start), and the
+# variants of its string functions that the resolvers pick on this CPU where valgrind's
+# simulated one picked others (`__memmove_avx512_unaligned_erms` for `__memmove_avx_unaligned_erms`).
+nm --defined-only "$binary" | awk 'NF == 3 && $2 ~ /^[tTwWiI]$/ {print $3}' >"$work/symbols"
 python3 - "$work" >tools/symbol-order.txt <<'EOF'
 import os, re, sys
 seen, order = set(), []
+defined = open(os.path.join(sys.argv[1], "symbols")).read().split()
 for out in sorted(os.listdir(sys.argv[1])):
     if not out.endswith(".out"):
         continue
@@ -65,6 +71,15 @@ for out in sorted(os.listdir(sys.argv[1])):
             continue
         seen.add(name)
         order.append(name)
+start = ["_start", "__libc_start_main", "__libc_start_main_impl", "__libc_start_call_main"]
+resolvers = [name for name in defined if name.endswith("_ifunc")]
+# "__memmove_avx_unaligned_erms" -> every "__memmove_*" the binary has.
+families = {m.group(1) for name in order
+            for m in [re.match(r"(__[a-z0-9]+)_(?:sse2|ssse3|sse4|avx|avx2|avx512|evex|erms)", name)] if m}
+variants = [name for name in defined if any(name.startswith(f + "_") for f in families)]
+# They run on every invocation: first.
+first = list(dict.fromkeys(start + resolvers + variants))
+order = first + [name for name in order if name not in set(first)]
 sys.stdout.write("".join(name + "\n" for name in order))
 EOF
 echo "tools/symbol-order.txt: $(wc -l <tools/symbol-order.txt) functions from $runs runs" >&2
