@@ -79,7 +79,8 @@ pub struct Options {
     /// The process ends after this analysis: leave the core's mapping to the kernel's
     /// teardown at exit rather than unmapping it (`munmap` of a core's faulted-in pages, with
     /// its TLB flush, cost 5 % of a one-thread core's run; the exit frees them in bulk). Set by
-    /// the command line for a single core; a batch, or a library caller, unmaps each core.
+    /// the command line for a single core; a batch, or a library caller, unmaps each core. A
+    /// packed core (`pycore pack`'s output) is unmapped as before.
     #[arg(skip)]
     pub process_exits_after: bool,
 }

@@ -136,26 +136,55 @@ unsafe fn arguments(argc: c_int, argv: *const *const c_char) -> Vec<OsString> {
         .collect()
 }
 
-/// Standard input, output and error opened on `/dev/null` where the caller closed them.
+/// Standard input, output and error opened on `/dev/null` where the caller closed them, as
+/// Rust's runtime does: otherwise the first file pycore opens would take a stream's number, and
+/// text meant for the terminal would be written into it. Aborts if it cannot.
 fn open_standard_streams() {
+    let closed: Vec<c_int> = match closed_standard_streams() {
+        Some(closed) => closed,
+        None => std::process::abort(),
+    };
+    for fd in closed {
+        // SAFETY: the path is NUL-terminated. The lowest free number is taken, and the lower
+        // streams are open (or were opened in this loop): it is `fd`.
+        let opened = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) };
+        if opened != fd {
+            std::process::abort();
+        }
+    }
+}
+
+/// Which of the three standard streams are closed, in ascending order (`None`: cannot tell).
+fn closed_standard_streams() -> Option<Vec<c_int>> {
     let mut fds = [0, 1, 2].map(|fd| libc::pollfd {
         fd,
         events: 0,
         revents: 0,
     });
-    // SAFETY: `fds` is a valid array of three pollfd for the call's duration.
-    if unsafe { libc::poll(fds.as_mut_ptr(), 3, 0) } < 0 {
-        return;
-    }
-    for fd in fds.iter().filter(|fd| fd.revents & libc::POLLNVAL != 0) {
-        // SAFETY: the path is NUL-terminated; the lowest free number is the closed stream's,
-        // as the lower ones are open.
-        let opened = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) };
-        if opened != fd.fd {
-            // Not the stream's number: leave things as they are rather than guess.
-            return;
+    loop {
+        // SAFETY: `fds` is a valid array of three pollfd for the call's duration.
+        if unsafe { libc::poll(fds.as_mut_ptr(), 3, 0) } >= 0 {
+            let closed = fds.iter().filter(|p| p.revents & libc::POLLNVAL != 0);
+            return Some(closed.map(|p| p.fd).collect());
+        }
+        match io::Error::last_os_error().raw_os_error() {
+            Some(libc::EINTR) => continue,
+            // poll refused (as some sandboxes make it): ask each descriptor instead.
+            Some(libc::EINVAL | libc::EAGAIN | libc::ENOMEM) => break,
+            _ => return None,
         }
     }
+    let mut closed = Vec::new();
+    for fd in 0..3 {
+        // SAFETY: F_GETFD reads a descriptor's flags and changes nothing.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
+            match io::Error::last_os_error().raw_os_error() {
+                Some(libc::EBADF) => closed.push(fd),
+                _ => return None,
+            }
+        }
+    }
+    Some(closed)
 }
 
 /// The command line's work; the process's exit status.

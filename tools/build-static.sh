@@ -36,6 +36,8 @@ case "$kind" in
   glibc)
     target=$arch-unknown-linux-gnu
     export RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static"
+    # The functions a common run executes side by side (build.rs, tools/symbol-order.txt).
+    export PYCORE_SYMBOL_ORDER=1
     ;;
   *) echo "usage: $0 [musl|glibc]" >&2; exit 2 ;;
 esac
@@ -45,7 +47,10 @@ esac
 cargo build --release --locked --target "$target"
 binary=${CARGO_TARGET_DIR:-target}/$target/release/pycore
 if command -v strip >/dev/null; then
-  strip --strip-all "$binary"
+  # Stripped as a copy put in its place: the file is a hard link to cargo's own artifact in
+  # deps/, which a later build of the same configuration would hand back stripped.
+  strip --strip-all -o "$binary.stripped" "$binary"
+  mv -f "$binary.stripped" "$binary"
 else
   echo "build-static: strip (binutils) is missing: the binary keeps its symbols" >&2
 fi

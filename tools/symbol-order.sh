@@ -21,9 +21,21 @@
 # name the binary no longer has is skipped by the linker (the binary works the same, its
 # layout is only less compact). Needs valgrind.
 set -euo pipefail
-cd "$(dirname "$0")/.."
 [[ $# -ge 1 ]] || { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 command -v valgrind >/dev/null || { echo "symbol-order: valgrind is missing (apt-get install valgrind)" >&2; exit 2; }
+[[ "$(uname -m)" == x86_64 ]] || { echo "symbol-order: the list is for x86_64 builds" >&2; exit 2; }
+# CORE and PYTHON paths as given, from where the script was started.
+specs=()
+for spec in "$@"; do
+    core=${spec%%:*}
+    [[ -e "$core" ]] || { echo "symbol-order: no core at $core" >&2; exit 2; }
+    if [[ "$spec" == *:* ]]; then
+        specs+=("$(realpath "$core"):$(realpath "${spec#*:}")")
+    else
+        specs+=("$(realpath "$core")")
+    fi
+done
+cd "$(dirname "$0")/.."
 
 # The binary of tools/build-static.sh glibc (same profile, so the same symbol hashes), with its
 # symbols: built in a target directory of its own, as that script strips its binary in place.
@@ -36,17 +48,24 @@ binary=$target_dir/$target/release/pycore
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 runs=0
-for spec in "$@"; do
+for spec in "${specs[@]}"; do
     core=${spec%%:*}
     python=
     [[ "$spec" == *:* ]] && python=${spec#*:}
-    [[ -e "$core" ]] || { echo "symbol-order: no core at $core" >&2; exit 2; }
     for mode in "" --locals --native --native-all --json "--format markdown"; do
         runs=$((runs + 1))
+        status=0
         # shellcheck disable=SC2086  # $mode is one flag or a flag and its value
-        valgrind --tool=callgrind --demangle=no --callgrind-out-file="$work/$(printf %03d $runs).out" \
+        valgrind --tool=callgrind --demangle=no \
+            --callgrind-out-file="$work/$(printf %03d $runs).out" \
             "$binary" analyze "$core" ${python:+--python "$python"} $mode >/dev/null 2>"$work/err" ||
-            { echo "symbol-order: pycore failed on $core $mode:" >&2; tail -5 "$work/err" >&2; }
+            status=$?
+        # 0: analysed; 1: analysed with warnings (a partial core is still a common run).
+        if [[ $status -gt 1 ]]; then
+            echo "symbol-order: pycore exited $status on $core $mode:" >&2
+            tail -5 "$work/err" >&2
+            exit 1
+        fi
     done
 done
 
@@ -57,7 +76,7 @@ done
 # variants of its string functions that the resolvers pick on this CPU where valgrind's
 # simulated one picked others (`__memmove_avx512_unaligned_erms` for `__memmove_avx_unaligned_erms`).
 nm --defined-only "$binary" | awk 'NF == 3 && $2 ~ /^[tTwWiI]$/ {print $3}' >"$work/symbols"
-python3 - "$work" >tools/symbol-order.txt <<'EOF'
+python3 - "$work" >"$work/order.txt" <<'EOF'
 import os, re, sys
 seen, order = set(), []
 defined = open(os.path.join(sys.argv[1], "symbols")).read().split()
@@ -75,11 +94,12 @@ start = ["_start", "__libc_start_main", "__libc_start_main_impl", "__libc_start_
 resolvers = [name for name in defined if name.endswith("_ifunc")]
 # "__memmove_avx_unaligned_erms" -> every "__memmove_*" the binary has.
 families = {m.group(1) for name in order
-            for m in [re.match(r"(__[a-z0-9]+)_(?:sse2|ssse3|sse4|avx|avx2|avx512|evex|erms)", name)] if m}
+            for m in [re.match(r"(__[a-z0-9_]+?)_(?:sse2|ssse3|sse4|avx|avx2|avx512|evex|erms)", name)] if m}
 variants = [name for name in defined if any(name.startswith(f + "_") for f in families)]
 # They run on every invocation: first.
 first = list(dict.fromkeys(start + resolvers + variants))
 order = first + [name for name in order if name not in set(first)]
 sys.stdout.write("".join(name + "\n" for name in order))
 EOF
+mv "$work/order.txt" tools/symbol-order.txt
 echo "tools/symbol-order.txt: $(wc -l <tools/symbol-order.txt) functions from $runs runs" >&2
