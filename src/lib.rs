@@ -72,8 +72,9 @@ pub struct Options {
     #[arg(long)]
     pub locals: bool,
     /// With `locals`: skip the variables of the frames the text formats fold away (a
-    /// recursion's repeats past the third), which they never show. Set by the command line for
-    /// text, Markdown and table output without native frames; JSON and packs read every frame's.
+    /// recursion's repeats past the third), which they never show; ignored with native frames,
+    /// which may keep a recursion from folding. Set by the command line for text, Markdown and
+    /// table output; JSON and packs read every frame's.
     #[arg(skip)]
     pub skip_folded_locals: bool,
     /// The process ends after this analysis: leave the core's mapping to the kernel's
@@ -86,9 +87,11 @@ pub struct Options {
 }
 
 impl Options {
-    /// Which frames' variables the walk reads.
+    /// Which frames' variables the walk reads. Folded frames' are skipped only without native
+    /// frames: native frames between Python ones may keep a recursion from folding.
     pub(crate) fn locals_scope(&self) -> python::LocalsScope {
-        match (self.locals, self.skip_folded_locals) {
+        let folds = self.skip_folded_locals && self.native_mode() == native::NativeMode::Off;
+        match (self.locals, folds) {
             (false, _) => python::LocalsScope::None,
             (true, false) => python::LocalsScope::EveryFrame,
             (true, true) => python::LocalsScope::UnfoldedFrames,

@@ -298,10 +298,8 @@ fn analyze(args: AnalyzeArgs) -> u8 {
         // cannot panic: `one_file` means exactly one path.
         core: args.cores[0].clone(),
         // The text formats fold a recursion's repeats, variables and all; JSON has every
-        // frame's. With native frames between Python ones a run may not fold: read them all.
-        skip_folded_locals: !matches!(format, Format::Json)
-            && !args.options.native
-            && !args.options.native_all,
+        // frame's.
+        skip_folded_locals: !matches!(format, Format::Json),
         process_exits_after: true,
         ..args.options.clone()
     };

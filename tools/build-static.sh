@@ -9,6 +9,7 @@
 # C library. glibc: the host target with `-C target-feature=+crt-static` (a static-pie linked
 # against glibc's static libc.a; nothing to install, but glibc's NSS modules other than files
 # and dns are not available to it, which pycore only uses to resolve $DEBUGINFOD_URLS hosts).
+# PYCORE_STATIC_KEEP_SYMBOLS=1 leaves the binary unstripped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -46,7 +47,9 @@ esac
 # stripped whole (the profile keeps symbols for names in a backtrace).
 cargo build --release --locked --target "$target"
 binary=${CARGO_TARGET_DIR:-target}/$target/release/pycore
-if command -v strip >/dev/null; then
+if [[ "${PYCORE_STATIC_KEEP_SYMBOLS:-0}" == 1 ]]; then
+  : # tools/symbol-order.sh reads the symbols of this very build
+elif command -v strip >/dev/null; then
   # Stripped as a copy put in its place: the file is a hard link to cargo's own artifact in
   # deps/, which a later build of the same configuration would hand back stripped.
   strip --strip-all -o "$binary.stripped" "$binary"

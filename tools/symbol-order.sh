@@ -37,13 +37,11 @@ for spec in "$@"; do
 done
 cd "$(dirname "$0")/.."
 
-# The binary of tools/build-static.sh glibc (same profile, so the same symbol hashes), with its
-# symbols: built in a target directory of its own, as that script strips its binary in place.
-target=$(uname -m)-unknown-linux-gnu
+# The binary of tools/build-static.sh glibc itself (the same build, so the same symbol hashes),
+# with its symbols: in a target directory of its own, as that script's usual one is stripped.
 target_dir=${CARGO_TARGET_DIR:-target}/symbol-order
-RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
-    cargo build --release --locked --target "$target" --target-dir "$target_dir" >&2
-binary=$target_dir/$target/release/pycore
+CARGO_TARGET_DIR=$target_dir PYCORE_STATIC_KEEP_SYMBOLS=1 bash tools/build-static.sh glibc >&2
+binary=$target_dir/$(uname -m)-unknown-linux-gnu/release/pycore
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

@@ -52,14 +52,29 @@ pub fn dict_items<M: Memory>(objects: &Objects<'_, M>, dict: u64) -> ObjectResul
     if let (Some(mask), Some(table)) = (layout.dict.ma_mask, layout.dict.ma_table) {
         return open_addressing_items(objects, dict, mask, table);
     }
-    let (Some(keys_field), Some(values_field)) = (layout.dict.ma_keys, layout.dict.ma_values)
-    else {
+    let Some((keys, values)) = keys_and_values(objects, dict)? else {
         return Err(ObjectError::Invalid("layout lacks dict fields".into()));
+    };
+    keys_items(objects, keys, values)
+}
+
+/// A 3.x dict's keys table and, for a split table, its values array (`ma_keys`, `ma_values`);
+/// `None` for a layout without them (2.7's open addressing).
+fn keys_and_values<M: Memory>(
+    objects: &Objects<'_, M>,
+    dict: u64,
+) -> ObjectResult<Option<(u64, Option<u64>)>> {
+    let layout = objects.layout;
+    let (Some(keys_field), Some(values_field), None) = (
+        layout.dict.ma_keys,
+        layout.dict.ma_values,
+        layout.dict.ma_table,
+    ) else {
+        return Ok(None);
     };
     let keys = objects.read(dict, keys_field)?;
     let values = objects.read(dict, values_field)?;
-    let values = (values != 0).then_some(values);
-    keys_items(objects, keys, values)
+    Ok(Some((keys, (values != 0).then_some(values))))
 }
 
 /// 2.7's dict: `ma_table` holds `ma_mask + 1` (hash, key, value) slots; empty and deleted
@@ -314,15 +329,19 @@ fn stored_hash<M: Memory>(
     objects.memory.read_u64(at).ok()
 }
 
-/// Whether the process's `str` hash algorithm is known for strings as long as `name`, learning
-/// it from the first of the table's first 16 keys of that length class that is a
-/// one-byte-per-character `str` (of at most 256 characters) whose hash matches a candidate.
+/// Whether it is known how the process hashes strings as long as `name`, learning it from the
+/// table's first 16 keys that are one-byte-per-character `str`s (of at most 256 characters)
+/// with a stored hash; `false` at once for a length already found hashed otherwise.
 fn confirm_hash<M: Memory>(objects: &Objects<'_, M>, table: &KeysTable, name: &str) -> bool {
     let Some(secret) = objects.hash_secret.as_ref() else {
         return false;
     };
-    if secret.knows_length_of(name) {
+    let length = name.chars().count();
+    if secret.knows_length(length) {
         return true;
+    }
+    if secret.hashes_otherwise(length) {
+        return false;
     }
     for index in 0..table.nentries.min(16) {
         let entry = table.entries.wrapping_add(index * table.entry_size);
@@ -335,10 +354,9 @@ fn confirm_hash<M: Memory>(objects: &Objects<'_, M>, table: &KeysTable, name: &s
         if text.kind != 1 || key == 0 {
             continue;
         }
-        let text: String = text.raw.iter().map(|&unit| char::from(unit)).collect();
         if let Some(stored) = stored_hash(objects, table, entry, key) {
-            secret.confirm(&text, stored);
-            if secret.knows_length_of(name) {
+            secret.confirm(&text.raw, stored);
+            if secret.knows_length(length) {
                 return true;
             }
         }
@@ -484,17 +502,10 @@ pub fn dict_get_str<M: Memory>(
     dict: u64,
     name: &str,
 ) -> ObjectResult<Option<u64>> {
-    let layout = objects.layout;
-    let (Some(keys_field), Some(values_field), None) = (
-        layout.dict.ma_keys,
-        layout.dict.ma_values,
-        layout.dict.ma_table,
-    ) else {
-        return find_str_key(objects, dict_items(objects, dict)?, name);
-    };
-    let keys = objects.read(dict, keys_field)?;
-    let values = objects.read(dict, values_field)?;
-    keys_get_str(objects, keys, (values != 0).then_some(values), name)
+    match keys_and_values(objects, dict)? {
+        Some((keys, values)) => keys_get_str(objects, keys, values, name),
+        None => find_str_key(objects, dict_items(objects, dict)?, name),
+    }
 }
 
 /// The value under the `str` key `name` in the keys table `keys` (with a split table's
@@ -790,7 +801,9 @@ mod tests {
         assert_eq!(dict_get_str(&objects, 0x4000, "sys").unwrap(), Some(0xb0));
         assert_eq!(dict_get_str(&objects, 0x4000, "asyncio").unwrap(), None);
         // Without the key, or when no stored hash confirms the algorithm for names that long
-        // (here `sys`'s, the one short key, is wrong), every entry is read.
+        // (here `sys`'s, the one short key, is wrong: names of up to six units may be below a
+        // build's `Py_HASH_CUTOFF`), every entry is read. Seven units and more are never cut
+        // off: `threading`'s hash settles them.
         let objects = Objects::new(&memory, layout);
         assert!(dict_get_str(&objects, 0x4000, "threading").is_err());
         let memory = hashed_dict(layout, &secret, Some(1));
@@ -799,10 +812,11 @@ mod tests {
             ..Objects::new(&memory, layout)
         };
         assert!(dict_get_str(&objects, 0x4000, "sys").is_err());
-        assert!(dict_get_str(&objects, 0x4000, "asyncio").is_err());
+        assert!(dict_get_str(&objects, 0x4000, "codecs").is_err());
         assert_eq!(
             dict_get_str(&objects, 0x4000, "threading").unwrap(),
             Some(0xb1)
         );
+        assert_eq!(dict_get_str(&objects, 0x4000, "asyncio").unwrap(), None);
     }
 }

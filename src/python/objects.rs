@@ -216,26 +216,23 @@ impl<'a, M: Memory> Objects<'a, M> {
 }
 
 /// The code points of PEP 393 storage of the given kind (1 = latin-1, 2 = UCS-2, 4 = UCS-4),
-/// unchecked (reprs escape what `char` cannot hold).
-pub fn pep393_units(raw: &[u8], kind: u32) -> Vec<u32> {
-    match kind {
-        1 => raw.iter().map(|&b| u32::from(b)).collect(),
-        2 => raw
-            .chunks_exact(2)
-            .filter_map(|c| crate::bytes::u16_at(c, 0))
-            .map(u32::from)
-            .collect(),
-        _ => raw
-            .chunks_exact(4)
-            .filter_map(|c| crate::bytes::u32_at(c, 0))
-            .collect(),
-    }
+/// unchecked (reprs escape what `char` cannot hold), read as they are needed.
+pub fn pep393_units(raw: &[u8], kind: u32) -> impl Iterator<Item = u32> + '_ {
+    let width = match kind {
+        1 => 1,
+        2 => 2,
+        _ => 4,
+    };
+    raw.chunks_exact(width).filter_map(|unit| match unit {
+        [byte] => Some(u32::from(*byte)),
+        [_, _] => crate::bytes::u16_at(unit, 0).map(u32::from),
+        _ => crate::bytes::u32_at(unit, 0),
+    })
 }
 
 /// Decode PEP 393 storage of the given kind (1 = latin-1, 2 = UCS-2, 4 = UCS-4).
 pub fn decode_pep393(raw: &[u8], kind: u32) -> String {
     pep393_units(raw, kind)
-        .into_iter()
         .map(|c| char::from_u32(c).unwrap_or('\u{fffd}'))
         .collect()
 }

@@ -866,7 +866,7 @@ impl<'a, M: Memory> Reprs<'a, M> {
             .pep393(object, MAX_CONTAINER_LEN, MAX_QUOTE_SCAN)?
             .ok_or_else(|| ObjectError::Invalid("layout lacks PEP 393 fields".into()))?;
         Ok((
-            super::objects::pep393_units(&text.raw, text.kind),
+            super::objects::pep393_units(&text.raw, text.kind).collect(),
             text.length,
         ))
     }
@@ -885,7 +885,7 @@ impl<'a, M: Memory> Reprs<'a, M> {
         let unit = unicode.py2_unit.unwrap_or(4) as usize;
         let read = (length as u64).min(MAX_QUOTE_SCAN) as usize;
         let raw = objects.memory.read_vec(data, read * unit)?;
-        let units = super::objects::pep393_units(&raw, unit as u32);
+        let units: Vec<u32> = super::objects::pep393_units(&raw, unit as u32).collect();
         if unit != 2 {
             return Ok(units);
         }
