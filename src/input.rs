@@ -238,7 +238,7 @@ fn map_file(file: &File) -> io::Result<MappedFile> {
 }
 
 /// `file`, `len` bytes long, mapped.
-fn map_file_of_len(file: &File, len: u64) -> io::Result<MappedFile> {
+pub(crate) fn map_file_of_len(file: &File, len: u64) -> io::Result<MappedFile> {
     if len == 0 {
         return Ok(MappedFile::empty());
     }

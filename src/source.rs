@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::anchors::{self, Rules};
+use crate::input::{self, MappedFile};
 use crate::report::Report;
 
 /// Files larger than this are not read for a single line.
@@ -81,29 +82,16 @@ impl SourceText {
 /// its lines starts: a frame shows one line of a file of thousands, which are not each copied
 /// into a `String` (a run's heap grew by 30 pages for `threading.py` alone).
 pub(crate) struct WholeFile {
-    text: FileText,
+    /// Valid UTF-8 (so every slice between line ends is too): the file as mapped, or its lossy
+    /// copy.
+    text: MappedFile,
     /// Byte offset of each line's start; lines end at the next `\n` (a `\r` before it is
     /// dropped, as `str::lines` does).
     starts: Vec<usize>,
 }
 
-enum FileText {
-    /// Valid UTF-8 as mapped (so every slice between line ends is too).
-    Mapped(memmap2::Mmap),
-    Copied(String),
-}
-
-impl FileText {
-    fn bytes(&self) -> &[u8] {
-        match self {
-            FileText::Mapped(map) => map,
-            FileText::Copied(text) => text.as_bytes(),
-        }
-    }
-}
-
 impl WholeFile {
-    fn new(text: FileText) -> WholeFile {
+    fn new(text: MappedFile) -> WholeFile {
         let bytes = text.bytes();
         let mut starts = vec![0];
         starts.extend(
@@ -357,19 +345,15 @@ fn read_text(path: &Path) -> Option<WholeFile> {
     if !metadata.is_file() || metadata.len() > MAX_SOURCE_BYTES {
         return None;
     }
-    if metadata.len() == 0 {
-        return Some(WholeFile::new(FileText::Copied(String::new())));
-    }
-    // SAFETY: mapped read-only; a file truncated by another process while it is read may raise
-    // SIGBUS, as with every mapped input (src/input.rs).
-    let map = unsafe { memmap2::Mmap::map(&file) }.ok()?;
+    let map = input::map_file_of_len(&file, metadata.len()).ok()?;
+    let bytes = map.bytes();
     // A NUL byte: not a source file.
-    if map.contains(&0) {
+    if bytes.contains(&0) {
         return None;
     }
-    let text = match std::str::from_utf8(&map) {
-        Ok(_) => FileText::Mapped(map),
-        Err(_) => FileText::Copied(String::from_utf8_lossy(&map).into_owned()),
+    let text = match std::str::from_utf8(bytes) {
+        Ok(_) => map,
+        Err(_) => MappedFile::from_vec(String::from_utf8_lossy(bytes).into_owned().into_bytes()),
     };
     Some(WholeFile::new(text))
 }
@@ -397,7 +381,7 @@ mod tests {
             "\n\nx\n\n",
             "def f():\n    return 1\n",
         ] {
-            let file = WholeFile::new(FileText::Copied(text.to_string()));
+            let file = WholeFile::new(MappedFile::from_vec(text.as_bytes().to_vec()));
             let expected: Vec<&str> = text.lines().collect();
             let got: Vec<&str> = (1..=expected.len() as u32 + 1)
                 .map_while(|number| file.line(number))

@@ -7,10 +7,15 @@
 use crate::support;
 
 use std::process::Command;
+use std::time::Duration;
 
 use pycore::HashSecret;
 use support::interpreters::Interpreter;
 use support::matrix::{check_wanted_rows, Outcome};
+use support::process::{run_with_timeout, TestDir};
+
+/// An interpreter printing six hashes: seconds at most, unless the machine is badly overloaded.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(60);
 
 const NAMES: [&str; 5] = [
     "threading",
@@ -34,20 +39,19 @@ fn check_row(python: &Interpreter) -> Outcome {
     }
     let script =
         format!("import sys\nprint(sys.hash_info.algorithm)\nfor n in {NAMES:?}: print(hash(n))",);
-    let output = match Command::new(&python.path)
-        .args(["-S", "-c", &script])
-        .env("PYTHONHASHSEED", "0")
-        .envs(python.scenario_env())
-        .output()
-    {
+    let dir = TestDir::new(&format!("str-hash-{}", python.label()));
+    let output = match run_with_timeout(
+        Command::new(&python.path)
+            .args(["-S", "-c", &script])
+            .env("PYTHONHASHSEED", "0")
+            .envs(python.scenario_env()),
+        PROBE_TIMEOUT,
+        dir.path(),
+        "hashes",
+    ) {
         Ok(output) if output.status.success() => output,
-        Ok(output) => {
-            return Outcome::fail(
-                "the interpreter failed",
-                String::from_utf8_lossy(&output.stderr).into_owned(),
-            )
-        }
-        Err(e) => return Outcome::fail("cannot run the interpreter", e.to_string()),
+        Ok(output) => return Outcome::fail("the interpreter failed", output.stderr),
+        Err(e) => return Outcome::fail("cannot run the interpreter", e),
     };
     let text = String::from_utf8_lossy(&output.stdout).into_owned();
     let mut lines = text.lines();
@@ -66,6 +70,7 @@ fn check_row(python: &Interpreter) -> Outcome {
         }
     }
     if problems.is_empty() {
+        dir.remove();
         Outcome::Pass {
             notes: Vec::new(),
             caveat: None,

@@ -109,10 +109,9 @@ fn open_addressing_items<M: Memory>(
 
 /// Where a `PyDictKeysObject`'s index table and entries are.
 struct KeysTable {
-    /// Slots in the index table (a power of two), when the layout tells (3.6+).
+    /// Slots in the index table (a power of two whose index width agrees with the header),
+    /// when the layout tells (3.6+): only then is the table probed.
     slots: Option<u64>,
-    /// Bytes per index: 1, 2, 4 or 8.
-    index_width: u64,
     indices: u64,
     entries: u64,
     nentries: u64,
@@ -176,19 +175,14 @@ impl KeysTable {
             )));
         }
         let indices = keys.wrapping_add(u64::from(indices_field));
-        // The index width CPython gives a table of this size (`DK_IXSIZE`, 3.11+'s
+        // Probes need the index width CPython gives a table of this size (`DK_IXSIZE`, 3.11+'s
         // `dk_log2_index_bytes`); another one means a corrupt header: no probing.
-        let index_width = match slots {
-            Some(slots)
-                if slots.is_power_of_two() && index_bytes == slots * index_width_for(slots) =>
-            {
-                index_width_for(slots)
-            }
-            _ => 0,
-        };
+        let slots = slots.filter(|&slots| {
+            slots.is_power_of_two()
+                && slots.checked_mul(index_width_for(slots)) == Some(index_bytes)
+        });
         Ok(Self {
-            slots: slots.filter(|_| matches!(index_width, 1 | 2 | 4 | 8)),
-            index_width,
+            slots,
             indices,
             entries: indices.wrapping_add(index_bytes),
             nentries,
@@ -199,15 +193,14 @@ impl KeysTable {
 
     /// The index table's slot `slot`: an entry's index, or −1 (empty) or −2 (deleted).
     fn index<M: Memory>(&self, memory: &M, slot: u64) -> Option<i64> {
-        let at = self
-            .indices
-            .wrapping_add(slot.wrapping_mul(self.index_width));
+        let width = index_width_for(self.slots?);
+        let at = self.indices.wrapping_add(slot.wrapping_mul(width));
         let mut bytes = [0u8; 8];
-        // cannot panic: `index_width` is 1, 2, 4 or 8 whenever `slots` is set.
-        let raw = bytes.get_mut(..self.index_width as usize)?;
+        // `width` is 1, 2, 4 or 8.
+        let raw = bytes.get_mut(..width as usize)?;
         memory.read(at, raw).ok()?;
         let unsigned = u64::from_le_bytes(bytes);
-        let unused = 64 - 8 * self.index_width as u32;
+        let unused = 64 - 8 * width as u32;
         Some(((unsigned << unused) as i64) >> unused)
     }
 }
