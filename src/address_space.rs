@@ -103,6 +103,10 @@ impl<'c> AddressSpace<'c> {
     }
 
     fn read_with(&self, addr: u64, buf: &mut [u8], use_files: bool) -> Result<(), Unreadable> {
+        if let Some(bytes) = self.in_last_segment(addr, buf.len()) {
+            buf.copy_from_slice(bytes);
+            return Ok(());
+        }
         let fail = Unreadable {
             addr,
             len: buf.len(),
@@ -131,6 +135,51 @@ impl<'c> AddressSpace<'c> {
             done += chunk;
         }
         Ok(())
+    }
+
+    /// The core's bytes at `[addr, addr + len)` when the segment of the last read holds all of
+    /// them (the walkers' reads come in runs: a frame's members, a dict's entries): the
+    /// answer `read_from_core` would give, without its copy loop. `None` sends the read the
+    /// long way.
+    #[inline]
+    fn in_last_segment(&self, addr: u64, len: usize) -> Option<&'c [u8]> {
+        let segments = &self.core.segments;
+        let last = self.last_segment.get();
+        let segment = segments.get(last)?;
+        let within = addr.checked_sub(segment.vaddr)?;
+        let end = within.checked_add(len as u64)?;
+        // Dumped, still in the file, and inside the mapping (a hostile `p_filesz` may pass
+        // `p_memsz`: the long way decides those).
+        if end > segment.file_size || end > segment.mem_size {
+            return None;
+        }
+        // The segment the search would pick (overlapping segments: the last that starts at or
+        // below `addr`).
+        if segments
+            .get(last + 1)
+            .is_some_and(|next| next.vaddr <= addr)
+        {
+            return None;
+        }
+        let start = usize::try_from(segment.offset.checked_add(within)?).ok()?;
+        self.core.bytes().get(start..)?.get(..len)
+    }
+
+    /// `N` bytes at `addr` (the fixed-size reads of [`Memory::read_u64`] and its kin).
+    #[inline]
+    fn read_array<const N: usize>(
+        &self,
+        addr: u64,
+        use_files: bool,
+    ) -> Result<[u8; N], Unreadable> {
+        if let Some(bytes) = self.in_last_segment(addr, N) {
+            if let Ok(array) = <[u8; N]>::try_from(bytes) {
+                return Ok(array);
+            }
+        }
+        let mut buf = [0u8; N];
+        self.read_with(addr, &mut buf, use_files)?;
+        Ok(buf)
     }
 
     /// Copy the longest prefix of `buf` that one segment's dumped bytes hold.
@@ -206,10 +255,98 @@ impl Memory for CoreOnly<'_, '_> {
     fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), Unreadable> {
         self.0.read_core_only(addr, buf)
     }
+
+    fn read_u8(&self, addr: u64) -> Result<u8, Unreadable> {
+        self.0.read_array(addr, false).map(u8::from_le_bytes)
+    }
+
+    fn read_u32(&self, addr: u64) -> Result<u32, Unreadable> {
+        self.0.read_array(addr, false).map(u32::from_le_bytes)
+    }
+
+    fn read_u64(&self, addr: u64) -> Result<u64, Unreadable> {
+        self.0.read_array(addr, false).map(u64::from_le_bytes)
+    }
 }
 
 impl Memory for AddressSpace<'_> {
     fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), Unreadable> {
         self.read_with(addr, buf, true)
+    }
+
+    fn read_u8(&self, addr: u64) -> Result<u8, Unreadable> {
+        self.read_array(addr, true).map(u8::from_le_bytes)
+    }
+
+    fn read_u32(&self, addr: u64) -> Result<u32, Unreadable> {
+        self.read_array(addr, true).map(u32::from_le_bytes)
+    }
+
+    fn read_u64(&self, addr: u64) -> Result<u64, Unreadable> {
+        self.read_array(addr, true).map(u64::from_le_bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bytes the core holds at `[addr, addr + len)`, segment by segment, found without the
+    /// memo or the fast path: what every read must answer.
+    fn expected(core: &CoreFile, addr: u64, len: usize) -> Option<Vec<u8>> {
+        let mut out = Vec::new();
+        while out.len() < len {
+            let at = addr.checked_add(out.len() as u64)?;
+            let segment = &core.segments[core.segment_index(at)?];
+            let within = at - segment.vaddr;
+            if within >= segment.file_size {
+                return None;
+            }
+            let bytes = core.segment_bytes(segment).get(within as usize..)?;
+            let n = bytes.len().min(len - out.len());
+            out.extend_from_slice(&bytes[..n]);
+        }
+        Some(out)
+    }
+
+    /// Reads at every segment's edges, each after a read elsewhere has set the memo, give what
+    /// the segments hold: the fast path answers only where the long way would agree.
+    #[test]
+    fn reads_at_segment_edges_match_the_segments() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/example/core.zst");
+        let data = crate::input::open(&path, crate::elf::described_len).expect("the example core");
+        let core = CoreFile::parse(&path, data).expect("a core");
+        let space = AddressSpace::new(&core);
+        let only = space.core_only();
+        let mut checked = 0;
+        for (index, segment) in core.segments.iter().enumerate() {
+            // The memo on the segment before, on this one, then on the one after.
+            let neighbours = [index.saturating_sub(1), index, index + 1];
+            for edge in [
+                segment.vaddr,
+                segment.vaddr + segment.file_size,
+                segment.end(),
+            ] {
+                for delta in [-9i64, -8, -1, 0, 1, 7] {
+                    let addr = edge.wrapping_add_signed(delta);
+                    for &primer in &neighbours {
+                        if let Some(p) = core.segments.get(primer) {
+                            let _ = only.read_u8(p.vaddr);
+                        }
+                        for len in [1usize, 4, 8, 24] {
+                            let mut buf = vec![0u8; len];
+                            let got = only.read(addr, &mut buf).ok().map(|()| buf);
+                            assert_eq!(got, expected(&core, addr, len), "{len} at {addr:#x}");
+                        }
+                        let want = expected(&core, addr, 8)
+                            .map(|b| u64::from_le_bytes(b.try_into().unwrap()));
+                        assert_eq!(only.read_u64(addr).ok(), want, "u64 at {addr:#x}");
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert!(checked > 100, "only {checked} reads checked");
     }
 }
