@@ -16,6 +16,7 @@ mod elf;
 pub mod error;
 mod frame;
 mod held_pages;
+pub mod huge_pages;
 pub mod input;
 mod loaded_objects;
 mod memory;

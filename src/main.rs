@@ -12,6 +12,10 @@ use std::os::unix::ffi::OsStringExt;
 
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
+/// Large blocks (a deep stack's frames) on huge pages: `pycore::huge_pages`.
+#[global_allocator]
+static ALLOCATOR: pycore::huge_pages::HugePageAlloc = pycore::huge_pages::HugePageAlloc;
+
 /// Print every thread's Python stack from a Linux core dump, offline.
 #[derive(Parser)]
 #[command(version, about, long_about = None)]
