@@ -42,12 +42,24 @@ pub fn up_to_nul(bytes: &[u8]) -> &[u8] {
 
 /// Hex rendering of a build-id or other byte string.
 pub fn hex(data: &[u8]) -> String {
-    data.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(data.len() * 2);
+    for &byte in data {
+        out.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        out.push(char::from(DIGITS[usize::from(byte & 15)]));
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_is_two_lowercase_digits_a_byte() {
+        assert_eq!(hex(&[0x00, 0xab, 0x1f, 0xff]), "00ab1fff");
+        assert_eq!(hex(&[]), "");
+    }
 
     #[test]
     fn reads_are_bounds_checked() {

@@ -52,13 +52,23 @@ impl FrameReport {
     /// walker then need not read.
     pub fn same_place(&self, other: &FrameReport) -> bool {
         self.line == other.line
-            && self.file == other.file
-            && self.function == other.function
-            && self.qualname == other.qualname
+            && same_text(&self.file, &other.file)
+            && same_text(&self.function, &other.function)
+            && match (&self.qualname, &other.qualname) {
+                (Some(a), Some(b)) => same_text(a, b),
+                (a, b) => a.is_none() && b.is_none(),
+            }
     }
 }
 
 /// One bound variable of a Python frame (`--locals`).
+/// Whether two shared strings are equal, the pointers compared first: a recursion's frames share
+/// their code object's strings. (`Arc<str>`'s `==` compares the bytes: std checks the pointers
+/// first only for sized types.)
+pub fn same_text(a: &Arc<str>, b: &Arc<str>) -> bool {
+    Arc::ptr_eq(a, b) || a == b
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LocalReport {
     pub name: Arc<str>,

@@ -6,6 +6,7 @@
 //! unreadable, huge or binary file simply leaves the frame without a line; it never fails the
 //! analysis.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -78,48 +79,124 @@ impl SourceText {
     }
 }
 
-/// A whole source file, mapped (or, when it is not UTF-8, its lossy copy), and where each of
-/// its lines starts: a frame shows one line of a file of thousands, which are not each copied
-/// into a `String` (a run's heap grew by 30 pages for `threading.py` alone).
+/// A whole source file, mapped (or, when it is not UTF-8, its lossy copy), and where the lines
+/// asked for start: a frame shows one line of a file of thousands, which are neither copied
+/// into a `String` each (a run's heap grew by 30 pages for `threading.py` alone) nor all
+/// located (indexing `threading.py`'s 1,600 line starts cost more than the rest of a
+/// ten-thread analysis's reading of it).
 pub(crate) struct WholeFile {
     /// Valid UTF-8 (so every slice between line ends is too): the file as mapped, or its lossy
     /// copy.
     text: MappedFile,
-    /// Byte offset of each line's start; lines end at the next `\n` (a `\r` before it is
-    /// dropped, as `str::lines` does).
-    starts: Vec<usize>,
+    /// What is known of where lines are, by line then offset: the starts of lines asked for,
+    /// and a mark at the end of each block counted on the way. A line is looked for from the
+    /// last mark before it, so no part of the file is counted twice.
+    marks: RefCell<Vec<Mark>>,
+}
+
+/// `at` lies in line `line` (the bytes before it hold `line - 1` line ends); `start`: it is
+/// where that line starts.
+#[derive(Clone, Copy)]
+struct Mark {
+    line: u32,
+    at: usize,
+    start: bool,
+}
+
+/// Line ends are counted this many bytes at a time until the block that holds the wanted
+/// line's start.
+const COUNTED_BLOCK: usize = 4096;
+
+/// The `\n`s in `block`: counted into a byte per 255 bytes, a loop the compiler makes 16 or 32
+/// byte compares of (counting into a `usize` made it two bytes a step).
+fn count_line_ends(block: &[u8]) -> usize {
+    block
+        .chunks(255)
+        .map(|chunk| {
+            let ends = chunk.iter().fold(0u8, |ends, &byte| {
+                ends.wrapping_add(u8::from(byte == b'\n'))
+            });
+            usize::from(ends)
+        })
+        .sum()
 }
 
 impl WholeFile {
     fn new(text: MappedFile) -> WholeFile {
-        let bytes = text.bytes();
-        let mut starts = vec![0];
-        starts.extend(
-            bytes
-                .iter()
-                .enumerate()
-                .filter(|(_, &byte)| byte == b'\n')
-                .map(|(at, _)| at + 1),
-        );
-        // A final line end opens no line of its own (`str::lines`).
-        if starts.last() == Some(&bytes.len()) {
-            starts.pop();
+        let first = Mark {
+            line: 1,
+            at: 0,
+            start: true,
+        };
+        WholeFile {
+            text,
+            marks: RefCell::new(vec![first]),
         }
-        WholeFile { text, starts }
+    }
+
+    /// Where line `number` (from 1) starts; lines end at a `\n`, and a final one opens no line
+    /// of its own (`str::lines`).
+    fn line_start(&self, number: u32) -> Option<usize> {
+        let bytes = self.text.bytes();
+        let mut marks = self.marks.borrow_mut();
+        let before = marks.partition_point(|m| m.line < number);
+        if let Some(mark) = marks.get(before).filter(|m| m.line == number && m.start) {
+            return (mark.at < bytes.len()).then_some(mark.at);
+        }
+        // Line 1 starts at the first mark, so a later line has a mark before it.
+        let Mark {
+            mut line, mut at, ..
+        } = *marks.get(before.checked_sub(1)?)?;
+        let mut found = Vec::new();
+        loop {
+            let rest = bytes.get(at..)?;
+            let block = rest.get(..COUNTED_BLOCK).unwrap_or(rest);
+            if block.is_empty() {
+                break;
+            }
+            let ends = count_line_ends(block);
+            // `line < number` holds here: each pass adds fewer ends than were wanted.
+            let wanted = (number - line) as usize;
+            if ends < wanted {
+                line += ends as u32;
+                at += block.len();
+                found.push(Mark {
+                    line,
+                    at,
+                    start: false,
+                });
+                continue;
+            }
+            // The block holds at least `wanted` (≥ 1) line ends.
+            let end = memchr::memchr_iter(b'\n', block).nth(wanted - 1)?;
+            at += end + 1;
+            if at < bytes.len() {
+                found.push(Mark {
+                    line: number,
+                    at,
+                    start: true,
+                });
+            }
+            break;
+        }
+        // The new marks follow the one the count started from, and precede any later one.
+        let answer = found.last().filter(|m| m.start).map(|m| m.at);
+        marks.splice(before..before, found);
+        answer
     }
 
     /// Line `number` (from 1), if the file has it.
     fn line(&self, number: u32) -> Option<&str> {
-        let index = usize::try_from(number).ok()?.checked_sub(1)?;
-        let start = *self.starts.get(index)?;
+        if number == 0 {
+            return None;
+        }
+        let start = self.line_start(number)?;
         let bytes = self.text.bytes();
-        let end = match self.starts.get(index + 1) {
-            Some(next) => next.checked_sub(1)?,
-            None => bytes.len(),
+        let rest = bytes.get(start..)?;
+        let line = match memchr::memchr(b'\n', rest) {
+            Some(end) => rest.get(..end)?,
+            None => rest,
         };
-        let line = bytes.get(start..end)?;
-        // The last line's end is the file's, after its `\n` if it has one.
-        let line = line.strip_suffix(b"\n").unwrap_or(line);
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         std::str::from_utf8(line).ok()
     }
@@ -181,7 +258,7 @@ pub(crate) fn annotate_with(
             .chain(greenlet_frames);
         let mut mismatch = false;
         let mut previous = None;
-        for frame in frames.filter(|f| &f.file == file) {
+        for frame in frames.filter(|f| crate::frame::same_text(&f.file, file)) {
             if previous.is_some_and(|p| same_code(p, frame)) {
                 continue;
             }
@@ -239,7 +316,7 @@ pub(crate) fn annotate_with(
         // once, then copied (its lines were kept the first time).
         let position = (line, frame.end_line, frame.column, frame.end_column);
         if let Some((file, at, (source, markers))) = &last {
-            if *at == position && *file == frame.file {
+            if *at == position && crate::frame::same_text(file, &frame.file) {
                 frame.source.clone_from(source);
                 frame.markers.clone_from(markers);
                 continue;
@@ -348,7 +425,7 @@ fn read_text(path: &Path) -> Option<WholeFile> {
     let map = input::map_file_of_len(&file, metadata.len()).ok()?;
     let bytes = map.bytes();
     // A NUL byte: not a source file.
-    if bytes.contains(&0) {
+    if memchr::memchr(0, bytes).is_some() {
         return None;
     }
     let text = match std::str::from_utf8(bytes) {
@@ -371,6 +448,10 @@ mod tests {
 
     #[test]
     fn a_whole_file_has_the_lines_str_lines_gives() {
+        let long: String = (0..3000)
+            .map(|i| format!("{}\n", "x".repeat(i % 97)))
+            .collect();
+        let long_unended = format!("{long}last");
         for text in [
             "",
             "\n",
@@ -380,14 +461,32 @@ mod tests {
             "a\r\nb\r\n",
             "\n\nx\n\n",
             "def f():\n    return 1\n",
+            &long,
+            &long_unended,
         ] {
-            let file = WholeFile::new(MappedFile::from_vec(text.as_bytes().to_vec()));
             let expected: Vec<&str> = text.lines().collect();
-            let got: Vec<&str> = (1..=expected.len() as u32 + 1)
-                .map_while(|number| file.line(number))
+            // In order, backwards, and by strides: each order starts from other known lines.
+            let count = expected.len() as u32;
+            let forward: Vec<u32> = (1..=count + 1).collect();
+            let backward: Vec<u32> = (1..=count + 1).rev().collect();
+            let strided: Vec<u32> = (1..=count + 1)
+                .step_by(37)
+                .chain((1..=count).step_by(5))
                 .collect();
-            assert_eq!(got, expected, "{text:?}");
-            assert_eq!(file.line(0), None);
+            for order in [forward, backward, strided] {
+                let file = WholeFile::new(MappedFile::from_vec(text.as_bytes().to_vec()));
+                for number in order {
+                    let want = expected.get(number as usize - 1).copied();
+                    assert_eq!(
+                        file.line(number),
+                        want,
+                        "line {number} of {:?}",
+                        &text[..text.len().min(40)]
+                    );
+                }
+                assert_eq!(file.line(0), None);
+                assert_eq!(file.line(u32::MAX), None);
+            }
         }
     }
 

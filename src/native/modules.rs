@@ -23,22 +23,26 @@ use crate::memory::AddressSpace;
 /// At most this many distinct files are considered modules.
 const MAX_MODULES: usize = 4096;
 
-/// One section of a file: link-time address and bytes' place in the file.
-#[derive(Debug, Clone)]
+/// One section of a file: its name's and bytes' places in the file, link-time address, and
+/// (compressed debug sections) its bytes once inflated.
 struct Section {
+    /// `[offset, len)` of the name (in `.shstrtab`, without its NUL).
+    name: (usize, usize),
     addr: u64,
     offset: usize,
     size: usize,
     compressed: bool,
+    /// A compressed debug section, inflated on its first read (`None`: it does not inflate).
+    inflated: OnceCell<Option<Inflated>>,
 }
 
-/// One opened ELF file (the module or its detached debug file) and its sections by name.
+/// One opened ELF file (the module or its detached debug file) and its sections.
 pub(crate) struct ElfFile {
     pub path: PathBuf,
     file: Arc<MappedFile>,
-    sections: HashMap<String, Section>,
-    /// Compressed debug sections, inflated on their first read (`None`: they do not inflate).
-    inflated: HashMap<String, OnceCell<Option<Inflated>>>,
+    /// In file order; found by name with a scan (a file has tens of sections and a run asks
+    /// for a few: cheaper than hashing every name of every file opened).
+    sections: Vec<Section>,
     cache: SectionCache,
     pub build_id: Option<Vec<u8>>,
     /// Link-time address and file offset of each PT_LOAD.
@@ -72,39 +76,31 @@ impl ElfFile {
             .filter(|ph| ph.p_type == PT_LOAD)
             .map(|ph| (ph.p_vaddr, ph.p_offset))
             .collect();
-        let mut sections = HashMap::new();
-        let mut inflated = HashMap::new();
-        for (name, sh) in &section_headers {
-            if sh.sh_type == SHT_NOBITS || name.is_empty() {
-                continue;
-            }
-            let (Ok(offset), Ok(size)) =
-                (usize::try_from(sh.sh_offset), usize::try_from(sh.sh_size))
-            else {
-                continue;
-            };
-            if offset.checked_add(size).is_none_or(|end| end > bytes.len()) {
-                continue;
-            }
-            let compressed = sh.sh_flags & u64::from(SHF_COMPRESSED) != 0;
-            if compressed && name.starts_with(".debug_") {
-                inflated.insert(name.to_string(), OnceCell::new());
-            }
-            sections.insert(
-                name.to_string(),
-                Section {
+        let sections = section_headers
+            .iter()
+            .filter(|(name, sh)| sh.sh_type != SHT_NOBITS && !name.is_empty())
+            .filter_map(|(name, sh)| {
+                let offset = usize::try_from(sh.sh_offset).ok()?;
+                let size = usize::try_from(sh.sh_size).ok()?;
+                if offset.checked_add(size).is_none_or(|end| end > bytes.len()) {
+                    return None;
+                }
+                // The name is a slice of `bytes` (`elf::sections` reads it in place).
+                let name_offset = (name.as_ptr() as usize).checked_sub(bytes.as_ptr() as usize)?;
+                Some(Section {
+                    name: (name_offset, name.len()),
                     addr: sh.sh_addr,
                     offset,
                     size,
-                    compressed,
-                },
-            );
-        }
+                    compressed: sh.sh_flags & u64::from(SHF_COMPRESSED) != 0,
+                    inflated: OnceCell::new(),
+                })
+            })
+            .collect();
         Ok(ElfFile {
             path: path.to_path_buf(),
             file,
             sections,
-            inflated,
             cache: cache.clone(),
             build_id,
             loads,
@@ -115,32 +111,43 @@ impl ElfFile {
         self.file.bytes()
     }
 
+    /// The section called `name`; of several, the last in the file.
+    fn find(&self, name: &str) -> Option<&Section> {
+        let bytes = self.file.bytes();
+        self.sections
+            .iter()
+            .rev()
+            .find(|s| crate::bytes::slice(bytes, s.name.0, s.name.1) == Some(name.as_bytes()))
+    }
+
+    /// Whether the file has a section called `name` (nothing is inflated to tell).
+    fn has_section(&self, name: &str) -> bool {
+        self.find(name).is_some()
+    }
+
     /// A section's bytes (inflated if it was compressed) and link-time address.
     pub fn section(&self, name: &str) -> Option<(&[u8], u64)> {
-        let section = self.sections.get(name)?;
-        if section.compressed {
-            let raw = self
-                .file
-                .bytes()
-                .get(section.offset..)?
-                .get(..section.size)?;
-            let data = self
-                .inflated
-                .get(name)?
-                .get_or_init(|| self.cache.inflate(self.build_id.as_deref(), name, raw));
-            return Some((data.as_ref()?.bytes(), section.addr));
-        }
-        let bytes = self
+        let section = self.find(name)?;
+        let raw = self
             .file
             .bytes()
             .get(section.offset..)?
             .get(..section.size)?;
-        Some((bytes, section.addr))
+        if !section.compressed {
+            return Some((raw, section.addr));
+        }
+        if !name.starts_with(".debug_") {
+            return None;
+        }
+        let data = section
+            .inflated
+            .get_or_init(|| self.cache.inflate(self.build_id.as_deref(), name, raw));
+        Some((data.as_ref()?.bytes(), section.addr))
     }
 
     /// `[file offset, len)` of a section, for symbol tables read straight from the file.
     pub fn section_range(&self, name: &str) -> Option<(usize, usize)> {
-        let section = self.sections.get(name).filter(|s| !s.compressed)?;
+        let section = self.find(name).filter(|s| !s.compressed)?;
         Some((section.offset, section.size))
     }
 
@@ -165,10 +172,7 @@ pub struct Loaded {
 impl Loaded {
     /// Whether the debug file or the module has a section (nothing is inflated to tell).
     pub fn has_debug_section(&self, name: &str) -> bool {
-        self.debug
-            .as_ref()
-            .is_some_and(|d| d.sections.contains_key(name))
-            || self.image.sections.contains_key(name)
+        self.debug.as_ref().is_some_and(|d| d.has_section(name)) || self.image.has_section(name)
     }
 
     /// A DWARF or `.debug_frame` section: from the debug file first, then the module.

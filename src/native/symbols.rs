@@ -6,12 +6,12 @@
 use std::cell::{Cell, OnceCell};
 
 use super::modules::ElfFile;
-use crate::bytes::{u16_at, u32_at, u64_at};
+use crate::bytes::u64_at;
 
 const SYM_SIZE: usize = 24;
 const STT_FUNC: u8 = 2;
 const STT_GNU_IFUNC: u8 = 10;
-/// At most this many symbols are kept per module.
+/// At most this many entries of each table are read (scanned or kept sorted).
 const MAX_SYMBOLS: usize = 4 << 20;
 /// Look-ups answered by a scan of the table before it is sorted (a sort costs ~15 scans; the
 /// default mode names one crash site, the native modes ~10 frames per thread).
@@ -42,6 +42,9 @@ pub struct SymbolTable {
     /// with it cannot panic).
     tables: [Option<Table>; 2],
     lookups: Cell<u32>,
+    /// The last address looked up and its symbol: a thread's state and the crash site name
+    /// the same program counter, and sleeping threads share one.
+    last: Cell<Option<(u64, Option<Symbol>)>>,
     sorted: OnceCell<Vec<Symbol>>,
 }
 
@@ -75,15 +78,15 @@ impl SymbolTable {
         }
     }
 
-    /// The raw entries of table `which` (a table cut short by the file's end gives the
-    /// entries that are there).
+    /// The raw entries of table `which`, the first [`MAX_SYMBOLS`] (a table cut short by the
+    /// file's end gives the entries that are there).
     fn entries<'f>(&self, which: u8, files: Files<'f>) -> Option<&'f [u8]> {
         let which = usize::from(which);
         let table = (*self.tables.get(which)?)?;
         let bytes = (*files.get(which)?)?.bytes();
         let (offset, len) = table.entries;
         let rest = bytes.get(offset..)?;
-        rest.get(..len.min(rest.len()))
+        rest.get(..len.min(rest.len()).min(MAX_SYMBOLS * SYM_SIZE))
     }
 
     /// Every function symbol of the tables, in file order.
@@ -91,15 +94,10 @@ impl SymbolTable {
         (0u8..2)
             .filter_map(move |which| {
                 let entries = self.entries(which, files)?;
-                Some(
-                    entries
-                        .chunks_exact(SYM_SIZE)
-                        .map(move |entry| (which, entry)),
-                )
+                Some(fixed_entries(entries).map(move |entry| (which, entry)))
             })
             .flatten()
             .filter_map(|(file, entry)| function_symbol(file, entry))
-            .take(MAX_SYMBOLS)
     }
 
     /// A symbol's name, without its NUL (empty when it points outside its string table or has
@@ -128,12 +126,19 @@ impl SymbolTable {
         debug: Option<&'f ElfFile>,
     ) -> Option<(&'f str, u64)> {
         let files = [Some(image), debug];
-        let count = self.lookups.get().saturating_add(1);
-        self.lookups.set(count);
-        let symbol = if count <= SCANNED_LOOKUPS && self.sorted.get().is_none() {
-            self.scan(address, files)
-        } else {
-            self.search(address, files)
+        let symbol = match self.last.get() {
+            Some((last, symbol)) if last == address => symbol,
+            _ => {
+                let count = self.lookups.get().saturating_add(1);
+                self.lookups.set(count);
+                let symbol = if count <= SCANNED_LOOKUPS && self.sorted.get().is_none() {
+                    self.scan(address, files)
+                } else {
+                    self.search(address, files)
+                };
+                self.last.set(Some((address, symbol)));
+                symbol
+            }
         }
         .filter(|s| s.size == 0 || address < s.addr.saturating_add(s.size))?;
         let name = std::str::from_utf8(self.name_of(&symbol, files)).ok()?;
@@ -153,23 +158,20 @@ impl SymbolTable {
             _ => Some(s),
         };
         // A plain loop (naming one crash site reads all of libc's 10,000 debug symbols this
-        // way), over the same first `MAX_SYMBOLS` functions the sorted table keeps.
-        let mut functions = 0;
+        // way), over the entries the sorted table keeps. Most entries start past the address
+        // or before the best start so far: that is tested first.
         for which in 0u8..2 {
             let Some(entries) = self.entries(which, files) else {
                 continue;
             };
-            for entry in entries.chunks_exact(SYM_SIZE) {
+            for entry in fixed_entries(entries) {
+                let value = entry_value(entry);
+                if value > address || start.is_some_and(|a| value < a) {
+                    continue;
+                }
                 let Some(symbol) = function_symbol(which, entry) else {
                     continue;
                 };
-                functions += 1;
-                if functions > MAX_SYMBOLS {
-                    return sized.or(any);
-                }
-                if symbol.addr > address || start.is_some_and(|a| symbol.addr < a) {
-                    continue;
-                }
                 if start != Some(symbol.addr) {
                     start = Some(symbol.addr);
                     (any, sized) = (None, None);
@@ -229,19 +231,36 @@ pub fn demangle(name: &str) -> String {
     name.to_string()
 }
 
+/// A table's whole `Elf64_Sym` entries, as fixed-size arrays.
+fn fixed_entries(entries: &[u8]) -> impl Iterator<Item = &[u8; SYM_SIZE]> {
+    entries
+        .chunks_exact(SYM_SIZE)
+        .filter_map(|entry| entry.try_into().ok())
+}
+
+/// An `Elf64_Sym` entry's `st_value`.
+fn entry_value(entry: &[u8; SYM_SIZE]) -> u64 {
+    u64::from_le_bytes([
+        entry[8], entry[9], entry[10], entry[11], entry[12], entry[13], entry[14], entry[15],
+    ])
+}
+
 /// The function symbol an `Elf64_Sym` entry of table `file` defines, if it defines one:
 /// `st_name` u32, `st_info` u8, `st_other` u8, `st_shndx` u16, `st_value` u64, `st_size` u64.
-fn function_symbol(file: u8, entry: &[u8]) -> Option<Symbol> {
-    let kind = *entry.get(4)? & 0xf;
+fn function_symbol(file: u8, entry: &[u8; SYM_SIZE]) -> Option<Symbol> {
+    // A fixed-size entry: the compiler checks these constant offsets, so the scan over a
+    // libc's 10,000 symbols does no bounds checks.
+    let kind = entry[4] & 0xf;
     if kind != STT_FUNC && kind != STT_GNU_IFUNC {
         return None;
     }
-    let (shndx, addr) = (u16_at(entry, 6)?, u64_at(entry, 8)?);
+    let shndx = u16::from_le_bytes([entry[6], entry[7]]);
+    let addr = entry_value(entry);
     (shndx != 0 && addr != 0).then_some(Symbol {
         addr,
         size: u64_at(entry, 16)?,
         file,
-        name: u32_at(entry, 0)?,
+        name: u32::from_le_bytes([entry[0], entry[1], entry[2], entry[3]]),
     })
 }
 

@@ -96,15 +96,34 @@ pub struct FrameWalker<'a, M: Memory> {
     locals: Option<LocalsReader<'a, M>>,
     /// Skip the variables of the frames the text folds.
     skip_folded_locals: bool,
-    /// The last place decoded: (code object's info, position) → (line, columns). A recursion
-    /// repeats one place; its line table is decoded once. The memo holds the info, so no
-    /// other info can take its address while it is compared against.
-    last_place: Option<(
-        Arc<CodeInfo>,
-        FramePosition,
-        Option<u32>,
-        linetable::Position,
-    )>,
+    /// Places decoded: (code object's info, position) → (line, columns), a few by a hash of
+    /// both. A recursion repeats one place, and threads running the same code share theirs;
+    /// each line table is decoded once per place. The memo holds the infos, so no other info
+    /// can take one's address while it is compared against.
+    places: [Option<PlaceMemo>; PLACE_SLOTS],
+}
+
+/// One remembered place: (info, position, line, columns).
+type PlaceMemo = (
+    Arc<CodeInfo>,
+    FramePosition,
+    Option<u32>,
+    linetable::Position,
+);
+
+/// How many places are remembered at once.
+const PLACE_SLOTS: usize = 64;
+
+/// The memo slot of `position` in the code object of `code`.
+fn place_slot(code: &Arc<CodeInfo>, position: FramePosition) -> usize {
+    let at = match position {
+        FramePosition::Lasti(lasti) => lasti as u64,
+        FramePosition::CodeUnit(index) => index,
+        FramePosition::NotStarted => u64::MAX,
+    };
+    let key = (Arc::as_ptr(code) as u64 >> 4) ^ at.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    // The product's top bits mix all of the key's.
+    (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as usize % PLACE_SLOTS
 }
 
 /// Whether `frame`, read after `before`, is a repeat the text folds: the [`REPEAT_CUTOFF`]
@@ -131,7 +150,7 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
             code_type: None,
             total_frames: 0,
             decoded_bytes: 0,
-            last_place: None,
+            places: std::array::from_fn(|_| None),
         }
     }
 
@@ -562,13 +581,16 @@ impl<'a, M: Memory> FrameWalker<'a, M> {
         // code object cannot multiply the output.
         self.decoded_bytes +=
             code.name.len() + code.file.len() + code.qualname.as_ref().map_or(0, |q| q.len());
-        let (line, exact) = match &self.last_place {
-            Some((info, at, line, exact)) if Arc::ptr_eq(info, code) && *at == position => {
+        let slot = place_slot(code, position);
+        let (line, exact) = match self.places.get(slot) {
+            Some(Some((info, at, line, exact))) if Arc::ptr_eq(info, code) && *at == position => {
                 (*line, *exact)
             }
             _ => {
                 let (line, exact) = self.place(code, position);
-                self.last_place = Some((Arc::clone(code), position, line, exact));
+                if let Some(memo) = self.places.get_mut(slot) {
+                    *memo = Some((Arc::clone(code), position, line, exact));
+                }
                 (line, exact)
             }
         };

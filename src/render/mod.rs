@@ -98,26 +98,38 @@ pub fn make_printable(report: &mut Report) {
         task.waiting_on.iter_mut().for_each(clean);
         task.state.iter_mut().for_each(clean);
         for frame in &mut task.stack {
-            shared.clean(&mut frame.function);
-            shared.clean(&mut frame.file);
-            frame.qualname.iter_mut().for_each(|q| shared.clean(q));
+            shared.clean(Field::Function, &mut frame.function);
+            shared.clean(Field::File, &mut frame.file);
+            frame
+                .qualname
+                .iter_mut()
+                .for_each(|q| shared.clean(Field::Qualname, q));
         }
     }
 }
 
 /// A frame's strings from the core, cleaned as [`printable`] says.
 fn clean_frame(frame: &mut FrameReport, shared: &mut SharedCleaner) {
-    shared.clean(&mut frame.function);
-    shared.clean(&mut frame.file);
-    frame.qualname.iter_mut().for_each(|q| shared.clean(q));
-    frame.source.iter_mut().for_each(|s| shared.clean(s));
+    shared.clean(Field::Function, &mut frame.function);
+    shared.clean(Field::File, &mut frame.file);
+    frame
+        .qualname
+        .iter_mut()
+        .for_each(|q| shared.clean(Field::Qualname, q));
+    frame
+        .source
+        .iter_mut()
+        .for_each(|s| shared.clean(Field::Source, s));
     if let Some(native) = &mut frame.native {
         native.module.iter_mut().for_each(clean);
     }
     for local in frame.locals.iter_mut().flatten() {
-        shared.clean(&mut local.name);
+        shared.clean(Field::LocalName, &mut local.name);
         clean(&mut local.repr);
-        local.type_name.iter_mut().for_each(|t| shared.clean(t));
+        local
+            .type_name
+            .iter_mut()
+            .for_each(|t| shared.clean(Field::TypeName, t));
     }
 }
 
@@ -131,23 +143,37 @@ struct SharedCleaner {
     /// By the address of a string met before: the string (kept alive here, so that no other
     /// string takes its address during the pass) and its cleaned form, if it had to change.
     seen: HashMap<usize, Cleaned, crate::bytes::AddressHash>,
-    /// Addresses of strings known clean, one per slot by a few bits of the address: a
-    /// recursion's names are answered here, before the map. Only strings `seen` keeps alive.
-    clean_recently: [usize; 16],
+    /// For each kind of string, the address of the last one met if it is clean: a recursion's
+    /// frames hold the same name, file and line as the frame before, answered here before the
+    /// map. Only strings `seen` keeps alive.
+    clean_last: [usize; FIELDS],
 }
 
+/// The kinds of shared string a frame holds, each with its own [`SharedCleaner::clean_last`].
+#[derive(Clone, Copy)]
+enum Field {
+    Function,
+    File,
+    Qualname,
+    Source,
+    LocalName,
+    TypeName,
+}
+
+const FIELDS: usize = 6;
+
 impl SharedCleaner {
-    fn clean(&mut self, text: &mut Arc<str>) {
+    fn clean(&mut self, field: Field, text: &mut Arc<str>) {
         let key = text.as_ptr() as usize;
-        // cannot panic: the index is masked to the array's 16 slots.
-        let slot = &mut self.clean_recently[(key >> 3) & 15];
-        if *slot == key {
+        // cannot panic: `Field` has `FIELDS` variants.
+        let last = &mut self.clean_last[field as usize];
+        if *last == key {
             return;
         }
         if let Some((_, changed)) = self.seen.get(&key) {
             match changed {
                 Some(clean) => text.clone_from(clean),
-                None => *slot = key,
+                None => *last = key,
             }
             return;
         }
@@ -155,7 +181,7 @@ impl SharedCleaner {
         clean_shared(text);
         let changed = !Arc::ptr_eq(&original, text);
         if !changed {
-            *slot = key;
+            *last = key;
         }
         self.seen
             .insert(key, (original, changed.then(|| Arc::clone(text))));
