@@ -144,6 +144,16 @@ impl Out {
         self.chars > MAX_REPR_CHARS
     }
     fn push(&mut self, s: &str) {
+        // All of `s` fits (it has at most as many characters as bytes): one copy.
+        if s.len() <= (MAX_REPR_CHARS + 1).saturating_sub(self.chars) {
+            self.text.push_str(s);
+            self.chars += if s.is_ascii() {
+                s.len()
+            } else {
+                s.chars().count()
+            };
+            return;
+        }
         for c in s.chars() {
             if self.full() {
                 return;
