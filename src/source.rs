@@ -258,7 +258,21 @@ pub(crate) fn annotate_with(
             .chain(greenlet_frames);
         let mut mismatch = false;
         let mut previous = None;
-        for frame in frames.filter(|f| crate::frame::same_text(&f.file, file)) {
+        // A code object's frames share its file name, but each code object has its own copy:
+        // the last copy found equal is known by its address (the frames outlive the loop).
+        let mut last_copy = None;
+        let of_file = |f: &&crate::report::FrameReport| {
+            let address = f.file.as_ptr() as usize;
+            if last_copy == Some(address) {
+                return true;
+            }
+            let same = crate::frame::same_text(&f.file, file);
+            if same {
+                last_copy = Some(address);
+            }
+            same
+        };
+        for frame in frames.filter(of_file) {
             if previous.is_some_and(|p| same_code(p, frame)) {
                 continue;
             }
