@@ -41,8 +41,9 @@
 #                            the doc's --locals section, the others its results section)
 #   PYCORE_BENCH_DOC         markdown file to update (default docs/performance.md)
 #   PYCORE_BENCH_NO_BUILD=1  skip the build (use the existing binary)
-#   PYCORE_BENCH_BUILD       static (default: tools/build-static.sh glibc) or release
-#                            (cargo build --release); see bench/build-pycore.sh
+#   PYCORE_BENCH_BUILD       static (default: tools/build-static.sh, musl when installed),
+#                            static-glibc or release (cargo build --release); see
+#                            bench/build-pycore.sh
 #   PYCORE_BENCH_SUITE=scale run the scale benchmark instead (bench/scale.sh: 100k frames,
 #                            1,000 threads, a sparse multi-GB core, a directory of 50 cores,
 #                            the growth table; its own section of the doc)

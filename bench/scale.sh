@@ -19,7 +19,7 @@
 #
 # Settings (environment, all optional; the others as in bench/run.sh):
 #   PYCORE_BENCH_PYTHON, PYCORE_BENCH_VENV, PYCORE_BENCH_DIR, RUNS (default 3), KEEP=1,
-#   PYCORE_BENCH_TOOLS, PYCORE_BENCH_NO_BUILD=1, PYCORE_BENCH_BUILD (static|release: bench/build-pycore.sh),
+#   PYCORE_BENCH_TOOLS, PYCORE_BENCH_NO_BUILD=1, PYCORE_BENCH_BUILD (static|static-glibc|release: bench/build-pycore.sh),
 #   PYCORE_BENCH_DOC, PYCORE_BENCH_TIMEOUT
 #   PYCORE_SCALE_MODES      subset of default,native,native-all,locals (default all four)
 #   PYCORE_SCALE_SPARSE_GB  apparent size of the sparse core's mapping (default 8)

@@ -6,22 +6,30 @@
 #
 # musl (the default when the target is installed: `rustup target add x86_64-unknown-linux-musl`,
 # and Debian's musl-tools for the C parts): a fully static binary with no dependency on the host's
-# C library. glibc: the host target with `-C target-feature=+crt-static` (a static-pie linked
+# C library; its small blocks come from dlmalloc (musl's own allocator maps and unmaps pages for
+# small sizes), its large ones from src/huge_pages.rs. glibc: the host target with `-C target-feature=+crt-static` (a static-pie linked
 # against glibc's static libc.a; nothing to install, but glibc's NSS modules other than files
 # and dns are not available to it, which pycore only uses to resolve $DEBUGINFOD_URLS hosts).
-# PYCORE_STATIC_KEEP_SYMBOLS=1 leaves the binary unstripped.
+# PYCORE_STATIC_KEEP_SYMBOLS=1 leaves the binary unstripped. `tools/build-static.sh --which`
+# prints the kind a plain `tools/build-static.sh` builds, and its path, and builds nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 arch=$(uname -m)
 kind=${1:-}
-if [ -z "$kind" ]; then
+if [ -z "$kind" ] || [ "$kind" = --which ]; then
   if rustup target list --installed 2>/dev/null | grep -qx "$arch-unknown-linux-musl" &&
      command -v musl-gcc >/dev/null; then
-    kind=musl
+    auto=musl
   else
-    kind=glibc
+    auto=glibc
   fi
+  if [ "$kind" = --which ]; then
+    [ "$auto" = musl ] && triple=$arch-unknown-linux-musl || triple=$arch-unknown-linux-gnu
+    echo "$auto ${CARGO_TARGET_DIR:-target}/$triple/release/pycore"
+    exit 0
+  fi
+  kind=$auto
 fi
 case "$kind" in
   musl)
