@@ -107,6 +107,12 @@ impl<'c> AddressSpace<'c> {
             buf.copy_from_slice(bytes);
             return Ok(());
         }
+        self.read_segments(addr, buf, use_files)
+    }
+
+    /// `read_with` the long way: segment by segment, from the files where the core left pages
+    /// out.
+    fn read_segments(&self, addr: u64, buf: &mut [u8], use_files: bool) -> Result<(), Unreadable> {
         let fail = Unreadable {
             addr,
             len: buf.len(),
@@ -147,10 +153,8 @@ impl<'c> AddressSpace<'c> {
         let last = self.last_segment.get();
         let segment = segments.get(last)?;
         let within = addr.checked_sub(segment.vaddr)?;
-        let end = within.checked_add(len as u64)?;
-        // Dumped, still in the file, and inside the mapping (a hostile `p_filesz` may pass
-        // `p_memsz`: the long way decides those).
-        if end > segment.file_size || end > segment.mem_size {
+        // Dumped and still in the file (`file_size` is within `p_memsz`: `CoreFile::parse`).
+        if within.checked_add(len as u64)? > segment.file_size {
             return None;
         }
         // The segment the search would pick (overlapping segments: the last that starts at or
@@ -178,7 +182,7 @@ impl<'c> AddressSpace<'c> {
             }
         }
         let mut buf = [0u8; N];
-        self.read_with(addr, &mut buf, use_files)?;
+        self.read_segments(addr, &mut buf, use_files)?;
         Ok(buf)
     }
 

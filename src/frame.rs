@@ -61,7 +61,6 @@ impl FrameReport {
     }
 }
 
-/// One bound variable of a Python frame (`--locals`).
 /// Whether two shared strings are equal, the pointers compared first: a recursion's frames share
 /// their code object's strings. (`Arc<str>`'s `==` compares the bytes: std checks the pointers
 /// first only for sized types.)
@@ -69,6 +68,7 @@ pub fn same_text(a: &Arc<str>, b: &Arc<str>) -> bool {
     Arc::ptr_eq(a, b) || a == b
 }
 
+/// One bound variable of a Python frame (`--locals`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LocalReport {
     pub name: Arc<str>,

@@ -52,12 +52,15 @@ mod small_blocks {
             .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
             .is_err()
         {
-            spins += 1;
-            if spins % 64 == 0 {
-                // The holder may have been preempted: let it run.
-                std::thread::yield_now();
-            } else {
-                std::hint::spin_loop();
+            // Wait reading the flag, not writing it (the cache line stays shared), and now and
+            // then let the holder run: it may have been preempted.
+            while HEAP.busy.load(Ordering::Relaxed) {
+                spins = spins.wrapping_add(1);
+                if spins % 64 == 0 {
+                    std::thread::yield_now();
+                } else {
+                    std::hint::spin_loop();
+                }
             }
         }
         // SAFETY: `busy` is held, so no other thread reaches the heap until it is released.
@@ -102,16 +105,19 @@ fn mapped_len(size: usize) -> Option<usize> {
     size.checked_next_multiple_of(LARGE)
 }
 
-/// A fresh mapping of `size` bytes (zeroed), advised for huge pages; null on failure.
-fn map_large(size: usize) -> *mut u8 {
-    let Some(len) = mapped_len(size) else {
+/// `len` bytes of fresh memory (zeroed) at a multiple of [`LARGE`], or null: a mapping of
+/// `len + LARGE` bytes with its unaligned head and tail unmapped (the kernel aligns large
+/// anonymous mappings by itself only since Linux 6.7, and never those `mremap` moves).
+fn map_aligned(len: usize) -> *mut u8 {
+    let Some(reserved) = len.checked_add(LARGE) else {
         return ptr::null_mut();
     };
-    // SAFETY: a new private anonymous mapping; nothing else refers to it.
+    // SAFETY: a new private anonymous mapping; the parts unmapped are its own, outside the
+    // `len` bytes kept.
     unsafe {
         let at = libc::mmap(
             ptr::null_mut(),
-            len,
+            reserved,
             libc::PROT_READ | libc::PROT_WRITE,
             libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
             -1,
@@ -120,15 +126,104 @@ fn map_large(size: usize) -> *mut u8 {
         if at == libc::MAP_FAILED {
             return ptr::null_mut();
         }
-        // Only a hint: an error (no THP in this kernel) leaves an ordinary mapping.
-        libc::madvise(at, len, libc::MADV_HUGEPAGE);
-        at.cast()
+        let start = at as usize;
+        let aligned = start.next_multiple_of(LARGE);
+        let head = aligned - start;
+        if head > 0 {
+            libc::munmap(at, head);
+        }
+        let tail = reserved - head - len;
+        if tail > 0 {
+            libc::munmap((aligned + len) as *mut libc::c_void, tail);
+        }
+        aligned as *mut u8
+    }
+}
+
+/// Ask for huge pages on the `len` bytes at `at` (a mapping of [`map_aligned`]), unless
+/// `PYCORE_HUGE_PAGES=0`: where transparent huge pages are `madvise`d, a fault may compact
+/// memory to find one, which a host short of free 2 MiB blocks may rather not do.
+fn advise(at: *mut u8, len: usize) {
+    if !huge_pages_wanted() {
+        return;
+    }
+    // SAFETY: advice on a mapping this allocator owns; it never changes what memory holds.
+    // Only a hint: an error (no THP in this kernel) leaves an ordinary mapping.
+    unsafe { libc::madvise(at.cast(), len, libc::MADV_HUGEPAGE) };
+}
+
+/// Whether the environment leaves huge pages on (read once, without allocating: this runs
+/// inside the allocator).
+fn huge_pages_wanted() -> bool {
+    use std::sync::atomic::{AtomicU8, Ordering};
+    static WANTED: AtomicU8 = AtomicU8::new(0); // 0 unknown, 1 yes, 2 no
+    match WANTED.load(Ordering::Relaxed) {
+        1 => true,
+        2 => false,
+        _ => {
+            // SAFETY: a NUL-terminated name; the value is only compared, not kept.
+            let off = unsafe {
+                let value = libc::getenv(c"PYCORE_HUGE_PAGES".as_ptr());
+                !value.is_null() && std::ffi::CStr::from_ptr(value).to_bytes() == b"0"
+            };
+            WANTED.store(if off { 2 } else { 1 }, Ordering::Relaxed);
+            !off
+        }
+    }
+}
+
+/// A fresh large block of `size` bytes (zeroed); null on failure.
+fn map_large(size: usize) -> *mut u8 {
+    let Some(len) = mapped_len(size) else {
+        return ptr::null_mut();
+    };
+    let at = map_aligned(len);
+    if !at.is_null() {
+        advise(at, len);
+    }
+    at
+}
+
+/// The large block at `ptr` (`old_len` mapped bytes) resized to `new_len`: in place when the
+/// addresses after it are free, else moved whole into a fresh aligned mapping (`mremap` moves
+/// the pages, not their bytes, and keeps the advice); null, with the block untouched, on
+/// failure.
+///
+/// # Safety
+/// `ptr` must be a mapping of `old_len` bytes made by [`map_large`].
+unsafe fn remap_large(ptr: *mut u8, old_len: usize, new_len: usize) -> *mut u8 {
+    if new_len == old_len {
+        return ptr;
+    }
+    // SAFETY: `ptr` maps `old_len` bytes (the caller's word); `mremap` leaves it as it was when
+    // it fails, and with MREMAP_FIXED replaces only the fresh mapping at `target`.
+    unsafe {
+        let in_place = libc::mremap(ptr.cast(), old_len, new_len, 0);
+        if in_place != libc::MAP_FAILED {
+            return in_place.cast();
+        }
+        let target = map_aligned(new_len);
+        if target.is_null() {
+            return ptr::null_mut();
+        }
+        let moved = libc::mremap(
+            ptr.cast(),
+            old_len,
+            new_len,
+            libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
+            target.cast::<libc::c_void>(),
+        );
+        if moved == libc::MAP_FAILED {
+            libc::munmap(target.cast(), new_len);
+            return ptr::null_mut();
+        }
+        moved.cast()
     }
 }
 
 // SAFETY: ordinary blocks are forwarded to `System` unchanged. A large block is a mapping of
-// its own, made page-aligned (enough for its layout, checked by `is_large`), unmapped with the
-// length it was mapped with (the layout's size, which Rust passes back unchanged).
+// its own at a multiple of 2 MiB (enough for its layout, checked by `is_large`), unmapped with
+// the length it was mapped with (from the layout's size, which Rust passes back unchanged).
 unsafe impl GlobalAlloc for HugePageAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         if is_large(&layout) {
@@ -161,22 +256,11 @@ unsafe impl GlobalAlloc for HugePageAlloc {
         let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
         match (is_large(&layout), is_large(&new_layout)) {
             (false, false) => unsafe { System.realloc(ptr, layout, new_size) },
-            (true, true) => {
-                let (Some(old_len), Some(new_len)) =
-                    (mapped_len(layout.size()), mapped_len(new_size))
-                else {
-                    return ptr::null_mut();
-                };
-                // SAFETY: `ptr` is a mapping of `old_len` bytes made by `map_large`; `mremap`
-                // keeps its contents and its advice, and leaves it untouched on failure.
-                let moved =
-                    unsafe { libc::mremap(ptr.cast(), old_len, new_len, libc::MREMAP_MAYMOVE) };
-                if moved == libc::MAP_FAILED {
-                    ptr::null_mut()
-                } else {
-                    moved.cast()
-                }
-            }
+            (true, true) => match (mapped_len(layout.size()), mapped_len(new_size)) {
+                // SAFETY: a large layout's block is a mapping of its mapped length.
+                (Some(old_len), Some(new_len)) => unsafe { remap_large(ptr, old_len, new_len) },
+                _ => ptr::null_mut(),
+            },
             // Across the threshold: a new block of the other kind, and a copy.
             _ => unsafe {
                 let new = self.alloc(new_layout);
@@ -229,6 +313,16 @@ mod tests {
             alloc.dealloc(ptr, layout);
 
             let large = Layout::from_size_align(2 * LARGE, PAGE).unwrap();
+            let aligned = alloc.alloc(large);
+            assert_eq!(
+                aligned as usize % LARGE,
+                0,
+                "a large block is 2 MiB-aligned"
+            );
+            let grown = alloc.realloc(aligned, large, 40 * LARGE);
+            assert_eq!(grown as usize % LARGE, 0, "and stays so when it grows");
+            alloc.dealloc(grown, Layout::from_size_align(40 * LARGE, PAGE).unwrap());
+
             let zeroed = alloc.alloc_zeroed(large);
             assert!(!zeroed.is_null());
             assert_eq!(zeroed as usize % PAGE, 0, "a large block is page-aligned");

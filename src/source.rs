@@ -90,7 +90,7 @@ pub(crate) struct WholeFile {
     text: MappedFile,
     /// What is known of where lines are, by line then offset: the starts of lines asked for,
     /// and a mark at the end of each block counted on the way. A line is looked for from the
-    /// last mark before it, so no part of the file is counted twice.
+    /// last mark before it, so a look-up counts at most one block that an earlier one did.
     marks: RefCell<Vec<Mark>>,
 }
 

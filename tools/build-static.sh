@@ -2,7 +2,7 @@
 # Build a static, stripped pycore to copy onto a production machine or into a container
 # (README, "A static binary"). Prints where it is, its size, and what it links.
 #
-#   tools/build-static.sh [musl|glibc]
+#   tools/build-static.sh [musl|glibc|--which]
 #
 # musl (the default when the target is installed: `rustup target add x86_64-unknown-linux-musl`,
 # and Debian's musl-tools for the C parts): a fully static binary with no dependency on the host's
@@ -48,7 +48,7 @@ case "$kind" in
     # The functions a common run executes side by side (build.rs, tools/symbol-order.txt).
     export PYCORE_SYMBOL_ORDER=1
     ;;
-  *) echo "usage: $0 [musl|glibc]" >&2; exit 2 ;;
+  *) echo "usage: $0 [musl|glibc|--which]" >&2; exit 2 ;;
 esac
 # The release profile as it is (a profile setting changed from the environment would change
 # every symbol's hash, and tools/symbol-order.txt would no longer match; see build.rs), then

@@ -40,9 +40,12 @@ struct Section {
 pub(crate) struct ElfFile {
     pub path: PathBuf,
     file: Arc<MappedFile>,
-    /// In file order; found by name with a scan (a file has tens of sections and a run asks
-    /// for a few: cheaper than hashing every name of every file opened).
+    /// In file order.
     sections: Vec<Section>,
+    /// `sections`' indices by name (equal names in file order): a name is found by binary
+    /// search, without a `String` and a hash per section of every file opened. The unwinder
+    /// asks for four sections at each step.
+    by_name: Vec<usize>,
     cache: SectionCache,
     pub build_id: Option<Vec<u8>>,
     /// Link-time address and file offset of each PT_LOAD.
@@ -96,11 +99,15 @@ impl ElfFile {
                     inflated: OnceCell::new(),
                 })
             })
-            .collect();
+            .collect::<Vec<Section>>();
+        let mut by_name: Vec<usize> = (0..sections.len()).collect();
+        // Stable: equal names stay in file order.
+        by_name.sort_by_key(|&index| sections.get(index).map(|s| section_name(bytes, s)));
         Ok(ElfFile {
             path: path.to_path_buf(),
             file,
             sections,
+            by_name,
             cache: cache.clone(),
             build_id,
             loads,
@@ -114,10 +121,12 @@ impl ElfFile {
     /// The section called `name`; of several, the last in the file.
     fn find(&self, name: &str) -> Option<&Section> {
         let bytes = self.file.bytes();
-        self.sections
-            .iter()
-            .rev()
-            .find(|s| crate::bytes::slice(bytes, s.name.0, s.name.1) == Some(name.as_bytes()))
+        let name_of = |index: usize| self.sections.get(index).map(|s| section_name(bytes, s));
+        let after = self
+            .by_name
+            .partition_point(|&index| name_of(index) <= Some(name.as_bytes()));
+        let index = *self.by_name.get(after.checked_sub(1)?)?;
+        (name_of(index)? == name.as_bytes()).then(|| self.sections.get(index))?
     }
 
     /// Whether the file has a section called `name` (nothing is inflated to tell).
@@ -157,6 +166,11 @@ impl ElfFile {
         let name = std::str::from_utf8(crate::bytes::until_nul(bytes)?).ok()?;
         (!name.is_empty() && !name.contains('/')).then(|| name.to_string())
     }
+}
+
+/// A section's name, from the file's bytes (empty if it is not there).
+fn section_name<'b>(bytes: &'b [u8], section: &Section) -> &'b [u8] {
+    crate::bytes::slice(bytes, section.name.0, section.name.1).unwrap_or_default()
 }
 
 /// A module found on this machine and checked.

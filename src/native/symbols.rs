@@ -11,8 +11,10 @@ use crate::bytes::u64_at;
 const SYM_SIZE: usize = 24;
 const STT_FUNC: u8 = 2;
 const STT_GNU_IFUNC: u8 = 10;
-/// At most this many entries of each table are read (scanned or kept sorted).
+/// At most this many function symbols are kept per module: the first `MAX_SYMBOLS / 2`
+/// entries of each of its two tables are read, by the scan and the sorted table alike.
 const MAX_SYMBOLS: usize = 4 << 20;
+const MAX_ENTRIES: usize = MAX_SYMBOLS / 2;
 /// Look-ups answered by a scan of the table before it is sorted (a sort costs ~15 scans; the
 /// default mode names one crash site, the native modes ~10 frames per thread).
 const SCANNED_LOOKUPS: u32 = 2;
@@ -78,7 +80,7 @@ impl SymbolTable {
         }
     }
 
-    /// The raw entries of table `which`, the first [`MAX_SYMBOLS`] (a table cut short by the
+    /// The raw entries of table `which`, the first [`MAX_ENTRIES`] (a table cut short by the
     /// file's end gives the entries that are there).
     fn entries<'f>(&self, which: u8, files: Files<'f>) -> Option<&'f [u8]> {
         let which = usize::from(which);
@@ -86,7 +88,7 @@ impl SymbolTable {
         let bytes = (*files.get(which)?)?.bytes();
         let (offset, len) = table.entries;
         let rest = bytes.get(offset..)?;
-        rest.get(..len.min(rest.len()).min(MAX_SYMBOLS * SYM_SIZE))
+        rest.get(..len.min(rest.len()).min(MAX_ENTRIES * SYM_SIZE))
     }
 
     /// Every function symbol of the tables, in file order.
@@ -240,9 +242,8 @@ fn fixed_entries(entries: &[u8]) -> impl Iterator<Item = &[u8; SYM_SIZE]> {
 
 /// An `Elf64_Sym` entry's `st_value`.
 fn entry_value(entry: &[u8; SYM_SIZE]) -> u64 {
-    u64::from_le_bytes([
-        entry[8], entry[9], entry[10], entry[11], entry[12], entry[13], entry[14], entry[15],
-    ])
+    // cannot fail: 8 bytes at 8 of 24.
+    u64_at(entry, 8).unwrap_or_default()
 }
 
 /// The function symbol an `Elf64_Sym` entry of table `file` defines, if it defines one:

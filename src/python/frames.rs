@@ -98,7 +98,7 @@ pub struct FrameWalker<'a, M: Memory> {
     skip_folded_locals: bool,
     /// Places decoded: (code object's info, position) → (line, columns), a few by a hash of
     /// both. A recursion repeats one place, and threads running the same code share theirs;
-    /// each line table is decoded once per place. The memo holds the infos, so no other info
+    /// a line table is decoded once per place unless another place took its slot. The memo holds the infos, so no other info
     /// can take one's address while it is compared against.
     places: [Option<PlaceMemo>; PLACE_SLOTS],
 }

@@ -160,7 +160,7 @@ enum Field {
     TypeName,
 }
 
-const FIELDS: usize = 6;
+const FIELDS: usize = Field::TypeName as usize + 1;
 
 impl SharedCleaner {
     fn clean(&mut self, field: Field, text: &mut Arc<str>) {
