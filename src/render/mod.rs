@@ -98,24 +98,14 @@ pub fn make_printable(report: &mut Report) {
         task.waiting_on.iter_mut().for_each(clean);
         task.state.iter_mut().for_each(clean);
         for frame in &mut task.stack {
-            shared.clean(Field::Function, &mut frame.function);
-            shared.clean(Field::File, &mut frame.file);
-            frame
-                .qualname
-                .iter_mut()
-                .for_each(|q| shared.clean(Field::Qualname, q));
+            shared.clean_place(&mut frame.function, &mut frame.file, &mut frame.qualname);
         }
     }
 }
 
 /// A frame's strings from the core, cleaned as [`printable`] says.
 fn clean_frame(frame: &mut FrameReport, shared: &mut SharedCleaner) {
-    shared.clean(Field::Function, &mut frame.function);
-    shared.clean(Field::File, &mut frame.file);
-    frame
-        .qualname
-        .iter_mut()
-        .for_each(|q| shared.clean(Field::Qualname, q));
+    shared.clean_place(&mut frame.function, &mut frame.file, &mut frame.qualname);
     frame
         .source
         .iter_mut()
@@ -163,6 +153,20 @@ enum Field {
 const FIELDS: usize = Field::TypeName as usize + 1;
 
 impl SharedCleaner {
+    /// A frame's function, file and qualified name (a thread's frames and a task's alike).
+    fn clean_place(
+        &mut self,
+        function: &mut Arc<str>,
+        file: &mut Arc<str>,
+        qualname: &mut Option<Arc<str>>,
+    ) {
+        self.clean(Field::Function, function);
+        self.clean(Field::File, file);
+        if let Some(qualname) = qualname {
+            self.clean(Field::Qualname, qualname);
+        }
+    }
+
     fn clean(&mut self, field: Field, text: &mut Arc<str>) {
         let key = text.as_ptr() as usize;
         // cannot panic: `Field` has `FIELDS` variants.
