@@ -12,12 +12,12 @@ use goblin::elf::program_header::{PT_LOAD, PT_NOTE};
 use goblin::elf::section_header::{SHT_DYNSYM, SHT_GNU_HASH, SHT_SYMTAB};
 
 use crate::bytes::{slice, u32_at, u64_at};
+use crate::elf::{Sym, STT_FUNC, SYM_SIZE};
 use crate::error::{Error, Result};
 use crate::input::{self, MappedFile};
 use crate::memory::Memory;
 
 const NT_GNU_BUILD_ID: u32 = 3;
-const SYM_SIZE: usize = 24;
 /// At most this many DT_NEEDED and run-path entries are kept.
 const MAX_RUN_PATHS: usize = 64;
 
@@ -211,7 +211,6 @@ impl ElfImage {
     /// compiler's clones and split parts (`gc_collect_main.lto_priv.0`, `foo.isra.0`, `foo.cold`).
     /// One scan of each symbol table; for rare questions, not for hot paths.
     pub fn function_ranges(&self, names: &[&str]) -> Vec<(u64, u64)> {
-        const STT_FUNC: u8 = 2;
         let bytes = self.file.bytes();
         let mut ranges = Vec::new();
         for table in [self.dynsym, self.symtab].into_iter().flatten() {
@@ -222,18 +221,14 @@ impl ElfImage {
                 let Some(entry) = table.offset.checked_add(index * SYM_SIZE) else {
                     break;
                 };
-                let (Some(name_offset), Some(info), Some(value), Some(size)) = (
-                    u32_at(bytes, entry),
-                    bytes.get(entry.saturating_add(4)),
-                    u64_at(bytes, entry.saturating_add(8)),
-                    u64_at(bytes, entry.saturating_add(16)),
-                ) else {
+                let Some(sym) = Sym::at(bytes, entry) else {
                     break;
                 };
-                if info & 0xf != STT_FUNC || size == 0 {
+                let (value, size) = (sym.value, sym.size);
+                if sym.kind() != STT_FUNC || size == 0 {
                     continue;
                 }
-                let Some(name) = strings.get(name_offset as usize..) else {
+                let Some(name) = strings.get(sym.name as usize..) else {
                     continue;
                 };
                 let name = crate::bytes::up_to_nul(name);
@@ -322,7 +317,7 @@ impl ElfImage {
             let mut index: Vec<(u64, u32)> = (0..table.count.min(u32::MAX as usize))
                 .filter_map(|i| {
                     let entry = table.offset.checked_add(i.checked_mul(SYM_SIZE)?)?;
-                    let name = strings.get(u32_at(bytes, entry)? as usize..)?;
+                    let name = strings.get(Sym::at(bytes, entry)?.name as usize..)?;
                     let name = crate::bytes::until_nul(name)?;
                     Some((crate::bytes::fnv1a(name), i as u32))
                 })
@@ -343,23 +338,16 @@ impl ElfImage {
     fn symbol_named(&self, table: SymbolTable, index: usize, name: &str) -> Option<(u64, u64)> {
         let bytes = self.file.bytes();
         let entry = table.offset.checked_add(index.checked_mul(SYM_SIZE)?)?;
-        let name_offset = u32_at(bytes, entry)? as usize;
-        let shndx = crate::bytes::u16_at(bytes, entry.checked_add(6)?)?;
-        if shndx == 0 || name_offset >= table.strings_len {
+        let sym = Sym::at(bytes, entry)?;
+        let name_offset = sym.name as usize;
+        if sym.shndx == 0 || name_offset >= table.strings_len {
             return None;
         }
         let strings = slice(bytes, table.strings, table.strings_len)?;
         let candidate = strings.get(name_offset..)?;
         let matches = candidate.starts_with(name.as_bytes())
             && candidate.get(name.len()).is_some_and(|&b| b == 0);
-        if matches {
-            Some((
-                u64_at(bytes, entry.checked_add(8)?)?,
-                u64_at(bytes, entry.checked_add(16)?)?,
-            ))
-        } else {
-            None
-        }
+        matches.then_some((sym.value, sym.size))
     }
 
     /// The GNU hash table look-up (as ld.so does it: bucket, then the chain until its end bit).

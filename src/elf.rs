@@ -21,6 +21,60 @@ const SHN_XINDEX: u16 = 0xffff;
 /// At most this many section headers are read (real files have under a hundred).
 const MAX_SECTIONS: usize = 1 << 16;
 
+/// The size of an `Elf64_Sym` entry.
+pub const SYM_SIZE: usize = 24;
+/// `st_info`'s symbol types (its low four bits) that are functions.
+pub const STT_FUNC: u8 = 2;
+pub const STT_GNU_IFUNC: u8 = 10;
+
+/// One `Elf64_Sym` entry of a symbol table read in place: `st_name` u32, `st_info` u8,
+/// `st_other` u8, `st_shndx` u16, `st_value` u64, `st_size` u64.
+#[derive(Debug, Clone, Copy)]
+pub struct Sym {
+    pub name: u32,
+    pub info: u8,
+    pub shndx: u16,
+    pub value: u64,
+    pub size: u64,
+}
+
+impl Sym {
+    /// The fields of a whole entry.
+    pub fn parse(entry: &[u8; SYM_SIZE]) -> Sym {
+        // cannot panic: constant ranges of a 24-byte array, checked by the compiler (a scan
+        // over a libc's 10,000 symbols does no bounds checks).
+        Sym {
+            name: u32::from_le_bytes([entry[0], entry[1], entry[2], entry[3]]),
+            info: entry[4],
+            shndx: u16::from_le_bytes([entry[6], entry[7]]),
+            value: Sym::value_of(entry),
+            size: u64::from_le_bytes(entry[16..24].try_into().unwrap_or_default()),
+        }
+    }
+
+    /// `st_value` alone: what a scan for an address tests first.
+    pub fn value_of(entry: &[u8; SYM_SIZE]) -> u64 {
+        // cannot panic: a constant range of a 24-byte array.
+        u64::from_le_bytes(entry[8..16].try_into().unwrap_or_default())
+    }
+
+    /// The entry at `offset` of `bytes`, if it is all there.
+    pub fn at(bytes: &[u8], offset: usize) -> Option<Sym> {
+        let entry = bytes.get(offset..offset.checked_add(SYM_SIZE)?)?;
+        Some(Sym::parse(entry.try_into().ok()?))
+    }
+
+    /// `st_info`'s symbol type.
+    pub fn kind(&self) -> u8 {
+        self.info & 0xf
+    }
+
+    /// A defined function (or IFUNC resolver) at a non-zero address.
+    pub fn is_defined_function(&self) -> bool {
+        matches!(self.kind(), STT_FUNC | STT_GNU_IFUNC) && self.shndx != 0 && self.value != 0
+    }
+}
+
 /// Why bytes are not a readable ELF64 little-endian file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NotElf64 {

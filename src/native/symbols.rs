@@ -6,11 +6,8 @@
 use std::cell::{Cell, OnceCell};
 
 use super::modules::ElfFile;
-use crate::bytes::u64_at;
+use crate::elf::{Sym, SYM_SIZE};
 
-const SYM_SIZE: usize = 24;
-const STT_FUNC: u8 = 2;
-const STT_GNU_IFUNC: u8 = 10;
 /// At most this many function symbols are kept per module: the first `MAX_SYMBOLS / 2`
 /// entries of each of its two tables are read, by the scan and the sorted table alike.
 const MAX_SYMBOLS: usize = 4 << 20;
@@ -167,7 +164,7 @@ impl SymbolTable {
                 continue;
             };
             for entry in fixed_entries(entries) {
-                let value = entry_value(entry);
+                let value = Sym::value_of(entry);
                 if value > address || start.is_some_and(|a| value < a) {
                     continue;
                 }
@@ -240,28 +237,14 @@ fn fixed_entries(entries: &[u8]) -> impl Iterator<Item = &[u8; SYM_SIZE]> {
         .filter_map(|entry| entry.try_into().ok())
 }
 
-/// An `Elf64_Sym` entry's `st_value`.
-fn entry_value(entry: &[u8; SYM_SIZE]) -> u64 {
-    // cannot fail: 8 bytes at 8 of 24.
-    u64_at(entry, 8).unwrap_or_default()
-}
-
-/// The function symbol an `Elf64_Sym` entry of table `file` defines, if it defines one:
-/// `st_name` u32, `st_info` u8, `st_other` u8, `st_shndx` u16, `st_value` u64, `st_size` u64.
+/// The function symbol an `Elf64_Sym` entry of table `file` defines, if it defines one.
 fn function_symbol(file: u8, entry: &[u8; SYM_SIZE]) -> Option<Symbol> {
-    // A fixed-size entry: the compiler checks these constant offsets, so the scan over a
-    // libc's 10,000 symbols does no bounds checks.
-    let kind = entry[4] & 0xf;
-    if kind != STT_FUNC && kind != STT_GNU_IFUNC {
-        return None;
-    }
-    let shndx = u16::from_le_bytes([entry[6], entry[7]]);
-    let addr = entry_value(entry);
-    (shndx != 0 && addr != 0).then_some(Symbol {
-        addr,
-        size: u64_at(entry, 16)?,
+    let sym = Sym::parse(entry);
+    sym.is_defined_function().then_some(Symbol {
+        addr: sym.value,
+        size: sym.size,
         file,
-        name: u32::from_le_bytes([entry[0], entry[1], entry[2], entry[3]]),
+        name: sym.name,
     })
 }
 
